@@ -1,0 +1,42 @@
+// Types shared by every backend's kernel contract. A backward kernel receives each of its outputs
+// as a Grad<T>: a pointer plus an explicit mode, because residual streams and parameter gradients
+// accumulate while scratch gradients are overwritten; a null pointer means "not needed".
+#pragma once
+
+#include <cstddef>
+
+namespace lightgpt {
+
+enum class Mode { overwrite, accumulate };
+
+template <class T>
+struct Grad {
+  T* ptr = nullptr;
+  Mode mode = Mode::overwrite;
+
+  explicit operator bool() const { return ptr != nullptr; }
+};
+
+template <class T>
+Grad<T> overwrite(T* ptr) {
+  return {ptr, Mode::overwrite};
+}
+template <class T>
+Grad<T> accumulate(T* ptr) {
+  return {ptr, Mode::accumulate};
+}
+
+// One AdamW update's scalars; the bias corrections are 1 - beta^step, computed by the caller.
+template <class A>
+struct AdamWStep {
+  A lr;
+  A beta1;
+  A beta2;
+  A eps;
+  A weight_decay;
+  A bias_correction1;
+  A bias_correction2;
+  A grad_scale;  // multiplies every gradient first: global-norm clipping
+};
+
+}  // namespace lightgpt

@@ -1,0 +1,147 @@
+// Causal multi-head self-attention on the CPU, flash-style: queries are processed in blocks of
+// kQueryBlock rows against the keys they may see, with a row softmax per block, so memory is
+// O(T · block) per thread instead of O(T²) per head. The forward keeps only the per-row
+// log-sum-exp; the backward recomputes the probabilities from it.
+#pragma once
+
+#include <algorithm>
+#include <cmath>
+#include <cstddef>
+#include <limits>
+
+#include "../contract.hpp"
+#include "eigen.hpp"
+
+#if defined(_OPENMP)
+#include <omp.h>
+#endif
+
+namespace lightgpt::cpu {
+
+struct AttentionOps {
+  static constexpr int kQueryBlock = 64;
+
+  static int max_threads() {
+#if defined(_OPENMP)
+    return omp_get_max_threads();
+#else
+    return 1;
+#endif
+  }
+  static int thread_index() {
+#if defined(_OPENMP)
+    return omp_get_thread_num();
+#else
+    return 0;
+#endif
+  }
+
+  // Scratch elements the attention kernels need for sequences up to max_T.
+  static std::size_t attention_scratch_size(int max_T) {
+    return static_cast<std::size_t>(max_threads()) * 2 * kQueryBlock * max_T;
+  }
+
+  // qkv[B, T, 3C] holds q | k | v, head h in columns [h·hs, (h+1)·hs) of each; out[B, T, C].
+  // lse[B, NH, T] is written when non-null.
+  template <class T, class A>
+  static void attention_forward(T* out, A* lse, const T* qkv, int B, int T_, int C, int NH,
+                                T* scratch) {
+    using detail::RowMatrix;
+    const int hs = C / NH;
+    const int blocks = (T_ + kQueryBlock - 1) / kQueryBlock;
+    const T scale = T(1) / std::sqrt(T(hs));
+#pragma omp parallel for collapse(2) schedule(dynamic)
+    for (int bh = 0; bh < B * NH; ++bh) {
+      for (int block = 0; block < blocks; ++block) {
+        const int b = bh / NH, h = bh % NH;
+        const int t0 = block * kQueryBlock, t1 = std::min(T_, t0 + kQueryBlock), rows = t1 - t0;
+        const T* base = qkv + static_cast<std::size_t>(b) * T_ * 3 * C + h * hs;
+        auto q = detail::strided(base + static_cast<std::size_t>(t0) * 3 * C, rows, hs, 3 * C);
+        auto k = detail::strided(base + C, t1, hs, 3 * C);
+        auto v = detail::strided(base + 2 * C, t1, hs, 3 * C);
+        auto probs = detail::view(thread_scratch(scratch, T_, 0), rows, t1);
+        probs.noalias() = (q * k.transpose()) * scale;
+        for (int i = 0; i < rows; ++i) {
+          const int visible = t0 + i + 1;
+          A row_max = -std::numeric_limits<A>::infinity();
+          for (int s = 0; s < visible; ++s) row_max = std::max(row_max, A(probs(i, s)));
+          A sum = 0;
+          for (int s = 0; s < visible; ++s) {
+            A e = std::exp(A(probs(i, s)) - row_max);
+            probs(i, s) = T(e);
+            sum += e;
+          }
+          for (int s = 0; s < visible; ++s) probs(i, s) = T(A(probs(i, s)) / sum);
+          for (int s = visible; s < t1; ++s) probs(i, s) = T(0);
+          if (lse) lse[static_cast<std::size_t>(bh) * T_ + t0 + i] = row_max + std::log(sum);
+        }
+        auto y = detail::strided(out + (static_cast<std::size_t>(b) * T_ + t0) * C + h * hs, rows,
+                                 hs, C);
+        y.noalias() = probs * v;
+      }
+    }
+  }
+
+  template <class T, class A>
+  static void attention_backward(Grad<T> dqkv, const T* dout, const T* qkv, const T* out,
+                                 const A* lse, int B, int T_, int C, int NH, T* scratch) {
+    const int hs = C / NH;
+    const int blocks = (T_ + kQueryBlock - 1) / kQueryBlock;
+    const T scale = T(1) / std::sqrt(T(hs));
+#pragma omp parallel for schedule(dynamic)
+    for (int bh = 0; bh < B * NH; ++bh) {
+      const int b = bh / NH, h = bh % NH;
+      const std::size_t batch_offset = static_cast<std::size_t>(b) * T_ * 3 * C + h * hs;
+      const T* base = qkv + batch_offset;
+      T* grad_base = dqkv.ptr + batch_offset;
+      if (dqkv.mode == Mode::overwrite) {
+        for (int part = 0; part < 3; ++part) {
+          detail::strided(grad_base + part * C, T_, hs, 3 * C).setZero();
+        }
+      }
+      for (int block = 0; block < blocks; ++block) {
+        const int t0 = block * kQueryBlock, t1 = std::min(T_, t0 + kQueryBlock), rows = t1 - t0;
+        const std::size_t q_offset = static_cast<std::size_t>(t0) * 3 * C;
+        auto q = detail::strided(base + q_offset, rows, hs, 3 * C);
+        auto k = detail::strided(base + C, t1, hs, 3 * C);
+        auto v = detail::strided(base + 2 * C, t1, hs, 3 * C);
+        auto dq = detail::strided(grad_base + q_offset, rows, hs, 3 * C);
+        auto dk = detail::strided(grad_base + C, t1, hs, 3 * C);
+        auto dv = detail::strided(grad_base + 2 * C, t1, hs, 3 * C);
+        const std::size_t out_offset = (static_cast<std::size_t>(b) * T_ + t0) * C + h * hs;
+        auto y = detail::strided(out + out_offset, rows, hs, C);
+        auto dy = detail::strided(dout + out_offset, rows, hs, C);
+
+        auto probs = detail::view(thread_scratch(scratch, T_, 0), rows, t1);
+        auto dprobs = detail::view(thread_scratch(scratch, T_, 1), rows, t1);
+        probs.noalias() = (q * k.transpose()) * scale;
+        for (int i = 0; i < rows; ++i) {
+          const int visible = t0 + i + 1;
+          const A row_lse = lse[static_cast<std::size_t>(bh) * T_ + t0 + i];
+          for (int s = 0; s < visible; ++s) probs(i, s) = T(std::exp(A(probs(i, s)) - row_lse));
+          for (int s = visible; s < t1; ++s) probs(i, s) = T(0);
+        }
+        dv.noalias() += probs.transpose() * dy;
+        dprobs.noalias() = dy * v.transpose();
+        for (int i = 0; i < rows; ++i) {
+          // Softmax backward: dS = P ∘ (dP - <dy, y>), since Σ_s P·dP = <dy, y>.
+          A dot = 0;
+          for (int d = 0; d < hs; ++d) dot += A(dy(i, d)) * A(y(i, d));
+          for (int s = 0; s < t1; ++s) {
+            dprobs(i, s) = T(A(probs(i, s)) * (A(dprobs(i, s)) - dot) * A(scale));
+          }
+        }
+        dq.noalias() += dprobs * k;
+        dk.noalias() += dprobs.transpose() * q;
+      }
+    }
+  }
+
+ private:
+  template <class T>
+  static T* thread_scratch(T* scratch, int T_, int slot) {
+    return scratch + (static_cast<std::size_t>(thread_index()) * 2 + slot) * kQueryBlock * T_;
+  }
+};
+
+}  // namespace lightgpt::cpu

@@ -1,0 +1,48 @@
+// Host memory for the CPU backend: 256-byte aligned allocations, plain copies.
+#pragma once
+
+#include <cstddef>
+#include <cstdlib>
+#include <cstring>
+#include <new>
+
+#include "../tags.hpp"
+
+namespace lightgpt {
+
+template <>
+struct Memory<Cpu> {
+  static void* allocate(std::size_t bytes) {
+    if (bytes == 0) return nullptr;
+    std::size_t rounded = (bytes + 255) / 256 * 256;
+    void* ptr = std::aligned_alloc(256, rounded);
+    if (ptr == nullptr) throw std::bad_alloc();
+    return ptr;
+  }
+  static void release(void* ptr) { std::free(ptr); }
+};
+
+namespace cpu {
+
+struct MemoryOps {
+  template <class T>
+  static void fill_zero(T* dst, std::size_t count) {
+    if (count) std::memset(static_cast<void*>(dst), 0, count * sizeof(T));
+  }
+  template <class T>
+  static void copy(T* dst, const T* src, std::size_t count) {
+    if (count) std::memcpy(static_cast<void*>(dst), src, count * sizeof(T));
+  }
+  // Host <-> backend copies; on the CPU both are plain copies.
+  template <class T>
+  static void copy_to_host(T* host_dst, const T* src, std::size_t count) {
+    copy(host_dst, src, count);
+  }
+  template <class T>
+  static void copy_from_host(T* dst, const T* host_src, std::size_t count) {
+    copy(dst, host_src, count);
+  }
+};
+
+}  // namespace cpu
+}  // namespace lightgpt

@@ -1,0 +1,54 @@
+// Per-element math shared by the CPU kernels and the CUDA kernels (LIGHTGPT_HD), so the CPU tests
+// cover the exact formulas the GPU runs. GELU is GPT-2's tanh approximation.
+#pragma once
+
+#include <cmath>
+
+#include "platform.hpp"
+
+namespace lightgpt::detail {
+
+template <class A>
+LIGHTGPT_HD inline A gelu(A x) {
+  using std::tanh;
+  constexpr A kSqrt2OverPi = A(0.7978845608028654);
+  constexpr A kCubic = A(0.044715);
+  A inner = kSqrt2OverPi * (x + kCubic * x * x * x);
+  return A(0.5) * x * (A(1) + tanh(inner));
+}
+
+// d gelu(x) / dx.
+template <class A>
+LIGHTGPT_HD inline A gelu_grad(A x) {
+  using std::tanh;
+  constexpr A kSqrt2OverPi = A(0.7978845608028654);
+  constexpr A kCubic = A(0.044715);
+  A inner = kSqrt2OverPi * (x + kCubic * x * x * x);
+  A t = tanh(inner);
+  A sech2 = A(1) - t * t;
+  return A(0.5) * (A(1) + t) + A(0.5) * x * sech2 * kSqrt2OverPi * (A(1) + A(3) * kCubic * x * x);
+}
+
+// One step of the online (streaming) softmax: folds a new logit into a running (max, sum of
+// exp(logit - max)) pair without overflow.
+template <class A>
+struct OnlineSoftmax {
+  A max = -INFINITY;
+  A sum = 0;
+
+  LIGHTGPT_HD void add(A logit) {
+    using std::exp;
+    if (logit > max) {
+      sum = sum * exp(max - logit) + A(1);
+      max = logit;
+    } else {
+      sum += exp(logit - max);
+    }
+  }
+  LIGHTGPT_HD A log_sum_exp() const {
+    using std::log;
+    return max + log(sum);
+  }
+};
+
+}  // namespace lightgpt::detail

@@ -1,0 +1,100 @@
+// The parameter layout: every tensor of a model, by name, at a fixed element offset inside one
+// flat allocation. Offsets are multiples of 128 elements, so every tensor is 256-byte aligned for
+// any element type of 2 bytes or more, and the fp32 gradients, master weights and Adam moments
+// use the same offsets in their own parallel allocations.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <numeric>
+#include <string>
+#include <vector>
+
+#include "error.hpp"
+
+namespace lightgpt {
+
+inline constexpr std::size_t kTensorAlignElements = 128;
+
+// How a tensor is initialised (GPT-2's scheme: normal for matrices and embeddings, ones for
+// LayerNorm gains, zeros for biases).
+struct Init {
+  enum class Kind { normal, zeros, ones } kind = Kind::zeros;
+  double std = 0.0;
+  // Leading rows that are initialised (the rest stay zero): used for the padded vocabulary.
+  std::int64_t valid_rows = -1;
+
+  static Init normal(double std_dev) { return {Kind::normal, std_dev, -1}; }
+  static Init zeros() { return {Kind::zeros, 0.0, -1}; }
+  static Init ones() { return {Kind::ones, 0.0, -1}; }
+};
+
+struct TensorInfo {
+  std::string name;
+  std::vector<std::int64_t> shape;
+  std::size_t offset = 0;  // in elements, from the start of the flat allocation
+  std::size_t numel = 0;
+  bool weight_decay = false;
+  Init init;
+};
+
+class ParameterLayout {
+ public:
+  // Appends a tensor; the order of calls is the order in memory.
+  void add(std::string name, std::vector<std::int64_t> shape, bool weight_decay, Init init) {
+    LIGHTGPT_CHECK(find(name) == nullptr, "parameter '", name, "' declared twice");
+    std::size_t numel = 1;
+    for (std::int64_t dim : shape) {
+      LIGHTGPT_CHECK(dim > 0, "parameter '", name, "' has a non-positive dimension ", dim);
+      numel *= static_cast<std::size_t>(dim);
+    }
+    TensorInfo info{std::move(name), std::move(shape), size_, numel, weight_decay, init};
+    size_ = align(size_ + numel);
+    tensors_.push_back(std::move(info));
+  }
+
+  const std::vector<TensorInfo>& tensors() const { return tensors_; }
+  // Total elements of the flat allocation, padding included.
+  std::size_t size() const { return size_; }
+  // Elements that belong to tensors (the parameter count).
+  std::size_t num_parameters() const {
+    return std::accumulate(tensors_.begin(), tensors_.end(), std::size_t{0},
+                           [](std::size_t sum, const TensorInfo& t) { return sum + t.numel; });
+  }
+
+  const TensorInfo* find(const std::string& name) const {
+    for (const TensorInfo& t : tensors_) {
+      if (t.name == name) return &t;
+    }
+    return nullptr;
+  }
+  const TensorInfo& at(const std::string& name) const {
+    const TensorInfo* t = find(name);
+    LIGHTGPT_CHECK(t != nullptr, "no parameter named '", name, "' in this model");
+    return *t;
+  }
+
+  static std::size_t align(std::size_t elements) {
+    return (elements + kTensorAlignElements - 1) / kTensorAlignElements * kTensorAlignElements;
+  }
+
+ private:
+  std::vector<TensorInfo> tensors_;
+  std::size_t size_ = 0;
+};
+
+// A named tensor's working values and gradient, bound to a model's flat allocations.
+template <class T, class A>
+struct BoundTensor {
+  const char* name;
+  T* value = nullptr;
+  A* grad = nullptr;
+
+  void bind(const ParameterLayout& layout, T* values, A* grads) {
+    const std::size_t offset = layout.at(name).offset;
+    value = values + offset;
+    grad = grads + offset;
+  }
+};
+
+}  // namespace lightgpt

@@ -1,0 +1,124 @@
+// DenseHead<MTP<K>>: GPT-2's tied head. The input embedding wte (V × C, padded to Vp rows) also
+// scores the output, logits = h · wteᵀ, with a fused softmax cross-entropy that keeps only the
+// per-row log-sum-exp (backward rewrites the logits into their gradient in place). MTP depths score
+// the same logits against targets t+2 … t+K, so each extra depth costs no extra GEMM.
+#pragma once
+
+#include <cstddef>
+#include <string>
+#include <string_view>
+
+#include "../backend/contract.hpp"
+#include "../core/config.hpp"
+#include "../core/layout.hpp"
+#include "head_losses.hpp"
+#include "mtp.hpp"
+
+namespace lightgpt {
+namespace detail {
+
+template <class Backend, class P, int Depth>
+class DenseHeadImpl {
+ public:
+  using T = typename P::storage_t;
+  using A = typename P::accum_t;
+  using O = Ops<Backend>;
+
+  explicit DenseHeadImpl(const ModelConfig& config)
+      : V_(config.vocab_size), Vp_(config.padded_vocab_size()), C_(config.d_model) {}
+
+  // Tensors laid out before the trunk (the tied embedding takes llm.c's first slot).
+  static void declare_input(ParameterLayout& layout, const ModelConfig& config) {
+    Init init = Init::normal(0.02);
+    init.valid_rows = config.vocab_size;
+    layout.add("wte", {config.padded_vocab_size(), config.d_model}, false, init);
+  }
+  // Tensors laid out after the trunk: none for the tied dense head.
+  static void declare_output(ParameterLayout&, const ModelConfig&) {}
+
+  void bind_parameters(const ParameterLayout& layout, T* params, A* grads) {
+    const std::size_t offset = layout.at("wte").offset;
+    wte_ = params + offset;
+    dwte_ = grads + offset;
+  }
+
+  template <class Bind>
+  void bind_activations(Bind& bind, std::size_t positions) {
+    bind(logits_, positions * Vp_);
+    bind(lse_, positions);
+    bind(losses_, positions * Depth);
+  }
+
+  template <class Tok>
+  void embed_forward(T* out, const Tok* tokens, int row_stride, const T* wpe, int B, int T_) {
+    O::embedding_forward(out, tokens, row_stride, wte_, wpe, B, T_, C_);
+  }
+  template <class Tok>
+  void embed_backward(const T* dout, const Tok* tokens, int row_stride, A* dwpe, int B, int T_) {
+    O::embedding_backward(accumulate(dwte_), accumulate(dwpe), dout, tokens, row_stride, B, T_,
+                          C_);
+  }
+
+  // Scores `depths` targets (1 = next token only) for each of the B·T hidden states.
+  template <class Tok>
+  HeadLosses<A> forward(const T* hidden, const Tok* tokens, int row_stride, int B, int T_,
+                        int depths) {
+    const int N = B * T_;
+    O::matmul_forward(logits_, hidden, wte_, static_cast<const T*>(nullptr), N, C_, Vp_);
+    O::row_logsumexp(lse_, logits_, N, V_, Vp_);
+    HeadLosses<A> losses;
+    losses.depths = depths;
+    for (int j = 1; j <= depths; ++j) {
+      A* depth_losses = losses_ + static_cast<std::size_t>(j - 1) * N;
+      O::cross_entropy(depth_losses, lse_, logits_, tokens + j, row_stride, B, T_, Vp_);
+      losses.depth[j - 1] = O::mean(depth_losses, static_cast<std::size_t>(N));
+    }
+    losses.main = losses.depth[0];
+    return losses;
+  }
+
+  // d/d(hidden) of scale · Σ_n [CE_1(n) + w_mtp · mean_{j≥2} CE_j(n)], after forward(..., Depth).
+  template <class Tok>
+  void backward(Grad<T> dhidden, const T* hidden, const Tok* tokens, int row_stride, int B, int T_,
+                A scale, A mtp_weight) {
+    const int N = B * T_;
+    A weights[Depth];
+    weights[0] = A(1);
+    for (int j = 1; j < Depth; ++j) weights[j] = mtp_weight / A(Depth - 1);
+    O::cross_entropy_backward_inplace(logits_, lse_, tokens + 1, row_stride, weights, Depth, scale,
+                                      B, T_, V_, Vp_);
+    O::matmul_backward(dhidden, accumulate(dwte_), Grad<A>{}, logits_, hidden, wte_, N, C_, Vp_);
+  }
+
+  // out[n, v] = log P(v | hidden_n) over the V real tokens.
+  void log_probs(A* out, const T* hidden, int N) {
+    O::matmul_forward(logits_, hidden, wte_, static_cast<const T*>(nullptr), N, C_, Vp_);
+    O::row_logsumexp(lse_, logits_, N, V_, Vp_);
+    O::log_softmax(out, logits_, lse_, N, V_, Vp_);
+  }
+
+ private:
+  int V_, Vp_, C_;
+  T* wte_ = nullptr;
+  A* dwte_ = nullptr;
+  T* logits_ = nullptr;
+  A* lse_ = nullptr;
+  A* losses_ = nullptr;
+};
+
+}  // namespace detail
+
+// The tied dense head of GPT-2, optionally with multi-token prediction.
+template <class Mtp = MTP<1>>
+struct DenseHead {
+  static_assert(MtpPolicy<Mtp>, "DenseHead<M>: M must be MTP<K>, e.g. DenseHead<MTP<2>>");
+  static_assert(Mtp::depth <= kMaxMtpDepth, "DenseHead<MTP<K>>: K is limited to kMaxMtpDepth");
+  static constexpr bool is_head = true;
+  static constexpr int mtp_depth = Mtp::depth;
+  static std::string name() { return "dense<mtp=" + std::to_string(mtp_depth) + ">"; }
+
+  template <class Backend, class P>
+  using impl = detail::DenseHeadImpl<Backend, P, mtp_depth>;
+};
+
+}  // namespace lightgpt

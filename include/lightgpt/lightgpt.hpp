@@ -1,0 +1,26 @@
+// lightgpt: GPT-2-family training with variants composed at compile time. This umbrella header
+// is for host compilers (g++, clang++) and brings in the CPU backend; CUDA translation units
+// include <lightgpt/cuda.cuh> instead (or as well).
+//
+//   using Model = lightgpt::GPT<lightgpt::Fp32, lightgpt::DenseHead<>, lightgpt::Attention,
+//                               lightgpt::Cpu>;
+#pragma once
+
+#include "core/concepts.hpp"
+#include "core/config.hpp"
+#include "core/error.hpp"
+#include "core/precision.hpp"
+#include "core/rng.hpp"
+
+#include "backend/tags.hpp"
+#include "backend/cpu/ops.hpp"
+
+#include "heads/dense.hpp"
+#include "heads/mtp.hpp"
+#include "mixers/attention.hpp"
+#include "model/gpt.hpp"
+
+#include "optim/adamw.hpp"
+#include "optim/schedule.hpp"
+
+#include "io/checkpoint.hpp"

@@ -1,0 +1,111 @@
+// Attention: GPT-2's causal multi-head self-attention as a token mixer. Parameters per layer, in
+// llm.c's slots: qkvw (3C × C, fused Q|K|V), qkvb, attprojw (C × C), attprojb. Activations kept for
+// backward: the fused qkv, the attention output before the projection, and one log-sum-exp per
+// (head, query); the backward recomputes attention probabilities from them.
+#pragma once
+
+#include <cmath>
+#include <cstddef>
+#include <string>
+
+#include "../backend/contract.hpp"
+#include "../core/config.hpp"
+#include "../core/layout.hpp"
+
+namespace lightgpt {
+namespace detail {
+
+template <class Backend, class P>
+class AttentionMixer {
+ public:
+  using T = typename P::storage_t;
+  using A = typename P::accum_t;
+  using O = Ops<Backend>;
+
+  explicit AttentionMixer(const ModelConfig& config)
+      : C_(config.d_model), NH_(config.n_head), max_T_(config.max_seq_len) {}
+
+  // Per-layer tensors, stacked over layers, in the trunk's mixer slot.
+  static void declare(ParameterLayout& layout, const ModelConfig& config) {
+    const std::int64_t L = config.n_layer, C = config.d_model;
+    const double projection_std = 0.02 / std::sqrt(2.0 * config.n_layer);
+    layout.add("qkvw", {L, 3 * C, C}, true, Init::normal(0.02));
+    layout.add("qkvb", {L, 3 * C}, false, Init::zeros());
+    layout.add("attprojw", {L, C, C}, true, Init::normal(projection_std));
+    layout.add("attprojb", {L, C}, false, Init::zeros());
+  }
+
+  void bind_parameters(const ParameterLayout& layout, T* params, A* grads) {
+    for (Tensor* tensor : {&qkvw_, &qkvb_, &attprojw_, &attprojb_}) tensor->bind(layout, params, grads);
+  }
+
+  // Activations for `slots` layers (all layers when training, one when only inferring).
+  template <class Bind>
+  void bind_activations(Bind& bind, int slots, std::size_t positions) {
+    const std::size_t C = static_cast<std::size_t>(C_);
+    bind(qkv_, slots * positions * 3 * C);
+    bind(atty_, slots * positions * C);
+    bind(lse_, slots * positions * NH_);
+    bind(scratch_, O::attention_scratch_size(max_T_));
+  }
+  // Gradient buffers shared by all layers.
+  template <class Bind>
+  void bind_gradients(Bind& bind, std::size_t positions) {
+    bind(dqkv_, positions * 3 * C_);
+    bind(datty_, positions * C_);
+  }
+
+  // out = attention(in) projected; `slot` selects the activation storage of this layer.
+  void forward(int layer, int slot, T* out, const T* in, int B, int T_, bool keep_for_backward) {
+    const int N = B * T_;
+    const std::size_t layer_C = static_cast<std::size_t>(layer) * C_;
+    T* qkv = qkv_ + static_cast<std::size_t>(slot) * N * 3 * C_;
+    T* atty = atty_ + static_cast<std::size_t>(slot) * N * C_;
+    A* lse = keep_for_backward ? lse_ + static_cast<std::size_t>(slot) * N * NH_ : nullptr;
+    O::matmul_forward(qkv, in, qkvw_.value + layer_C * 3 * C_, qkvb_.value + layer_C * 3, N, C_,
+                      3 * C_);
+    O::attention_forward(atty, lse, qkv, B, T_, C_, NH_, scratch_);
+    O::matmul_forward(out, atty, attprojw_.value + layer_C * C_, attprojb_.value + layer_C, N, C_,
+                      C_);
+  }
+
+  void backward(int layer, Grad<T> din, const T* dout, const T* in, int B, int T_) {
+    const int N = B * T_;
+    const std::size_t layer_C = static_cast<std::size_t>(layer) * C_;
+    const T* qkv = qkv_ + static_cast<std::size_t>(layer) * N * 3 * C_;
+    const T* atty = atty_ + static_cast<std::size_t>(layer) * N * C_;
+    const A* lse = lse_ + static_cast<std::size_t>(layer) * N * NH_;
+    O::matmul_backward(overwrite(datty_), accumulate(attprojw_.grad + layer_C * C_),
+                       accumulate(attprojb_.grad + layer_C), dout, atty,
+                       attprojw_.value + layer_C * C_, N, C_, C_);
+    O::attention_backward(overwrite(dqkv_), datty_, qkv, atty, lse, B, T_, C_, NH_, scratch_);
+    O::matmul_backward(din, accumulate(qkvw_.grad + layer_C * 3 * C_),
+                       accumulate(qkvb_.grad + layer_C * 3), dqkv_, in,
+                       qkvw_.value + layer_C * 3 * C_, N, C_, 3 * C_);
+  }
+
+ private:
+  using Tensor = BoundTensor<T, A>;
+
+  int C_, NH_, max_T_;
+  Tensor qkvw_{"qkvw"}, qkvb_{"qkvb"}, attprojw_{"attprojw"}, attprojb_{"attprojb"};
+  T* qkv_ = nullptr;
+  T* atty_ = nullptr;
+  A* lse_ = nullptr;
+  T* scratch_ = nullptr;
+  T* dqkv_ = nullptr;
+  T* datty_ = nullptr;
+};
+
+}  // namespace detail
+
+// Causal multi-head self-attention (GPT-2's).
+struct Attention {
+  static constexpr bool is_mixer = true;
+  static std::string name() { return "attention"; }
+
+  template <class Backend, class P>
+  using impl = detail::AttentionMixer<Backend, P>;
+};
+
+}  // namespace lightgpt

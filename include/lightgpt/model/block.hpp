@@ -1,0 +1,142 @@
+// The transformer blocks of the trunk, GPT-2's pre-LayerNorm layout, with the token mixer as a
+// policy: x → x + mix(LN1(x)) → (that) + proj(GELU(fc(LN2(·)))). Per-layer tensors are stacked over
+// layers in llm.c's order (ln1w, ln1b, <mixer>, ln2w, ln2b, fcw, fcb, fcprojw, fcprojb).
+#pragma once
+
+#include <cmath>
+#include <cstddef>
+
+#include "../backend/contract.hpp"
+#include "../core/config.hpp"
+#include "../core/layout.hpp"
+
+namespace lightgpt::detail {
+
+template <class Backend, class P, class MixerImpl>
+class Blocks {
+ public:
+  using T = typename P::storage_t;
+  using A = typename P::accum_t;
+  using O = Ops<Backend>;
+
+  explicit Blocks(const ModelConfig& config)
+      : mixer_(config), C_(config.d_model) {}
+
+  // Everything between wpe and lnfw, in order.
+  static void declare(ParameterLayout& layout, const ModelConfig& config) {
+    const std::int64_t L = config.n_layer, C = config.d_model;
+    const double projection_std = 0.02 / std::sqrt(2.0 * config.n_layer);
+    layout.add("ln1w", {L, C}, false, Init::ones());
+    layout.add("ln1b", {L, C}, false, Init::zeros());
+    MixerImpl::declare(layout, config);
+    layout.add("ln2w", {L, C}, false, Init::ones());
+    layout.add("ln2b", {L, C}, false, Init::zeros());
+    layout.add("fcw", {L, 4 * C, C}, true, Init::normal(0.02));
+    layout.add("fcb", {L, 4 * C}, false, Init::zeros());
+    layout.add("fcprojw", {L, C, 4 * C}, true, Init::normal(projection_std));
+    layout.add("fcprojb", {L, C}, false, Init::zeros());
+  }
+
+  void bind_parameters(const ParameterLayout& layout, T* params, A* grads) {
+    for (Tensor* tensor : {&ln1w_, &ln1b_, &ln2w_, &ln2b_, &fcw_, &fcb_, &fcprojw_, &fcprojb_}) {
+      tensor->bind(layout, params, grads);
+    }
+    mixer_.bind_parameters(layout, params, grads);
+  }
+
+  template <class Bind>
+  void bind_activations(Bind& bind, int slots, std::size_t positions) {
+    const std::size_t per_layer = positions * C_;
+    bind(ln1_, slots * per_layer);
+    bind(ln1_mean_, slots * positions);
+    bind(ln1_rstd_, slots * positions);
+    bind(mixed_, slots * per_layer);
+    bind(residual2_, slots * per_layer);
+    bind(ln2_, slots * per_layer);
+    bind(ln2_mean_, slots * positions);
+    bind(ln2_rstd_, slots * positions);
+    bind(fch_, slots * per_layer * 4);
+    bind(fch_gelu_, slots * per_layer * 4);
+    bind(fcproj_, slots * per_layer);
+    bind(residual3_, slots * per_layer);
+    mixer_.bind_activations(bind, slots, positions);
+  }
+  template <class Bind>
+  void bind_gradients(Bind& bind, std::size_t positions) {
+    bind(dln_, positions * C_);
+    bind(dhidden_, positions * C_ * 4);
+    mixer_.bind_gradients(bind, positions);
+  }
+
+  // Runs layer `layer` on x, storing its activations in `slot`; returns the layer's output.
+  // Without keep_for_backward the LayerNorm statistics and attention log-sum-exps are not kept.
+  const T* forward(int layer, int slot, const T* x, int B, int T_, bool keep_for_backward) {
+    const int N = B * T_;
+    Slot s = slot_at(slot, N);
+    const std::size_t lC = static_cast<std::size_t>(layer) * C_;
+    O::layernorm_forward(s.ln1, keep_for_backward ? s.ln1_mean : nullptr,
+                         keep_for_backward ? s.ln1_rstd : nullptr, x, ln1w_.value + lC,
+                         ln1b_.value + lC, N, C_);
+    mixer_.forward(layer, slot, s.mixed, s.ln1, B, T_, keep_for_backward);
+    O::residual_forward(s.residual2, x, s.mixed, static_cast<std::size_t>(N) * C_);
+    O::layernorm_forward(s.ln2, keep_for_backward ? s.ln2_mean : nullptr,
+                         keep_for_backward ? s.ln2_rstd : nullptr, s.residual2, ln2w_.value + lC,
+                         ln2b_.value + lC, N, C_);
+    O::matmul_forward(s.fch, s.ln2, fcw_.value + lC * 4 * C_, fcb_.value + lC * 4, N, C_, 4 * C_);
+    O::gelu_forward(s.fch_gelu, s.fch, static_cast<std::size_t>(N) * 4 * C_);
+    O::matmul_forward(s.fcproj, s.fch_gelu, fcprojw_.value + lC * 4 * C_, fcprojb_.value + lC, N,
+                      4 * C_, C_);
+    O::residual_forward(s.residual3, s.residual2, s.fcproj, static_cast<std::size_t>(N) * C_);
+    return s.residual3;
+  }
+
+  // dresidual holds d(loss)/d(output of `layer`) on entry and d(loss)/d(x) on return.
+  void backward(int layer, T* dresidual, const T* x, int B, int T_) {
+    const int N = B * T_;
+    Slot s = slot_at(layer, N);
+    const std::size_t lC = static_cast<std::size_t>(layer) * C_;
+    O::matmul_backward(overwrite(dhidden_), accumulate(fcprojw_.grad + lC * 4 * C_),
+                       accumulate(fcprojb_.grad + lC), dresidual, s.fch_gelu,
+                       fcprojw_.value + lC * 4 * C_, N, 4 * C_, C_);
+    O::gelu_backward(overwrite(dhidden_), dhidden_, s.fch, static_cast<std::size_t>(N) * 4 * C_);
+    O::matmul_backward(overwrite(dln_), accumulate(fcw_.grad + lC * 4 * C_),
+                       accumulate(fcb_.grad + lC * 4), dhidden_, s.ln2, fcw_.value + lC * 4 * C_,
+                       N, C_, 4 * C_);
+    O::layernorm_backward(accumulate(dresidual), accumulate(ln2w_.grad + lC),
+                          accumulate(ln2b_.grad + lC), dln_, s.residual2, ln2w_.value + lC,
+                          s.ln2_mean, s.ln2_rstd, N, C_);
+    mixer_.backward(layer, overwrite(dln_), dresidual, s.ln1, B, T_);
+    O::layernorm_backward(accumulate(dresidual), accumulate(ln1w_.grad + lC),
+                          accumulate(ln1b_.grad + lC), dln_, x, ln1w_.value + lC, s.ln1_mean,
+                          s.ln1_rstd, N, C_);
+  }
+
+  const T* output(int slot, int N) const {
+    return residual3_ + static_cast<std::size_t>(slot) * N * C_;
+  }
+
+ private:
+  using Tensor = BoundTensor<T, A>;
+  struct Slot {
+    T *ln1, *mixed, *residual2, *ln2, *fch, *fch_gelu, *fcproj, *residual3;
+    A *ln1_mean, *ln1_rstd, *ln2_mean, *ln2_rstd;
+  };
+
+  Slot slot_at(int slot, int N) const {
+    const std::size_t rows = static_cast<std::size_t>(slot) * N, cols = rows * C_;
+    return {ln1_ + cols,       mixed_ + cols,  residual2_ + cols, ln2_ + cols,
+            fch_ + cols * 4,   fch_gelu_ + cols * 4, fcproj_ + cols, residual3_ + cols,
+            ln1_mean_ + rows,  ln1_rstd_ + rows, ln2_mean_ + rows, ln2_rstd_ + rows};
+  }
+
+  MixerImpl mixer_;
+  int C_;
+  Tensor ln1w_{"ln1w"}, ln1b_{"ln1b"}, ln2w_{"ln2w"}, ln2b_{"ln2b"};
+  Tensor fcw_{"fcw"}, fcb_{"fcb"}, fcprojw_{"fcprojw"}, fcprojb_{"fcprojb"};
+  T *ln1_ = nullptr, *mixed_ = nullptr, *residual2_ = nullptr, *ln2_ = nullptr;
+  T *fch_ = nullptr, *fch_gelu_ = nullptr, *fcproj_ = nullptr, *residual3_ = nullptr;
+  A *ln1_mean_ = nullptr, *ln1_rstd_ = nullptr, *ln2_mean_ = nullptr, *ln2_rstd_ = nullptr;
+  T *dln_ = nullptr, *dhidden_ = nullptr;
+};
+
+}  // namespace lightgpt::detail

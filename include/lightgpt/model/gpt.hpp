@@ -1,0 +1,273 @@
+// GPT<Precision, Head, Mixer, Backend>: the composed model. It owns the parameter store (one
+// layout: head input tensors, wpe, the blocks, lnf, head output tensors — llm.c's order for the
+// dense composition) and one activation arena sized from (B, T), and runs the trunk through the
+// backend's kernel contract only, so the same code serves every backend.
+//
+// Token windows: row b of a batch starts at tokens + b·row_stride and holds T + mtp_depth ids; the
+// inputs are ids [0, T) and the depth-j target of position t is id t + j.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <type_traits>
+#include <vector>
+
+#include "../backend/contract.hpp"
+#include "../core/arena.hpp"
+#include "../core/concepts.hpp"
+#include "../core/config.hpp"
+#include "../core/error.hpp"
+#include "../core/platform.hpp"
+#include "../heads/head_losses.hpp"
+#include "block.hpp"
+#include "parameters.hpp"
+
+namespace lightgpt {
+
+template <class P, class Head, class Mixer, class Backend = Cuda>
+class GPT {
+  static_assert(PrecisionPolicy<P>,
+                "GPT<P, Head, Mixer, Backend>: P must be a precision policy: lightgpt::Fp32, Bf16, "
+                "Fp16 or Fp64");
+  static_assert(BackendTag<Backend>,
+                "GPT<P, Head, Mixer, Backend>: Backend must be lightgpt::Cpu or lightgpt::Cuda");
+  static_assert(!(P::cpu_only && std::is_same_v<Backend, Cuda>),
+                "GPT<Fp64, Head, Mixer, Cuda>: Fp64 exists for CPU gradient checks only; name the "
+                "CPU backend: GPT<Fp64, Head, Mixer, lightgpt::Cpu>");
+  static_assert(!std::is_same_v<Backend, Cuda> || detail::compiling_with_nvcc,
+                "GPT<P, Head, Mixer> uses the Cuda backend (the default): compile this file with "
+                "nvcc as CUDA, or name the CPU backend: GPT<P, Head, Mixer, lightgpt::Cpu>");
+  static_assert(HeadPolicy<Head>,
+                "GPT<P, Head, Mixer, Backend>: Head must be a head policy such as "
+                "lightgpt::DenseHead<> or lightgpt::DenseHead<MTP<2>>");
+  static_assert(MixerPolicy<Mixer>,
+                "GPT<P, Head, Mixer, Backend>: Mixer must be a mixer policy such as "
+                "lightgpt::Attention");
+  static_assert(std::is_same_v<typename P::storage_t, typename P::accum_t> ||
+                    !std::is_same_v<Backend, Cpu>,
+                "GPT<Bf16|Fp16, Head, Mixer, Cpu>: 16-bit storage on the CPU backend is not "
+                "available in this version; use Fp32 (or Fp64 for gradient checks)");
+  static_assert(detail::backend_available<Backend>::value,
+                "GPT<P, Head, Mixer, Backend>: this backend's kernels are not available; include "
+                "<lightgpt/lightgpt.hpp> for Cpu (CUDA kernels come with <lightgpt/cuda.cuh>)");
+
+ public:
+  using precision = P;
+  using head_policy = Head;
+  using mixer_policy = Mixer;
+  using backend = Backend;
+  using T = typename P::storage_t;
+  using A = typename P::accum_t;
+  static constexpr int mtp_depth = Head::mtp_depth;
+
+  GPT(const ModelConfig& config, std::uint64_t seed)
+      : config_(validated(config)),
+        store_(make_layout(config_)),
+        head_(config_),
+        blocks_(config_) {
+    store_.initialize(seed);
+    bind_parameters();
+  }
+
+  GPT(const GPT&) = delete;
+  GPT& operator=(const GPT&) = delete;
+
+  const ModelConfig& config() const { return config_; }
+  // What a checkpoint must match: head and mixer (precision and backend may differ).
+  static std::string composition() { return "head=" + Head::name() + " mixer=" + Mixer::name(); }
+  ParameterStore<P, Backend>& parameters() { return store_; }
+  const ParameterStore<P, Backend>& parameters() const { return store_; }
+  std::size_t num_parameters() const { return store_.layout().num_parameters(); }
+
+  // Weight of the auxiliary MTP losses (w_mtp); run-time state, changing it rebuilds nothing.
+  void set_mtp_weight(A weight) { mtp_weight_ = weight; }
+  A mtp_weight() const { return mtp_weight_; }
+
+  // Sizes the activation arena for training batches of up to B·T positions. Optional: the first
+  // forward() does it; calling it up front keeps every allocation out of the training loop.
+  void reserve(int B, int T_) {
+    check_shape(B, T_);
+    ensure_arena(true, static_cast<std::size_t>(B) * T_, B * (T_ + mtp_depth));
+  }
+
+  // Training forward: keeps the activations backward() needs and returns the main loss, the mean
+  // next-token NLL in nats. losses() has every depth. row_stride defaults to T + mtp_depth.
+  template <class Tok>
+    requires std::is_integral_v<Tok>
+  A forward(const Tok* tokens, int B, int T_, int row_stride = -1) {
+    const int window = T_ + mtp_depth;
+    stage_tokens(tokens, B, T_, window, row_stride < 0 ? window : row_stride, true, "forward");
+    run_trunk(true);
+    losses_ = head_.forward(lnf_, tokens_, window_, batch_, seq_len_, mtp_depth);
+    backward_ready_ = true;
+    return losses_.main;
+  }
+
+  const HeadLosses<A>& losses() const { return losses_; }
+
+  // Gradient of the training objective of the last forward() times grad_scale (1 / number of
+  // gradient-accumulation micro-steps), accumulated into the parameter gradients.
+  void backward(A grad_scale = A(1)) {
+    LIGHTGPT_CHECK(backward_ready_,
+                   "backward() needs a training forward() first (evaluate() and log_probs() "
+                   "keep no activations)");
+    const int N = batch_ * seq_len_;
+    head_.backward(overwrite(dlnf_), lnf_, tokens_, window_, batch_, seq_len_, grad_scale / A(N),
+                   mtp_weight_);
+    O::layernorm_backward(overwrite(dresidual_), accumulate(lnfw_.grad), accumulate(lnfb_.grad),
+                          dlnf_, blocks_output_, lnfw_.value, lnf_mean_, lnf_rstd_, N, C());
+    for (int layer = config_.n_layer - 1; layer >= 0; --layer) {
+      const T* input = layer == 0 ? encoded_ : blocks_.output(layer - 1, N);
+      blocks_.backward(layer, dresidual_, input, batch_, seq_len_);
+    }
+    head_.embed_backward(dresidual_, tokens_, window_, wpe_.grad, batch_, seq_len_);
+    backward_ready_ = false;
+  }
+
+  void zero_grad() { store_.zero_grad(); }
+
+  // Inference forward: mean next-token NLL of B windows of T + 1 ids (row_stride defaults to
+  // T + 1), keeping no activations, so the arena is reused for any B·T it can hold.
+  template <class Tok>
+    requires std::is_integral_v<Tok>
+  A evaluate(const Tok* tokens, int B, int T_, int row_stride = -1) {
+    stage_tokens(tokens, B, T_, T_ + 1, row_stride < 0 ? T_ + 1 : row_stride, false, "evaluate");
+    run_trunk(false);
+    return head_.forward(lnf_, tokens_, window_, batch_, seq_len_, 1).main;
+  }
+
+  // out[(b·T + t)·V + v] = log P(token v | inputs[b·T + 0 .. t]) for the V real tokens.
+  template <class Tok>
+    requires std::is_integral_v<Tok>
+  void log_probs(const Tok* inputs, int B, int T_, A* out) {
+    stage_tokens(inputs, B, T_, T_, T_, false, "log_probs");
+    run_trunk(false);
+    head_.log_probs(out, lnf_, B * T_);
+  }
+
+ private:
+  using O = Ops<Backend>;
+  using HeadImpl = typename Head::template impl<Backend, P>;
+  using MixerImpl = typename Mixer::template impl<Backend, P>;
+  using Tensor = BoundTensor<T, A>;
+
+  static ModelConfig validated(const ModelConfig& config) {
+    config.validate();
+    return config;
+  }
+
+  static ParameterLayout make_layout(const ModelConfig& config) {
+    ParameterLayout layout;
+    const std::int64_t C = config.d_model;
+    HeadImpl::declare_input(layout, config);
+    layout.add("wpe", {config.max_seq_len, C}, false, Init::normal(0.02));
+    detail::Blocks<Backend, P, MixerImpl>::declare(layout, config);
+    layout.add("lnfw", {C}, false, Init::ones());
+    layout.add("lnfb", {C}, false, Init::zeros());
+    HeadImpl::declare_output(layout, config);
+    return layout;
+  }
+
+  int C() const { return config_.d_model; }
+
+  void bind_parameters() {
+    const ParameterLayout& layout = store_.layout();
+    for (Tensor* tensor : {&wpe_, &lnfw_, &lnfb_}) {
+      tensor->bind(layout, store_.values(), store_.grads());
+    }
+    head_.bind_parameters(layout, store_.values(), store_.grads());
+    blocks_.bind_parameters(layout, store_.values(), store_.grads());
+  }
+
+  void check_shape(int B, int T_) const {
+    LIGHTGPT_CHECK(B > 0, "batch size B must be positive, got ", B);
+    LIGHTGPT_CHECK(T_ > 0, "sequence length T must be positive, got ", T_);
+    LIGHTGPT_CHECK(T_ <= config_.max_seq_len, "sequence length T (", T_,
+                   ") exceeds ModelConfig.max_seq_len (", config_.max_seq_len, ")");
+  }
+
+  // Copies B windows of `window` ids into the arena as int32, checking every id against V.
+  template <class Tok>
+  void stage_tokens(const Tok* tokens, int B, int T_, int window, int row_stride, bool training,
+                    const char* caller) {
+    check_shape(B, T_);
+    LIGHTGPT_CHECK(tokens != nullptr, caller, ": tokens is null");
+    LIGHTGPT_CHECK(row_stride >= window, caller, ": row_stride (", row_stride,
+                   ") is shorter than a window of T + ", window - T_, " = ", window, " ids");
+    ensure_arena(training, static_cast<std::size_t>(B) * T_, B * window);
+    host_tokens_.resize(static_cast<std::size_t>(B) * window);
+    for (int b = 0; b < B; ++b) {
+      for (int i = 0; i < window; ++i) {
+        const long long id = static_cast<long long>(tokens[std::size_t(b) * row_stride + i]);
+        LIGHTGPT_CHECK(id >= 0 && id < config_.vocab_size, caller, ": token id ", id, " at row ",
+                       b, ", position ", i,
+                       " is outside [0, vocab_size = ", config_.vocab_size, ")");
+        host_tokens_[static_cast<std::size_t>(b) * window + i] = static_cast<std::int32_t>(id);
+      }
+    }
+    O::copy_from_host(tokens_, host_tokens_.data(), host_tokens_.size());
+    batch_ = B;
+    seq_len_ = T_;
+    window_ = window;
+    backward_ready_ = false;
+  }
+
+  void run_trunk(bool training) {
+    const int N = batch_ * seq_len_;
+    head_.embed_forward(encoded_, tokens_, window_, wpe_.value, batch_, seq_len_);
+    const T* x = encoded_;
+    for (int layer = 0; layer < config_.n_layer; ++layer) {
+      x = blocks_.forward(layer, training ? layer : 0, x, batch_, seq_len_, training);
+    }
+    blocks_output_ = x;
+    O::layernorm_forward(lnf_, training ? lnf_mean_ : nullptr, training ? lnf_rstd_ : nullptr, x,
+                         lnfw_.value, lnfb_.value, N, C());
+  }
+
+  // Binds every activation for `positions` (all layers when training, one layer's worth when
+  // not); grows the single allocation only when the request does not fit.
+  void ensure_arena(bool training, std::size_t positions, int token_count) {
+    ArenaBinder measure;
+    bind_activations(measure, training, positions, token_count);
+    if (measure.bytes() > arena_.size()) arena_ = Buffer<std::byte, Backend>(measure.bytes());
+    ArenaBinder bind(arena_.data());
+    bind_activations(bind, training, positions, token_count);
+  }
+
+  void bind_activations(ArenaBinder& bind, bool training, std::size_t positions,
+                        int token_count) {
+    const std::size_t per_position = static_cast<std::size_t>(C());
+    bind(tokens_, static_cast<std::size_t>(token_count));
+    bind(encoded_, positions * per_position);
+    bind(lnf_, positions * per_position);
+    bind(lnf_mean_, positions);
+    bind(lnf_rstd_, positions);
+    blocks_.bind_activations(bind, training ? config_.n_layer : 1, positions);
+    head_.bind_activations(bind, positions);
+    if (training) {
+      bind(dresidual_, positions * per_position);
+      bind(dlnf_, positions * per_position);
+      blocks_.bind_gradients(bind, positions);
+    }
+  }
+
+  ModelConfig config_;
+  ParameterStore<P, Backend> store_;
+  HeadImpl head_;
+  detail::Blocks<Backend, P, MixerImpl> blocks_;
+  Tensor wpe_{"wpe"}, lnfw_{"lnfw"}, lnfb_{"lnfb"};
+
+  Buffer<std::byte, Backend> arena_;
+  std::vector<std::int32_t> host_tokens_;
+  std::int32_t* tokens_ = nullptr;
+  T *encoded_ = nullptr, *lnf_ = nullptr, *dresidual_ = nullptr, *dlnf_ = nullptr;
+  A *lnf_mean_ = nullptr, *lnf_rstd_ = nullptr;
+  const T* blocks_output_ = nullptr;
+
+  int batch_ = 0, seq_len_ = 0, window_ = 0;
+  bool backward_ready_ = false;
+  A mtp_weight_ = A(0);
+  HeadLosses<A> losses_;
+};
+
+}  // namespace lightgpt

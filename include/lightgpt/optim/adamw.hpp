@@ -1,0 +1,87 @@
+// AdamW with decoupled weight decay (Loshchilov & Hutter), applied per tensor: only tensors the
+// layout flags for decay (matrices) are decayed. Gradients are clipped by their global norm before
+// the update. Moments live in two allocations parallel to the parameter layout.
+#pragma once
+
+#include <cmath>
+#include <cstdint>
+
+#include "../backend/contract.hpp"
+#include "../core/arena.hpp"
+#include "../core/error.hpp"
+#include "../core/layout.hpp"
+
+namespace lightgpt {
+
+struct AdamWConfig {
+  double beta1 = 0.9;
+  double beta2 = 0.95;
+  double eps = 1e-8;
+  double weight_decay = 0.1;
+  double grad_clip = 1.0;  // global-norm clip; 0 disables clipping
+
+  void validate() const {
+    LIGHTGPT_CHECK(beta1 >= 0 && beta1 < 1, "AdamW beta1 must lie in [0, 1), got ", beta1);
+    LIGHTGPT_CHECK(beta2 >= 0 && beta2 < 1, "AdamW beta2 must lie in [0, 1), got ", beta2);
+    LIGHTGPT_CHECK(eps > 0, "AdamW eps must be positive, got ", eps);
+    LIGHTGPT_CHECK(weight_decay >= 0, "AdamW weight_decay must be non-negative, got ",
+                   weight_decay);
+    LIGHTGPT_CHECK(grad_clip >= 0, "AdamW grad_clip must be non-negative, got ", grad_clip);
+  }
+};
+
+template <class Backend, class A>
+class AdamW {
+ public:
+  using O = Ops<Backend>;
+
+  AdamW(const ParameterLayout& layout, AdamWConfig config = {})
+      : layout_(layout), config_(config), m_(layout.size()), v_(layout.size()) {
+    config_.validate();
+    O::fill_zero(m_.data(), m_.size());
+    O::fill_zero(v_.data(), v_.size());
+  }
+
+  // One update from the store's gradients. Returns the global gradient norm before clipping; when
+  // it is not finite nothing is updated (the caller decides whether to stop or skip).
+  template <class Store>
+  double step(Store& store, double lr) {
+    const double norm = std::sqrt(O::sum_of_squares(store.grads(), layout_.size()));
+    if (!std::isfinite(norm)) return norm;
+    ++steps_;
+    const double clip = config_.grad_clip > 0 && norm > config_.grad_clip
+                            ? config_.grad_clip / norm
+                            : 1.0;
+    for (const TensorInfo& tensor : layout_.tensors()) {
+      AdamWStep<A> update{A(lr),
+                          A(config_.beta1),
+                          A(config_.beta2),
+                          A(config_.eps),
+                          A(tensor.weight_decay ? config_.weight_decay : 0.0),
+                          A(1.0 - std::pow(config_.beta1, double(steps_))),
+                          A(1.0 - std::pow(config_.beta2, double(steps_))),
+                          A(clip)};
+      const std::size_t at = tensor.offset;
+      O::adamw_update(store.values() + at, store.master() + at, m_.data() + at, v_.data() + at,
+                      store.grads() + at, tensor.numel, update);
+    }
+    return norm;
+  }
+
+  const AdamWConfig& config() const { return config_; }
+  const ParameterLayout& layout() const { return layout_; }
+  std::int64_t steps() const { return steps_; }
+  void set_steps(std::int64_t steps) { steps_ = steps; }
+  A* first_moment() { return m_.data(); }
+  A* second_moment() { return v_.data(); }
+  const A* first_moment() const { return m_.data(); }
+  const A* second_moment() const { return v_.data(); }
+
+ private:
+  ParameterLayout layout_;
+  AdamWConfig config_;
+  Buffer<A, Backend> m_, v_;
+  std::int64_t steps_ = 0;
+};
+
+}  // namespace lightgpt
