@@ -183,6 +183,13 @@ class EncoderJsonParser {
   std::size_t i_ = 0;
 };
 
+// An Error's message without the "lightgpt: " prefix, for wrapping it with more context.
+inline std::string_view error_detail(const Error& e) {
+  std::string_view what = e.what();
+  if (what.starts_with("lightgpt: ")) what.remove_prefix(10);
+  return what;
+}
+
 // PCRE2 compiled pattern, owned.
 struct Pcre2Code {
   pcre2_code* code = nullptr;
@@ -304,7 +311,7 @@ class Tokenizer {
     try {
       return encode_parallel(text, options, threads);
     } catch (const Error& e) {
-      throw Error(detail::concat("'", path.string(), "': ", e.what()));
+      throw Error(detail::concat("'", path.string(), "': ", detail::error_detail(e)));
     }
   }
 
