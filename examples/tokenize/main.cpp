@@ -61,8 +61,9 @@ std::vector<int> parse_ids(const std::string& text, const std::string& source) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  CLI::App app{"Encode text into GPT-2 token ids (one line of space-separated ids per input), "
-               "or decode ids back into text."};
+  CLI::App app{
+      "Encode text into GPT-2 token ids (one line of space-separated ids per input), "
+      "or decode ids back into text."};
   bool decode = false;
   bool allow_endoftext = false;
   std::vector<std::string> files;
@@ -85,8 +86,7 @@ int main(int argc, char** argv) {
     encoder_opt->capture_default_str();
     vocab_opt->capture_default_str();
   }
-  app.add_option("files", files, "Input files (default: standard input)")
-      ->check(CLI::ExistingFile);
+  app.add_option("files", files, "Input files (default: standard input)")->check(CLI::ExistingFile);
   CLI11_PARSE(app, argc, argv);
 
   try {

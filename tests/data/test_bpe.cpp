@@ -35,7 +35,8 @@ TEST_F(TokenizerTest, HandCheckedStrings) {
       {"日本語のテキスト", {33768, 98, 17312, 105, 45739, 252, 5641, 24336, 25084, 43302}},
       {"مرحبا بالعالم",
        {25405, 26897, 148, 255, 39848, 12919, 17550, 101, 23525, 44690, 23525, 25405}},
-      {"😀👍🏽 🇫🇷", {47249, 222, 41840, 235, 8582, 237, 121, 12520, 229, 104, 8582, 229, 115}},
+      {"😀👍🏽 🇫🇷",
+       {47249, 222, 41840, 235, 8582, 237, 121, 12520, 229, 104, 8582, 229, 115}},
       {"naïve café", {2616, 38776, 40304}},
       // "²" and "½" are numbers (No), "Ⅻ" a letter-number (Nl), "٣" an Arabic-Indic digit.
       {"x²+½ Ⅻ ٣", {87, 31185, 10, 23141, 2343, 227, 104, 18923, 96}},
@@ -64,20 +65,20 @@ TEST_F(TokenizerTest, ByteTokensFollowGpt2ByteTable) {
 TEST_F(TokenizerTest, EndOfTextOnlyWhenAsked) {
   const std::string text = "a<|endoftext|>b<|endoftext|>";
   EXPECT_EQ(tok().encode(text, {.allow_endoftext = true}), (Ids{64, 50256, 65, 50256}));
-  EXPECT_EQ(tok().encode(text), (Ids{64, 27, 91, 437, 1659, 5239, 91, 29, 65, 27, 91, 437, 1659,
-                                     5239, 91, 29}));
+  EXPECT_EQ(tok().encode(text),
+            (Ids{64, 27, 91, 437, 1659, 5239, 91, 29, 65, 27, 91, 437, 1659, 5239, 91, 29}));
   EXPECT_EQ(tok().decode(Ids{64, 50256, 65}), "a<|endoftext|>b");
 }
 
 TEST_F(TokenizerTest, InvalidUtf8NamesTheOffset) {
   const std::vector<std::pair<std::string, std::size_t>> cases = {
-      {"ab\xff", 2},                  // never valid
-      {"x\xc0\x80", 1},               // overlong NUL
-      {"abc\xe2\x82", 3},             // truncated euro sign
-      {"\xed\xa0\x80", 0},            // UTF-16 surrogate
-      {"ok \xf4\x90\x80\x80", 3},     // past U+10FFFF
-      {"\xe2\x82\xac\x80", 3},        // stray continuation byte
-      {"caf\xc3", 3},                 // truncated at the end
+      {"ab\xff", 2},               // never valid
+      {"x\xc0\x80", 1},            // overlong NUL
+      {"abc\xe2\x82", 3},          // truncated euro sign
+      {"\xed\xa0\x80", 0},         // UTF-16 surrogate
+      {"ok \xf4\x90\x80\x80", 3},  // past U+10FFFF
+      {"\xe2\x82\xac\x80", 3},     // stray continuation byte
+      {"caf\xc3", 3},              // truncated at the end
   };
   for (const auto& [text, offset] : cases) {
     EXPECT_EQ(lightgpt::find_invalid_utf8(text), offset);
@@ -106,14 +107,26 @@ std::string random_utf8(std::mt19937& rng, int length) {
   for (int i = 0; i < length; ++i) {
     char32_t cp;
     switch (kind(rng)) {
-      case 0: case 1: case 2: case 3: cp = std::uniform_int_distribution<char32_t>(0, 0x7F)(rng); break;
-      case 4: cp = U" \t\n\r"[std::uniform_int_distribution<int>(0, 3)(rng)]; break;
-      case 5: cp = std::uniform_int_distribution<char32_t>(0x80, 0x7FF)(rng); break;
-      case 6: case 7:
+      case 0:
+      case 1:
+      case 2:
+      case 3:
+        cp = std::uniform_int_distribution<char32_t>(0, 0x7F)(rng);
+        break;
+      case 4:
+        cp = U" \t\n\r"[std::uniform_int_distribution<int>(0, 3)(rng)];
+        break;
+      case 5:
+        cp = std::uniform_int_distribution<char32_t>(0x80, 0x7FF)(rng);
+        break;
+      case 6:
+      case 7:
         do cp = std::uniform_int_distribution<char32_t>(0x800, 0xFFFF)(rng);
         while (cp >= 0xD800 && cp <= 0xDFFF);
         break;
-      default: cp = std::uniform_int_distribution<char32_t>(0x10000, 0x10FFFF)(rng); break;
+      default:
+        cp = std::uniform_int_distribution<char32_t>(0x10000, 0x10FFFF)(rng);
+        break;
     }
     lightgpt::append_utf8(out, cp);
   }

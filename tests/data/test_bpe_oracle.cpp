@@ -61,7 +61,8 @@ std::vector<std::vector<int>> oracle_ids(const std::vector<std::string>& texts) 
   if (pipe == nullptr) return {};
   std::string output;
   char buffer[65536];
-  for (std::size_t n; (n = std::fread(buffer, 1, sizeof buffer, pipe)) > 0;) output.append(buffer, n);
+  for (std::size_t n; (n = std::fread(buffer, 1, sizeof buffer, pipe)) > 0;)
+    output.append(buffer, n);
   if (::pclose(pipe) != 0) return {};
   std::vector<std::vector<int>> result;
   std::istringstream lines(output);
@@ -98,18 +99,110 @@ void compare_with_oracle(const lightgpt::Tokenizer& tok, const std::vector<std::
 // regex disagrees with OpenAI's Python encoder (and this one) on whether they are whitespace.
 std::vector<std::string> generated_texts() {
   const std::vector<std::string> fragments = {
-      "the", "The", "THE", " quick", "brown", "fox", "'s", "'t", "'re", "'ve", "'m", "'ll", "'d",
-      "'S", "'LL", "''", "'", "don't", "I'd", "12", "3.5", "1,000", "0", "٣٤", "²", "½", "Ⅻ",
-      ".", ",", "!?", "...", "--", "(", ")", "\"", "#", "$", "%", "&", "*", "@", "[", "]", "{",
-      "}", "~", "`", "^", "_", "|", "\\", "/", "<", ">", "=", "+", " ", "  ", "   ", "\t", "\n",
-      "\n\n", "\r\n", "\v", "\f", " \n", "\n ", "\xc2\xa0", "\xe2\x80\x83", "\xe3\x80\x80",
-      "\xe2\x80\xa8", "\x1c", "\x1f", "\x7f", "\xe2\x80\x8b", "café", "naïve", "Ελληνικά",
-      "русский", "中文", "日本語", "한국어", "עברית", "العربية", "हिन्दी", "ไทย", "😀", "👍🏽",
-      "👨‍👩‍👧", "🇫🇷", "∑", "→", "€", "©", "ß", "ǅ", "ﬁ", "x", "y", "<|endoftext|>",
+      "the",
+      "The",
+      "THE",
+      " quick",
+      "brown",
+      "fox",
+      "'s",
+      "'t",
+      "'re",
+      "'ve",
+      "'m",
+      "'ll",
+      "'d",
+      "'S",
+      "'LL",
+      "''",
+      "'",
+      "don't",
+      "I'd",
+      "12",
+      "3.5",
+      "1,000",
+      "0",
+      "٣٤",
+      "²",
+      "½",
+      "Ⅻ",
+      ".",
+      ",",
+      "!?",
+      "...",
+      "--",
+      "(",
+      ")",
+      "\"",
+      "#",
+      "$",
+      "%",
+      "&",
+      "*",
+      "@",
+      "[",
+      "]",
+      "{",
+      "}",
+      "~",
+      "`",
+      "^",
+      "_",
+      "|",
+      "\\",
+      "/",
+      "<",
+      ">",
+      "=",
+      "+",
+      " ",
+      "  ",
+      "   ",
+      "\t",
+      "\n",
+      "\n\n",
+      "\r\n",
+      "\v",
+      "\f",
+      " \n",
+      "\n ",
+      "\xc2\xa0",
+      "\xe2\x80\x83",
+      "\xe3\x80\x80",
+      "\xe2\x80\xa8",
+      "\x1c",
+      "\x1f",
+      "\x7f",
+      "\xe2\x80\x8b",
+      "café",
+      "naïve",
+      "Ελληνικά",
+      "русский",
+      "中文",
+      "日本語",
+      "한국어",
+      "עברית",
+      "العربية",
+      "हिन्दी",
+      "ไทย",
+      "😀",
+      "👍🏽",
+      "👨‍👩‍👧",
+      "🇫🇷",
+      "∑",
+      "→",
+      "€",
+      "©",
+      "ß",
+      "ǅ",
+      "ﬁ",
+      "x",
+      "y",
+      "<|endoftext|>",
   };
   const std::vector<std::pair<char32_t, char32_t>> blocks = {
-      {0x20, 0x7E},     {0xA1, 0x24F},    {0x370, 0x3FF},  {0x400, 0x4FF},
-      {0x2010, 0x2027}, {0x2030, 0x205E}, {0x2200, 0x22FF}, {0x3041, 0x3096},
+      {0x20, 0x7E},     {0xA1, 0x24F},    {0x370, 0x3FF},     {0x400, 0x4FF},
+      {0x2010, 0x2027}, {0x2030, 0x205E}, {0x2200, 0x22FF},   {0x3041, 0x3096},
       {0x4E00, 0x9FA5}, {0xAC00, 0xD7A3}, {0x1F600, 0x1F64F},
   };
   std::mt19937 rng(20240520);
@@ -119,8 +212,8 @@ std::vector<std::string> generated_texts() {
     const int length = std::uniform_int_distribution<int>(1, 60)(rng);
     for (int i = 0; i < length; ++i) {
       if (std::uniform_int_distribution<int>(0, 4)(rng) == 0) {
-        const auto& [lo, hi] = blocks[std::uniform_int_distribution<std::size_t>(
-            0, blocks.size() - 1)(rng)];
+        const auto& [lo, hi] =
+            blocks[std::uniform_int_distribution<std::size_t>(0, blocks.size() - 1)(rng)];
         lightgpt::append_utf8(text, std::uniform_int_distribution<char32_t>(lo, hi)(rng));
       } else {
         text += fragments[std::uniform_int_distribution<std::size_t>(0, fragments.size() - 1)(rng)];

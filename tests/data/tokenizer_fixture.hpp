@@ -14,7 +14,8 @@ class TokenizerTest : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
 #ifdef LIGHTGPT_ENCODER_JSON
-    if (!tokenizer_) tokenizer_ = std::make_unique<Tokenizer>(LIGHTGPT_ENCODER_JSON, LIGHTGPT_VOCAB_BPE);
+    if (!tokenizer_)
+      tokenizer_ = std::make_unique<Tokenizer>(LIGHTGPT_ENCODER_JSON, LIGHTGPT_VOCAB_BPE);
 #endif
   }
   void SetUp() override {

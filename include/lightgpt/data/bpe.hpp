@@ -110,10 +110,14 @@ class EncoderJsonParser {
     for (int k = 0; k < 4; ++k) {
       const char c = s_[i_++];
       v <<= 4;
-      if (c >= '0' && c <= '9') v |= unsigned(c - '0');
-      else if (c >= 'a' && c <= 'f') v |= unsigned(c - 'a' + 10);
-      else if (c >= 'A' && c <= 'F') v |= unsigned(c - 'A' + 10);
-      else throw Error(concat("'", file_, "': bad hex digit in \\u escape at byte ", i_ - 1));
+      if (c >= '0' && c <= '9')
+        v |= unsigned(c - '0');
+      else if (c >= 'a' && c <= 'f')
+        v |= unsigned(c - 'a' + 10);
+      else if (c >= 'A' && c <= 'F')
+        v |= unsigned(c - 'A' + 10);
+      else
+        throw Error(concat("'", file_, "': bad hex digit in \\u escape at byte ", i_ - 1));
     }
     return v;
   }
@@ -132,14 +136,30 @@ class EncoderJsonParser {
         const char e = peek();
         ++i_;
         switch (e) {
-          case '"': out.push_back(U'"'); break;
-          case '\\': out.push_back(U'\\'); break;
-          case '/': out.push_back(U'/'); break;
-          case 'b': out.push_back(U'\b'); break;
-          case 'f': out.push_back(U'\f'); break;
-          case 'n': out.push_back(U'\n'); break;
-          case 'r': out.push_back(U'\r'); break;
-          case 't': out.push_back(U'\t'); break;
+          case '"':
+            out.push_back(U'"');
+            break;
+          case '\\':
+            out.push_back(U'\\');
+            break;
+          case '/':
+            out.push_back(U'/');
+            break;
+          case 'b':
+            out.push_back(U'\b');
+            break;
+          case 'f':
+            out.push_back(U'\f');
+            break;
+          case 'n':
+            out.push_back(U'\n');
+            break;
+          case 'r':
+            out.push_back(U'\r');
+            break;
+          case 't':
+            out.push_back(U'\t');
+            break;
           case 'u': {
             unsigned v = hex4();
             if (v >= 0xD800 && v <= 0xDBFF && i_ + 6 <= s_.size() && s_[i_] == '\\' &&
@@ -162,7 +182,8 @@ class EncoderJsonParser {
       int len = c < 0x80 ? 1 : c < 0xE0 ? 2 : c < 0xF0 ? 3 : 4;
       LIGHTGPT_CHECK(i_ + len <= s_.size(), "'", file_, "': truncated UTF-8 at byte ", i_);
       char32_t cp = len == 1 ? c : len == 2 ? (c & 0x1F) : len == 3 ? (c & 0x0F) : (c & 0x07);
-      for (int k = 1; k < len; ++k) cp = (cp << 6) | (static_cast<unsigned char>(s_[i_ + k]) & 0x3F);
+      for (int k = 1; k < len; ++k)
+        cp = (cp << 6) | (static_cast<unsigned char>(s_[i_ + k]) & 0x3F);
       out.push_back(cp);
       i_ += len;
     }
@@ -493,8 +514,8 @@ class Tokenizer {
       std::string bytes;
       for (char32_t cp : key) {
         const auto it = to_byte.find(cp);
-        LIGHTGPT_CHECK(it != to_byte.end(), "'", file, "': token ", id,
-                       " contains code point U+", std::hex, static_cast<unsigned long>(cp),
+        LIGHTGPT_CHECK(it != to_byte.end(), "'", file, "': token ", id, " contains code point U+",
+                       std::hex, static_cast<unsigned long>(cp),
                        " which is not in GPT-2's byte alphabet");
         bytes.push_back(static_cast<char>(it->second));
       }

@@ -51,7 +51,8 @@ inline std::string brown_to_text(std::string_view tagged) {
       std::string_view token = line.substr(i, j - i);
       i = j;
       const std::size_t slash = token.rfind('/');
-      const std::string_view word = slash == std::string_view::npos ? token : token.substr(0, slash);
+      const std::string_view word =
+          slash == std::string_view::npos ? token : token.substr(0, slash);
       if (word.empty()) continue;
       if (!paragraph.empty() && !no_space_next && !attaches_left(word)) paragraph += ' ';
       paragraph += (word == "``" || word == "''") ? std::string_view("\"") : word;

@@ -68,18 +68,18 @@ inline std::vector<std::filesystem::path> expand_shard_pattern(const std::string
 // Number of validation steps of B x T tokens (x world_size ranks) that `val_tokens` makes.
 // Throws, naming the nearest usable values, when it is not a whole number of steps.
 inline std::int64_t validation_steps(std::int64_t val_tokens, int B, int T, int world_size = 1) {
-  LIGHTGPT_CHECK(B > 0 && T > 0 && world_size > 0, "validation needs B, T and world_size > 0, got B=",
-                 B, " T=", T, " world_size=", world_size);
+  LIGHTGPT_CHECK(B > 0 && T > 0 && world_size > 0,
+                 "validation needs B, T and world_size > 0, got B=", B, " T=", T,
+                 " world_size=", world_size);
   const std::int64_t step = std::int64_t{B} * T * world_size;
   const std::string what = world_size == 1 ? "B*T" : "B*T*world_size";
-  LIGHTGPT_CHECK(val_tokens > 0, "val_tokens must be positive, got ", val_tokens, ": use a multiple of ",
-                 what, " = ", step);
+  LIGHTGPT_CHECK(val_tokens > 0, "val_tokens must be positive, got ", val_tokens,
+                 ": use a multiple of ", what, " = ", step);
   if (val_tokens % step != 0) {
     const std::int64_t lower = val_tokens / step * step;
-    throw Error(detail::concat("val_tokens ", val_tokens, " is not a multiple of ", what, " = ", step,
-                               ": use val_tokens ",
-                               lower > 0 ? std::to_string(lower) + " or " : std::string(),
-                               lower + step));
+    throw Error(detail::concat(
+        "val_tokens ", val_tokens, " is not a multiple of ", what, " = ", step, ": use val_tokens ",
+        lower > 0 ? std::to_string(lower) + " or " : std::string(), lower + step));
   }
   return val_tokens / step;
 }
@@ -93,8 +93,8 @@ class Loader {
   Loader(const std::vector<std::filesystem::path>& files, const LoaderOptions& options)
       : options_(options) {
     const auto& o = options_;
-    LIGHTGPT_CHECK(o.B > 0 && o.T > 0 && o.K >= 1, "loader needs B > 0, T > 0 and K >= 1, got B=",
-                   o.B, " T=", o.T, " K=", o.K);
+    LIGHTGPT_CHECK(o.B > 0 && o.T > 0 && o.K >= 1,
+                   "loader needs B > 0, T > 0 and K >= 1, got B=", o.B, " T=", o.T, " K=", o.K);
     LIGHTGPT_CHECK(o.world_size >= 1 && o.rank >= 0 && o.rank < o.world_size, "loader rank ",
                    o.rank, " is outside world_size ", o.world_size);
     LIGHTGPT_CHECK(!files.empty(), "loader was given no shard files");
@@ -112,8 +112,8 @@ class Loader {
     steps_per_epoch_ = rows_ / rows_per_step;
     LIGHTGPT_CHECK(steps_per_epoch_ > 0, "the ", files.size(), " shard(s) starting with '",
                    files.front().string(), "' hold ", total_tokens_, " tokens, which make ", rows_,
-                   " windows of T+K = ", window, " tokens; one step needs B*world_size = ",
-                   rows_per_step, " windows");
+                   " windows of T+K = ", window,
+                   " tokens; one step needs B*world_size = ", rows_per_step, " windows");
     if (o.shuffle) {
       LIGHTGPT_CHECK(rows_ <= std::numeric_limits<std::uint32_t>::max(), "shuffling ", rows_,
                      " windows exceeds the loader's 2^32 limit; use a larger T");
@@ -156,10 +156,12 @@ class Loader {
   LoaderPosition position() const { return {epoch_, step_, total_tokens_, config_hash()}; }
 
   void restore(const LoaderPosition& position) {
-    LIGHTGPT_CHECK(position.total_tokens == total_tokens_, "cannot resume the loader: the position "
-                   "was saved over ", position.total_tokens, " tokens but the shards now hold ",
-                   total_tokens_);
-    LIGHTGPT_CHECK(position.config == config_hash(), "cannot resume the loader: the position was "
+    LIGHTGPT_CHECK(position.total_tokens == total_tokens_,
+                   "cannot resume the loader: the position "
+                   "was saved over ",
+                   position.total_tokens, " tokens but the shards now hold ", total_tokens_);
+    LIGHTGPT_CHECK(position.config == config_hash(),
+                   "cannot resume the loader: the position was "
                    "saved with a different B, T, K, world_size, shuffle or seed");
     LIGHTGPT_CHECK(position.step <= steps_per_epoch_, "cannot resume the loader: step ",
                    position.step, " is past the epoch's ", steps_per_epoch_, " steps");

@@ -59,9 +59,10 @@ inline void write_all(int fd, const void* data, std::size_t size, const std::str
 // fsync'ed and then renamed over `path`, so readers never see a half-written shard.
 inline void write_shard(const std::filesystem::path& path, std::span<const std::uint16_t> tokens) {
   const std::string file = path.string();
-  LIGHTGPT_CHECK(tokens.size() <= static_cast<std::size_t>(std::numeric_limits<std::int32_t>::max()),
-                 "cannot write '", file, "': ", tokens.size(),
-                 " tokens exceed the format's int32 count; split them over several shards");
+  LIGHTGPT_CHECK(
+      tokens.size() <= static_cast<std::size_t>(std::numeric_limits<std::int32_t>::max()),
+      "cannot write '", file, "': ", tokens.size(),
+      " tokens exceed the format's int32 count; split them over several shards");
   static std::atomic<unsigned> counter{0};
   std::filesystem::path tmp = path;
   tmp += ".tmp." + std::to_string(::getpid()) + "." + std::to_string(counter++);
@@ -89,13 +90,14 @@ inline void write_shard(const std::filesystem::path& path, std::span<const std::
 
 // Same, for ids held in a wider integer type; every id must fit in uint16.
 template <class Int>
-  requires(std::is_integral_v<Int> && !std::is_same_v<Int, std::uint16_t>)
-void write_shard(const std::filesystem::path& path, std::span<const Int> tokens) {
+requires(std::is_integral_v<Int> &&
+         !std::is_same_v<Int, std::uint16_t>) void write_shard(const std::filesystem::path& path,
+                                                               std::span<const Int> tokens) {
   std::vector<std::uint16_t> narrow(tokens.size());
   for (std::size_t i = 0; i < tokens.size(); ++i) {
     LIGHTGPT_CHECK(tokens[i] >= 0 && static_cast<long long>(tokens[i]) <= 0xFFFF, "cannot write '",
-                   path.string(), "': token ", static_cast<long long>(tokens[i]), " at position ", i,
-                   " does not fit in uint16");
+                   path.string(), "': token ", static_cast<long long>(tokens[i]), " at position ",
+                   i, " does not fit in uint16");
     narrow[i] = static_cast<std::uint16_t>(tokens[i]);
   }
   write_shard(path, std::span<const std::uint16_t>(narrow));
@@ -110,8 +112,8 @@ class Shard {
     detail::FdGuard guard{::open(file.c_str(), O_RDONLY | O_CLOEXEC)};
     LIGHTGPT_CHECK(guard.fd >= 0, "cannot open shard '", file, "': ", detail::errno_text());
     struct stat st {};
-    LIGHTGPT_CHECK(::fstat(guard.fd, &st) == 0, "cannot stat shard '", file, "': ",
-                   detail::errno_text());
+    LIGHTGPT_CHECK(::fstat(guard.fd, &st) == 0, "cannot stat shard '", file,
+                   "': ", detail::errno_text());
     LIGHTGPT_CHECK(S_ISREG(st.st_mode), "shard '", file, "' is not a regular file");
     const auto size = static_cast<std::size_t>(st.st_size);
     LIGHTGPT_CHECK(size > 0, "shard '", file, "' is empty");
@@ -133,9 +135,10 @@ class Shard {
       LIGHTGPT_CHECK(size == kShardHeaderBytes + 2 * count, "shard '", file, "' is ", size,
                      " bytes but its header says ", count, " tokens, which need ",
                      kShardHeaderBytes + 2 * count, " bytes (1024 + 2 * count)");
-      tokens_ = std::span<const std::uint16_t>(
-          reinterpret_cast<const std::uint16_t*>(static_cast<const char*>(map_) + kShardHeaderBytes),
-          count);
+      tokens_ =
+          std::span<const std::uint16_t>(reinterpret_cast<const std::uint16_t*>(
+                                             static_cast<const char*>(map_) + kShardHeaderBytes),
+                                         count);
       if (vocab_size > 0) {
         for (std::size_t i = 0; i < count; ++i) {
           LIGHTGPT_CHECK(tokens_[i] < vocab_size, "shard '", file, "' holds token ", tokens_[i],
