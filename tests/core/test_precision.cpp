@@ -1,0 +1,46 @@
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <limits>
+
+#include <lightgpt/core/elementwise.hpp>
+#include <lightgpt/core/precision.hpp>
+
+namespace lightgpt {
+namespace {
+
+TEST(Bf16, RoundsToNearestEven) {
+  EXPECT_EQ(detail::float_to_bf16(1.0f).bits, 0x3F80);
+  // 1 + 2^-8 lies halfway between 1 (even) and 1 + 2^-7: ties go to even.
+  EXPECT_EQ(detail::float_to_bf16(1.00390625f).bits, 0x3F80);
+  // 1 + 3·2^-8 lies halfway between 1 + 2^-7 (odd) and 1 + 2^-6: ties go to even, upwards.
+  EXPECT_EQ(detail::float_to_bf16(1.01171875f).bits, 0x3F82);
+  EXPECT_EQ(detail::float_to_bf16(-2.0f).bits, 0xC000);
+  EXPECT_FLOAT_EQ(detail::bf16_to_float(detail::float_to_bf16(3.140625f)), 3.140625f);
+  EXPECT_TRUE(std::isnan(
+      detail::bf16_to_float(detail::float_to_bf16(std::numeric_limits<float>::quiet_NaN()))));
+  EXPECT_TRUE(std::isinf(detail::bf16_to_float(detail::float_to_bf16(3.4e38f))));
+}
+
+TEST(Gelu, MatchesTheTanhFormulaAndItsDerivative) {
+  for (double x : {-4.0, -1.5, -0.3, 0.0, 0.2, 1.0, 3.7}) {
+    const double expected =
+        0.5 * x * (1 + std::tanh(std::sqrt(2 / M_PI) * (x + 0.044715 * x * x * x)));
+    EXPECT_NEAR(detail::gelu(x), expected, 1e-15);
+    const double h = 1e-6;
+    const double numeric = (detail::gelu(x + h) - detail::gelu(x - h)) / (2 * h);
+    EXPECT_NEAR(detail::gelu_grad(x), numeric, 1e-9);
+  }
+}
+
+TEST(OnlineSoftmax, MatchesTwoPassLogSumExp) {
+  const double logits[] = {3.0, -1.0, 700.0, 2.5, 699.0};
+  detail::OnlineSoftmax<double> online;
+  for (double v : logits) online.add(v);
+  double sum = 0;
+  for (double v : logits) sum += std::exp(v - 700.0);
+  EXPECT_NEAR(online.log_sum_exp(), 700.0 + std::log(sum), 1e-12);
+}
+
+}  // namespace
+}  // namespace lightgpt

@@ -1,0 +1,4 @@
+#include <lightgpt/lightgpt.hpp>
+
+using Model = lightgpt::GPT<lightgpt::Fp32, lightgpt::DenseHead<>, int, lightgpt::Cpu>;
+int main() { return sizeof(Model) > 0 ? 0 : 1; }

@@ -1,0 +1,245 @@
+// Whole-model behaviour of GPT<P, DenseHead<>, Attention, Cpu>: precision agreement, the
+// inference paths, causality, learning, determinism and the errors of the user contract.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <numeric>
+#include <string>
+
+#include "instances.hpp"
+
+namespace lightgpt::testing {
+namespace {
+
+template <class F>
+std::string error_message(F&& f) {
+  try {
+    f();
+  } catch (const Error& error) {
+    return error.what();
+  }
+  return "(no lightgpt::Error thrown)";
+}
+
+TEST(Gpt, InitialLossIsNearUniform) {
+  ModelConfig config = tiny_config();
+  DenseFp32 model(config, 1);
+  const auto tokens = random_tokens(3 * 9, config.vocab_size, 2);
+  const float loss = model.forward(tokens.data(), 3, 8);
+  EXPECT_NEAR(loss, std::log(float(config.vocab_size)), 0.1);
+}
+
+TEST(Gpt, Fp32MatchesFp64OnTheSameWeights) {
+  ModelConfig config = tiny_config();
+  config.d_model = 32;
+  config.n_head = 4;
+  DenseFp64 reference(config, 3);
+  DenseFp32 model(config, 99);
+  copy_parameters(reference, model);
+  const auto tokens = random_tokens(4 * 13, config.vocab_size, 8);
+  const double expected = reference.forward(tokens.data(), 4, 12);
+  const float actual = model.forward(tokens.data(), 4, 12);
+  EXPECT_LT(std::abs(actual - expected) / expected, 1e-5);
+  EXPECT_LT(std::abs(model.evaluate(tokens.data(), 4, 12, 13) - expected) / expected, 1e-5);
+}
+
+TEST(Gpt, EvaluateEqualsTrainingForwardMainLoss) {
+  DenseFp64 model(tiny_config(), 3);
+  const auto tokens = random_tokens(2 * 11, tiny_config().vocab_size, 4);
+  const double trained = model.forward(tokens.data(), 2, 10);
+  EXPECT_DOUBLE_EQ(model.evaluate(tokens.data(), 2, 10), trained);
+}
+
+TEST(Gpt, LogProbsSumToOneAndMatchTheLoss) {
+  ModelConfig config = tiny_config();
+  DenseFp64 model(config, 5);
+  const int B = 2, T = 9, V = config.vocab_size;
+  const auto tokens = random_tokens(B * (T + 1), V, 6);
+  std::vector<std::int32_t> inputs;
+  for (int b = 0; b < B; ++b) {
+    inputs.insert(inputs.end(), tokens.begin() + b * (T + 1), tokens.begin() + b * (T + 1) + T);
+  }
+  std::vector<double> log_probs(std::size_t(B) * T * V);
+  model.log_probs(inputs.data(), B, T, log_probs.data());
+  double nll = 0;
+  for (int n = 0; n < B * T; ++n) {
+    double total = 0;
+    for (int v = 0; v < V; ++v) total += std::exp(log_probs[std::size_t(n) * V + v]);
+    EXPECT_NEAR(total, 1.0, 1e-12) << "position " << n;
+    const int target = tokens[(n / T) * (T + 1) + n % T + 1];
+    nll -= log_probs[std::size_t(n) * V + target];
+  }
+  EXPECT_NEAR(nll / (B * T), model.evaluate(tokens.data(), B, T), 1e-12);
+}
+
+// Changing tokens after position t leaves every output at positions <= t bit-identical.
+TEST(Gpt, AttentionIsCausal) {
+  ModelConfig config = tiny_config();
+  config.max_seq_len = 80;  // more than one attention query block
+  DenseFp32 model(config, 5);
+  const int T = 75, V = config.vocab_size, cut = 40;
+  auto inputs = random_tokens(T, V, 7);
+  std::vector<float> before(std::size_t(T) * V), after(before.size());
+  model.log_probs(inputs.data(), 1, T, before.data());
+  for (int t = cut + 1; t < T; ++t) inputs[t] = (inputs[t] + 1 + t) % V;
+  model.log_probs(inputs.data(), 1, T, after.data());
+  for (std::size_t i = 0; i < std::size_t(cut + 1) * V; ++i) ASSERT_EQ(before[i], after[i]) << i;
+  double change = 0;
+  for (std::size_t i = std::size_t(cut + 1) * V; i < before.size(); ++i) {
+    change += std::abs(before[i] - after[i]);
+  }
+  EXPECT_GT(change, 1e-3);  // and later positions do see the change
+}
+
+TEST(Gpt, Uint16ShardViewsMatchInt32) {
+  DenseFp64 model(tiny_config(), 5);
+  const auto tokens = random_tokens(3 * 10, tiny_config().vocab_size, 9);
+  const std::vector<std::uint16_t> narrow(tokens.begin(), tokens.end());
+  // Rows advance by T = 9 inside one stream, as a loader's view into a shard does.
+  const double wide = model.forward(tokens.data(), 2, 9, 9);
+  EXPECT_DOUBLE_EQ(model.forward(narrow.data(), 2, 9, 9), wide);
+}
+
+TEST(Gpt, MemorisesOneBatchWithAdamW) {
+  ModelConfig config = tiny_config();
+  config.d_model = 32;
+  DenseFp32 model(config, 1);
+  AdamW<Cpu, float> optimizer(model.parameters().layout());
+  const auto tokens = random_tokens(4 * 11, config.vocab_size, 1);
+  float loss = 0;
+  for (int step = 0; step < 150; ++step) {
+    model.zero_grad();
+    loss = model.forward(tokens.data(), 4, 10);
+    model.backward();
+    optimizer.step(model.parameters(), 1e-2);
+  }
+  EXPECT_LT(loss, 0.1f);
+}
+
+std::vector<float> train_losses(int steps) {
+  ModelConfig config = tiny_config();
+  config.d_model = 16;
+  DenseFp32 model(config, 42);
+  AdamW<Cpu, float> optimizer(model.parameters().layout());
+  std::vector<float> losses;
+  for (int step = 0; step < steps; ++step) {
+    // A learnable stream: an arithmetic progression mod V from a random start.
+    auto tokens = random_tokens(3 * 11, config.vocab_size, 100 + step);
+    for (std::size_t i = 1; i < tokens.size(); ++i) {
+      tokens[i] = (tokens[i - 1] + 5) % config.vocab_size;
+    }
+    model.zero_grad();
+    losses.push_back(model.forward(tokens.data(), 3, 10));
+    model.backward();
+    optimizer.step(model.parameters(), 3e-3);
+  }
+  return losses;
+}
+
+TEST(Gpt, SameSeedGivesBitIdenticalLosses) {
+  const auto first = train_losses(20), second = train_losses(20);
+  ASSERT_EQ(first.size(), second.size());
+  for (std::size_t i = 0; i < first.size(); ++i) ASSERT_EQ(first[i], second[i]) << "step " << i;
+  EXPECT_LT(first.back(), first.front());
+}
+
+TEST(Gpt, ConfigErrorsNameTheField) {
+  ModelConfig config = tiny_config();
+  config.n_head = 3;
+  EXPECT_NE(error_message([&] { DenseFp32 m(config, 1); }).find("n_head"), std::string::npos);
+  config = tiny_config();
+  config.vocab_size = 0;
+  EXPECT_NE(error_message([&] { config.validate(); }).find("vocab_size"), std::string::npos);
+  config = tiny_config();
+  config.n_layer = -1;
+  EXPECT_NE(error_message([&] { config.validate(); }).find("n_layer"), std::string::npos);
+  config = tiny_config();
+  config.max_seq_len = 0;
+  EXPECT_NE(error_message([&] { config.validate(); }).find("max_seq_len"), std::string::npos);
+  config = tiny_config();
+  config.d_model = 0;
+  EXPECT_NE(error_message([&] { config.validate(); }).find("d_model"), std::string::npos);
+}
+
+TEST(Gpt, BatchErrorsNameTheProblem) {
+  ModelConfig config = tiny_config();
+  DenseFp32 model(config, 1);
+  auto tokens = random_tokens(64, config.vocab_size, 1);
+  EXPECT_NE(error_message([&] { model.forward(tokens.data(), 0, 4); }).find("batch size B"),
+            std::string::npos);
+  EXPECT_NE(error_message([&] { model.forward(tokens.data(), 1, 0); }).find("sequence length T"),
+            std::string::npos);
+  EXPECT_NE(error_message([&] { model.forward(tokens.data(), 1, 13); }).find("max_seq_len"),
+            std::string::npos);
+  EXPECT_NE(error_message([&] { model.forward(tokens.data(), 2, 4, 0); }).find("row_stride"),
+            std::string::npos);
+  tokens[3] = config.vocab_size;
+  EXPECT_NE(error_message([&] { model.forward(tokens.data(), 1, 4); }).find("token id 23"),
+            std::string::npos);
+  tokens[3] = -1;
+  EXPECT_NE(error_message([&] { model.evaluate(tokens.data(), 1, 4); }).find("token id -1"),
+            std::string::npos);
+  EXPECT_NE(error_message([&] { model.backward(); }).find("forward"), std::string::npos);
+}
+
+// The inference paths reuse a training-sized arena for any smaller B·T, and a larger request
+// grows it.
+TEST(Gpt, ArenaServesSmallerAndLargerBatches) {
+  ModelConfig config = tiny_config();
+  DenseFp64 model(config, 2);
+  const auto tokens = random_tokens(6 * 13, config.vocab_size, 3);
+  model.reserve(2, 12);
+  const double small = model.evaluate(tokens.data(), 1, 5, 13);
+  const double large = model.evaluate(tokens.data(), 6, 12, 13);
+  EXPECT_DOUBLE_EQ(model.evaluate(tokens.data(), 1, 5, 13), small);
+  EXPECT_DOUBLE_EQ(model.evaluate(tokens.data(), 6, 12, 13), large);
+}
+
+TEST(Gpt, LayoutFollowsLlmcOrderAndAlignment) {
+  ModelConfig config = tiny_config();
+  DenseFp32 model(config, 1);
+  const char* expected[] = {"wte",  "wpe",      "ln1w",     "ln1b", "qkvw", "qkvb",
+                            "attprojw", "attprojb", "ln2w", "ln2b", "fcw",  "fcb",
+                            "fcprojw", "fcprojb", "lnfw", "lnfb"};
+  const auto& tensors = model.parameters().layout().tensors();
+  ASSERT_EQ(tensors.size(), std::size(expected));
+  for (std::size_t i = 0; i < tensors.size(); ++i) {
+    EXPECT_EQ(tensors[i].name, expected[i]);
+    EXPECT_EQ(tensors[i].offset * sizeof(float) % 256, 0u) << tensors[i].name;
+    EXPECT_EQ(reinterpret_cast<std::uintptr_t>(model.parameters().values() + tensors[i].offset) %
+                  256,
+              0u);
+  }
+  EXPECT_EQ(tensors[0].shape, (std::vector<std::int64_t>{128, 8}));  // wte padded to 128 rows
+  EXPECT_EQ(tensors[4].shape, (std::vector<std::int64_t>{2, 24, 8}));  // qkvw (L, 3C, C)
+  EXPECT_TRUE(tensors[4].weight_decay);
+  EXPECT_FALSE(tensors[0].weight_decay);  // embeddings are not decayed
+  EXPECT_FALSE(tensors[5].weight_decay);  // nor biases
+  const std::size_t C = 8, L = 2, V = 23;
+  EXPECT_EQ(model.num_parameters(),
+            128 * C + 12 * C + L * (12 * C * C + 13 * C) + 2 * C);
+  (void)V;
+}
+
+TEST(Gpt, InitialisationFollowsGpt2) {
+  ModelConfig config = ModelConfig::gpt2_small();
+  config.n_layer = 2;
+  config.vocab_size = 1000;
+  DenseFp32 model(config, 1);
+  auto std_of = [&](const char* name) {
+    const auto values = model.parameters().read(model.parameters().layout().at(name));
+    double sum = 0, squares = 0;
+    for (float v : values) sum += v, squares += double(v) * v;
+    const double mean = sum / values.size();
+    return std::sqrt(squares / values.size() - mean * mean);
+  };
+  EXPECT_NEAR(std_of("fcw"), 0.02, 0.0005);
+  EXPECT_NEAR(std_of("fcprojw"), 0.02 / std::sqrt(4.0), 0.0005);
+  const auto ln = model.parameters().read(model.parameters().layout().at("ln1w"));
+  EXPECT_TRUE(std::all_of(ln.begin(), ln.end(), [](float v) { return v == 1.0f; }));
+  const auto bias = model.parameters().read(model.parameters().layout().at("fcb"));
+  EXPECT_TRUE(std::all_of(bias.begin(), bias.end(), [](float v) { return v == 0.0f; }));
+}
+
+}  // namespace
+}  // namespace lightgpt::testing
