@@ -149,5 +149,5 @@ if(LIGHTGPT_BUILD_FUZZERS)
     message(FATAL_ERROR "LIGHTGPT_BUILD_FUZZERS needs clang (libFuzzer); configure with "
       "-DCMAKE_CXX_COMPILER=clang++")
   endif()
-  add_subdirectory(${CMAKE_CURRENT_LIST_DIR}/../fuzz ${PROJECT_BINARY_DIR}/fuzz)
+  add_subdirectory(${PROJECT_SOURCE_DIR}/fuzz ${PROJECT_BINARY_DIR}/fuzz)
 endif()
