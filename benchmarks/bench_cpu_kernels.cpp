@@ -1,0 +1,83 @@
+// CPU kernel and whole-step benchmarks (Google Benchmark). Shapes follow GPT-2 small (C = 768,
+// V = 50257) at a CPU-sized number of positions; FLOP rates are reported as counters.
+#include <benchmark/benchmark.h>
+
+#include <vector>
+
+#include <lightgpt/lightgpt.hpp>
+
+namespace {
+
+using lightgpt::Cpu;
+using O = lightgpt::Ops<Cpu>;
+
+std::vector<float> filled(std::size_t n, std::uint64_t seed) {
+  lightgpt::Rng rng(seed);
+  std::vector<float> v(n);
+  for (float& x : v) x = float(0.02 * rng.normal());
+  return v;
+}
+
+// out[N, OC] = in[N, IC] · Wᵀ: the trunk's projections (OC = 3C, 4C) and the logits (OC = Vp).
+void BM_MatmulForward(benchmark::State& state) {
+  const int N = int(state.range(0)), IC = int(state.range(1)), OC = int(state.range(2));
+  const auto in = filled(std::size_t(N) * IC, 1), w = filled(std::size_t(OC) * IC, 2);
+  std::vector<float> out(std::size_t(N) * OC);
+  for (auto _ : state) {
+    O::matmul_forward(out.data(), in.data(), w.data(), static_cast<const float*>(nullptr), N, IC,
+                      OC);
+    benchmark::DoNotOptimize(out.data());
+  }
+  state.counters["GFLOP/s"] = benchmark::Counter(2.0 * N * IC * OC * state.iterations() / 1e9,
+                                                 benchmark::Counter::kIsRate);
+}
+BENCHMARK(BM_MatmulForward)
+    ->Args({1024, 768, 2304})
+    ->Args({1024, 768, 3072})
+    ->Args({1024, 768, 50304})
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime();
+
+void BM_AttentionForwardBackward(benchmark::State& state) {
+  const int B = 1, T = int(state.range(0)), C = 768, NH = 12;
+  const auto qkv = filled(std::size_t(B) * T * 3 * C, 3), dout = filled(std::size_t(B) * T * C, 4);
+  std::vector<float> out(std::size_t(B) * T * C), lse(std::size_t(B) * NH * T),
+      dqkv(qkv.size()), scratch(O::attention_scratch_size(T));
+  for (auto _ : state) {
+    O::attention_forward(out.data(), lse.data(), qkv.data(), B, T, C, NH, scratch.data());
+    O::attention_backward(lightgpt::overwrite(dqkv.data()), dout.data(), qkv.data(), out.data(),
+                          lse.data(), B, T, C, NH, scratch.data());
+    benchmark::DoNotOptimize(dqkv.data());
+  }
+}
+BENCHMARK(BM_AttentionForwardBackward)->Arg(256)->Arg(1024)->Unit(benchmark::kMillisecond)->UseRealTime();
+
+// One training step (forward + backward + AdamW) of a 2-layer C = 256 model with the full GPT-2
+// vocabulary, B·T = 512 positions.
+void BM_TrainingStep(benchmark::State& state) {
+  using Model = lightgpt::GPT<lightgpt::Fp32, lightgpt::DenseHead<>, lightgpt::Attention, Cpu>;
+  lightgpt::ModelConfig config;
+  config.n_layer = 2;
+  config.n_head = 4;
+  config.d_model = 256;
+  config.max_seq_len = 128;
+  Model model(config, 1);
+  lightgpt::AdamW<Cpu, float> optimizer(model.parameters().layout());
+  const int B = 4, T = 128;
+  std::vector<int> tokens(std::size_t(B) * (T + 1));
+  lightgpt::Rng rng(5);
+  for (int& id : tokens) id = int(rng.next_u64() % config.vocab_size);
+  for (auto _ : state) {
+    model.zero_grad();
+    benchmark::DoNotOptimize(model.forward(tokens.data(), B, T));
+    model.backward();
+    optimizer.step(model.parameters(), 1e-4);
+  }
+  state.counters["tok/s"] =
+      benchmark::Counter(double(B) * T * state.iterations(), benchmark::Counter::kIsRate);
+}
+BENCHMARK(BM_TrainingStep)->Unit(benchmark::kMillisecond)->UseRealTime();
+
+}  // namespace
+
+BENCHMARK_MAIN();
