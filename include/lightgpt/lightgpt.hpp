@@ -24,3 +24,4 @@
 #include "optim/schedule.hpp"
 
 #include "io/checkpoint.hpp"
+#include "io/llmc.hpp"
