@@ -1,0 +1,75 @@
+// convert — moves a dense GPT-2 between llm.c model files and lightgpt checkpoints.
+//
+//   convert --to-lightgpt gpt2_124M.bin gpt2_124M.ckpt
+//   convert --to-llmc model.ckpt model.bin [--bf16]
+//
+// The model is built from the input's own config (the llm.c header, or the checkpoint's "config"
+// section), loaded with every check the library makes, and written atomically; the input file is
+// never modified. Only the dense composition (DenseHead<>, Attention) has an llm.c equivalent.
+#include <cstdio>
+#include <exception>
+#include <filesystem>
+#include <string>
+
+#include <CLI/CLI.hpp>
+
+#include <lightgpt/lightgpt.hpp>
+
+using Model = lightgpt::GPT<lightgpt::Fp32, lightgpt::DenseHead<>, lightgpt::Attention,
+                            lightgpt::Cpu>;
+
+namespace {
+
+void describe(const char* what, const std::filesystem::path& path,
+              const lightgpt::ModelConfig& config, const Model& model) {
+  std::fprintf(stderr,
+               "%s %s: vocab_size=%d max_seq_len=%d n_layer=%d n_head=%d d_model=%d "
+               "(%zu parameters)\n",
+               what, path.string().c_str(), config.vocab_size, config.max_seq_len,
+               config.n_layer, config.n_head, config.d_model, model.num_parameters());
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"Convert a dense GPT-2 between llm.c model files and lightgpt checkpoints"};
+  bool to_lightgpt = false, to_llmc = false, bf16 = false;
+  std::string input, output;
+  CLI::Option_group* direction = app.add_option_group("direction", "Conversion direction");
+  CLI::Option* to_llmc_flag =
+      direction->add_flag("--to-llmc", to_llmc, "Input is a lightgpt checkpoint, output llm.c");
+  direction->add_flag("--to-lightgpt", to_lightgpt,
+                      "Input is an llm.c model file, output a lightgpt checkpoint");
+  direction->require_option(1);
+  app.add_flag("--bf16", bf16, "Write llm.c version 5 (bf16) instead of 3 (fp32)")
+      ->needs(to_llmc_flag);
+  app.add_option("input", input, "File to read")->required()->check(CLI::ExistingFile);
+  app.add_option("output", output, "File to write (replaced atomically)")->required();
+  CLI11_PARSE(app, argc, argv);
+
+  try {
+    if (to_lightgpt) {
+      const lightgpt::ModelConfig config = lightgpt::read_llmc_config(input);
+      Model model(config, 0);
+      lightgpt::load_llmc(input, model);
+      describe("read llm.c file", input, config, model);
+      lightgpt::save_checkpoint(output, model, 0);
+      std::fprintf(stderr, "wrote lightgpt checkpoint %s\n", output.c_str());
+    } else {
+      const std::string source = "checkpoint '" + input + "'";
+      const lightgpt::ModelConfig config = lightgpt::ModelConfig::parse(
+          lightgpt::CheckpointReader(input).section("config").rest(), source);
+      Model model(config, 0);
+      lightgpt::load_checkpoint(input, model);
+      describe("read lightgpt checkpoint", input, config, model);
+      const auto version = bf16 ? lightgpt::LlmcVersion::bf16 : lightgpt::LlmcVersion::fp32;
+      lightgpt::save_llmc(output, model, version);
+      std::fprintf(stderr, "wrote llm.c file %s (version %d, %s)\n", output.c_str(),
+                   static_cast<int>(version), bf16 ? "bf16" : "fp32");
+    }
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "convert: %s\n", e.what());
+    return 1;
+  }
+  return 0;
+}
