@@ -13,6 +13,7 @@
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
+#include <exception>
 #include <filesystem>
 #include <fstream>
 #include <functional>
@@ -21,6 +22,7 @@
 #include <sstream>
 #include <string>
 #include <string_view>
+#include <system_error>
 #include <thread>
 #include <unordered_map>
 #include <utility>
@@ -307,16 +309,33 @@ class Tokenizer {
     }
     std::vector<std::vector<int>> results(chunks.size());
     std::atomic<std::size_t> next{0};
-    auto work = [&] {
-      Session session(*this);
-      for (std::size_t c = next++; c < chunks.size(); c = next++)
-        encode_segments(chunks[c], options, session, results[c]);
+    std::vector<std::exception_ptr> errors(chunks.size());
+    const int workers = std::min<int>(threads, static_cast<int>(chunks.size()));
+    // Sessions are made here so that a worker can only fail per chunk; an exception escaping a
+    // thread would be std::terminate, so each is kept and the first rethrown after the join.
+    std::vector<std::unique_ptr<Session>> sessions;
+    for (int t = 0; t < workers; ++t) sessions.push_back(std::make_unique<Session>(*this));
+    auto work = [&](Session& session) {
+      for (std::size_t c = next++; c < chunks.size(); c = next++) {
+        try {
+          encode_segments(chunks[c], options, session, results[c]);
+        } catch (...) {
+          errors[c] = std::current_exception();
+        }
+      }
     };
     std::vector<std::thread> pool;
-    const int extra = std::min<int>(threads, static_cast<int>(chunks.size())) - 1;
-    for (int t = 0; t < extra; ++t) pool.emplace_back(work);
-    work();
+    for (int t = 1; t < workers; ++t) {
+      try {
+        pool.emplace_back(work, std::ref(*sessions[t]));
+      } catch (const std::system_error&) {
+        break;  // no more threads: the workers that exist take the remaining chunks
+      }
+    }
+    work(*sessions[0]);
     for (auto& t : pool) t.join();
+    for (const auto& error : errors)
+      if (error) std::rethrow_exception(error);
     std::size_t total = 0;
     for (const auto& r : results) total += r.size();
     std::vector<int> out;
