@@ -2,9 +2,8 @@
 // V = 50257) at a CPU-sized number of positions; FLOP rates are reported as counters.
 #include <benchmark/benchmark.h>
 
-#include <vector>
-
 #include <lightgpt/lightgpt.hpp>
+#include <vector>
 
 namespace {
 
@@ -28,8 +27,8 @@ void BM_MatmulForward(benchmark::State& state) {
                       OC);
     benchmark::DoNotOptimize(out.data());
   }
-  state.counters["GFLOP/s"] = benchmark::Counter(2.0 * N * IC * OC * state.iterations() / 1e9,
-                                                 benchmark::Counter::kIsRate);
+  state.counters["GFLOP/s"] =
+      benchmark::Counter(2.0 * N * IC * OC * state.iterations() / 1e9, benchmark::Counter::kIsRate);
 }
 BENCHMARK(BM_MatmulForward)
     ->Args({1024, 768, 2304})
@@ -41,8 +40,8 @@ BENCHMARK(BM_MatmulForward)
 void BM_AttentionForwardBackward(benchmark::State& state) {
   const int B = 1, T = int(state.range(0)), C = 768, NH = 12;
   const auto qkv = filled(std::size_t(B) * T * 3 * C, 3), dout = filled(std::size_t(B) * T * C, 4);
-  std::vector<float> out(std::size_t(B) * T * C), lse(std::size_t(B) * NH * T),
-      dqkv(qkv.size()), scratch(O::attention_scratch_size(T));
+  std::vector<float> out(std::size_t(B) * T * C), lse(std::size_t(B) * NH * T), dqkv(qkv.size()),
+      scratch(O::attention_scratch_size(T));
   for (auto _ : state) {
     O::attention_forward(out.data(), lse.data(), qkv.data(), B, T, C, NH, scratch.data());
     O::attention_backward(lightgpt::overwrite(dqkv.data()), dout.data(), qkv.data(), out.data(),
@@ -50,7 +49,11 @@ void BM_AttentionForwardBackward(benchmark::State& state) {
     benchmark::DoNotOptimize(dqkv.data());
   }
 }
-BENCHMARK(BM_AttentionForwardBackward)->Arg(256)->Arg(1024)->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK(BM_AttentionForwardBackward)
+    ->Arg(256)
+    ->Arg(1024)
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime();
 
 // One training step (forward + backward + AdamW) of a 2-layer C = 256 model with the full GPT-2
 // vocabulary, B·T = 512 positions.

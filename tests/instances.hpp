@@ -3,9 +3,8 @@
 #pragma once
 
 #include <cstdint>
-#include <vector>
-
 #include <lightgpt/lightgpt.hpp>
+#include <vector>
 
 namespace lightgpt::testing {
 
@@ -48,11 +47,11 @@ void copy_parameters(const From& from, To& to) {
 }  // namespace lightgpt::testing
 
 #define LIGHTGPT_DECLARE_MODEL(EXTERN, Model, Precision, Head)                                  \
-  EXTERN template class lightgpt::GPT<lightgpt::Precision, lightgpt::Head, lightgpt::Attention,  \
-                                      lightgpt::Cpu>;                                          \
-  EXTERN template Model::A Model::forward<std::int32_t>(const std::int32_t*, int, int, int);   \
-  EXTERN template Model::A Model::forward<std::uint16_t>(const std::uint16_t*, int, int, int); \
-  EXTERN template Model::A Model::evaluate<std::int32_t>(const std::int32_t*, int, int, int);  \
+  EXTERN template class lightgpt::GPT<lightgpt::Precision, lightgpt::Head, lightgpt::Attention, \
+                                      lightgpt::Cpu>;                                           \
+  EXTERN template Model::A Model::forward<std::int32_t>(const std::int32_t*, int, int, int);    \
+  EXTERN template Model::A Model::forward<std::uint16_t>(const std::uint16_t*, int, int, int);  \
+  EXTERN template Model::A Model::evaluate<std::int32_t>(const std::int32_t*, int, int, int);   \
   EXTERN template void Model::log_probs<std::int32_t>(const std::int32_t*, int, int, Model::A*);
 
 LIGHTGPT_DECLARE_MODEL(extern, lightgpt::testing::DenseFp32, Fp32, DenseHead<>)

@@ -9,18 +9,16 @@
 // next-token NLL over B·T positions) → backward → AdamW step at the scheduled learning rate. The
 // batches are views into llm.c-format token shards (see `prepare`); validation is pure next-token
 // NLL over the full vocabulary. Run with --help for the flags.
+#include <CLI/CLI.hpp>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
-
-#include <CLI/CLI.hpp>
-
 #include <lightgpt/data/loader.hpp>
 #include <lightgpt/lightgpt.hpp>
 
-using Model = lightgpt::GPT<lightgpt::Fp32, lightgpt::DenseHead<>, lightgpt::Attention,
-                            lightgpt::Cpu>;
+using Model =
+    lightgpt::GPT<lightgpt::Fp32, lightgpt::DenseHead<>, lightgpt::Attention, lightgpt::Cpu>;
 
 int main(int argc, char** argv) {
   CLI::App app{"Train a small dense GPT-2 on token shards (CPU)"};
@@ -32,9 +30,15 @@ int main(int argc, char** argv) {
   app.add_option("--train_data", train_pattern, "Training shards (path or glob)")->required();
   app.add_option("--val_data", val_pattern, "Validation shards (path or glob)")->required();
   app.add_option("--out_dir", out_dir, "Where the checkpoint is written")->capture_default_str();
-  app.add_option("--steps", steps, "Training steps")->capture_default_str()->check(CLI::PositiveNumber);
-  app.add_option("--batch_size", batch_size, "Rows per batch (B)")->capture_default_str()->check(CLI::PositiveNumber);
-  app.add_option("--seq_len", seq_len, "Tokens per row (T)")->capture_default_str()->check(CLI::PositiveNumber);
+  app.add_option("--steps", steps, "Training steps")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
+  app.add_option("--batch_size", batch_size, "Rows per batch (B)")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
+  app.add_option("--seq_len", seq_len, "Tokens per row (T)")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
   app.add_option("--n_layer", n_layer, "Transformer blocks")->capture_default_str();
   app.add_option("--n_head", n_head, "Attention heads")->capture_default_str();
   app.add_option("--d_model", d_model, "Model width C")->capture_default_str();
@@ -92,8 +96,8 @@ int main(int argc, char** argv) {
       model.backward();
       const double lr = schedule.at(step);
       const double norm = optimizer.step(model.parameters(), lr);
-      LIGHTGPT_CHECK(std::isfinite(loss) && std::isfinite(norm), "training diverged at step ",
-                     step, ": loss ", loss, ", gradient norm ", norm);
+      LIGHTGPT_CHECK(std::isfinite(loss) && std::isfinite(norm), "training diverged at step ", step,
+                     ": loss ", loss, ", gradient norm ", norm);
       const double seconds =
           std::chrono::duration<double>(std::chrono::steady_clock::now() - step_start).count();
       std::printf("step %4d/%d  train_loss %.4f  lr %.2e  grad_norm %.3f  %.0f tok/s\n", step + 1,

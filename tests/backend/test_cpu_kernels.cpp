@@ -4,9 +4,8 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
-#include <vector>
-
 #include <lightgpt/lightgpt.hpp>
+#include <vector>
 
 namespace lightgpt {
 namespace {
@@ -48,8 +47,8 @@ TEST(CpuGemm, ForwardAndBackwardMatchNaiveLoopsInBothModes) {
   EXPECT_LT(max_abs_diff(out, ref), 1e-12);
 
   std::vector<double> din(N * IC, 99.0), dw(OC * IC, 99.0), db(OC, 99.0);
-  O::matmul_backward(overwrite(din.data()), overwrite(dw.data()), overwrite(db.data()),
-                     dout.data(), in.data(), w.data(), N, IC, OC);
+  O::matmul_backward(overwrite(din.data()), overwrite(dw.data()), overwrite(db.data()), dout.data(),
+                     in.data(), w.data(), N, IC, OC);
   EXPECT_LT(max_abs_diff(din, din_ref), 1e-12);
   EXPECT_LT(max_abs_diff(dw, dw_ref), 1e-12);
   EXPECT_LT(max_abs_diff(db, db_ref), 1e-12);
@@ -93,8 +92,8 @@ TEST(CpuLayerNorm, NormalisesEachRowAndAccumulatesGradients) {
   }
   auto objective = [&](const std::vector<double>& x) {
     std::vector<double> y(N * C);
-    O::layernorm_forward(y.data(), (double*)nullptr, (double*)nullptr, x.data(), w.data(),
-                         b.data(), N, C);
+    O::layernorm_forward(y.data(), (double*)nullptr, (double*)nullptr, x.data(), w.data(), b.data(),
+                         N, C);
     double s = 0;
     for (int i = 0; i < N * C; ++i) s += y[i] * dout[i];
     return s;
@@ -153,16 +152,17 @@ TEST(CpuAttention, MatchesNaiveSoftmaxAcrossQueryBlocks) {
   // Backward against finite differences of <dout, attention(qkv)>.
   const auto dout = random_vector(out.size(), 10);
   std::vector<double> dqkv(qkv.size(), 99.0);
-  O::attention_backward(overwrite(dqkv.data()), dout.data(), qkv.data(), out.data(), lse.data(),
-                        B, T, C, NH, scratch.data());
+  O::attention_backward(overwrite(dqkv.data()), dout.data(), qkv.data(), out.data(), lse.data(), B,
+                        T, C, NH, scratch.data());
   auto objective = [&](const std::vector<double>& x) {
     const auto y = naive_attention(x, B, T, C, NH);
     double s = 0;
     for (std::size_t i = 0; i < y.size(); ++i) s += y[i] * dout[i];
     return s;
   };
-  for (std::size_t i : {std::size_t(0), std::size_t(5 * 3 * C + 3), std::size_t(100 * 3 * C + C + 7),
-                        std::size_t((T + 140) * 3 * C + 2 * C + 1), qkv.size() - 1}) {
+  for (std::size_t i :
+       {std::size_t(0), std::size_t(5 * 3 * C + 3), std::size_t(100 * 3 * C + C + 7),
+        std::size_t((T + 140) * 3 * C + 2 * C + 1), qkv.size() - 1}) {
     auto x = qkv;
     x[i] += 1e-6;
     const double plus = objective(x);
@@ -171,8 +171,8 @@ TEST(CpuAttention, MatchesNaiveSoftmaxAcrossQueryBlocks) {
     EXPECT_NEAR(dqkv[i], (plus - minus) / 2e-6, 1e-6) << "element " << i;
   }
   std::vector<double> twice = dqkv;
-  O::attention_backward(accumulate(twice.data()), dout.data(), qkv.data(), out.data(),
-                        lse.data(), B, T, C, NH, scratch.data());
+  O::attention_backward(accumulate(twice.data()), dout.data(), qkv.data(), out.data(), lse.data(),
+                        B, T, C, NH, scratch.data());
   for (std::size_t i = 0; i < dqkv.size(); ++i) ASSERT_NEAR(twice[i], 2 * dqkv[i], 1e-12);
 }
 

@@ -1,10 +1,9 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
-#include <limits>
-
 #include <lightgpt/core/elementwise.hpp>
 #include <lightgpt/core/precision.hpp>
+#include <limits>
 
 namespace lightgpt {
 namespace {

@@ -1,7 +1,6 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
-
 #include <lightgpt/core/rng.hpp>
 
 namespace lightgpt {

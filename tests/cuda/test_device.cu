@@ -2,9 +2,8 @@
 // same results on the device as on the host.
 #include <gtest/gtest.h>
 
-#include <vector>
-
 #include <lightgpt/cuda.cuh>
+#include <vector>
 
 namespace lightgpt {
 namespace {

@@ -8,7 +8,7 @@
 #include <lightgpt/data/bpe.hpp>
 #include <lightgpt/data/brown.hpp>
 
-#include "temp_dir.hpp"
+#include "../scratch.hpp"
 #include "tokenizer_fixture.hpp"
 
 namespace {
@@ -169,7 +169,7 @@ TEST_F(TokenizerTest, ParallelEncodingMatchesSerial) {
   for (const auto& file : lightgpt::brown_files(LIGHTGPT_BROWN_DIR))
     brown += lightgpt::brown_to_text(lightgpt::detail::read_text_file(file)) + "\n";
   EXPECT_EQ(tok().encode_parallel(brown, {}, 4), tok().encode(brown));
-  lightgpt::test::TempDir dir;
+  lightgpt::testing::TempDir dir;
   {
     std::ofstream out(dir / "brown.txt", std::ios::binary);
     out << brown;

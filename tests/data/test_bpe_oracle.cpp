@@ -15,7 +15,7 @@
 #include <lightgpt/data/bpe.hpp>
 #include <lightgpt/data/brown.hpp>
 
-#include "temp_dir.hpp"
+#include "../scratch.hpp"
 #include "tokenizer_fixture.hpp"
 
 namespace {
@@ -42,7 +42,7 @@ std::string json_string(const std::string& text) {
 // Runs node's Encoder.js over `texts`; one vector of ids per text.
 std::vector<std::vector<int>> oracle_ids(const std::vector<std::string>& texts) {
 #if defined(LIGHTGPT_NODE_EXECUTABLE) && defined(LIGHTGPT_ENCODER_JS)
-  lightgpt::test::TempDir dir;
+  lightgpt::testing::TempDir dir;
   {
     std::ofstream input(dir / "texts.jsonl", std::ios::binary);
     for (const auto& text : texts) input << json_string(text) << '\n';

@@ -7,11 +7,11 @@
 
 #include <lightgpt/data/loader.hpp>
 
-#include "temp_dir.hpp"
+#include "../scratch.hpp"
 
 namespace {
 
-using lightgpt::test::TempDir;
+using lightgpt::testing::TempDir;
 
 // Writes shards whose tokens are their global positions (first, first + 1, ...), so any window's
 // contents can be predicted from where it starts.

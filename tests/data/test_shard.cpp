@@ -8,11 +8,11 @@
 
 #include <lightgpt/data/shard.hpp>
 
-#include "temp_dir.hpp"
+#include "../scratch.hpp"
 
 namespace {
 
-using lightgpt::test::TempDir;
+using lightgpt::testing::TempDir;
 
 // Writes a shard byte by byte, independently of write_shard, so that the reader is checked
 // against the format definition rather than against its own writer.

@@ -12,28 +12,12 @@
 #include <utility>
 
 #include "instances.hpp"
+#include "scratch.hpp"
 
 namespace lightgpt::testing {
 namespace {
 
 namespace fs = std::filesystem;
-
-struct TempDir {
-  fs::path path = fs::temp_directory_path() /
-                  ("lightgpt_llmc_" +
-                   std::to_string(::testing::UnitTest::GetInstance()->random_seed()) + "_" +
-                   ::testing::UnitTest::GetInstance()->current_test_info()->name());
-  TempDir() { fs::create_directories(path); }
-  ~TempDir() { fs::remove_all(path); }
-};
-
-std::vector<char> read_bytes(const fs::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  return {std::istreambuf_iterator<char>(in), {}};
-}
-void write_bytes(const fs::path& path, const std::vector<char>& bytes) {
-  std::ofstream(path, std::ios::binary).write(bytes.data(), std::streamsize(bytes.size()));
-}
 
 std::int32_t header_field(const std::vector<char>& bytes, int index) {
   std::int32_t value;
@@ -62,9 +46,9 @@ void expect_error(const fs::path& path, Model& model, std::vector<std::string> n
 TEST(Llmc, Fp32RoundTripIsBitExact) {
   TempDir dir;
   DenseFp32 model(tiny_config(), 1);
-  const fs::path path = dir.path / "model.bin";
+  const fs::path path = dir.path() / "model.bin";
   save_llmc(path, model);
-  EXPECT_FALSE(fs::exists(dir.path / "model.bin.tmp"));
+  EXPECT_FALSE(fs::exists(dir.path() / "model.bin.tmp"));
 
   const auto bytes = read_bytes(path);
   const ModelConfig config = tiny_config();
@@ -130,7 +114,7 @@ TEST(Llmc, HandWrittenFileLoadsAndGivesTheReferenceLoss) {
   }
 
   TempDir dir;
-  const fs::path path = dir.path / "hand.bin";
+  const fs::path path = dir.path() / "hand.bin";
   {
     std::int32_t header[256] = {};
     header[0] = 20240326;
@@ -203,7 +187,7 @@ TEST(Llmc, HandWrittenFileLoadsAndGivesTheReferenceLoss) {
 TEST(Llmc, Bf16FilesHoldTheRoundedValues) {
   TempDir dir;
   DenseFp32 model(tiny_config(), 1);
-  const fs::path path = dir.path / "model_bf16.bin";
+  const fs::path path = dir.path() / "model_bf16.bin";
   save_llmc(path, model, LlmcVersion::bf16);
   const auto bytes = read_bytes(path);
   EXPECT_EQ(bytes.size(), 1024 + 2 * model.num_parameters());
@@ -230,14 +214,14 @@ class LlmcErrors : public ::testing::Test {
     bytes_ = read_bytes(path_);
   }
   fs::path write_variant(const std::vector<char>& bytes) {
-    const fs::path path = dir_.path / "variant.bin";
+    const fs::path path = dir_.path() / "variant.bin";
     write_bytes(path, bytes);
     return path;
   }
 
   TempDir dir_;
   DenseFp32 model_{tiny_config(), 1};
-  fs::path path_ = dir_.path / "good.bin";
+  fs::path path_ = dir_.path() / "good.bin";
   std::vector<char> bytes_;
 };
 
@@ -306,9 +290,9 @@ TEST_F(LlmcErrors, NonzeroPaddedRowsAreIgnored) {
 }
 
 TEST_F(LlmcErrors, MissingFileAndUnwritableDirectory) {
-  expect_error(dir_.path / "missing.bin", model_, {"missing.bin"});
-  EXPECT_THROW(save_llmc(dir_.path / "no_such_dir" / "m.bin", model_), Error);
-  EXPECT_THROW(read_llmc_config(dir_.path / "missing.bin"), Error);
+  expect_error(dir_.path() / "missing.bin", model_, {"missing.bin"});
+  EXPECT_THROW(save_llmc(dir_.path() / "no_such_dir" / "m.bin", model_), Error);
+  EXPECT_THROW(read_llmc_config(dir_.path() / "missing.bin"), Error);
 }
 
 }  // namespace

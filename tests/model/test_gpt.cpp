@@ -198,26 +198,25 @@ TEST(Gpt, ArenaServesSmallerAndLargerBatches) {
 TEST(Gpt, LayoutFollowsLlmcOrderAndAlignment) {
   ModelConfig config = tiny_config();
   DenseFp32 model(config, 1);
-  const char* expected[] = {"wte",  "wpe",      "ln1w",     "ln1b", "qkvw", "qkvb",
+  const char* expected[] = {"wte",      "wpe",      "ln1w", "ln1b", "qkvw", "qkvb",
                             "attprojw", "attprojb", "ln2w", "ln2b", "fcw",  "fcb",
-                            "fcprojw", "fcprojb", "lnfw", "lnfb"};
+                            "fcprojw",  "fcprojb",  "lnfw", "lnfb"};
   const auto& tensors = model.parameters().layout().tensors();
   ASSERT_EQ(tensors.size(), std::size(expected));
   for (std::size_t i = 0; i < tensors.size(); ++i) {
     EXPECT_EQ(tensors[i].name, expected[i]);
     EXPECT_EQ(tensors[i].offset * sizeof(float) % 256, 0u) << tensors[i].name;
-    EXPECT_EQ(reinterpret_cast<std::uintptr_t>(model.parameters().values() + tensors[i].offset) %
-                  256,
-              0u);
+    EXPECT_EQ(
+        reinterpret_cast<std::uintptr_t>(model.parameters().values() + tensors[i].offset) % 256,
+        0u);
   }
-  EXPECT_EQ(tensors[0].shape, (std::vector<std::int64_t>{128, 8}));  // wte padded to 128 rows
+  EXPECT_EQ(tensors[0].shape, (std::vector<std::int64_t>{128, 8}));    // wte padded to 128 rows
   EXPECT_EQ(tensors[4].shape, (std::vector<std::int64_t>{2, 24, 8}));  // qkvw (L, 3C, C)
   EXPECT_TRUE(tensors[4].weight_decay);
   EXPECT_FALSE(tensors[0].weight_decay);  // embeddings are not decayed
   EXPECT_FALSE(tensors[5].weight_decay);  // nor biases
   const std::size_t C = 8, L = 2, V = 23;
-  EXPECT_EQ(model.num_parameters(),
-            128 * C + 12 * C + L * (12 * C * C + 13 * C) + 2 * C);
+  EXPECT_EQ(model.num_parameters(), 128 * C + 12 * C + L * (12 * C * C + 13 * C) + 2 * C);
   (void)V;
 }
 

@@ -2,7 +2,6 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
-
 #include <lightgpt/lightgpt.hpp>
 
 namespace lightgpt {
@@ -48,8 +47,8 @@ TEST(AdamW, FirstTwoStepsMatchHandComputedValues) {
   // The bias is not decayed: 1 + 0.1·(2/(2+1e-8)).
   EXPECT_NEAR(model.store.read(model.bias())[0], 1.0 + 0.1 * (2.0 / (2.0 + 1e-8)), 1e-15);
 
-  // Step 2 with g = 1 on matrix[0]: m = 0.9·0.05 + 0.1·1 = 0.145, v = 0.95·0.0125 + 0.05 = 0.061875;
-  // m̂ = 0.145/0.19, v̂ = 0.061875/0.0975.
+  // Step 2 with g = 1 on matrix[0]: m = 0.9·0.05 + 0.1·1 = 0.145, v = 0.95·0.0125 + 0.05 =
+  // 0.061875; m̂ = 0.145/0.19, v̂ = 0.061875/0.0975.
   const double w1 = matrix[0];
   model.set_grads(1.0, 0.0, 0.0);
   optimizer.step(model.store, 0.1);

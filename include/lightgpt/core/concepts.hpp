@@ -15,13 +15,15 @@ template <class H>
 concept HeadPolicy = requires {
   { H::is_head } -> std::convertible_to<bool>;
   { H::mtp_depth } -> std::convertible_to<int>;
-} && H::is_head;
+}
+&&H::is_head;
 
 // A mixer policy (Attention, AfnoMixer<N>) declares itself a mixer.
 template <class M>
 concept MixerPolicy = requires {
   { M::is_mixer } -> std::convertible_to<bool>;
-} && M::is_mixer;
+}
+&&M::is_mixer;
 
 template <class B>
 concept BackendTag = std::is_same_v<B, Cpu> || std::is_same_v<B, Cuda>;

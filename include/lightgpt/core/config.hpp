@@ -51,8 +51,8 @@ struct ModelConfig {
 
   std::string serialize() const {
     std::ostringstream out;
-    out << "vocab_size=" << vocab_size << "\nmax_seq_len=" << max_seq_len
-        << "\nn_layer=" << n_layer << "\nn_head=" << n_head << "\nd_model=" << d_model << "\n";
+    out << "vocab_size=" << vocab_size << "\nmax_seq_len=" << max_seq_len << "\nn_layer=" << n_layer
+        << "\nn_head=" << n_head << "\nd_model=" << d_model << "\n";
     return out.str();
   }
 

@@ -27,7 +27,7 @@ std::string concat(const Parts&... parts) {
 }  // namespace lightgpt
 
 // Throws lightgpt::Error with the streamed parts when `cond` is false.
-#define LIGHTGPT_CHECK(cond, ...)                                   \
-  do {                                                              \
+#define LIGHTGPT_CHECK(cond, ...)                                                  \
+  do {                                                                             \
     if (!(cond)) throw ::lightgpt::Error(::lightgpt::detail::concat(__VA_ARGS__)); \
   } while (0)

@@ -82,10 +82,8 @@ class CheckpointWriter {
     section_bytes_ += size;
   }
   template <class V>
-    requires std::is_trivially_copyable_v<V>
-  void write_value(const V& value) {
-    write(&value, sizeof(V));
-  }
+  requires std::is_trivially_copyable_v<V>
+  void write_value(const V& value) { write(&value, sizeof(V)); }
   void write_string(std::string_view text) {
     write_value(static_cast<std::uint64_t>(text.size()));
     write(text.data(), text.size());
@@ -154,8 +152,7 @@ class SectionReader {
     pos_ += size;
   }
   template <class V>
-    requires std::is_trivially_copyable_v<V>
-  V read_value() {
+  requires std::is_trivially_copyable_v<V> V read_value() {
     V value;
     read(&value, sizeof(V));
     return value;
@@ -168,9 +165,7 @@ class SectionReader {
     pos_ += size;
     return text;
   }
-  std::string_view rest() const {
-    return {payload_.data() + pos_, payload_.size() - pos_};
-  }
+  std::string_view rest() const { return {payload_.data() + pos_, payload_.size() - pos_}; }
   bool at_end() const { return pos_ == payload_.size(); }
   const std::string& context() const { return context_; }
 
@@ -255,8 +250,8 @@ class CheckpointReader {
   }
 
   void read_at(std::uint64_t& pos, void* out, std::size_t size, const std::string& what) const {
-    LIGHTGPT_CHECK(size <= file_size_ && pos <= file_size_ - size, "checkpoint '",
-                   path_.string(), "' is truncated while reading ", what);
+    LIGHTGPT_CHECK(size <= file_size_ && pos <= file_size_ - size, "checkpoint '", path_.string(),
+                   "' is truncated while reading ", what);
     std::FILE* file = std::fopen(path_.c_str(), "rb");
     LIGHTGPT_CHECK(file != nullptr, "cannot open checkpoint '", path_.string(), "'");
     std::fseek(file, static_cast<long>(pos), SEEK_SET);

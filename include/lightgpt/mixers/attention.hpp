@@ -36,7 +36,8 @@ class AttentionMixer {
   }
 
   void bind_parameters(const ParameterLayout& layout, T* params, A* grads) {
-    for (Tensor* tensor : {&qkvw_, &qkvb_, &attprojw_, &attprojb_}) tensor->bind(layout, params, grads);
+    for (Tensor* tensor : {&qkvw_, &qkvb_, &attprojw_, &attprojb_})
+      tensor->bind(layout, params, grads);
   }
 
   // Activations for `slots` layers (all layers when training, one when only inferring).

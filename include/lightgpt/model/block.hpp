@@ -19,8 +19,7 @@ class Blocks {
   using A = typename P::accum_t;
   using O = Ops<Backend>;
 
-  explicit Blocks(const ModelConfig& config)
-      : mixer_(config), C_(config.d_model) {}
+  explicit Blocks(const ModelConfig& config) : mixer_(config), C_(config.d_model) {}
 
   // Everything between wpe and lnfw, in order.
   static void declare(ParameterLayout& layout, const ModelConfig& config) {
@@ -100,8 +99,8 @@ class Blocks {
                        fcprojw_.value + lC * 4 * C_, N, 4 * C_, C_);
     O::gelu_backward(overwrite(dhidden_), dhidden_, s.fch, static_cast<std::size_t>(N) * 4 * C_);
     O::matmul_backward(overwrite(dln_), accumulate(fcw_.grad + lC * 4 * C_),
-                       accumulate(fcb_.grad + lC * 4), dhidden_, s.ln2, fcw_.value + lC * 4 * C_,
-                       N, C_, 4 * C_);
+                       accumulate(fcb_.grad + lC * 4), dhidden_, s.ln2, fcw_.value + lC * 4 * C_, N,
+                       C_, 4 * C_);
     O::layernorm_backward(accumulate(dresidual), accumulate(ln2w_.grad + lC),
                           accumulate(ln2b_.grad + lC), dln_, s.residual2, ln2w_.value + lC,
                           s.ln2_mean, s.ln2_rstd, N, C_);
@@ -124,9 +123,9 @@ class Blocks {
 
   Slot slot_at(int slot, int N) const {
     const std::size_t rows = static_cast<std::size_t>(slot) * N, cols = rows * C_;
-    return {ln1_ + cols,       mixed_ + cols,  residual2_ + cols, ln2_ + cols,
-            fch_ + cols * 4,   fch_gelu_ + cols * 4, fcproj_ + cols, residual3_ + cols,
-            ln1_mean_ + rows,  ln1_rstd_ + rows, ln2_mean_ + rows, ln2_rstd_ + rows};
+    return {ln1_ + cols,      mixed_ + cols,        residual2_ + cols, ln2_ + cols,
+            fch_ + cols * 4,  fch_gelu_ + cols * 4, fcproj_ + cols,    residual3_ + cols,
+            ln1_mean_ + rows, ln1_rstd_ + rows,     ln2_mean_ + rows,  ln2_rstd_ + rows};
   }
 
   MixerImpl mixer_;

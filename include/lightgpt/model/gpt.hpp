@@ -61,10 +61,7 @@ class GPT {
   static constexpr int mtp_depth = Head::mtp_depth;
 
   GPT(const ModelConfig& config, std::uint64_t seed)
-      : config_(validated(config)),
-        store_(make_layout(config_)),
-        head_(config_),
-        blocks_(config_) {
+      : config_(validated(config)), store_(make_layout(config_)), head_(config_), blocks_(config_) {
     store_.initialize(seed);
     bind_parameters();
   }
@@ -93,8 +90,8 @@ class GPT {
   // Training forward: keeps the activations backward() needs and returns the main loss, the mean
   // next-token NLL in nats. losses() has every depth. row_stride defaults to T + mtp_depth.
   template <class Tok>
-    requires std::is_integral_v<Tok>
-  A forward(const Tok* tokens, int B, int T_, int row_stride = -1) {
+  requires std::is_integral_v<Tok> A forward(const Tok* tokens, int B, int T_,
+                                             int row_stride = -1) {
     const int window = T_ + mtp_depth;
     stage_tokens(tokens, B, T_, window, row_stride < 0 ? window : row_stride, true, "forward");
     run_trunk(true);
@@ -129,8 +126,8 @@ class GPT {
   // Inference forward: mean next-token NLL of B windows of T + 1 ids (row_stride defaults to
   // T + 1), keeping no activations, so the arena is reused for any B·T it can hold.
   template <class Tok>
-    requires std::is_integral_v<Tok>
-  A evaluate(const Tok* tokens, int B, int T_, int row_stride = -1) {
+  requires std::is_integral_v<Tok> A evaluate(const Tok* tokens, int B, int T_,
+                                              int row_stride = -1) {
     stage_tokens(tokens, B, T_, T_ + 1, row_stride < 0 ? T_ + 1 : row_stride, false, "evaluate");
     run_trunk(false);
     return head_.forward(lnf_, tokens_, window_, batch_, seq_len_, 1).main;
@@ -138,7 +135,7 @@ class GPT {
 
   // out[(b·T + t)·V + v] = log P(token v | inputs[b·T + 0 .. t]) for the V real tokens.
   template <class Tok>
-    requires std::is_integral_v<Tok>
+  requires std::is_integral_v<Tok>
   void log_probs(const Tok* inputs, int B, int T_, A* out) {
     stage_tokens(inputs, B, T_, T_, T_, false, "log_probs");
     run_trunk(false);
@@ -198,9 +195,8 @@ class GPT {
     for (int b = 0; b < B; ++b) {
       for (int i = 0; i < window; ++i) {
         const long long id = static_cast<long long>(tokens[std::size_t(b) * row_stride + i]);
-        LIGHTGPT_CHECK(id >= 0 && id < config_.vocab_size, caller, ": token id ", id, " at row ",
-                       b, ", position ", i,
-                       " is outside [0, vocab_size = ", config_.vocab_size, ")");
+        LIGHTGPT_CHECK(id >= 0 && id < config_.vocab_size, caller, ": token id ", id, " at row ", b,
+                       ", position ", i, " is outside [0, vocab_size = ", config_.vocab_size, ")");
         host_tokens_[static_cast<std::size_t>(b) * window + i] = static_cast<std::int32_t>(id);
       }
     }
@@ -233,8 +229,7 @@ class GPT {
     bind_activations(bind, training, positions, token_count);
   }
 
-  void bind_activations(ArenaBinder& bind, bool training, std::size_t positions,
-                        int token_count) {
+  void bind_activations(ArenaBinder& bind, bool training, std::size_t positions, int token_count) {
     const std::size_t per_position = static_cast<std::size_t>(C());
     bind(tokens_, static_cast<std::size_t>(token_count));
     bind(encoded_, positions * per_position);

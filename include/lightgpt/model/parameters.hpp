@@ -38,8 +38,10 @@ class ParameterStore {
   A* grads() { return grads_.data(); }
   const A* grads() const { return grads_.data(); }
   A* master() {
-    if constexpr (has_separate_master) return master_.data();
-    else return values_.data();
+    if constexpr (has_separate_master)
+      return master_.data();
+    else
+      return values_.data();
   }
   const A* master() const { return const_cast<ParameterStore*>(this)->master(); }
 
@@ -56,9 +58,14 @@ class ParameterStore {
       Rng rng = Rng::stream(seed, tensor.name);
       for (std::size_t i = 0; i < valid; ++i) {
         switch (tensor.init.kind) {
-          case Init::Kind::normal: host[i] = A(tensor.init.std * rng.normal()); break;
-          case Init::Kind::ones: host[i] = A(1); break;
-          case Init::Kind::zeros: break;
+          case Init::Kind::normal:
+            host[i] = A(tensor.init.std * rng.normal());
+            break;
+          case Init::Kind::ones:
+            host[i] = A(1);
+            break;
+          case Init::Kind::zeros:
+            break;
         }
       }
       write(tensor, host.data());

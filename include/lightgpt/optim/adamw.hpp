@@ -49,9 +49,8 @@ class AdamW {
     const double norm = std::sqrt(O::sum_of_squares(store.grads(), layout_.size()));
     if (!std::isfinite(norm)) return norm;
     ++steps_;
-    const double clip = config_.grad_clip > 0 && norm > config_.grad_clip
-                            ? config_.grad_clip / norm
-                            : 1.0;
+    const double clip =
+        config_.grad_clip > 0 && norm > config_.grad_clip ? config_.grad_clip / norm : 1.0;
     for (const TensorInfo& tensor : layout_.tensors()) {
       AdamWStep<A> update{A(lr),
                           A(config_.beta1),

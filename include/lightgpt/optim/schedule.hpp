@@ -17,8 +17,8 @@ struct LrSchedule {
     LIGHTGPT_CHECK(total_steps > 0, "total steps must be positive, got ", total_steps);
     LIGHTGPT_CHECK(warmup >= 0 && warmdown >= 0, "warmup (", warmup, ") and warmdown (", warmdown,
                    ") must be non-negative");
-    LIGHTGPT_CHECK(warmup + warmdown <= total_steps, "warmup (", warmup, ") + warmdown (",
-                   warmdown, ") exceeds the number of steps (", total_steps, ")");
+    LIGHTGPT_CHECK(warmup + warmdown <= total_steps, "warmup (", warmup, ") + warmdown (", warmdown,
+                   ") exceeds the number of steps (", total_steps, ")");
   }
 
   // Learning rate of step `step` (0-based). Warmup step s uses lr·(s+1)/warmup, so the first

@@ -1,12 +1,11 @@
 // A complete consumer of the installed package (the program shown in the README): compose a
 // model type, train it a few steps on a learnable synthetic stream, checkpoint it.
 #include <cstdio>
+#include <lightgpt/lightgpt.hpp>
 #include <vector>
 
-#include <lightgpt/lightgpt.hpp>
-
-using Model = lightgpt::GPT<lightgpt::Fp32, lightgpt::DenseHead<>, lightgpt::Attention,
-                            lightgpt::Cpu>;
+using Model =
+    lightgpt::GPT<lightgpt::Fp32, lightgpt::DenseHead<>, lightgpt::Attention, lightgpt::Cpu>;
 
 int main() {
   lightgpt::ModelConfig config;

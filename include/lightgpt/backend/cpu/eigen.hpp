@@ -20,12 +20,12 @@ Eigen::Map<const RowMatrix<T>> view(const T* data, Eigen::Index rows, Eigen::Ind
 // A rows x cols block whose rows are `stride` elements apart (one head inside a fused tensor).
 template <class T>
 Eigen::Map<RowMatrix<T>, 0, Stride> strided(T* data, Eigen::Index rows, Eigen::Index cols,
-                                             Eigen::Index stride) {
+                                            Eigen::Index stride) {
   return {data, rows, cols, Stride(stride)};
 }
 template <class T>
 Eigen::Map<const RowMatrix<T>, 0, Stride> strided(const T* data, Eigen::Index rows,
-                                                   Eigen::Index cols, Eigen::Index stride) {
+                                                  Eigen::Index cols, Eigen::Index stride) {
   return {data, rows, cols, Stride(stride)};
 }
 template <class T>

@@ -43,8 +43,8 @@ struct NormActOps {
 
   template <class T, class A>
   static void layernorm_backward(Grad<T> din, Grad<T> dweight, Grad<T> dbias, const T* dout,
-                                 const T* in, const T* weight, const A* mean, const A* rstd,
-                                 int N, int C) {
+                                 const T* in, const T* weight, const A* mean, const A* rstd, int N,
+                                 int C) {
     if (din) {
 #pragma omp parallel for schedule(static)
       for (int n = 0; n < N; ++n) {

@@ -17,7 +17,8 @@ struct OptimOps {
 
   template <class A>
   static double sum_of_squares(const A* values, std::size_t count) {
-    const std::ptrdiff_t chunks = static_cast<std::ptrdiff_t>((count + kNormChunk - 1) / kNormChunk);
+    const std::ptrdiff_t chunks =
+        static_cast<std::ptrdiff_t>((count + kNormChunk - 1) / kNormChunk);
     std::vector<double> partial(static_cast<std::size_t>(chunks), 0.0);
 #pragma omp parallel for schedule(static)
     for (std::ptrdiff_t chunk = 0; chunk < chunks; ++chunk) {

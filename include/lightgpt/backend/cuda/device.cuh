@@ -4,7 +4,8 @@
 #pragma once
 
 #if !defined(__CUDACC__)
-#error "lightgpt/backend/cuda/*.cuh must be compiled by nvcc as CUDA; host code includes lightgpt/lightgpt.hpp"
+#error \
+    "lightgpt/backend/cuda/*.cuh must be compiled by nvcc as CUDA; host code includes lightgpt/lightgpt.hpp"
 #endif
 
 #include <cuda_runtime.h>
