@@ -46,13 +46,17 @@ void copy_parameters(const From& from, To& to) {
 
 }  // namespace lightgpt::testing
 
-#define LIGHTGPT_DECLARE_MODEL(EXTERN, Model, Precision, Head)                                  \
-  EXTERN template class lightgpt::GPT<lightgpt::Precision, lightgpt::Head, lightgpt::Attention, \
+// Explicit instantiation (EXTERN empty) or its declaration (EXTERN = extern) of one composition
+// and the member templates the tests call.
+#define LIGHTGPT_DECLARE_GPT(EXTERN, Model, Precision, Head, Mixer)                             \
+  EXTERN template class lightgpt::GPT<lightgpt::Precision, lightgpt::Head, lightgpt::Mixer,     \
                                       lightgpt::Cpu>;                                           \
   EXTERN template Model::A Model::forward<std::int32_t>(const std::int32_t*, int, int, int);    \
   EXTERN template Model::A Model::forward<std::uint16_t>(const std::uint16_t*, int, int, int);  \
   EXTERN template Model::A Model::evaluate<std::int32_t>(const std::int32_t*, int, int, int);   \
   EXTERN template void Model::log_probs<std::int32_t>(const std::int32_t*, int, int, Model::A*);
+#define LIGHTGPT_DECLARE_MODEL(EXTERN, Model, Precision, Head) \
+  LIGHTGPT_DECLARE_GPT(EXTERN, Model, Precision, Head, Attention)
 
 LIGHTGPT_DECLARE_MODEL(extern, lightgpt::testing::DenseFp32, Fp32, DenseHead<>)
 LIGHTGPT_DECLARE_MODEL(extern, lightgpt::testing::DenseFp64, Fp64, DenseHead<>)

@@ -20,6 +20,31 @@ TEST(ModelConfig, SerializeParseRoundTrip) {
   EXPECT_EQ(ModelConfig::parse(config.serialize(), "test"), config);
 }
 
+TEST(ModelConfig, HeadAndMixerOptionsRoundTripAndDefaultWhenAbsent) {
+  ModelConfig config;
+  config.lightrnn_rows = 240;
+  config.lightrnn_conditioning = RowConditioning::gelu;
+  config.mtp_adapter = true;
+  config.afno_sparsity_threshold = 0.037;
+  config.afno_hidden_factor = 2;
+  config.afno_gate = false;
+  EXPECT_EQ(ModelConfig::parse(config.serialize(), "test"), config);
+  const ModelConfig trunk_only = ModelConfig::parse(
+      "vocab_size=50257\nmax_seq_len=1024\nn_layer=12\nn_head=12\nd_model=768\n", "old");
+  EXPECT_EQ(trunk_only, ModelConfig{});
+  EXPECT_EQ(ModelConfig{}.lightrnn_table_rows(), 225);  // 224² = 50176 < 50257 ≤ 225²
+}
+
+TEST(ModelConfig, RejectsTooFewLightRnnRows) {
+  ModelConfig config;
+  config.lightrnn_rows = 224;
+  EXPECT_THROW(config.validate(), Error);
+  config.lightrnn_rows = 225;
+  EXPECT_NO_THROW(config.validate());
+  config.afno_sparsity_threshold = -1;
+  EXPECT_THROW(config.validate(), Error);
+}
+
 TEST(ModelConfig, ParseRejectsBadText) {
   EXPECT_THROW(ModelConfig::parse("vocab_size=12\n", "src"), Error);  // missing fields
   EXPECT_THROW(ModelConfig::parse(ModelConfig{}.serialize() + "colour=3\n", "src"), Error);
