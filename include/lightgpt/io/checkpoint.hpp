@@ -95,6 +95,8 @@ void write_model_sections(CheckpointWriter& out, const Model& model) {
   detail::write_tensors<A>(out, model.parameters().layout(),
                            [&](const TensorInfo& t) { return model.parameters().read(t); });
   out.end_section();
+  // Head state that is not a parameter tensor (LightRnnHead's codebook) adds its own sections.
+  if constexpr (requires { model.head().write_sections(out); }) model.head().write_sections(out);
 }
 
 // Loads config-checked parameters; the model must have been built with the same config.
@@ -114,6 +116,7 @@ void read_model_sections(const CheckpointReader& in, Model& model) {
                             model.parameters().write(t, values.data());
                           });
   LIGHTGPT_CHECK(parameters.at_end(), parameters.context(), ": unexpected bytes after the tensors");
+  if constexpr (requires { model.head().read_sections(in); }) model.head().read_sections(in);
 }
 
 template <class Optimizer>

@@ -75,6 +75,9 @@ class GPT {
   ParameterStore<P, Backend>& parameters() { return store_; }
   const ParameterStore<P, Backend>& parameters() const { return store_; }
   std::size_t num_parameters() const { return store_.layout().num_parameters(); }
+  // The head's implementation, for head-specific state (e.g. LightRnnHead's codebook).
+  auto& head() { return head_; }
+  const auto& head() const { return head_; }
 
   // Weight of the auxiliary MTP losses (w_mtp); run-time state, changing it rebuilds nothing.
   void set_mtp_weight(A weight) { mtp_weight_ = weight; }
