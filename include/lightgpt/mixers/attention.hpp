@@ -56,6 +56,27 @@ class AttentionMixer {
     bind(datty_, positions * C_);
   }
 
+  // Incremental decoding (one sequence): the fused q | k | v of every position so far, per layer,
+  // is the KV cache.
+  template <class Bind>
+  void bind_decode(Bind& bind, int layers) {
+    bind(cache_, static_cast<std::size_t>(layers) * max_T_ * 3 * C_);
+    bind(decode_atty_, static_cast<std::size_t>(C_));
+    bind(decode_scores_, static_cast<std::size_t>(NH_) * max_T_);
+  }
+
+  // out[C] = the mixer output at position t from in[C] (this layer's input at t) and the inputs of
+  // positions 0..t-1 given to earlier calls: O(t·C) work.
+  void decode(int layer, T* out, const T* in, int t) {
+    const std::size_t layer_C = static_cast<std::size_t>(layer) * C_;
+    T* qkv = cache_ + static_cast<std::size_t>(layer) * max_T_ * 3 * C_;
+    O::matmul_forward(qkv + static_cast<std::size_t>(t) * 3 * C_, in,
+                      qkvw_.value + layer_C * 3 * C_, qkvb_.value + layer_C * 3, 1, C_, 3 * C_);
+    O::attention_decode(decode_atty_, static_cast<const T*>(qkv), t, C_, NH_, decode_scores_);
+    O::matmul_forward(out, decode_atty_, attprojw_.value + layer_C * C_, attprojb_.value + layer_C,
+                      1, C_, C_);
+  }
+
   // out = attention(in) projected; `slot` selects the activation storage of this layer.
   void forward(int layer, int slot, T* out, const T* in, int B, int T_, bool keep_for_backward) {
     const int N = B * T_;
@@ -96,6 +117,9 @@ class AttentionMixer {
   T* scratch_ = nullptr;
   T* dqkv_ = nullptr;
   T* datty_ = nullptr;
+  T* cache_ = nullptr;
+  T* decode_atty_ = nullptr;
+  A* decode_scores_ = nullptr;
 };
 
 }  // namespace detail

@@ -110,6 +110,40 @@ class Blocks {
                           s.ln1_rstd, N, C_);
   }
 
+  // Incremental decoding of one sequence: per-layer mixer caches plus one position of scratch.
+  template <class Bind>
+  void bind_decode(Bind& bind, int layers) {
+    const std::size_t C = static_cast<std::size_t>(C_);
+    bind(decode_ln_, C);
+    bind(decode_mixed_, C);
+    bind(decode_residual2_, C);
+    bind(decode_fch_, 4 * C);
+    bind(decode_fch_gelu_, 4 * C);
+    bind(decode_out_, 2 * C);
+    bind(decode_stats_, 2);
+    mixer_.bind_decode(bind, layers);
+  }
+
+  // Layer `layer` at position t of the sequence being decoded; x is the layer's input there (C
+  // values). Returns the layer's output, valid until the next call.
+  const T* decode(int layer, const T* x, int t) {
+    const std::size_t lC = static_cast<std::size_t>(layer) * C_;
+    T* out = decode_out_ + (layer % 2) * C_;
+    O::layernorm_forward(decode_ln_, decode_stats_, decode_stats_ + 1, x, ln1w_.value + lC,
+                         ln1b_.value + lC, 1, C_);
+    mixer_.decode(layer, decode_mixed_, decode_ln_, t);
+    O::residual_forward(decode_residual2_, x, decode_mixed_, static_cast<std::size_t>(C_));
+    O::layernorm_forward(decode_ln_, decode_stats_, decode_stats_ + 1, decode_residual2_,
+                         ln2w_.value + lC, ln2b_.value + lC, 1, C_);
+    O::matmul_forward(decode_fch_, decode_ln_, fcw_.value + lC * 4 * C_, fcb_.value + lC * 4, 1, C_,
+                      4 * C_);
+    O::gelu_forward(decode_fch_gelu_, decode_fch_, static_cast<std::size_t>(4) * C_);
+    O::matmul_forward(decode_mixed_, decode_fch_gelu_, fcprojw_.value + lC * 4 * C_,
+                      fcprojb_.value + lC, 1, 4 * C_, C_);
+    O::residual_forward(out, decode_residual2_, decode_mixed_, static_cast<std::size_t>(C_));
+    return out;
+  }
+
   const T* output(int slot, int N) const {
     return residual3_ + static_cast<std::size_t>(slot) * N * C_;
   }
@@ -136,6 +170,9 @@ class Blocks {
   T *fch_ = nullptr, *fch_gelu_ = nullptr, *fcproj_ = nullptr, *residual3_ = nullptr;
   A *ln1_mean_ = nullptr, *ln1_rstd_ = nullptr, *ln2_mean_ = nullptr, *ln2_rstd_ = nullptr;
   T *dln_ = nullptr, *dhidden_ = nullptr;
+  T *decode_ln_ = nullptr, *decode_mixed_ = nullptr, *decode_residual2_ = nullptr;
+  T *decode_fch_ = nullptr, *decode_fch_gelu_ = nullptr, *decode_out_ = nullptr;
+  A* decode_stats_ = nullptr;
 };
 
 }  // namespace lightgpt::detail

@@ -8,6 +8,8 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
+#include <span>
 #include <string>
 #include <type_traits>
 #include <vector>
@@ -21,6 +23,7 @@
 #include "../heads/head_losses.hpp"
 #include "block.hpp"
 #include "parameters.hpp"
+#include "sampling.hpp"
 
 namespace lightgpt {
 
@@ -145,6 +148,78 @@ class GPT {
     head_.log_probs(out, lnf_, B * T_);
   }
 
+  // Incremental decoding of one sequence with the mixers' caches (attention's keys and values,
+  // AFNO's past inputs): each call costs one position through the trunk, never the whole context.
+  // decode_reset() starts a new sequence; decode(token) appends `token` and returns
+  // log P(next token | the sequence so far) over the V real tokens.
+  void decode_reset() { decode_position_ = 0; }
+  int decode_position() const { return decode_position_; }
+
+  std::span<const A> decode(int token) {
+    LIGHTGPT_CHECK(token >= 0 && token < config_.vocab_size, "decode: token id ", token,
+                   " is outside [0, vocab_size = ", config_.vocab_size, ")");
+    LIGHTGPT_CHECK(decode_position_ < config_.max_seq_len, "decode: the sequence already holds "
+                   "max_seq_len = ", config_.max_seq_len, " tokens; call decode_reset()");
+    ensure_arena(false, 1, 1);
+    if (decode_arena_.size() == 0) {
+      ArenaBinder measure;
+      bind_decode(measure);
+      decode_arena_ = Buffer<std::byte, Backend>(measure.bytes());
+    }
+    ArenaBinder bind(decode_arena_.data());
+    bind_decode(bind);
+
+    const int t = decode_position_++;
+    const std::int32_t id = token;
+    O::copy_from_host(tokens_, &id, 1);
+    head_.embed_forward(encoded_, tokens_, 1, wpe_.value + static_cast<std::size_t>(t) * C(), 1, 1);
+    const T* x = encoded_;
+    for (int layer = 0; layer < config_.n_layer; ++layer) x = blocks_.decode(layer, x, t);
+    O::layernorm_forward(lnf_, static_cast<A*>(nullptr), static_cast<A*>(nullptr), x, lnfw_.value,
+                         lnfb_.value, 1, C());
+    head_.log_probs(decode_log_probs_, lnf_, 1);
+    decode_host_.resize(static_cast<std::size_t>(config_.vocab_size));
+    O::copy_to_host(decode_host_.data(), decode_log_probs_, decode_host_.size());
+    return decode_host_;
+  }
+
+  // Continues `prompt` by up to max_new_tokens sampled tokens, calling on_token(id) for each as
+  // soon as it is drawn (return false to stop). When the context reaches max_seq_len, decoding
+  // restarts from its last half, so generation can run past the model's window.
+  std::vector<std::int32_t> generate(std::span<const std::int32_t> prompt, int max_new_tokens,
+                                     const SamplingOptions& options,
+                                     const std::function<bool(std::int32_t)>& on_token = {}) {
+    options.validate();
+    LIGHTGPT_CHECK(!prompt.empty(), "generate: the prompt must hold at least one token");
+    LIGHTGPT_CHECK(max_new_tokens >= 0, "generate: max_new_tokens must be non-negative, got ",
+                   max_new_tokens);
+    std::vector<std::int32_t> context(prompt.begin(), prompt.end());
+    if (context.size() > static_cast<std::size_t>(config_.max_seq_len)) {
+      context.erase(context.begin(), context.end() - config_.max_seq_len);
+    }
+    Rng rng(options.seed);
+    std::vector<int> order;
+    std::vector<std::int32_t> generated;
+    decode_reset();
+    std::span<const A> next;
+    for (std::int32_t id : context) next = decode(id);
+    for (int i = 0; i < max_new_tokens; ++i) {
+      const auto id = static_cast<std::int32_t>(sample_token(next, options, rng, order));
+      generated.push_back(id);
+      context.push_back(id);
+      if (on_token && !on_token(id)) break;
+      if (i + 1 == max_new_tokens) break;
+      if (decode_position_ == config_.max_seq_len) {
+        context.erase(context.begin(), context.end() - config_.max_seq_len / 2);
+        decode_reset();
+        for (std::int32_t kept : context) next = decode(kept);
+      } else {
+        next = decode(id);
+      }
+    }
+    return generated;
+  }
+
  private:
   using O = Ops<Backend>;
   using HeadImpl = typename Head::template impl<Backend, P>;
@@ -248,6 +323,11 @@ class GPT {
     }
   }
 
+  void bind_decode(ArenaBinder& bind) {
+    blocks_.bind_decode(bind, config_.n_layer);
+    bind(decode_log_probs_, static_cast<std::size_t>(config_.vocab_size));
+  }
+
   ModelConfig config_;
   ParameterStore<P, Backend> store_;
   HeadImpl head_;
@@ -255,6 +335,10 @@ class GPT {
   Tensor wpe_{"wpe"}, lnfw_{"lnfw"}, lnfb_{"lnfb"};
 
   Buffer<std::byte, Backend> arena_;
+  Buffer<std::byte, Backend> decode_arena_;
+  A* decode_log_probs_ = nullptr;
+  std::vector<A> decode_host_;
+  int decode_position_ = 0;
   std::vector<std::int32_t> host_tokens_;
   std::int32_t* tokens_ = nullptr;
   T *encoded_ = nullptr, *lnf_ = nullptr, *dresidual_ = nullptr, *dlnf_ = nullptr;

@@ -137,6 +137,35 @@ struct AttentionOps {
     }
   }
 
+  // Incremental decoding, one sequence: the query of position t against the cached keys and values
+  // of positions 0..t. qkv holds rows of q | k | v (3C each) for positions 0..t; out[C]. Scores
+  // accumulate in A; `scores` holds NH · (t + 1) values of scratch.
+  template <class T, class A>
+  static void attention_decode(T* out, const T* qkv, int t, int C, int NH, A* scores) {
+    const int hs = C / NH;
+    const A scale = A(1) / std::sqrt(A(hs));
+    const T* q = qkv + static_cast<std::size_t>(t) * 3 * C;
+#pragma omp parallel for schedule(static)
+    for (int h = 0; h < NH; ++h) {
+      A* p = scores + static_cast<std::size_t>(h) * (t + 1);
+      A row_max = -std::numeric_limits<A>::infinity();
+      for (int s = 0; s <= t; ++s) {
+        const T* k = qkv + static_cast<std::size_t>(s) * 3 * C + C + h * hs;
+        A dot = 0;
+        for (int d = 0; d < hs; ++d) dot += A(q[h * hs + d]) * A(k[d]);
+        p[s] = dot * scale;
+        row_max = std::max(row_max, p[s]);
+      }
+      A sum = 0;
+      for (int s = 0; s <= t; ++s) sum += (p[s] = std::exp(p[s] - row_max));
+      for (int d = 0; d < hs; ++d) {
+        A y = 0;
+        for (int s = 0; s <= t; ++s) y += p[s] * A(qkv[static_cast<std::size_t>(s) * 3 * C + 2 * C + h * hs + d]);
+        out[h * hs + d] = T(y / sum);
+      }
+    }
+  }
+
  private:
   template <class T>
   static T* thread_scratch(T* scratch, int T_, int slot) {
