@@ -1,0 +1,337 @@
+// Trainer<Model>: the training loop every example shares. One step = grad_accum micro-batches of
+// forward/backward (each scaled by 1/grad_accum) and one AdamW update at the scheduled learning
+// rate (warmup → constant → linear warmdown), with the MTP weight ramped over its own schedule.
+// It validates on a fixed set of batches every eval_every steps, logs every metric to
+// <out_dir>/metrics.jsonl and one line per step to the console, and writes atomic checkpoints
+// (model, optimizer, loader position, RNG, step) that resume() continues bit for bit on the CPU.
+#pragma once
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdint>
+#include <cstdio>
+#include <filesystem>
+#include <limits>
+#include <string>
+
+#include "../core/error.hpp"
+#include "../core/rng.hpp"
+#include "../data/loader.hpp"
+#include "../io/checkpoint.hpp"
+#include "../optim/adamw.hpp"
+#include "../optim/schedule.hpp"
+#include "metrics.hpp"
+
+namespace lightgpt {
+
+struct TrainConfig {
+  int batch_size = 8;   // B, rows per micro-batch
+  int seq_len = 64;     // T
+  int grad_accum = 1;   // micro-batches per optimizer step
+  std::int64_t steps = 100;
+  double learning_rate = 1e-3;
+  std::int64_t warmup = 0;
+  std::int64_t warmdown = 0;
+  AdamWConfig adamw;
+  // MTP: w_mtp ramps linearly from 0 to mtp_weight over mtp_rampup_steps, then (mtp_decay) falls
+  // linearly to 0 by the last step.
+  double mtp_weight = 0.0;
+  std::int64_t mtp_rampup_steps = 0;
+  bool mtp_decay = false;
+  std::int64_t eval_every = 0;        // 0: validate only at the end
+  int val_batches = 8;                // fixed validation batches of B × (T + 1) tokens
+  std::int64_t checkpoint_every = 0;  // 0: checkpoint only at the end
+  std::string out_dir = "out";
+  bool console = true;  // one line per step on stdout
+
+  void validate() const {
+    auto positive = [](auto value, const char* flag) {
+      LIGHTGPT_CHECK(value > 0, flag, " must be positive, got ", value);
+    };
+    positive(batch_size, "--batch_size");
+    positive(seq_len, "--seq_len");
+    positive(grad_accum, "--grad_accum");
+    positive(steps, "--steps");
+    positive(val_batches, "--val_batches");
+    LIGHTGPT_CHECK(learning_rate >= 0 && std::isfinite(learning_rate),
+                   "--learning_rate must be finite and non-negative, got ", learning_rate);
+    LIGHTGPT_CHECK(warmup >= 0, "--warmup must be non-negative, got ", warmup);
+    LIGHTGPT_CHECK(warmdown >= 0, "--warmdown must be non-negative, got ", warmdown);
+    LIGHTGPT_CHECK(warmup + warmdown <= steps, "--warmup (", warmup, ") + --warmdown (", warmdown,
+                   ") exceeds --steps (", steps, ")");
+    LIGHTGPT_CHECK(mtp_weight >= 0 && std::isfinite(mtp_weight),
+                   "--mtp_weight must be finite and non-negative, got ", mtp_weight);
+    LIGHTGPT_CHECK(mtp_rampup_steps >= 0, "--mtp_rampup_steps must be non-negative, got ",
+                   mtp_rampup_steps);
+    LIGHTGPT_CHECK(eval_every >= 0, "--eval_every must be 0 (end only) or positive, got ",
+                   eval_every);
+    LIGHTGPT_CHECK(checkpoint_every >= 0,
+                   "--checkpoint_every must be 0 (end only) or positive, got ", checkpoint_every);
+    LIGHTGPT_CHECK(!out_dir.empty(), "--out_dir must not be empty");
+    adamw.validate();
+  }
+
+  LrSchedule schedule() const { return {learning_rate, warmup, warmdown, steps}; }
+
+  // w_mtp at 0-based `step`: (step+1)/rampup during the ramp, then constant, or with mtp_decay a
+  // linear fall to 0 over the steps after the ramp.
+  double mtp_weight_at(std::int64_t step) const {
+    if (step < mtp_rampup_steps) return mtp_weight * double(step + 1) / double(mtp_rampup_steps);
+    if (!mtp_decay) return mtp_weight;
+    const std::int64_t span = steps - mtp_rampup_steps;
+    if (span <= 0) return mtp_weight;
+    return mtp_weight * double(std::max<std::int64_t>(steps - step - 1, 0)) / double(span);
+  }
+};
+
+// What one optimizer step measured. Losses are means over the step's micro-batches.
+struct StepMetrics {
+  std::int64_t step = 0;  // 1-based: the number of optimizer steps taken so far
+  std::int64_t tokens = 0;  // training tokens seen (inputs), all steps so far
+  double train_loss = 0;    // next-token NLL (nats)
+  double depth_loss[8] = {};
+  int depths = 1;
+  double lr = 0, grad_norm = 0, mtp_weight = 0;
+  double tokens_per_second = 0, step_ms = 0, peak_memory_mb = 0;
+};
+
+struct TrainSummary {
+  std::int64_t steps = 0;
+  double final_val_loss = std::nan("");
+  double best_val_loss = std::nan("");
+  double seconds = 0;
+  double peak_memory_mb = 0;
+};
+
+template <class Model>
+class Trainer {
+ public:
+  using A = typename Model::A;
+  using Backend = typename Model::backend;
+  using Optimizer = AdamW<Backend, A>;
+
+  // `val` may be null (no validation). Loaders must yield B × (T + mtp_depth) training windows and
+  // B × (T + 1) validation windows of the configured sizes.
+  Trainer(Model& model, const TrainConfig& config, Loader& train, Loader* val)
+      : model_(model),
+        config_(validated(config)),
+        train_(train),
+        val_(val),
+        optimizer_(model.parameters().layout(), config_.adamw) {
+    const LoaderOptions& t = train.options();
+    LIGHTGPT_CHECK(t.B == config_.batch_size && t.T == config_.seq_len && t.K == Model::mtp_depth,
+                   "the training loader yields B=", t.B, " T=", t.T, " K=", t.K,
+                   " but the trainer needs B=", config_.batch_size, " T=", config_.seq_len,
+                   " K=mtp_depth=", Model::mtp_depth);
+    LIGHTGPT_CHECK(config_.seq_len <= model.config().max_seq_len, "--seq_len (", config_.seq_len,
+                   ") exceeds the model's max_seq_len (", model.config().max_seq_len, ")");
+    if (val_ != nullptr) {
+      const LoaderOptions& v = val_->options();
+      LIGHTGPT_CHECK(v.T == config_.seq_len && v.K == 1, "the validation loader yields T=", v.T,
+                     " K=", v.K, " but validation needs next-token windows: T=", config_.seq_len,
+                     " K=1");
+      LIGHTGPT_CHECK(std::uint64_t(config_.val_batches) <= val_->steps_per_epoch(),
+                     "--val_batches (", config_.val_batches, ") exceeds the ",
+                     val_->steps_per_epoch(), " batches the validation shards hold");
+      val_start_ = val_->position();
+    }
+    std::filesystem::create_directories(config_.out_dir);
+    model_.reserve(config_.batch_size, config_.seq_len);
+  }
+
+  const TrainConfig& config() const { return config_; }
+  Optimizer& optimizer() { return optimizer_; }
+  std::int64_t steps_done() const { return step_; }
+  std::int64_t tokens_seen() const { return tokens_; }
+  std::filesystem::path checkpoint_path() const {
+    return std::filesystem::path(config_.out_dir) / "checkpoint.bin";
+  }
+  std::filesystem::path metrics_path() const {
+    return std::filesystem::path(config_.out_dir) / "metrics.jsonl";
+  }
+
+  // Continues the run saved in `path`: model, optimizer moments, step, loader position, RNG.
+  void resume(const std::filesystem::path& path) {
+    CheckpointReader in(path);
+    read_model_sections(in, model_);
+    read_optimizer_section(in, optimizer_);
+    SectionReader section = in.section("trainer");
+    const auto step = section.read_value<std::int64_t>();
+    const auto tokens = section.read_value<std::int64_t>();
+    const auto grad_accum = section.read_value<std::int64_t>();
+    const auto position = section.read_value<LoaderPosition>();
+    const auto rng_state = section.read_value<std::uint64_t>();
+    const auto best = section.read_value<double>();
+    LIGHTGPT_CHECK(section.at_end(), section.context(), ": unexpected bytes after the state");
+    LIGHTGPT_CHECK(grad_accum == config_.grad_accum, "checkpoint '", path.string(),
+                   "' was trained with --grad_accum ", grad_accum, ", this run has ",
+                   config_.grad_accum);
+    LIGHTGPT_CHECK(step >= 0 && step <= config_.steps, "checkpoint '", path.string(),
+                   "' is at step ", step, ", beyond --steps ", config_.steps);
+    train_.restore(position);
+    step_ = step;
+    tokens_ = tokens;
+    rng_ = Rng(rng_state);
+    best_val_ = best;
+    log_ = MetricsLog(metrics_path(), step_);
+  }
+
+  // Writes the whole training state atomically (the previous file stays intact until the rename).
+  void save(const std::filesystem::path& path) const {
+    CheckpointWriter out(path);
+    write_model_sections(out, model_);
+    write_optimizer_section(out, optimizer_);
+    out.begin_section("trainer");
+    out.write_value(step_);
+    out.write_value(tokens_);
+    out.write_value(static_cast<std::int64_t>(config_.grad_accum));
+    out.write_value(train_.position());
+    out.write_value(rng_.state());
+    out.write_value(best_val_);
+    out.end_section();
+    out.begin_section("step");
+    out.write_value(static_cast<std::uint64_t>(step_));
+    out.end_section();
+    out.commit();
+  }
+
+  // Mean next-token NLL over the fixed validation batches (the same batches every time).
+  double validate() {
+    LIGHTGPT_CHECK(val_ != nullptr, "validate() needs a validation loader");
+    val_->restore(val_start_);
+    double total = 0;
+    for (int i = 0; i < config_.val_batches; ++i) {
+      const Batch batch = val_->next();
+      total += double(model_.evaluate(batch.tokens, batch.B, batch.T, batch.row_stride));
+    }
+    return total / config_.val_batches;
+  }
+
+  // One optimizer step. Throws lightgpt::Error, updating nothing, when the loss or the gradient
+  // norm is not finite.
+  StepMetrics step() {
+    const auto start = std::chrono::steady_clock::now();
+    StepMetrics m;
+    m.lr = config_.schedule().at(step_);
+    m.mtp_weight = config_.mtp_weight_at(step_);
+    model_.set_mtp_weight(A(m.mtp_weight));
+    model_.zero_grad();
+    const A scale = A(1) / A(config_.grad_accum);
+    for (int micro = 0; micro < config_.grad_accum; ++micro) {
+      const Batch batch = train_.next();
+      model_.forward(batch.tokens, batch.B, batch.T, batch.row_stride);
+      const auto& losses = model_.losses();
+      m.depths = losses.depths;
+      for (int j = 0; j < losses.depths; ++j) m.depth_loss[j] += double(losses.depth[j]);
+      model_.backward(scale);
+    }
+    for (int j = 0; j < m.depths; ++j) m.depth_loss[j] /= config_.grad_accum;
+    m.train_loss = m.depth_loss[0];
+    LIGHTGPT_CHECK(std::isfinite(m.train_loss), "training stopped at step ", step_ + 1,
+                   ": the loss is not finite (", m.train_loss, "); nothing was updated",
+                   checkpoint_note());
+    m.grad_norm = optimizer_.step(model_.parameters(), m.lr);
+    LIGHTGPT_CHECK(std::isfinite(m.grad_norm), "training stopped at step ", step_ + 1,
+                   ": the gradient norm is not finite (", m.grad_norm,
+                   "); nothing was updated", checkpoint_note());
+    ++step_;
+    tokens_ += std::int64_t(config_.grad_accum) * config_.batch_size * config_.seq_len;
+    m.step = step_;
+    m.tokens = tokens_;
+    m.step_ms =
+        std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
+    m.tokens_per_second = double(config_.grad_accum) * config_.batch_size * config_.seq_len /
+                          (m.step_ms / 1000.0);
+    m.peak_memory_mb = peak_host_memory_mb();
+    return m;
+  }
+
+  // Runs to config().steps from wherever the trainer is (0, or a resumed step).
+  TrainSummary run() {
+    if (log_.path().empty()) log_ = MetricsLog(metrics_path(), step_ > 0 ? step_ : -1);
+    const auto start = std::chrono::steady_clock::now();
+    const std::int64_t first = step_;
+    TrainSummary summary;
+    double last_val = std::nan("");
+    while (step_ < config_.steps) {
+      const StepMetrics m = step();
+      const double elapsed =
+          std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+      const double eta = elapsed / double(step_ - first) * double(config_.steps - step_);
+      JsonRecord record;
+      record.add("step", m.step).add("tokens", m.tokens).add("train_loss", m.train_loss);
+      for (int j = 1; j < m.depths; ++j) {
+        record.add("mtp_loss_" + std::to_string(j + 1), m.depth_loss[j]);
+      }
+      if (m.depths > 1) record.add("mtp_weight", m.mtp_weight);
+      record.add("lr", m.lr).add("grad_norm", m.grad_norm);
+      record.add("tokens_per_s", m.tokens_per_second).add("step_ms", m.step_ms);
+      record.add("peak_memory_mb", m.peak_memory_mb);
+      const bool evaluate = val_ != nullptr && ((config_.eval_every > 0 &&
+                                                 step_ % config_.eval_every == 0) ||
+                                                step_ == config_.steps);
+      if (evaluate) {
+        last_val = validate();
+        if (!(best_val_ <= last_val)) best_val_ = last_val;
+        record.add("val_loss", last_val);
+      }
+      log_.write(record);
+      if (config_.console) {
+        std::printf("step %*lld/%lld | loss %.4f", digits(), static_cast<long long>(m.step),
+                    static_cast<long long>(config_.steps), m.train_loss);
+        for (int j = 1; j < m.depths; ++j) std::printf(" | mtp%d %.4f", j + 1, m.depth_loss[j]);
+        std::printf(" | lr %.2e | norm %.3f | %.0f tok/s | %.0f ms | ETA %s", m.lr, m.grad_norm,
+                    m.tokens_per_second, m.step_ms, format_duration(eta).c_str());
+        if (evaluate) std::printf(" | val_loss %.4f", last_val);
+        std::printf("\n");
+        std::fflush(stdout);
+      }
+      if ((config_.checkpoint_every > 0 && step_ % config_.checkpoint_every == 0) ||
+          step_ == config_.steps) {
+        save(checkpoint_path());
+      }
+    }
+    summary.steps = step_;
+    summary.final_val_loss = last_val;
+    summary.best_val_loss = best_val_;
+    summary.seconds =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    summary.peak_memory_mb = peak_host_memory_mb();
+    if (config_.console) {
+      std::printf("done: %lld steps in %s, peak memory %.0f MB", static_cast<long long>(step_),
+                  format_duration(summary.seconds).c_str(), summary.peak_memory_mb);
+      if (!std::isnan(best_val_)) std::printf(", best val_loss %.4f", best_val_);
+      std::printf("\ncheckpoint: %s\nmetrics: %s\n", checkpoint_path().c_str(),
+                  metrics_path().c_str());
+      std::fflush(stdout);
+    }
+    return summary;
+  }
+
+ private:
+  static TrainConfig validated(const TrainConfig& config) {
+    config.validate();
+    return config;
+  }
+  int digits() const { return static_cast<int>(std::to_string(config_.steps).size()); }
+  std::string checkpoint_note() const {
+    return std::filesystem::exists(checkpoint_path())
+               ? "; the last checkpoint, " + checkpoint_path().string() + ", is intact"
+               : "; no checkpoint was written yet";
+  }
+
+  Model& model_;
+  TrainConfig config_;
+  Loader& train_;
+  Loader* val_;
+  Optimizer optimizer_;
+  LoaderPosition val_start_{};
+  MetricsLog log_;
+  Rng rng_{0x6c69676874677074ull};
+  std::int64_t step_ = 0;
+  std::int64_t tokens_ = 0;
+  double best_val_ = std::nan("");
+};
+
+}  // namespace lightgpt

@@ -1,0 +1,263 @@
+// The training loop end to end on a tiny shard: it learns, logs every metric, follows the
+// schedules, resumes bit for bit, and refuses bad checkpoints, bad flags and non-finite losses.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <fstream>
+#include <lightgpt/train/trainer.hpp>
+#include <string>
+#include <vector>
+
+#include "instances.hpp"
+#include "scratch.hpp"
+
+namespace lightgpt::testing {
+namespace {
+
+// A stream with structure a model can learn: mostly next = (3·current + 1) mod V.
+std::vector<std::uint16_t> patterned_tokens(int count, int vocab, std::uint64_t seed) {
+  Rng rng(seed);
+  std::vector<std::uint16_t> tokens(static_cast<std::size_t>(count));
+  int current = 0;
+  for (auto& token : tokens) {
+    current = rng.uniform() < 0.1 ? int(rng.next_u64() % vocab) : (3 * current + 1) % vocab;
+    token = static_cast<std::uint16_t>(current);
+  }
+  return tokens;
+}
+
+struct Fixture {
+  TempDir dir;
+  std::string train_shard = (dir / "train.bin").string();
+  std::string val_shard = (dir / "val.bin").string();
+  Fixture() {
+    const int V = tiny_config().vocab_size;
+    write_shard(train_shard, std::span<const std::uint16_t>(patterned_tokens(4000, V, 1)));
+    write_shard(val_shard, std::span<const std::uint16_t>(patterned_tokens(800, V, 2)));
+  }
+  TrainConfig config(int steps) const {
+    TrainConfig c;
+    c.batch_size = 4;
+    c.seq_len = 8;
+    c.grad_accum = 2;
+    c.steps = steps;
+    c.learning_rate = 1e-2;
+    c.warmup = 2;
+    c.warmdown = 3;
+    c.eval_every = 5;
+    c.val_batches = 3;
+    c.out_dir = (dir / "run").string();
+    c.console = false;
+    return c;
+  }
+  Loader train_loader(int K = 1) const {
+    LoaderOptions o;
+    o.B = 4;
+    o.T = 8;
+    o.K = K;
+    o.shuffle = true;
+    o.seed = 9;
+    o.vocab_size = tiny_config().vocab_size;
+    return Loader(train_shard, o);
+  }
+  Loader val_loader() const {
+    LoaderOptions o;
+    o.B = 4;
+    o.T = 8;
+    o.vocab_size = tiny_config().vocab_size;
+    return Loader(val_shard, o);
+  }
+};
+
+std::vector<std::string> lines_of(const std::filesystem::path& path) {
+  std::ifstream in(path);
+  std::vector<std::string> lines;
+  for (std::string line; std::getline(in, line);) lines.push_back(line);
+  return lines;
+}
+
+TEST(Trainer, LearnsLogsEveryMetricAndFollowsTheSchedule) {
+  Fixture f;
+  DenseFp32 model(tiny_config(), 1);
+  Loader train = f.train_loader(), val = f.val_loader();
+  Trainer<DenseFp32> trainer(model, f.config(30), train, &val);
+  const double before = trainer.validate();
+  const TrainSummary summary = trainer.run();
+  EXPECT_EQ(summary.steps, 30);
+  EXPECT_LT(summary.final_val_loss, before - 0.5) << "validation loss did not fall";
+  EXPECT_LE(summary.best_val_loss, summary.final_val_loss);
+
+  const auto lines = lines_of(trainer.metrics_path());
+  ASSERT_EQ(lines.size(), 30u);
+  const LrSchedule schedule = f.config(30).schedule();
+  for (const std::string& line : lines) {
+    for (const char* key : {"step", "tokens", "train_loss", "lr", "grad_norm", "tokens_per_s",
+                            "step_ms", "peak_memory_mb"}) {
+      EXPECT_FALSE(std::isnan(json_number(line, key))) << key << " missing in " << line;
+    }
+    const auto step = static_cast<long long>(json_number(line, "step"));
+    EXPECT_NEAR(json_number(line, "lr"), schedule.at(step - 1), 1e-8 * schedule.lr) << line;
+    EXPECT_EQ(static_cast<long long>(json_number(line, "tokens")), step * 2 * 4 * 8);
+    EXPECT_EQ(!std::isnan(json_number(line, "val_loss")), step % 5 == 0) << line;
+  }
+  // Warmup 2: steps 1, 2 use lr/2, lr; warmdown 3: the last step uses lr/3.
+  EXPECT_NEAR(json_number(lines[0], "lr"), 5e-3, 1e-12);
+  EXPECT_NEAR(json_number(lines[1], "lr"), 1e-2, 1e-12);
+  EXPECT_NEAR(json_number(lines[29], "lr"), 1e-2 / 3, 1e-11);
+  EXPECT_TRUE(std::filesystem::exists(trainer.checkpoint_path()));
+}
+
+TEST(Trainer, MtpWeightRampsAndDecays) {
+  TrainConfig c;
+  c.steps = 10;
+  c.mtp_weight = 0.4;
+  c.mtp_rampup_steps = 4;
+  EXPECT_DOUBLE_EQ(c.mtp_weight_at(0), 0.1);
+  EXPECT_DOUBLE_EQ(c.mtp_weight_at(3), 0.4);
+  EXPECT_DOUBLE_EQ(c.mtp_weight_at(9), 0.4);
+  c.mtp_decay = true;
+  EXPECT_DOUBLE_EQ(c.mtp_weight_at(4), 0.4 * 5 / 6);
+  EXPECT_DOUBLE_EQ(c.mtp_weight_at(9), 0.0);
+}
+
+TEST(Trainer, MtpModelReportsEveryDepth) {
+  Fixture f;
+  Mtp2Fp64 model(tiny_config(), 1);
+  Loader train = f.train_loader(2), val = f.val_loader();
+  TrainConfig c = f.config(5);
+  c.mtp_weight = 0.5;
+  Trainer<Mtp2Fp64> trainer(model, c, train, &val);
+  const StepMetrics m = trainer.step();
+  EXPECT_EQ(m.depths, 2);
+  EXPECT_GT(m.depth_loss[1], 0);
+  EXPECT_DOUBLE_EQ(m.mtp_weight, 0.5);
+}
+
+TEST(Trainer, ResumeReproducesTheUninterruptedRunBitForBit) {
+  Fixture f;
+  std::vector<double> uninterrupted;
+  {
+    DenseFp32 model(tiny_config(), 3);
+    Loader train = f.train_loader(), val = f.val_loader();
+    Trainer<DenseFp32> trainer(model, f.config(8), train, &val);
+    for (int i = 0; i < 8; ++i) uninterrupted.push_back(trainer.step().train_loss);
+  }
+  const auto checkpoint = f.dir / "half.ckpt";
+  {
+    DenseFp32 model(tiny_config(), 3);
+    Loader train = f.train_loader(), val = f.val_loader();
+    Trainer<DenseFp32> trainer(model, f.config(8), train, &val);
+    for (int i = 0; i < 4; ++i) EXPECT_EQ(trainer.step().train_loss, uninterrupted[i]);
+    trainer.save(checkpoint);
+  }
+  DenseFp32 model(tiny_config(), 99);  // different initial weights: all state comes from the file
+  Loader train = f.train_loader(), val = f.val_loader();
+  Trainer<DenseFp32> trainer(model, f.config(8), train, &val);
+  trainer.resume(checkpoint);
+  EXPECT_EQ(trainer.steps_done(), 4);
+  for (int i = 4; i < 8; ++i) EXPECT_EQ(trainer.step().train_loss, uninterrupted[i]) << i;
+
+  // The metrics of a resumed run() drop records past the checkpoint.
+  TrainConfig c = f.config(8);
+  {
+    DenseFp32 first(tiny_config(), 3);
+    Loader t1 = f.train_loader(), v1 = f.val_loader();
+    Trainer<DenseFp32> full(first, c, t1, &v1);
+    full.run();
+  }
+  DenseFp32 second(tiny_config(), 3);
+  Loader t2 = f.train_loader(), v2 = f.val_loader();
+  Trainer<DenseFp32> resumed(second, c, t2, &v2);
+  resumed.resume(checkpoint);
+  resumed.run();
+  const auto lines = lines_of(resumed.metrics_path());
+  ASSERT_EQ(lines.size(), 8u);
+  for (int i = 0; i < 8; ++i) EXPECT_EQ(json_number(lines[i], "step"), i + 1);
+}
+
+TEST(Trainer, RejectsCorruptOrMismatchedCheckpoints) {
+  Fixture f;
+  DenseFp32 model(tiny_config(), 3);
+  Loader train = f.train_loader(), val = f.val_loader();
+  Trainer<DenseFp32> trainer(model, f.config(8), train, &val);
+  trainer.step();
+  const auto path = f.dir / "run.ckpt";
+  trainer.save(path);
+
+  auto bytes = read_bytes(path);
+  bytes[bytes.size() / 2] ^= 0x40;
+  const auto corrupt = f.dir / "corrupt.ckpt";
+  write_bytes(corrupt, bytes);
+  EXPECT_THROW(trainer.resume(corrupt), Error);
+
+  TrainConfig other = f.config(8);
+  other.grad_accum = 1;
+  DenseFp32 model2(tiny_config(), 3);
+  Loader train2 = f.train_loader(), val2 = f.val_loader();
+  Trainer<DenseFp32> mismatched(model2, other, train2, &val2);
+  EXPECT_THROW(mismatched.resume(path), Error);
+
+  DenseFp64 model3(tiny_config(), 3);  // same composition and config, other precision: loads
+  Loader train3 = f.train_loader(), val3 = f.val_loader();
+  Trainer<DenseFp64> fp64(model3, f.config(8), train3, &val3);
+  EXPECT_NO_THROW(fp64.resume(path));
+  Mtp2Fp64 model4(tiny_config(), 3);  // another composition: refused
+  Loader train4 = f.train_loader(2), val4 = f.val_loader();
+  Trainer<Mtp2Fp64> mtp(model4, f.config(8), train4, &val4);
+  EXPECT_THROW(mtp.resume(path), Error);
+}
+
+TEST(Trainer, NonFiniteLossStopsWithAClearMessageAndKeepsTheCheckpoint) {
+  Fixture f;
+  DenseFp32 model(tiny_config(), 3);
+  Loader train = f.train_loader(), val = f.val_loader();
+  Trainer<DenseFp32> trainer(model, f.config(8), train, &val);
+  trainer.step();
+  trainer.save(trainer.checkpoint_path());
+  const auto saved = read_bytes(trainer.checkpoint_path());
+  const TensorInfo& lnfw = model.parameters().layout().at("lnfw");
+  std::vector<float> poisoned(lnfw.numel, std::nanf(""));
+  model.parameters().write(lnfw, poisoned.data());
+  try {
+    trainer.step();
+    FAIL() << "no error";
+  } catch (const Error& error) {
+    const std::string what = error.what();
+    EXPECT_NE(what.find("not finite"), std::string::npos) << what;
+    EXPECT_NE(what.find("is intact"), std::string::npos) << what;
+  }
+  EXPECT_EQ(read_bytes(trainer.checkpoint_path()), saved);
+  EXPECT_EQ(trainer.steps_done(), 1);
+}
+
+TEST(Trainer, BadSettingsNameTheFlag) {
+  Fixture f;
+  auto message = [&](TrainConfig c) {
+    try {
+      c.validate();
+    } catch (const Error& error) {
+      return std::string(error.what());
+    }
+    return std::string();
+  };
+  TrainConfig c = f.config(8);
+  c.grad_accum = 0;
+  EXPECT_NE(message(c).find("--grad_accum"), std::string::npos);
+  c = f.config(8);
+  c.warmup = 6;
+  EXPECT_NE(message(c).find("--warmdown"), std::string::npos);
+  c = f.config(8);
+  c.learning_rate = std::nan("");
+  EXPECT_NE(message(c).find("--learning_rate"), std::string::npos);
+
+  DenseFp32 model(tiny_config(), 3);
+  Loader train = f.train_loader(2), val = f.val_loader();  // K = 2 for a next-token model
+  EXPECT_THROW(Trainer<DenseFp32>(model, f.config(8), train, &val), Error);
+  Loader train1 = f.train_loader();
+  TrainConfig many = f.config(8);
+  many.val_batches = 1000;
+  EXPECT_THROW(Trainer<DenseFp32>(model, many, train1, &val), Error);
+}
+
+}  // namespace
+}  // namespace lightgpt::testing
