@@ -105,6 +105,13 @@ TEST(Trainer, LearnsLogsEveryMetricAndFollowsTheSchedule) {
   EXPECT_NEAR(json_number(lines[1], "lr"), 1e-2, 1e-12);
   EXPECT_NEAR(json_number(lines[29], "lr"), 1e-2 / 3, 1e-11);
   EXPECT_TRUE(std::filesystem::exists(trainer.checkpoint_path()));
+
+  // Per-position losses average to the validation loss of the same batches.
+  const std::vector<double> by_position = trainer.validate_by_position();
+  ASSERT_EQ(by_position.size(), 8u);
+  double mean = 0;
+  for (double value : by_position) mean += value / 8;
+  EXPECT_NEAR(mean, trainer.validate(), 1e-5);
 }
 
 TEST(Trainer, MtpWeightRampsAndDecays) {

@@ -14,6 +14,7 @@
 #include <filesystem>
 #include <limits>
 #include <string>
+#include <vector>
 
 #include "../core/error.hpp"
 #include "../core/rng.hpp"
@@ -206,6 +207,29 @@ class Trainer {
       total += double(model_.evaluate(batch.tokens, batch.B, batch.T, batch.row_stride));
     }
     return total / config_.val_batches;
+  }
+
+  // Mean next-token NLL at each position 0..T-1 of the window over the rows of the fixed
+  // validation batches: a model that uses its context does better late in the window.
+  std::vector<double> validate_by_position() {
+    LIGHTGPT_CHECK(val_ != nullptr, "validate_by_position() needs a validation loader");
+    const int T = config_.seq_len, V = model_.config().vocab_size;
+    std::vector<A> log_probs(static_cast<std::size_t>(T) * V);
+    std::vector<double> nll(static_cast<std::size_t>(T), 0.0);
+    std::int64_t rows = 0;
+    val_->restore(val_start_);
+    for (int i = 0; i < config_.val_batches; ++i) {
+      const Batch batch = val_->next();
+      for (int b = 0; b < batch.B; ++b, ++rows) {
+        const std::uint16_t* row = batch.tokens + static_cast<std::size_t>(b) * batch.row_stride;
+        model_.log_probs(row, 1, T, log_probs.data());
+        for (int t = 0; t < T; ++t) {
+          nll[t] -= double(log_probs[static_cast<std::size_t>(t) * V + row[t + 1]]);
+        }
+      }
+    }
+    for (double& value : nll) value /= double(rows);
+    return nll;
   }
 
   // One optimizer step. Throws lightgpt::Error, updating nothing, when the loss or the gradient

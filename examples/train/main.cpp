@@ -1,0 +1,208 @@
+// train — one binary for every preset, with the seed's flags.
+//
+//   train --preset tiny-cpu --train_data "data/brown/brown_train_*.bin"
+//         --val_data 'data/brown/brown_val_*.bin' --out_dir runs/tiny
+//
+// A preset (--list-presets) fixes the composition and every hyper-parameter; each flag overrides
+// one value. The flags --precision, --mtp_enabled/--mtp_max_steps, --mixer/--afno_num_blocks and
+// --head choose among the compile-time compositions built into this binary (--list-variants);
+// asking for one that is not built in is an error that says how to add it.
+#include <CLI/CLI.hpp>
+#include <cstdio>
+#include <string>
+#include <vector>
+
+#include "variants.hpp"
+
+namespace {
+
+using lightgpt::examples::RunOptions;
+
+struct Variant {
+  const char* precision;
+  const char* head;
+  int mtp_depth;
+  const char* mixer;
+  int afno_num_blocks;  // 0 for attention
+  const char* type;
+  void (*run)(const RunOptions&);
+};
+
+const Variant kVariants[] = {
+    {"fp32", "dense", 1, "attention", 0, "GPT<Fp32, DenseHead<>, Attention, Cpu>",
+     lightgpt::examples::train_fp32_dense_attention},
+};
+
+std::string describe(const lightgpt::Preset& p) {
+  std::string text = "--precision " + p.precision + " --head " + p.head;
+  text += p.mtp_depth > 1 ? " --mtp_enabled --mtp_max_steps " + std::to_string(p.mtp_depth) : "";
+  text += " --mixer " + p.mixer;
+  if (p.mixer == "afno") text += " --afno_num_blocks " + std::to_string(p.afno_num_blocks);
+  return text;
+}
+
+const Variant& find_variant(const lightgpt::Preset& p) {
+  for (const Variant& v : kVariants) {
+    if (p.precision == v.precision && p.head == v.head && p.mtp_depth == v.mtp_depth &&
+        p.mixer == v.mixer && (p.mixer != "afno" || p.afno_num_blocks == v.afno_num_blocks)) {
+      return v;
+    }
+  }
+  throw lightgpt::Error(lightgpt::detail::concat(
+      "the composition ", describe(p),
+      " is not built into this binary (see --list-variants). Either choose a built-in one with "
+      "those flags, or add it: write the GPT<...> type in a new examples/train/variant_*.cpp, "
+      "declare it in examples/train/variants.hpp and add a row to kVariants in "
+      "examples/train/main.cpp"));
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"Train a GPT-2-family model from a preset; every flag overrides the preset"};
+  std::string preset_name = "tiny-cpu";
+  bool list_presets = false, list_variants = false;
+  RunOptions o;
+  // Overrides, applied over the preset only when given.
+  std::optional<int> batch_size, grad_accum, seq_len, mtp_max_steps, afno_num_blocks, n_layer,
+      n_head, d_model, lightrnn_rows, ngram_k, val_batches;
+  std::optional<long long> warmup, warmdown, mtp_rampup_steps, steps, eval_every,
+      checkpoint_every;
+  std::optional<double> learning_rate, mtp_weight, cocont_alpha, afno_sparsity_threshold;
+  std::optional<bool> mtp_enabled, use_cocont;
+  std::optional<std::string> mixer, precision, head, out_dir;
+  std::string ngram_path;
+
+  app.add_option("--preset", preset_name, "tiny-cpu, dense-baseline, vanilla-lightrnn, afno or "
+                 "fast-mtp-2step (see --list-presets)")->capture_default_str();
+  app.add_flag("--list-presets", list_presets, "Print the presets and exit");
+  app.add_flag("--list-variants", list_variants, "Print the compositions built in and exit");
+  app.add_option("--train_data", o.train_data, "Training shards (path or glob)");
+  app.add_option("--val_data", o.val_data, "Validation shards (path or glob)");
+  app.add_option("--out_dir", out_dir, "Checkpoint and metrics.jsonl directory (default: runs/<preset>)");
+  app.add_option("--resume", o.resume, "Continue from this checkpoint")->check(CLI::ExistingFile);
+  app.add_option("--seed", o.seed, "Initialisation and shuffling seed")->capture_default_str();
+  app.add_option("--batch_size", batch_size, "Rows per micro-batch (B)");
+  app.add_option("--grad_accum", grad_accum, "Micro-batches per optimizer step");
+  app.add_option("--seq_len", seq_len, "Tokens per row (T)");
+  app.add_option("--learning_rate", learning_rate, "Peak learning rate");
+  app.add_option("--warmup", warmup, "Linear warmup steps");
+  app.add_option("--warmdown", warmdown, "Linear warmdown steps at the end");
+  app.add_option("--steps", steps, "Optimizer steps");
+  app.add_option("--eval_every", eval_every, "Steps between validations (0: at the end only)");
+  app.add_option("--val_batches", val_batches, "Fixed validation batches of B x (T+1) tokens");
+  app.add_option("--checkpoint_every", checkpoint_every, "Steps between checkpoints (0: at the end)");
+  app.add_option("--mtp_enabled", mtp_enabled, "Multi-token prediction on/off")
+      ->expected(0, 1)->default_str("true");
+  app.add_option("--mtp_max_steps", mtp_max_steps, "k of MTP<k>: predict t+1 ... t+k");
+  app.add_option("--mtp_weight", mtp_weight, "Weight w of the mean auxiliary loss");
+  app.add_option("--mtp_rampup_steps", mtp_rampup_steps, "Steps of the linear ramp of w");
+  app.add_option("--use_cocont", use_cocont, "CoCoNT n-gram target smoothing on/off")
+      ->expected(0, 1)->default_str("true");
+  app.add_option("--cocont_alpha", cocont_alpha, "CoCoNT mixing weight alpha");
+  app.add_option("--ngram_path", ngram_path, "Bigram top-K table (build-bigram)");
+  app.add_option("--ngram_k", ngram_k, "Successors kept per token");
+  app.add_option("--mixer", mixer, "Token mixer")->check(CLI::IsMember({"attention", "afno"}));
+  app.add_option("--afno_num_blocks", afno_num_blocks, "Blocks of the AFNO MLP");
+  app.add_option("--afno_sparsity_threshold", afno_sparsity_threshold, "AFNO soft-shrink lambda");
+  app.add_option("--head", head, "Output head")->check(CLI::IsMember({"dense", "lightrnn"}));
+  app.add_option("--lightrnn_rows", lightrnn_rows, "Rows R of the LightRNN table (0: ceil(sqrt V))");
+  app.add_option("--precision", precision, "Storage precision")
+      ->check(CLI::IsMember({"bf16", "fp16", "fp32"}));
+  app.add_option("--n_layer", n_layer, "Transformer blocks");
+  app.add_option("--n_head", n_head, "Attention heads");
+  app.add_option("--d_model", d_model, "Model width C");
+#ifdef LIGHTGPT_ENCODER_JSON
+  o.encoder_json = LIGHTGPT_ENCODER_JSON;
+  o.vocab_bpe = LIGHTGPT_VOCAB_BPE;
+  o.sample_tokens = 48;
+#endif
+  app.add_option("--encoder-json", o.encoder_json, "GPT-2 encoder.json (for the sample)");
+  app.add_option("--vocab-bpe", o.vocab_bpe, "GPT-2 vocab.bpe (for the sample)");
+  app.add_option("--prompt", o.prompt, "Prompt of the sample printed at the end")
+      ->capture_default_str();
+  app.add_option("--sample_tokens", o.sample_tokens, "Tokens to sample at the end (0: none)")
+      ->capture_default_str();
+  app.add_option("--temperature", o.sampling.temperature, "Sampling temperature")
+      ->capture_default_str();
+  app.add_option("--top_k", o.sampling.top_k, "Sample among the k most likely tokens (0: all)")
+      ->capture_default_str();
+  app.add_flag("--baselines,!--no-baselines", o.baselines,
+               "Print unigram/bigram cross-entropies of the validation split (default: on for "
+               "CPU presets)");
+  CLI11_PARSE(app, argc, argv);
+
+  try {
+    if (list_presets) {
+      for (const lightgpt::Preset& p : lightgpt::presets()) {
+        std::printf("%-17s %s\n  %s; %s\n  B %d, grad_accum %d, T %d, lr %g, warmup %lld, "
+                    "warmdown %lld, steps %lld\n",
+                    p.name.c_str(), p.composition.c_str(), p.summary.c_str(), describe(p).c_str(),
+                    p.train.batch_size, p.train.grad_accum, p.train.seq_len,
+                    p.train.learning_rate, static_cast<long long>(p.train.warmup),
+                    static_cast<long long>(p.train.warmdown),
+                    static_cast<long long>(p.train.steps));
+      }
+      return 0;
+    }
+    if (list_variants) {
+      for (const Variant& v : kVariants) {
+        std::printf("%-48s --precision %s --head %s%s --mixer %s\n", v.type, v.precision, v.head,
+                    v.mtp_depth > 1
+                        ? (" --mtp_enabled --mtp_max_steps " + std::to_string(v.mtp_depth)).c_str()
+                        : "",
+                    v.mixer);
+      }
+      return 0;
+    }
+    LIGHTGPT_CHECK(!o.train_data.empty(), "--train_data is required (a shard path or glob)");
+    lightgpt::Preset p = lightgpt::preset(preset_name);
+    if (app.count("--baselines") + app.count("--no-baselines") == 0) o.baselines = p.backend == "cpu";
+    lightgpt::TrainConfig& t = p.train;
+    auto apply = [](auto& target, const auto& value) {
+      if (value) target = *value;
+    };
+    apply(t.batch_size, batch_size);
+    apply(t.grad_accum, grad_accum);
+    apply(t.seq_len, seq_len);
+    apply(t.learning_rate, learning_rate);
+    apply(t.warmup, warmup);
+    apply(t.warmdown, warmdown);
+    apply(t.steps, steps);
+    apply(t.eval_every, eval_every);
+    apply(t.val_batches, val_batches);
+    apply(t.checkpoint_every, checkpoint_every);
+    apply(t.mtp_weight, mtp_weight);
+    apply(t.mtp_rampup_steps, mtp_rampup_steps);
+    if (mtp_enabled) p.mtp_depth = *mtp_enabled ? (mtp_max_steps ? *mtp_max_steps : 2) : 1;
+    else if (mtp_max_steps) p.mtp_depth = *mtp_max_steps;
+    LIGHTGPT_CHECK(p.mtp_depth >= 1, "--mtp_max_steps must be at least 1, got ", p.mtp_depth);
+    apply(p.use_cocont, use_cocont);
+    apply(p.cocont_alpha, cocont_alpha);
+    apply(p.ngram_k, ngram_k);
+    apply(p.mixer, mixer);
+    apply(p.afno_num_blocks, afno_num_blocks);
+    apply(p.model.afno_sparsity_threshold, afno_sparsity_threshold);
+    apply(p.head, head);
+    apply(p.model.lightrnn_rows, lightrnn_rows);
+    apply(p.precision, precision);
+    apply(p.model.n_layer, n_layer);
+    apply(p.model.n_head, n_head);
+    apply(p.model.d_model, d_model);
+    t.out_dir = out_dir ? *out_dir : "runs/" + p.name;
+    if (t.seq_len > p.model.max_seq_len) p.model.max_seq_len = t.seq_len;
+    if (p.mtp_depth == 1) t.mtp_weight = 0;
+    LIGHTGPT_CHECK(!p.use_cocont, "--use_cocont: CoCoNT smoothing is not part of this build yet; "
+                   "run without it (--use_cocont false)");
+    p.model.validate();
+    t.validate();
+    o.sampling.validate();
+    o.preset = p;
+    const Variant& variant = find_variant(p);
+    variant.run(o);
+  } catch (const lightgpt::Error& error) {
+    std::fprintf(stderr, "train: %s\n", error.what());
+    return 1;
+  }
+  return 0;
+}

@@ -1,0 +1,110 @@
+// The body of the `train` example, written once for every composition: build the model from the
+// preset's config, open the shards, optionally print the n-gram baselines, run the Trainer, show
+// how the validation loss falls along the window, and print a sample.
+#pragma once
+
+#include <cstdio>
+#include <filesystem>
+#include <functional>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <lightgpt/data/loader.hpp>
+#include <lightgpt/lightgpt.hpp>
+#include <lightgpt/train/baselines.hpp>
+#include <lightgpt/train/presets.hpp>
+#include <lightgpt/train/trainer.hpp>
+
+#if defined(LIGHTGPT_HAVE_TOKENIZER)
+#include <lightgpt/data/bpe.hpp>
+#endif
+
+namespace lightgpt::examples {
+
+struct RunOptions {
+  Preset preset;  // with every flag applied
+  std::string train_data, val_data, resume;
+  std::uint64_t seed = 1;
+  bool baselines = false;
+  // The sample printed at the end (when the tokenizer files are known).
+  std::string encoder_json, vocab_bpe, prompt = "The";
+  int sample_tokens = 0;
+  SamplingOptions sampling;
+};
+
+inline void print_baselines(const RunOptions& options, int vocab_size) {
+  std::vector<Shard> train, val;
+  for (const auto& path : expand_shard_pattern(options.train_data)) train.emplace_back(path);
+  for (const auto& path : expand_shard_pattern(options.val_data)) val.emplace_back(path);
+  std::vector<std::span<const std::uint16_t>> train_parts, val_parts;
+  for (const Shard& s : train) train_parts.push_back(s.tokens());
+  for (const Shard& s : val) val_parts.push_back(s.tokens());
+  const NgramBaselines b = ngram_baselines(train_parts, val_parts, vocab_size);
+  std::printf("baselines on the validation split: unigram %.4f, interpolated bigram %.4f "
+              "(lambda %.2f)\n", b.unigram, b.bigram, b.lambda);
+}
+
+template <class Model>
+void train_composition(const RunOptions& options) {
+  const Preset& p = options.preset;
+  const TrainConfig& train_config = p.train;
+  LoaderOptions loader;
+  loader.B = train_config.batch_size;
+  loader.T = train_config.seq_len;
+  loader.K = Model::mtp_depth;
+  loader.shuffle = true;
+  loader.seed = options.seed;
+  loader.vocab_size = p.model.vocab_size;
+  Loader train(options.train_data, loader);
+  loader.K = 1;
+  loader.shuffle = false;
+  std::optional<Loader> val;
+  if (!options.val_data.empty()) val.emplace(options.val_data, loader);
+
+  Model model(p.model, options.seed);
+  std::printf("%s: %s\n  %s, %zu parameters (%d layers, C = %d, T = %d)\n", p.name.c_str(),
+              p.composition.c_str(), Model::composition().c_str(), model.num_parameters(),
+              p.model.n_layer, p.model.d_model, train_config.seq_len);
+  std::printf("  %d x %d tokens x %d micro-steps = %d tokens per step, %lld steps; train %s "
+              "(%llu tokens)\n",
+              train_config.batch_size, train_config.seq_len, train_config.grad_accum,
+              train_config.batch_size * train_config.seq_len * train_config.grad_accum,
+              static_cast<long long>(train_config.steps), options.train_data.c_str(),
+              static_cast<unsigned long long>(train.total_tokens()));
+  if (options.baselines && val) print_baselines(options, p.model.vocab_size);
+  std::fflush(stdout);
+
+  Trainer<Model> trainer(model, train_config, train, val ? &*val : nullptr);
+  if (!options.resume.empty()) {
+    trainer.resume(options.resume);
+    std::printf("resumed from %s at step %lld\n", options.resume.c_str(),
+                static_cast<long long>(trainer.steps_done()));
+  }
+  const TrainSummary summary = trainer.run();
+  if (val) {
+    std::printf("final val_loss %.4f\n", summary.final_val_loss);
+    const std::vector<double> by_position = trainer.validate_by_position();
+    const int T = static_cast<int>(by_position.size()), span = std::max(1, T / 8);
+    double early = 0, late = 0;
+    for (int t = 0; t < span; ++t) {
+      early += by_position[t] / span;
+      late += by_position[T - span + t] / span;
+    }
+    std::printf("val_loss by position: first %d positions %.4f, last %d positions %.4f\n", span,
+                early, span, late);
+  }
+#if defined(LIGHTGPT_HAVE_TOKENIZER)
+  if (options.sample_tokens > 0 && !options.encoder_json.empty()) {
+    const Tokenizer tokenizer(options.encoder_json, options.vocab_bpe);
+    std::vector<std::int32_t> prompt;
+    for (int id : tokenizer.encode(options.prompt)) prompt.push_back(id);
+    const auto generated = model.generate(prompt, options.sample_tokens, options.sampling);
+    std::printf("sample: %s%s\n", options.prompt.c_str(),
+                tokenizer.decode(std::span<const std::int32_t>(generated)).c_str());
+  }
+#endif
+  std::fflush(stdout);
+}
+
+}  // namespace lightgpt::examples

@@ -1,0 +1,5 @@
+#include "variants.hpp"
+
+void lightgpt::examples::train_fp32_dense_attention(const RunOptions& options) {
+  train_composition<GPT<Fp32, DenseHead<>, Attention, Cpu>>(options);
+}

@@ -1,0 +1,12 @@
+// The compile-time compositions built into the `train` binary. Each is instantiated in its own
+// translation unit (variant_*.cpp), so they compile in parallel; adding one is a new file with
+// one line, a declaration here and a row in the menu of main.cpp.
+#pragma once
+
+#include "train.hpp"
+
+namespace lightgpt::examples {
+
+void train_fp32_dense_attention(const RunOptions&);
+
+}  // namespace lightgpt::examples
