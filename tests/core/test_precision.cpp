@@ -21,6 +21,32 @@ TEST(Bf16, RoundsToNearestEven) {
   EXPECT_TRUE(std::isinf(detail::bf16_to_float(detail::float_to_bf16(3.4e38f))));
 }
 
+TEST(Fp16, RoundsToNearestEvenWithSubnormalsAndOverflow) {
+  auto bits = [](float x) { return detail::float_to_half(x).bits; };
+  EXPECT_EQ(bits(1.0f), 0x3C00);
+  EXPECT_EQ(bits(-2.0f), 0xC000);
+  EXPECT_EQ(bits(65504.0f), 0x7BFF);             // the largest finite half
+  EXPECT_EQ(bits(65519.0f), 0x7BFF);             // rounds down to it
+  EXPECT_EQ(bits(65520.0f), 0x7C00);             // halfway to 2^16: rounds to even = inf
+  EXPECT_EQ(bits(1.0f + 0x1.0p-11f), 0x3C00);    // tie between 1 and 1 + 2^-10 goes to even
+  EXPECT_EQ(bits(1.0f + 0x3.0p-11f), 0x3C02);    // tie goes up to the even neighbour
+  EXPECT_EQ(bits(0x1.0p-14f), 0x0400);           // smallest normal
+  EXPECT_EQ(bits(0x1.0p-24f), 0x0001);           // smallest subnormal
+  EXPECT_EQ(bits(0x1.0p-25f), 0x0000);           // tie between 0 and 2^-24: even (0)
+  EXPECT_EQ(bits(0x1.8p-25f), 0x0001);
+  EXPECT_EQ(bits(0x2.8p-24f), 0x0002);           // 2.5 · 2^-24: tie, to even 2
+  EXPECT_EQ(bits(0x3.8p-24f), 0x0004);           // 3.5 · 2^-24: tie, to even 4
+  for (std::uint32_t h = 0; h < 0x7C00; ++h) {  // every finite half survives the round trip
+    const half value = half::from_bits(static_cast<std::uint16_t>(h));
+    ASSERT_EQ(detail::float_to_half(static_cast<float>(value)).bits, h);
+    ASSERT_EQ(detail::float_to_half(-static_cast<float>(value)).bits, h | 0x8000);
+  }
+  EXPECT_TRUE(std::isinf(static_cast<float>(half::from_bits(0x7C00))));
+  EXPECT_TRUE(std::isnan(static_cast<float>(detail::float_to_half(std::nanf("")))));
+  EXPECT_FLOAT_EQ(static_cast<float>(half::from_bits(0x0001)), 0x1.0p-24f);
+  EXPECT_FLOAT_EQ(static_cast<float>(half(3.140625)), 3.140625f);
+}
+
 TEST(Gelu, MatchesTheTanhFormulaAndItsDerivative) {
   for (double x : {-4.0, -1.5, -0.3, 0.0, 0.2, 1.0, 3.7}) {
     const double expected =

@@ -46,10 +46,6 @@ class GPT {
   static_assert(MixerPolicy<Mixer>,
                 "GPT<P, Head, Mixer, Backend>: Mixer must be a mixer policy such as "
                 "lightgpt::Attention");
-  static_assert(std::is_same_v<typename P::storage_t, typename P::accum_t> ||
-                    !std::is_same_v<Backend, Cpu>,
-                "GPT<Bf16|Fp16, Head, Mixer, Cpu>: 16-bit storage on the CPU backend is not "
-                "available in this version; use Fp32 (or Fp64 for gradient checks)");
   static_assert(detail::backend_available<Backend>::value,
                 "GPT<P, Head, Mixer, Backend>: this backend's kernels are not available; include "
                 "<lightgpt/lightgpt.hpp> for Cpu (CUDA kernels come with <lightgpt/cuda.cuh>)");

@@ -42,15 +42,18 @@ class AdamW {
     O::fill_zero(v_.data(), v_.size());
   }
 
-  // One update from the store's gradients. Returns the global gradient norm before clipping; when
-  // it is not finite nothing is updated (the caller decides whether to stop or skip).
+  // One update from the store's gradients times grad_multiplier (1 / loss scale when the loss was
+  // scaled). Returns the global norm of the multiplied gradients before clipping; when it is not
+  // finite nothing is updated (the caller decides whether to stop or skip).
   template <class Store>
-  double step(Store& store, double lr) {
-    const double norm = std::sqrt(O::sum_of_squares(store.grads(), layout_.size()));
+  double step(Store& store, double lr, double grad_multiplier = 1.0) {
+    const double norm =
+        std::sqrt(O::sum_of_squares(store.grads(), layout_.size())) * grad_multiplier;
     if (!std::isfinite(norm)) return norm;
     ++steps_;
     const double clip =
-        config_.grad_clip > 0 && norm > config_.grad_clip ? config_.grad_clip / norm : 1.0;
+        (config_.grad_clip > 0 && norm > config_.grad_clip ? config_.grad_clip / norm : 1.0) *
+        grad_multiplier;
     for (const TensorInfo& tensor : layout_.tensors()) {
       AdamWStep<A> update{A(lr),
                           A(config_.beta1),

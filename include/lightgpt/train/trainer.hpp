@@ -14,13 +14,16 @@
 #include <filesystem>
 #include <limits>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "../core/error.hpp"
 #include "../core/rng.hpp"
 #include "../data/loader.hpp"
 #include "../io/checkpoint.hpp"
+#include "../core/precision.hpp"
 #include "../optim/adamw.hpp"
+#include "../optim/loss_scaler.hpp"
 #include "../optim/schedule.hpp"
 #include "metrics.hpp"
 
@@ -95,6 +98,9 @@ struct StepMetrics {
   int depths = 1;
   double lr = 0, grad_norm = 0, mtp_weight = 0;
   double tokens_per_second = 0, step_ms = 0, peak_memory_mb = 0;
+  // Fp16 only: the loss scale this step used, and whether its gradients overflowed (skipped).
+  double loss_scale = 1;
+  bool skipped = false;
 };
 
 struct TrainSummary {
@@ -111,6 +117,8 @@ class Trainer {
   using A = typename Model::A;
   using Backend = typename Model::backend;
   using Optimizer = AdamW<Backend, A>;
+  // fp16 trains with dynamic loss scaling; the other precisions never overflow their gradients.
+  static constexpr bool kLossScaling = std::is_same_v<typename Model::precision, Fp16>;
 
   // `val` may be null (no validation). Loaders must yield B × (T + mtp_depth) training windows and
   // B × (T + 1) validation windows of the configured sizes.
@@ -143,6 +151,7 @@ class Trainer {
 
   const TrainConfig& config() const { return config_; }
   Optimizer& optimizer() { return optimizer_; }
+  LossScaler& loss_scaler() { return scaler_; }
   std::int64_t steps_done() const { return step_; }
   std::int64_t tokens_seen() const { return tokens_; }
   std::filesystem::path checkpoint_path() const {
@@ -165,6 +174,7 @@ class Trainer {
     const auto rng_state = section.read_value<std::uint64_t>();
     const auto best = section.read_value<double>();
     LIGHTGPT_CHECK(section.at_end(), section.context(), ": unexpected bytes after the state");
+    scaler_.read_section(in);
     LIGHTGPT_CHECK(grad_accum == config_.grad_accum, "checkpoint '", path.string(),
                    "' was trained with --grad_accum ", grad_accum, ", this run has ",
                    config_.grad_accum);
@@ -191,6 +201,7 @@ class Trainer {
     out.write_value(rng_.state());
     out.write_value(best_val_);
     out.end_section();
+    scaler_.write_section(out);
     out.begin_section("step");
     out.write_value(static_cast<std::uint64_t>(step_));
     out.end_section();
@@ -241,7 +252,8 @@ class Trainer {
     m.mtp_weight = config_.mtp_weight_at(step_);
     model_.set_mtp_weight(A(m.mtp_weight));
     model_.zero_grad();
-    const A scale = A(1) / A(config_.grad_accum);
+    m.loss_scale = kLossScaling ? scaler_.scale() : 1.0;
+    const A scale = A(m.loss_scale / config_.grad_accum);
     for (int micro = 0; micro < config_.grad_accum; ++micro) {
       const Batch batch = train_.next();
       model_.forward(batch.tokens, batch.B, batch.T, batch.row_stride);
@@ -255,10 +267,14 @@ class Trainer {
     LIGHTGPT_CHECK(std::isfinite(m.train_loss), "training stopped at step ", step_ + 1,
                    ": the loss is not finite (", m.train_loss, "); nothing was updated",
                    checkpoint_note());
-    m.grad_norm = optimizer_.step(model_.parameters(), m.lr);
-    LIGHTGPT_CHECK(std::isfinite(m.grad_norm), "training stopped at step ", step_ + 1,
-                   ": the gradient norm is not finite (", m.grad_norm,
-                   "); nothing was updated", checkpoint_note());
+    m.grad_norm = optimizer_.step(model_.parameters(), m.lr, 1.0 / m.loss_scale);
+    if constexpr (kLossScaling) {
+      m.skipped = !scaler_.update(m.grad_norm);  // overflow: skipped, the scale backs off
+    } else {
+      LIGHTGPT_CHECK(std::isfinite(m.grad_norm), "training stopped at step ", step_ + 1,
+                     ": the gradient norm is not finite (", m.grad_norm,
+                     "); nothing was updated", checkpoint_note());
+    }
     ++step_;
     tokens_ += std::int64_t(config_.grad_accum) * config_.batch_size * config_.seq_len;
     m.step = step_;
@@ -292,6 +308,9 @@ class Trainer {
       record.add("lr", m.lr).add("grad_norm", m.grad_norm);
       record.add("tokens_per_s", m.tokens_per_second).add("step_ms", m.step_ms);
       record.add("peak_memory_mb", m.peak_memory_mb);
+      if (kLossScaling) {
+        record.add("loss_scale", m.loss_scale).add("skipped", std::int64_t(m.skipped));
+      }
       const bool evaluate = val_ != nullptr && ((config_.eval_every > 0 &&
                                                  step_ % config_.eval_every == 0) ||
                                                 step_ == config_.steps);
@@ -307,6 +326,7 @@ class Trainer {
         for (int j = 1; j < m.depths; ++j) std::printf(" | mtp%d %.4f", j + 1, m.depth_loss[j]);
         std::printf(" | lr %.2e | norm %.3f | %.0f tok/s | %.0f ms | ETA %s", m.lr, m.grad_norm,
                     m.tokens_per_second, m.step_ms, format_duration(eta).c_str());
+        if (kLossScaling) std::printf(" | scale %g%s", m.loss_scale, m.skipped ? " (skipped)" : "");
         if (evaluate) std::printf(" | val_loss %.4f", last_val);
         std::printf("\n");
         std::fflush(stdout);
@@ -350,6 +370,7 @@ class Trainer {
   Loader& train_;
   Loader* val_;
   Optimizer optimizer_;
+  LossScaler scaler_;
   LoaderPosition val_start_{};
   MetricsLog log_;
   Rng rng_{0x6c69676874677074ull};

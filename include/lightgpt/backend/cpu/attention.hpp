@@ -9,6 +9,7 @@
 #include <cstddef>
 #include <limits>
 
+#include "../../core/precision.hpp"
 #include "../contract.hpp"
 #include "eigen.hpp"
 
@@ -46,6 +47,48 @@ struct AttentionOps {
   template <class T, class A>
   static void attention_forward(T* out, A* lse, const T* qkv, int B, int T_, int C, int NH,
                                 T* scratch) {
+    if constexpr (is_16bit_v<T>) {
+      // 16-bit storage: widen q | k | v, run the fp32 kernel, round the output once.
+      (void)scratch;
+      const std::size_t positions = std::size_t(B) * T_;
+      float* q = detail::staging(5, positions * 3 * C);
+      float* y = detail::staging(6, positions * C);
+      detail::widen_into(q, qkv, positions * 3 * C);
+      attention_forward_wide(y, lse, static_cast<const float*>(q), B, T_, C, NH,
+                             detail::staging(7, attention_scratch_size(T_)));
+      detail::round_into(out, y, positions * C);
+    } else {
+      attention_forward_wide(out, lse, qkv, B, T_, C, NH, scratch);
+    }
+  }
+
+  template <class T, class A>
+  static void attention_backward(Grad<T> dqkv, const T* dout, const T* qkv, const T* out,
+                                 const A* lse, int B, int T_, int C, int NH, T* scratch) {
+    if constexpr (is_16bit_v<T>) {
+      (void)scratch;
+      const std::size_t positions = std::size_t(B) * T_;
+      float* q = detail::staging(5, positions * 3 * C);
+      float* y = detail::staging(6, positions * C);
+      float* dy = detail::staging(1, positions * C);
+      float* dq = detail::staging(4, positions * 3 * C);
+      detail::widen_into(q, qkv, positions * 3 * C);
+      detail::widen_into(y, out, positions * C);
+      detail::widen_into(dy, dout, positions * C);
+      attention_backward_wide(overwrite(dq), static_cast<const float*>(dy),
+                              static_cast<const float*>(q), static_cast<const float*>(y), lse, B,
+                              T_, C, NH, detail::staging(7, attention_scratch_size(T_)));
+      detail::round_into(dqkv.ptr, dq, positions * 3 * C, dqkv.mode);
+    } else {
+      attention_backward_wide(dqkv, dout, qkv, out, lse, B, T_, C, NH, scratch);
+    }
+  }
+
+ private:
+  // The kernels proper, for fp32/fp64 operands.
+  template <class T, class A>
+  static void attention_forward_wide(T* out, A* lse, const T* qkv, int B, int T_, int C, int NH,
+                                     T* scratch) {
     using detail::RowMatrix;
     const int hs = C / NH;
     const int blocks = (T_ + kQueryBlock - 1) / kQueryBlock;
@@ -83,8 +126,8 @@ struct AttentionOps {
   }
 
   template <class T, class A>
-  static void attention_backward(Grad<T> dqkv, const T* dout, const T* qkv, const T* out,
-                                 const A* lse, int B, int T_, int C, int NH, T* scratch) {
+  static void attention_backward_wide(Grad<T> dqkv, const T* dout, const T* qkv, const T* out,
+                                      const A* lse, int B, int T_, int C, int NH, T* scratch) {
     const int hs = C / NH;
     const int blocks = (T_ + kQueryBlock - 1) / kQueryBlock;
     const T scale = T(1) / std::sqrt(T(hs));
@@ -137,6 +180,7 @@ struct AttentionOps {
     }
   }
 
+ public:
   // Incremental decoding, one sequence: the query of position t against the cached keys and values
   // of positions 0..t. qkv holds rows of q | k | v (3C each) for positions 0..t; out[C]. Scores
   // accumulate in A; `scores` holds NH · (t + 1) values of scratch.

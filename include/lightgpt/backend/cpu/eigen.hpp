@@ -2,6 +2,11 @@
 #pragma once
 
 #include <Eigen/Core>
+#include <cstddef>
+#include <vector>
+
+#include "../../core/precision.hpp"
+#include "../contract.hpp"
 
 namespace lightgpt::cpu::detail {
 
@@ -31,6 +36,47 @@ Eigen::Map<const RowMatrix<T>, 0, Stride> strided(const T* data, Eigen::Index ro
 template <class T>
 Eigen::Map<const Eigen::Matrix<T, 1, Eigen::Dynamic>> row_vector(const T* data, Eigen::Index n) {
   return {data, n};
+}
+
+// Scratch of the calling thread for kernels that widen 16-bit operands to fp32 (Eigen's GEMM on
+// bfloat16/half is orders of magnitude slower than staging through fp32). Buffers grow to the
+// largest shape seen and are then reused: no allocation in steady state.
+inline float* staging(int slot, std::size_t count) {
+  thread_local std::vector<float> buffers[8];
+  std::vector<float>& buffer = buffers[slot];
+  if (buffer.size() < count) buffer.resize(count);
+  return buffer.data();
+}
+
+// dst[i] = float(src[i]) for a rows x cols block whose rows are `stride` apart.
+template <class T>
+void widen_block(float* dst, const T* src, std::size_t rows, std::size_t cols, std::size_t stride) {
+#pragma omp parallel for schedule(static)
+  for (std::ptrdiff_t r = 0; r < static_cast<std::ptrdiff_t>(rows); ++r) {
+    for (std::size_t c = 0; c < cols; ++c) dst[r * cols + c] = static_cast<float>(src[r * stride + c]);
+  }
+}
+template <class T>
+void widen_into(float* dst, const T* src, std::size_t count) {
+  widen_block(dst, src, 1, count, count);
+}
+
+// Rounds a dense rows x cols fp32 block into dst (rows `stride` apart), overwriting or adding.
+template <class T>
+void round_block(T* dst, const float* src, std::size_t rows, std::size_t cols, std::size_t stride,
+                 Mode mode = Mode::overwrite) {
+#pragma omp parallel for schedule(static)
+  for (std::ptrdiff_t r = 0; r < static_cast<std::ptrdiff_t>(rows); ++r) {
+    T* out = dst + r * stride;
+    const float* in = src + r * cols;
+    for (std::size_t c = 0; c < cols; ++c) {
+      out[c] = mode == Mode::accumulate ? T(static_cast<float>(out[c]) + in[c]) : T(in[c]);
+    }
+  }
+}
+template <class T>
+void round_into(T* dst, const float* src, std::size_t count, Mode mode = Mode::overwrite) {
+  round_block(dst, src, 1, count, count, mode);
 }
 
 // Column blocks for deterministic reductions over rows: each block is owned by one thread, which

@@ -9,6 +9,7 @@
 
 #include "../../core/elementwise.hpp"
 #include "../../core/error.hpp"
+#include "../../core/precision.hpp"
 #include "../contract.hpp"
 #include "eigen.hpp"
 
@@ -41,8 +42,8 @@ struct NormActOps {
     }
   }
 
-  template <class T, class A>
-  static void layernorm_backward(Grad<T> din, Grad<T> dweight, Grad<T> dbias, const T* dout,
+  template <class T, class G, class A>
+  static void layernorm_backward(Grad<T> din, Grad<G> dweight, Grad<G> dbias, const T* dout,
                                  const T* in, const T* weight, const A* mean, const A* rstd, int N,
                                  int C) {
     if (din) {
@@ -93,7 +94,7 @@ struct NormActOps {
   static void gelu_forward(T* out, const T* in, std::size_t count) {
 #pragma omp parallel for schedule(static)
     for (std::ptrdiff_t i = 0; i < static_cast<std::ptrdiff_t>(count); ++i) {
-      out[i] = T(lightgpt::detail::gelu(in[i]));
+      out[i] = T(lightgpt::detail::gelu(widen(in[i])));
     }
   }
 
@@ -101,14 +102,16 @@ struct NormActOps {
   static void gelu_backward(Grad<T> din, const T* dout, const T* in, std::size_t count) {
 #pragma omp parallel for schedule(static)
     for (std::ptrdiff_t i = 0; i < static_cast<std::ptrdiff_t>(count); ++i) {
-      store(din, i, dout[i] * lightgpt::detail::gelu_grad(in[i]));
+      store(din, i, widen(dout[i]) * lightgpt::detail::gelu_grad(widen(in[i])));
     }
   }
 
   template <class T>
   static void residual_forward(T* out, const T* a, const T* b, std::size_t count) {
 #pragma omp parallel for schedule(static)
-    for (std::ptrdiff_t i = 0; i < static_cast<std::ptrdiff_t>(count); ++i) out[i] = a[i] + b[i];
+    for (std::ptrdiff_t i = 0; i < static_cast<std::ptrdiff_t>(count); ++i) {
+      out[i] = T(widen(a[i]) + widen(b[i]));
+    }
   }
 
   // out[b, t, :] = wte[token(b, t)] + wpe[t]; row b of the tokens starts at b * row_stride.
@@ -122,14 +125,14 @@ struct NormActOps {
       const T* token_row = wte + token * C;
       const T* position_row = wpe + static_cast<std::size_t>(t) * C;
       T* y = out + static_cast<std::size_t>(bt) * C;
-      for (int c = 0; c < C; ++c) y[c] = token_row[c] + position_row[c];
+      for (int c = 0; c < C; ++c) y[c] = T(widen(token_row[c]) + widen(position_row[c]));
     }
   }
 
   // Scatter-adds dout into the rows of wte and wpe that the forward read. Always accumulates:
   // a scatter cannot overwrite rows it never visits.
-  template <class T, class Tok>
-  static void embedding_backward(Grad<T> dwte, Grad<T> dwpe, const T* dout, const Tok* tokens,
+  template <class T, class G, class Tok>
+  static void embedding_backward(Grad<G> dwte, Grad<G> dwpe, const T* dout, const Tok* tokens,
                                  int row_stride, int B, int T_, int C) {
     LIGHTGPT_CHECK(dwte.mode == Mode::accumulate && dwpe.mode == Mode::accumulate,
                    "embedding_backward only accumulates");
@@ -142,11 +145,11 @@ struct NormActOps {
         for (int t = 0; t < T_; ++t) {
           const std::size_t token = static_cast<std::size_t>(tokens[b * row_stride + t]);
           const T* g = dout + (static_cast<std::size_t>(b) * T_ + t) * C;
-          T* token_row = dwte.ptr + token * C;
-          T* position_row = dwpe.ptr + static_cast<std::size_t>(t) * C;
+          G* token_row = dwte.ptr + token * C;
+          G* position_row = dwpe.ptr + static_cast<std::size_t>(t) * C;
           for (int c = c0; c < c1; ++c) {
-            token_row[c] += g[c];
-            position_row[c] += g[c];
+            token_row[c] += G(widen(g[c]));
+            position_row[c] += G(widen(g[c]));
           }
         }
       }
@@ -154,9 +157,13 @@ struct NormActOps {
   }
 
  private:
+  template <class T>
+  static auto widen(T x) {
+    return lightgpt::detail::widen(x);
+  }
   template <class T, class V>
   static void store(Grad<T> grad, std::size_t i, V value) {
-    grad.ptr[i] = grad.mode == Mode::accumulate ? T(grad.ptr[i] + value) : T(value);
+    grad.ptr[i] = grad.mode == Mode::accumulate ? T(widen(grad.ptr[i]) + value) : T(value);
   }
 };
 

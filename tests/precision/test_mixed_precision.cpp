@@ -1,0 +1,183 @@
+// Bf16/Fp16 storage on the CPU against the Fp32 reference (DESIGN §5: losses within 1e-2
+// relative, gradients within 5e-2 norm-wise), training curves, and fp16 dynamic loss scaling.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <lightgpt/optim/loss_scaler.hpp>
+#include <lightgpt/train/trainer.hpp>
+#include <vector>
+
+#include "models.hpp"
+#include "scratch.hpp"
+
+namespace lightgpt::testing {
+namespace {
+
+ModelConfig config16() {
+  ModelConfig c = tiny_config();
+  c.vocab_size = 61;
+  c.max_seq_len = 16;
+  c.d_model = 32;
+  c.n_head = 4;
+  return c;
+}
+
+constexpr int kB = 3, kT = 16;
+
+template <class Low, class Ref>
+void expect_close_to_fp32(double loss_tolerance = 1e-2, double grad_tolerance = 5e-2) {
+  Ref reference(config16(), 21);
+  Low low(config16(), 0);
+  copy_parameters(reference, low);
+  const auto tokens = random_tokens(kB * (kT + Ref::mtp_depth), config16().vocab_size, 4);
+  reference.set_mtp_weight(0.5f);
+  low.set_mtp_weight(0.5f);
+  reference.zero_grad();
+  low.zero_grad();
+  const double ref_loss = reference.forward(tokens.data(), kB, kT);
+  const double low_loss = low.forward(tokens.data(), kB, kT);
+  EXPECT_TRUE(std::isfinite(low_loss));
+  EXPECT_LT(std::abs(low_loss - ref_loss) / ref_loss, loss_tolerance)
+      << "fp32 " << ref_loss << ", 16-bit " << low_loss;
+  for (int j = 1; j < Ref::mtp_depth; ++j) {
+    EXPECT_LT(std::abs(low.losses().depth[j] - reference.losses().depth[j]) /
+                  reference.losses().depth[j],
+              loss_tolerance);
+  }
+  reference.backward();
+  low.backward();
+  for (const TensorInfo& tensor : reference.parameters().layout().tensors()) {
+    const auto expected = reference.parameters().read_grad(tensor);
+    const auto actual = low.parameters().read_grad(low.parameters().layout().at(tensor.name));
+    double diff = 0, norm = 0;
+    for (std::size_t i = 0; i < expected.size(); ++i) {
+      ASSERT_TRUE(std::isfinite(actual[i])) << tensor.name;
+      diff += (double(actual[i]) - expected[i]) * (double(actual[i]) - expected[i]);
+      norm += double(expected[i]) * expected[i];
+    }
+    if (norm == 0) continue;  // e.g. padded rows only
+    EXPECT_LT(std::sqrt(diff / norm), grad_tolerance) << tensor.name;
+  }
+}
+
+TEST(MixedPrecision, Bf16MatchesFp32LossAndGradients) {
+  expect_close_to_fp32<DenseBf16, DenseFp32>();
+}
+TEST(MixedPrecision, Fp16MatchesFp32LossAndGradients) {
+  expect_close_to_fp32<DenseFp16, DenseFp32>();
+}
+TEST(MixedPrecision, Bf16MtpMatchesFp32LossAndGradients) {
+  expect_close_to_fp32<Mtp2Bf16, Mtp2Fp32>();
+}
+
+TEST(MixedPrecision, WorkingWeightsAreRoundedMasterWeightsStayFp32) {
+  DenseBf16 model(config16(), 5);
+  const TensorInfo& fcw = model.parameters().layout().at("fcw");
+  std::vector<float> values(fcw.numel, 1.0f + 0x1.0p-10f);  // not representable in bf16
+  model.parameters().write(fcw, values.data());
+  EXPECT_EQ(model.parameters().read(fcw)[0], 1.0f + 0x1.0p-10f);  // master: exact
+  EXPECT_EQ(static_cast<float>(model.parameters().values()[fcw.offset]), 1.0f);  // working: RNE
+}
+
+// 50 AdamW steps on the same batches: the 16-bit loss curves stay within 2 % of fp32's.
+template <class Low>
+void expect_tracking_curve(float loss_scale) {
+  DenseFp32 reference(config16(), 8);
+  Low low(config16(), 0);
+  copy_parameters(reference, low);
+  AdamW<Cpu, float> ref_opt(reference.parameters().layout());
+  AdamW<Cpu, float> low_opt(low.parameters().layout());
+  for (int step = 0; step < 50; ++step) {
+    const auto tokens = random_tokens(kB * (kT + 1), config16().vocab_size, 100 + step % 5);
+    reference.zero_grad();
+    low.zero_grad();
+    const double ref_loss = reference.forward(tokens.data(), kB, kT);
+    const double low_loss = low.forward(tokens.data(), kB, kT);
+    reference.backward();
+    low.backward(loss_scale);
+    ref_opt.step(reference.parameters(), 3e-3);
+    const double norm = low_opt.step(low.parameters(), 3e-3, 1.0 / loss_scale);
+    ASSERT_TRUE(std::isfinite(norm)) << "step " << step;
+    EXPECT_LT(std::abs(low_loss - ref_loss) / ref_loss, 0.02)
+        << "step " << step << ": fp32 " << ref_loss << ", 16-bit " << low_loss;
+    if (step == 49) EXPECT_LT(ref_loss, std::log(61.0) - 0.3) << "the reference did not learn";
+  }
+}
+
+TEST(MixedPrecision, Bf16TrainingTracksFp32) { expect_tracking_curve<DenseBf16>(1.0f); }
+TEST(MixedPrecision, Fp16TrainingWithLossScaleTracksFp32) {
+  expect_tracking_curve<DenseFp16>(1024.0f);
+}
+
+TEST(LossScaler, BacksOffOnOverflowAndGrowsAfterTheInterval) {
+  LossScalerConfig config;
+  config.initial_scale = 1024;
+  config.growth_interval = 3;
+  LossScaler scaler(config);
+  EXPECT_TRUE(scaler.update(1.5));
+  EXPECT_TRUE(scaler.update(0.5));
+  EXPECT_FALSE(scaler.update(INFINITY));
+  EXPECT_EQ(scaler.scale(), 512);
+  EXPECT_EQ(scaler.skipped_steps(), 1);
+  EXPECT_FALSE(scaler.update(std::nan("")));
+  EXPECT_EQ(scaler.scale(), 256);
+  for (int i = 0; i < 2; ++i) EXPECT_TRUE(scaler.update(1.0));
+  EXPECT_EQ(scaler.scale(), 256);  // two clean steps: not yet
+  EXPECT_TRUE(scaler.update(1.0));
+  EXPECT_EQ(scaler.scale(), 512);  // the third grows it
+  config.backoff_factor = 1.5;
+  EXPECT_THROW(LossScaler{config}, Error);
+}
+
+TEST(LossScaler, AnOverflowingStepIsSkippedWithWeightsUntouchedAndTheStateIsCheckpointed) {
+  TempDir dir;
+  const std::vector<std::uint16_t> stream = [] {
+    std::vector<std::uint16_t> s(3000);
+    for (std::size_t i = 0; i < s.size(); ++i) s[i] = static_cast<std::uint16_t>((i * 7 + i / 13) % 61);
+    return s;
+  }();
+  write_shard(dir / "train.bin", std::span<const std::uint16_t>(stream));
+  LoaderOptions o;
+  o.B = kB;
+  o.T = kT;
+  Loader train((dir / "train.bin").string(), o);
+  TrainConfig c;
+  c.batch_size = kB;
+  c.seq_len = kT;
+  c.steps = 10;
+  c.learning_rate = 1e-3;
+  c.out_dir = (dir / "run").string();
+  c.console = false;
+  DenseFp16 model(config16(), 2);
+  Trainer<DenseFp16> trainer(model, c, train, nullptr);
+  trainer.loss_scaler().set_scale(1024);
+  EXPECT_FALSE(trainer.step().skipped);
+
+  trainer.loss_scaler().set_scale(0x1.0p40);  // gradients of 2^40 × the loss overflow fp16
+  const TensorInfo& fcw = model.parameters().layout().at("fcw");
+  const auto before = model.parameters().read(fcw);
+  const std::int64_t adam_steps = trainer.optimizer().steps();
+  const StepMetrics overflow = trainer.step();
+  EXPECT_TRUE(overflow.skipped);
+  EXPECT_FALSE(std::isfinite(overflow.grad_norm));
+  EXPECT_EQ(trainer.loss_scaler().scale(), 0x1.0p39);
+  EXPECT_EQ(model.parameters().read(fcw), before);
+  EXPECT_EQ(trainer.optimizer().steps(), adam_steps);
+
+  trainer.loss_scaler().set_scale(512);
+  const StepMetrics next = trainer.step();
+  EXPECT_FALSE(next.skipped);
+  EXPECT_NE(model.parameters().read(fcw), before);
+  EXPECT_EQ(trainer.optimizer().steps(), adam_steps + 1);
+
+  trainer.save(dir / "fp16.ckpt");
+  DenseFp16 other(config16(), 2);
+  Loader train2((dir / "train.bin").string(), o);
+  Trainer<DenseFp16> resumed(other, c, train2, nullptr);
+  resumed.resume(dir / "fp16.ckpt");
+  EXPECT_EQ(resumed.loss_scaler().scale(), 512);
+  EXPECT_EQ(resumed.loss_scaler().skipped_steps(), 1);
+}
+
+}  // namespace
+}  // namespace lightgpt::testing
