@@ -37,6 +37,45 @@ BENCHMARK(BM_MatmulForward)
     ->Unit(benchmark::kMillisecond)
     ->UseRealTime();
 
+// 16-bit storage: our staged GEMM (widen to fp32, Eigen's fp32 GEMM, round once) against Eigen's
+// own GEMM on Eigen::bfloat16 matrices, which computes in emulated bfloat16 arithmetic.
+void BM_MatmulForwardBf16Staged(benchmark::State& state) {
+  const int N = int(state.range(0)), IC = int(state.range(1)), OC = int(state.range(2));
+  const auto in32 = filled(std::size_t(N) * IC, 1), w32 = filled(std::size_t(OC) * IC, 2);
+  std::vector<lightgpt::bfloat16> in(in32.size()), w(w32.size()), out(std::size_t(N) * OC);
+  for (std::size_t i = 0; i < in.size(); ++i) in[i] = lightgpt::bfloat16(in32[i]);
+  for (std::size_t i = 0; i < w.size(); ++i) w[i] = lightgpt::bfloat16(w32[i]);
+  for (auto _ : state) {
+    O::matmul_forward(out.data(), in.data(), w.data(),
+                      static_cast<const lightgpt::bfloat16*>(nullptr), N, IC, OC);
+    benchmark::DoNotOptimize(out.data());
+  }
+  state.counters["GFLOP/s"] =
+      benchmark::Counter(2.0 * N * IC * OC * state.iterations() / 1e9, benchmark::Counter::kIsRate);
+}
+BENCHMARK(BM_MatmulForwardBf16Staged)
+    ->Args({256, 768, 768})
+    ->Args({1024, 768, 3072})
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime();
+
+void BM_MatmulForwardBf16EigenNative(benchmark::State& state) {
+  using M = Eigen::Matrix<Eigen::bfloat16, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+  const int N = int(state.range(0)), IC = int(state.range(1)), OC = int(state.range(2));
+  const M in = M::Random(N, IC), w = M::Random(OC, IC);
+  M out(N, OC);
+  for (auto _ : state) {
+    out.noalias() = in * w.transpose();
+    benchmark::DoNotOptimize(out.data());
+  }
+  state.counters["GFLOP/s"] =
+      benchmark::Counter(2.0 * N * IC * OC * state.iterations() / 1e9, benchmark::Counter::kIsRate);
+}
+BENCHMARK(BM_MatmulForwardBf16EigenNative)
+    ->Args({256, 768, 768})
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime();
+
 void BM_AttentionForwardBackward(benchmark::State& state) {
   const int B = 1, T = int(state.range(0)), C = 768, NH = 12;
   const auto qkv = filled(std::size_t(B) * T * 3 * C, 3), dout = filled(std::size_t(B) * T * C, 4);

@@ -16,6 +16,7 @@
 #include "backend/cpu/ops.hpp"
 
 #include "heads/dense.hpp"
+#include "heads/lightrnn.hpp"
 #include "heads/mtp.hpp"
 #include "mixers/attention.hpp"
 #include "model/gpt.hpp"

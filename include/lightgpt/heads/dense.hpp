@@ -1,7 +1,9 @@
 // DenseHead<MTP<K>>: GPT-2's tied head. The input embedding wte (V × C, padded to Vp rows) also
 // scores the output, logits = h · wteᵀ, with a fused softmax cross-entropy that keeps only the
 // per-row log-sum-exp (backward rewrites the logits into their gradient in place). MTP depths score
-// the same logits against targets t+2 … t+K, so each extra depth costs no extra GEMM.
+// the same logits against targets t+2 … t+K, so each extra depth costs no extra GEMM. With
+// ModelConfig::mtp_adapter, depth j ≥ 2 scores its own adapted state h_j (mtp.hpp) and so has its
+// own logits: one extra C × Vp product per depth, forward and backward.
 #pragma once
 
 #include <cstddef>
@@ -25,7 +27,10 @@ class DenseHeadImpl {
   using O = Ops<Backend>;
 
   explicit DenseHeadImpl(const ModelConfig& config)
-      : V_(config.vocab_size), Vp_(config.padded_vocab_size()), C_(config.d_model) {}
+      : V_(config.vocab_size),
+        Vp_(config.padded_vocab_size()),
+        C_(config.d_model),
+        adapters_(config) {}
 
   // Tensors laid out before the trunk (the tied embedding takes llm.c's first slot).
   static void declare_input(ParameterLayout& layout, const ModelConfig& config) {
@@ -33,20 +38,26 @@ class DenseHeadImpl {
     init.valid_rows = config.vocab_size;
     layout.add("wte", {config.padded_vocab_size(), config.d_model}, false, init);
   }
-  // Tensors laid out after the trunk: none for the tied dense head.
-  static void declare_output(ParameterLayout&, const ModelConfig&) {}
+  // Tensors laid out after the trunk: only the MTP adapters, when enabled.
+  static void declare_output(ParameterLayout& layout, const ModelConfig& config) {
+    Adapters::declare(layout, config);
+  }
 
   void bind_parameters(const ParameterLayout& layout, T* params, A* grads) {
     const std::size_t offset = layout.at("wte").offset;
     wte_ = params + offset;
     dwte_ = grads + offset;
+    adapters_.bind_parameters(layout, params, grads);
   }
 
+  // With adapters every depth keeps its own logits and log-sum-exps.
   template <class Bind>
   void bind_activations(Bind& bind, std::size_t positions) {
-    bind(logits_, positions * Vp_);
-    bind(lse_, positions);
+    const std::size_t depth_slots = adapters_.enabled() ? Depth : 1;
+    bind(logits_, depth_slots * positions * Vp_);
+    bind(lse_, depth_slots * positions);
     bind(losses_, positions * Depth);
+    adapters_.bind_activations(bind, positions);
   }
 
   template <class Tok>
@@ -63,6 +74,7 @@ class DenseHeadImpl {
   HeadLosses<A> forward(const T* hidden, const Tok* tokens, int row_stride, int B, int T_,
                         int depths) {
     const int N = B * T_;
+    if (adapters_.enabled()) return forward_adapted(hidden, tokens, row_stride, B, T_, depths);
     O::matmul_forward(logits_, hidden, wte_, static_cast<const T*>(nullptr), N, C_, Vp_);
     O::row_logsumexp(lse_, logits_, N, V_, Vp_);
     HeadLosses<A> losses;
@@ -84,6 +96,10 @@ class DenseHeadImpl {
     A weights[Depth];
     weights[0] = A(1);
     for (int j = 1; j < Depth; ++j) weights[j] = mtp_weight / A(Depth - 1);
+    if (adapters_.enabled()) {
+      backward_adapted(dhidden, hidden, tokens, row_stride, B, T_, scale, weights);
+      return;
+    }
     O::cross_entropy_backward_inplace(logits_, lse_, tokens + 1, row_stride, weights, Depth, scale,
                                       B, T_, V_, Vp_);
     O::matmul_backward(dhidden, accumulate(dwte_), Grad<A>{}, logits_, hidden, wte_, N, C_, Vp_);
@@ -97,7 +113,52 @@ class DenseHeadImpl {
   }
 
  private:
+  using Adapters = MtpAdapters<Backend, P, Depth>;
+
+  template <class Tok>
+  HeadLosses<A> forward_adapted(const T* hidden, const Tok* tokens, int row_stride, int B, int T_,
+                                int depths) {
+    const int N = B * T_;
+    HeadLosses<A> losses;
+    losses.depths = depths;
+    for (int j = 1; j <= depths; ++j) {
+      const T* state = j == 1 ? hidden : adapters_.forward(j, hidden, N);
+      T* logits = logits_ + static_cast<std::size_t>(j - 1) * N * Vp_;
+      A* lse = lse_ + static_cast<std::size_t>(j - 1) * N;
+      O::matmul_forward(logits, state, wte_, static_cast<const T*>(nullptr), N, C_, Vp_);
+      O::row_logsumexp(lse, logits, N, V_, Vp_);
+      A* depth_losses = losses_ + static_cast<std::size_t>(j - 1) * N;
+      O::cross_entropy(depth_losses, lse, logits, tokens + j, row_stride, B, T_, Vp_);
+      losses.depth[j - 1] = O::mean(depth_losses, static_cast<std::size_t>(N));
+    }
+    losses.main = losses.depth[0];
+    return losses;
+  }
+
+  // Depth 1 writes dhidden (in its mode); each adapted depth adds its adapter's backward.
+  template <class Tok>
+  void backward_adapted(Grad<T> dhidden, const T* hidden, const Tok* tokens, int row_stride, int B,
+                        int T_, A scale, const A* weights) {
+    const int N = B * T_;
+    for (int j = 1; j <= Depth; ++j) {
+      T* logits = logits_ + static_cast<std::size_t>(j - 1) * N * Vp_;
+      const A* lse = lse_ + static_cast<std::size_t>(j - 1) * N;
+      O::cross_entropy_backward_inplace(logits, lse, tokens + j, row_stride, weights + (j - 1), 1,
+                                        scale, B, T_, V_, Vp_);
+      if (j == 1) {
+        O::matmul_backward(dhidden, accumulate(dwte_), Grad<A>{}, logits, hidden, wte_, N, C_,
+                           Vp_);
+      } else {
+        const T* state = adapters_.forward_output(j, N);
+        O::matmul_backward(overwrite(adapters_.output_gradient()), accumulate(dwte_), Grad<A>{},
+                           logits, state, wte_, N, C_, Vp_);
+        adapters_.backward(j, hidden, dhidden.ptr, N);
+      }
+    }
+  }
+
   int V_, Vp_, C_;
+  Adapters adapters_;
   T* wte_ = nullptr;
   A* dwte_ = nullptr;
   T* logits_ = nullptr;

@@ -4,6 +4,7 @@
 
 #include "attention.hpp"
 #include "gemm.hpp"
+#include "lightrnn.hpp"
 #include "loss.hpp"
 #include "memory.hpp"
 #include "norm_act.hpp"
@@ -17,6 +18,7 @@ struct Ops<Cpu> : cpu::MemoryOps,
                   cpu::NormActOps,
                   cpu::AttentionOps,
                   cpu::LossOps,
+                  cpu::LightRnnOps,
                   cpu::OptimOps {};
 
 template <>

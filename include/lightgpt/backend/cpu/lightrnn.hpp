@@ -1,0 +1,270 @@
+// LightRNN head kernels on the CPU (DESIGN §3). A token w sits in cell token_cell[w] = r·R + c of an
+// R × R table; cell_token[r·R + c] is the token of a cell or -1 when empty, row_count[r] the number
+// of tokens in row r. Empty rows are masked out of the row softmax and empty cells out of the column
+// softmax, so probabilities cover exactly the V real tokens. Every scatter into a table (embedding
+// and conditioning backward, reallocation statistics) is split by column blocks or table columns,
+// each walked in position order, so results do not depend on the thread count.
+#pragma once
+
+#include <algorithm>
+#include <cmath>
+#include <cstddef>
+#include <cstdint>
+#include <limits>
+
+#include "../../core/elementwise.hpp"
+#include "../contract.hpp"
+#include "eigen.hpp"
+
+namespace lightgpt::cpu {
+
+struct LightRnnOps {
+  // out[b, t, :] = row_table[r(w)] + col_table[c(w)] + wpe[t] for w = tokens[b·row_stride + t].
+  template <class T, class Tok>
+  static void lightrnn_embedding_forward(T* out, const Tok* tokens, int row_stride,
+                                         const std::int32_t* token_cell, const T* row_table,
+                                         const T* col_table, const T* wpe, int B, int T_, int C,
+                                         int R) {
+#pragma omp parallel for schedule(static)
+    for (int bt = 0; bt < B * T_; ++bt) {
+      const int b = bt / T_, t = bt % T_;
+      const int cell = token_cell[tokens[b * row_stride + t]];
+      const T* row = row_table + static_cast<std::size_t>(cell / R) * C;
+      const T* col = col_table + static_cast<std::size_t>(cell % R) * C;
+      const T* position = wpe + static_cast<std::size_t>(t) * C;
+      T* y = out + static_cast<std::size_t>(bt) * C;
+      for (int c = 0; c < C; ++c) y[c] = row[c] + col[c] + position[c];
+    }
+  }
+
+  // Accumulates dout into the table rows and wpe rows the forward read.
+  template <class T, class A, class Tok>
+  static void lightrnn_embedding_backward(A* drow_table, A* dcol_table, A* dwpe, const T* dout,
+                                          const Tok* tokens, int row_stride,
+                                          const std::int32_t* token_cell, int B, int T_, int C,
+                                          int R) {
+    const int blocks = (C + detail::kColumnBlock - 1) / detail::kColumnBlock;
+#pragma omp parallel for schedule(static)
+    for (int block = 0; block < blocks; ++block) {
+      const int c0 = block * detail::kColumnBlock;
+      const int c1 = std::min(C, c0 + detail::kColumnBlock);
+      for (int bt = 0; bt < B * T_; ++bt) {
+        const int b = bt / T_, t = bt % T_;
+        const int cell = token_cell[tokens[b * row_stride + t]];
+        const T* g = dout + static_cast<std::size_t>(bt) * C;
+        A* row = drow_table + static_cast<std::size_t>(cell / R) * C;
+        A* col = dcol_table + static_cast<std::size_t>(cell % R) * C;
+        A* position = dwpe + static_cast<std::size_t>(t) * C;
+        for (int c = c0; c < c1; ++c) {
+          row[c] += A(g[c]);
+          col[c] += A(g[c]);
+          position[c] += A(g[c]);
+        }
+      }
+    }
+  }
+
+  // lse[n] = log Σ_{r: row_count[r] > 0} exp(logits[n, r]).
+  template <class T, class A>
+  static void lightrnn_row_logsumexp(A* lse, const T* logits, const std::int32_t* row_count, int N,
+                                     int R) {
+#pragma omp parallel for schedule(static)
+    for (int n = 0; n < N; ++n) {
+      lse[n] = masked_lse<T, A>(logits + static_cast<std::size_t>(n) * R, row_count, R, 1);
+    }
+  }
+
+  // The row-conditioned state of every position for its target's row: with
+  // pre = base + row_table[r], state = GELU(pre) and slope = GELU'(pre), which is all the backward
+  // needs (one tanh per element serves both).
+  template <class T, class Tok>
+  static void lightrnn_condition_forward(T* slope, T* state, const T* base, const T* row_table,
+                                         const Tok* targets, int row_stride,
+                                         const std::int32_t* token_cell, int B, int T_, int C,
+                                         int R) {
+#pragma omp parallel for schedule(static)
+    for (int n = 0; n < B * T_; ++n) {
+      const int r = token_cell[targets[(n / T_) * row_stride + n % T_]] / R;
+      condition_one(slope, state, base, row_table + static_cast<std::size_t>(r) * C, n, C);
+    }
+  }
+
+  // state = GELU(base + row_table[row]) at every position for one fixed row (full-vocabulary
+  // log_probs; no slope is kept).
+  template <class T>
+  static void lightrnn_condition_row(T* state, const T* base, const T* row_table, int row, int N,
+                                     int C) {
+#pragma omp parallel for schedule(static)
+    for (int n = 0; n < N; ++n) {
+      condition_one(static_cast<T*>(nullptr), state, base,
+                    row_table + static_cast<std::size_t>(row) * C, n, C);
+    }
+  }
+
+  // Per position: col_lse over the non-empty cells of the target's row, and the token NLL
+  // losses[n] = row_lse - row_logit[r] + col_lse - col_logit[c].
+  template <class T, class A, class Tok>
+  static void lightrnn_cross_entropy(A* losses, A* col_lse, const T* row_logits, const A* row_lse,
+                                     const T* col_logits, const Tok* targets, int row_stride,
+                                     const std::int32_t* token_cell,
+                                     const std::int32_t* cell_token, int B, int T_, int R) {
+#pragma omp parallel for schedule(static)
+    for (int n = 0; n < B * T_; ++n) {
+      const int cell = token_cell[targets[(n / T_) * row_stride + n % T_]];
+      const int r = cell / R, c = cell % R;
+      const T* cols = col_logits + static_cast<std::size_t>(n) * R;
+      const A lse = masked_lse<T, A>(cols, cell_token + static_cast<std::size_t>(r) * R, R, 0);
+      col_lse[n] = lse;
+      losses[n] =
+          row_lse[n] - A(row_logits[static_cast<std::size_t>(n) * R + r]) + lse - A(cols[c]);
+    }
+  }
+
+  // In place: row logits -> gradient of Σ_j depth_weights[j] · scale · CE(row of target j), where
+  // target j of position (b, t) is targets[b·row_stride + t + j]. Empty rows get zero.
+  template <class T, class A, class Tok>
+  static void lightrnn_row_backward_inplace(T* logits, const A* lse, const std::int32_t* row_count,
+                                            const Tok* targets, int row_stride,
+                                            const std::int32_t* token_cell,
+                                            const A* depth_weights, int depths, A scale, int B,
+                                            int T_, int R) {
+    A total_weight = 0;
+    for (int j = 0; j < depths; ++j) total_weight += depth_weights[j];
+#pragma omp parallel for schedule(static)
+    for (int n = 0; n < B * T_; ++n) {
+      T* row = logits + static_cast<std::size_t>(n) * R;
+      for (int r = 0; r < R; ++r) {
+        row[r] = row_count[r] > 0 ? T(scale * total_weight * std::exp(A(row[r]) - lse[n])) : T(0);
+      }
+      const int b = n / T_, t = n % T_;
+      for (int j = 0; j < depths; ++j) {
+        const int r = token_cell[targets[b * row_stride + t + j]] / R;
+        row[r] = T(A(row[r]) - scale * depth_weights[j]);
+      }
+    }
+  }
+
+  // In place: column logits -> gradient of weight · CE(column | target's row); empty cells get 0.
+  template <class T, class A, class Tok>
+  static void lightrnn_column_backward_inplace(T* logits, const A* lse, const Tok* targets,
+                                               int row_stride, const std::int32_t* token_cell,
+                                               const std::int32_t* cell_token, A weight, int B,
+                                               int T_, int R) {
+#pragma omp parallel for schedule(static)
+    for (int n = 0; n < B * T_; ++n) {
+      const int cell = token_cell[targets[(n / T_) * row_stride + n % T_]];
+      const std::int32_t* cells = cell_token + static_cast<std::size_t>(cell / R) * R;
+      T* row = logits + static_cast<std::size_t>(n) * R;
+      for (int c = 0; c < R; ++c) {
+        row[c] = cells[c] >= 0 ? T(weight * std::exp(A(row[c]) - lse[n])) : T(0);
+      }
+      row[cell % R] = T(A(row[cell % R]) - weight);
+    }
+  }
+
+  // In place: dpre = dstate ⊙ slope (GELU' at pre, from the forward); then row_table's gradient
+  // gets dpre at each position's target row (accumulated).
+  template <class T, class A, class Tok>
+  static void lightrnn_condition_backward(T* dpre, const T* slope, A* drow_table,
+                                          const Tok* targets, int row_stride,
+                                          const std::int32_t* token_cell, int B, int T_, int C,
+                                          int R) {
+    const std::ptrdiff_t count = static_cast<std::ptrdiff_t>(B) * T_ * C;
+#pragma omp parallel for schedule(static)
+    for (std::ptrdiff_t i = 0; i < count; ++i) dpre[i] = T(A(dpre[i]) * A(slope[i]));
+    const int blocks = (C + detail::kColumnBlock - 1) / detail::kColumnBlock;
+#pragma omp parallel for schedule(static)
+    for (int block = 0; block < blocks; ++block) {
+      const int c0 = block * detail::kColumnBlock;
+      const int c1 = std::min(C, c0 + detail::kColumnBlock);
+      for (int n = 0; n < B * T_; ++n) {
+        const int r = token_cell[targets[(n / T_) * row_stride + n % T_]] / R;
+        const T* g = dpre + static_cast<std::size_t>(n) * C;
+        A* target_row = drow_table + static_cast<std::size_t>(r) * C;
+        for (int c = c0; c < c1; ++c) target_row[c] += A(g[c]);
+      }
+    }
+  }
+
+  // out[n, token] = log P(row) + log P(column | row) for every token of table row `row`, given the
+  // row logits/lse and the column logits of states conditioned on that row (out is N × V).
+  template <class T, class A>
+  static void lightrnn_log_probs_row(A* out, const T* row_logits, const A* row_lse,
+                                     const T* col_logits, const std::int32_t* cell_token, int row,
+                                     int N, int R, int V) {
+    const std::int32_t* cells = cell_token + static_cast<std::size_t>(row) * R;
+#pragma omp parallel for schedule(static)
+    for (int n = 0; n < N; ++n) {
+      const T* cols = col_logits + static_cast<std::size_t>(n) * R;
+      const A row_log_prob = A(row_logits[static_cast<std::size_t>(n) * R + row]) - row_lse[n];
+      const A lse = masked_lse<T, A>(cols, cells, R, 0);
+      for (int c = 0; c < R; ++c) {
+        if (cells[c] >= 0) {
+          out[static_cast<std::size_t>(n) * V + cells[c]] = row_log_prob + A(cols[c]) - lse;
+        }
+      }
+    }
+  }
+
+  // Reallocation statistics: for each position with target w, row_loss[w, i] += -log softmax_i of
+  // the row logits and col_loss[w, j] += -log softmax_j of the column logits (the state conditioned
+  // on w's current row), both over all R entries so that every cell, empty or not, gets a finite
+  // estimate. lse_scratch holds 2·N values.
+  template <class T, class A, class Tok>
+  static void lightrnn_accumulate_statistics(A* row_loss, A* col_loss, A* lse_scratch,
+                                             const T* row_logits, const T* col_logits,
+                                             const Tok* targets, int row_stride, int B, int T_,
+                                             int R) {
+    const int N = B * T_;
+#pragma omp parallel for schedule(static)
+    for (int n = 0; n < N; ++n) {
+      lse_scratch[n] = masked_lse<T, A>(row_logits + static_cast<std::size_t>(n) * R,
+                                        static_cast<const std::int32_t*>(nullptr), R, 0);
+      lse_scratch[N + n] = masked_lse<T, A>(col_logits + static_cast<std::size_t>(n) * R,
+                                            static_cast<const std::int32_t*>(nullptr), R, 0);
+    }
+#pragma omp parallel for schedule(static)
+    for (int i = 0; i < R; ++i) {
+      for (int n = 0; n < N; ++n) {
+        const std::size_t w = static_cast<std::size_t>(targets[(n / T_) * row_stride + n % T_]);
+        const std::size_t at = static_cast<std::size_t>(n) * R + i;
+        row_loss[w * R + i] += lse_scratch[n] - A(row_logits[at]);
+        col_loss[w * R + i] += lse_scratch[N + n] - A(col_logits[at]);
+      }
+    }
+  }
+
+ private:
+  // log Σ exp(logits[i]) over the i with mask[i] >= threshold (all i when mask is null).
+  template <class T, class A>
+  static A masked_lse(const T* logits, const std::int32_t* mask, int count, int threshold) {
+    A max = -std::numeric_limits<A>::infinity();
+    for (int i = 0; i < count; ++i) {
+      if (!mask || mask[i] >= threshold) max = std::max(max, A(logits[i]));
+    }
+    A sum = 0;
+    for (int i = 0; i < count; ++i) {
+      if (!mask || mask[i] >= threshold) sum += std::exp(A(logits[i]) - max);
+    }
+    return max + std::log(sum);
+  }
+
+  // GELU and its slope (core/elementwise.hpp's gelu and gelu_grad, term for term) from one tanh.
+  template <class T>
+  static void condition_one(T* slope, T* state, const T* base, const T* row, int n, int C) {
+    constexpr T kSqrt2OverPi = T(0.7978845608028654);
+    constexpr T kCubic = T(0.044715);
+    const std::size_t offset = static_cast<std::size_t>(n) * C;
+    for (int c = 0; c < C; ++c) {
+      const T x = base[offset + c] + row[c];
+      const T t = std::tanh(kSqrt2OverPi * (x + kCubic * x * x * x));
+      state[offset + c] = T(0.5) * x * (T(1) + t);
+      if (slope) {
+        slope[offset + c] = T(0.5) * (T(1) + t) + T(0.5) * x * (T(1) - t * t) * kSqrt2OverPi *
+                                                      (T(1) + T(3) * kCubic * x * x);
+      }
+    }
+  }
+};
+
+}  // namespace lightgpt::cpu

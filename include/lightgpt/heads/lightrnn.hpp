@@ -1,0 +1,362 @@
+// LightRnnHead<MTP<K>> (Li et al., NeurIPS 2016; DESIGN §3): every token sits in one cell (r, c) of
+// an R × R table (LightRnnCodebook). Input embedding E_row[r] + E_col[c]; output
+// P(w | h) = P(r | h) · P(c | h, r) with row logits h·E_rowᵀ and column logits s(h, r)·E_colᵀ over
+// the same two tables, where s is one step of the paper's recurrence, nonlinear in h and the row:
+// s = GELU(W·h + E_row[r] + b) by default, or GELU(h + E_row[r]) without parameters. A purely
+// additive s = h + E_row[r] is not used: it gives P(c | h, r) ∝ exp(h·E_col[c] + E_row[r]·E_col[c]),
+// so the row only adds a static row–column bias and cannot change how h is read.
+// Training conditions on the true row; empty rows and cells are masked, so the probabilities of
+// exactly the V real tokens sum to 1. MTP depths j ≥ 2 reuse the row logits (unless adapted) and
+// cost one conditioning step and one column product each. Cost per position: two C × R products
+// and one C × C, against the dense head's C × V.
+#pragma once
+
+#include <algorithm>
+#include <cmath>
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "../backend/contract.hpp"
+#include "../core/arena.hpp"
+#include "../core/config.hpp"
+#include "../core/error.hpp"
+#include "../core/layout.hpp"
+#include "../core/rng.hpp"
+#include "../io/container.hpp"
+#include "codebook.hpp"
+#include "head_losses.hpp"
+#include "mtp.hpp"
+
+namespace lightgpt {
+namespace detail {
+
+template <class Backend, class P, int Depth>
+class LightRnnHeadImpl {
+ public:
+  using T = typename P::storage_t;
+  using A = typename P::accum_t;
+  using O = Ops<Backend>;
+
+  static constexpr const char* kCodebookSection = "lightrnn_codebook";
+
+  explicit LightRnnHeadImpl(const ModelConfig& config)
+      : V_(config.vocab_size),
+        R_(config.lightrnn_table_rows()),
+        C_(config.d_model),
+        linear_(config.lightrnn_conditioning == RowConditioning::linear_gelu),
+        adapters_(config),
+        codebook_(LightRnnCodebook::sequential(V_, R_)),
+        token_cell_(static_cast<std::size_t>(V_)),
+        cell_token_(static_cast<std::size_t>(R_) * R_),
+        row_count_(static_cast<std::size_t>(R_)) {
+    upload_codebook();
+  }
+
+  // The two tables, tied between input and output, take the input embedding's place.
+  static void declare_input(ParameterLayout& layout, const ModelConfig& config) {
+    const std::int64_t R = config.lightrnn_table_rows(), C = config.d_model;
+    layout.add("lightrnn_row", {R, C}, false, Init::normal(0.02));
+    layout.add("lightrnn_col", {R, C}, false, Init::normal(0.02));
+  }
+  // After the trunk: the conditioning step's W and b (linear_gelu only), then MTP adapters.
+  static void declare_output(ParameterLayout& layout, const ModelConfig& config) {
+    if (config.lightrnn_conditioning == RowConditioning::linear_gelu) {
+      const std::int64_t C = config.d_model;
+      layout.add("lightrnn_w", {C, C}, true, Init::normal(0.02));
+      layout.add("lightrnn_b", {C}, false, Init::zeros());
+    }
+    Adapters::declare(layout, config);
+  }
+
+  void bind_parameters(const ParameterLayout& layout, T* params, A* grads) {
+    row_.bind(layout, params, grads);
+    col_.bind(layout, params, grads);
+    if (linear_) {
+      w_.bind(layout, params, grads);
+      b_.bind(layout, params, grads);
+    }
+    adapters_.bind_parameters(layout, params, grads);
+  }
+
+  template <class Bind>
+  void bind_activations(Bind& bind, std::size_t positions) {
+    const std::size_t row_slots = adapters_.enabled() ? Depth : 1;
+    bind(row_logits_, row_slots * positions * R_);
+    bind(row_lse_, row_slots * positions);
+    bind(slope_, Depth * positions * C_);
+    bind(state_, Depth * positions * C_);
+    bind(col_logits_, Depth * positions * R_);
+    bind(col_lse_, Depth * positions);
+    bind(losses_, Depth * positions);
+    bind(dstate_, positions * C_);
+    bind(base_, positions * C_);
+    bind(statistics_lse_, 2 * positions);
+    adapters_.bind_activations(bind, positions);
+  }
+
+  template <class Tok>
+  void embed_forward(T* out, const Tok* tokens, int row_stride, const T* wpe, int B, int T_) {
+    O::lightrnn_embedding_forward(out, tokens, row_stride, token_cell_.data(), row_.value,
+                                  col_.value, wpe, B, T_, C_, R_);
+  }
+  template <class Tok>
+  void embed_backward(const T* dout, const Tok* tokens, int row_stride, A* dwpe, int B, int T_) {
+    O::lightrnn_embedding_backward(row_.grad, col_.grad, dwpe, dout, tokens, row_stride,
+                                   token_cell_.data(), B, T_, C_, R_);
+  }
+
+  // Scores `depths` targets for each of the B·T hidden states; depth[j-1] is the full token NLL
+  // -log P(r) - log P(c | r) of target t + j.
+  template <class Tok>
+  HeadLosses<A> forward(const T* hidden, const Tok* tokens, int row_stride, int B, int T_,
+                        int depths) {
+    const int N = B * T_;
+    HeadLosses<A> losses;
+    losses.depths = depths;
+    for (int j = 1; j <= depths; ++j) {
+      const T* h = j == 1 || !adapters_.enabled() ? hidden : adapters_.forward(j, hidden, N);
+      if (j == 1 || adapters_.enabled()) {
+        O::matmul_forward(row_logits(j, N), h, row_.value, static_cast<const T*>(nullptr), N, C_,
+                          R_);
+        O::lightrnn_row_logsumexp(row_lse(j, N), row_logits(j, N), row_count_.data(), N, R_);
+      }
+      // W·h + b is the same for every depth that scores the shared state: computed once.
+      if (linear_ && (j == 1 || adapters_.enabled())) {
+        O::matmul_forward(base_, h, w_.value, b_.value, N, C_, C_);
+      }
+      O::lightrnn_condition_forward(slope(j, N), state(j, N), linear_ ? base_ : h, row_.value,
+                                    tokens + j, row_stride, token_cell_.data(), B, T_, C_, R_);
+      O::matmul_forward(col_logits(j, N), state(j, N), col_.value, static_cast<const T*>(nullptr),
+                        N, C_, R_);
+      A* depth_losses = losses_ + static_cast<std::size_t>(j - 1) * N;
+      O::lightrnn_cross_entropy(depth_losses, col_lse(j, N), row_logits(j, N), row_lse(j, N),
+                                col_logits(j, N), tokens + j, row_stride, token_cell_.data(),
+                                cell_token_.data(), B, T_, R_);
+      losses.depth[j - 1] = O::mean(depth_losses, static_cast<std::size_t>(N));
+    }
+    losses.main = losses.depth[0];
+    if (statistics_.size() > 0) {
+      O::lightrnn_accumulate_statistics(statistics_.data(), statistics_.data() + table_cells(),
+                                        statistics_lse_, row_logits(1, N), col_logits(1, N),
+                                        tokens + 1, row_stride, B, T_, R_);
+    }
+    return losses;
+  }
+
+  // d/d(hidden) of scale · Σ_n [CE_1(n) + w_mtp · mean_{j≥2} CE_j(n)], after forward(..., Depth).
+  // Depths that score the shared state sum their conditioning gradients first, so the C × C
+  // products of the backward run once, not once per depth.
+  template <class Tok>
+  void backward(Grad<T> dhidden, const T* hidden, const Tok* tokens, int row_stride, int B, int T_,
+                A scale, A mtp_weight) {
+    const int N = B * T_;
+    A weights[Depth];
+    weights[0] = A(1);
+    for (int j = 1; j < Depth; ++j) weights[j] = mtp_weight / A(Depth - 1);
+    const std::size_t count = static_cast<std::size_t>(N) * C_;
+    T* dpre_sum = base_;
+    for (int j = 1; j <= Depth; ++j) {
+      const bool adapted = j > 1 && adapters_.enabled();
+      if (j == 1 || adapted) {
+        // Without adapters every depth's row term shares the depth-1 row logits. d/dh_j goes to
+        // dhidden (depth 1, in dhidden's mode) or to the adapter's output gradient.
+        const int row_depths = adapters_.enabled() ? 1 : Depth;
+        O::lightrnn_row_backward_inplace(row_logits(j, N), row_lse(j, N), row_count_.data(),
+                                         tokens + j, row_stride, token_cell_.data(),
+                                         weights + (j - 1), row_depths, scale, B, T_, R_);
+        const Grad<T> dh = adapted ? overwrite(adapters_.output_gradient()) : dhidden;
+        O::matmul_backward(dh, accumulate(row_.grad), Grad<A>{}, row_logits(j, N),
+                           adapted ? adapters_.forward_output(j, N) : hidden, row_.value, N, C_,
+                           R_);
+      }
+      T* dpre = j == 1 ? dpre_sum : dstate_;
+      O::lightrnn_column_backward_inplace(col_logits(j, N), col_lse(j, N), tokens + j, row_stride,
+                                          token_cell_.data(), cell_token_.data(),
+                                          scale * weights[j - 1], B, T_, R_);
+      O::matmul_backward(overwrite(dpre), accumulate(col_.grad), Grad<A>{}, col_logits(j, N),
+                         state(j, N), col_.value, N, C_, R_);
+      O::lightrnn_condition_backward(dpre, slope(j, N), row_.grad, tokens + j, row_stride,
+                                     token_cell_.data(), B, T_, C_, R_);
+      if (adapted) {
+        conditioning_backward(adapters_.output_gradient(), dpre, adapters_.forward_output(j, N),
+                              N);
+        adapters_.backward(j, hidden, dhidden.ptr, N);
+      } else if (j > 1) {
+        O::residual_forward(dpre_sum, dpre_sum, dpre, count);
+      }
+    }
+    conditioning_backward(dhidden.ptr, dpre_sum, hidden, N);
+  }
+
+  // out[n, v] = log P(v | hidden_n) over the V real tokens: the row distribution once, then for
+  // each non-empty row r the column distribution of s(h, r) at every position.
+  void log_probs(A* out, const T* hidden, int N) {
+    O::matmul_forward(row_logits_, hidden, row_.value, static_cast<const T*>(nullptr), N, C_, R_);
+    O::lightrnn_row_logsumexp(row_lse_, row_logits_, row_count_.data(), N, R_);
+    const T* base = hidden;
+    if (linear_) {
+      O::matmul_forward(base_, hidden, w_.value, b_.value, N, C_, C_);
+      base = base_;
+    }
+    for (int r = 0; r < R_; ++r) {
+      if (codebook_.row_counts()[r] == 0) continue;
+      O::lightrnn_condition_row(state_, base, row_.value, r, N, C_);
+      O::matmul_forward(col_logits_, state_, col_.value, static_cast<const T*>(nullptr), N, C_,
+                        R_);
+      O::lightrnn_log_probs_row(out, row_logits_, row_lse_, col_logits_, cell_token_.data(), r, N,
+                                R_, V_);
+    }
+  }
+
+  const LightRnnCodebook& codebook() const { return codebook_; }
+
+  // Replaces the token → cell map (the tables are kept). Statistics being collected are reset.
+  void set_codebook(LightRnnCodebook codebook) {
+    LIGHTGPT_CHECK(codebook.vocab_size() == V_ && codebook.rows() == R_,
+                   "LightRnnHead: a codebook of ", codebook.vocab_size(), " tokens in ",
+                   codebook.rows(), " rows does not fit this model (vocab_size ", V_, ", ", R_,
+                   " rows)");
+    codebook_ = std::move(codebook);
+    upload_codebook();
+    if (statistics_.size() > 0) O::fill_zero(statistics_.data(), statistics_.size());
+  }
+
+  // Starts accumulating l_r(w, i) and l_c(w, j) (V × R each, in backend memory) on every forward
+  // until reallocate() or end_reallocation_statistics(); off by default, so training pays nothing.
+  void begin_reallocation_statistics() {
+    if (statistics_.size() == 0) statistics_ = Buffer<A, Backend>(2 * table_cells());
+    O::fill_zero(statistics_.data(), statistics_.size());
+  }
+  void end_reallocation_statistics() { statistics_ = Buffer<A, Backend>(); }
+  bool collecting_statistics() const { return statistics_.size() > 0; }
+
+  // Host copies of the accumulated statistics: row losses then column losses, V × R each.
+  std::vector<A> reallocation_statistics() const {
+    LIGHTGPT_CHECK(statistics_.size() > 0,
+                   "LightRnnHead: no reallocation statistics; call begin_reallocation_statistics() "
+                   "and run forward passes first");
+    std::vector<A> host(statistics_.size());
+    O::copy_to_host(host.data(), statistics_.data(), host.size());
+    return host;
+  }
+
+  // Bootstrap reallocation from the statistics gathered since begin_reallocation_statistics();
+  // ends the collection. The row/column tables are kept; only the token → cell map can change.
+  ReallocationReport reallocate(ReallocationOptions options = {}) {
+    const std::vector<A> host = reallocation_statistics();
+    ReallocationReport report =
+        codebook_.reallocate(host.data(), host.data() + table_cells(), options);
+    if (report.accepted) upload_codebook();
+    end_reallocation_statistics();
+    return report;
+  }
+
+  // Checkpoint support (io/checkpoint.hpp): the codebook travels as its own section.
+  void write_sections(CheckpointWriter& out) const {
+    out.add_section(kCodebookSection, codebook_.serialize());
+  }
+  void read_sections(const CheckpointReader& in) {
+    LIGHTGPT_CHECK(in.has(kCodebookSection), "checkpoint '", in.path().string(),
+                   "' has no section '", kCodebookSection, "' (a LightRnnHead model needs it)");
+    SectionReader section = in.section(kCodebookSection);
+    set_codebook(LightRnnCodebook::parse(
+        section.rest(), "checkpoint '" + in.path().string() + "', section 'lightrnn_codebook'", V_,
+        R_));
+  }
+
+ private:
+  using Adapters = MtpAdapters<Backend, P, Depth>;
+
+  std::size_t table_cells() const { return static_cast<std::size_t>(V_) * R_; }
+
+  T* row_logits(int j, int N) const {
+    return row_logits_ + (adapters_.enabled() ? std::size_t(j - 1) * N * R_ : 0);
+  }
+  A* row_lse(int j, int N) const {
+    return row_lse_ + (adapters_.enabled() ? std::size_t(j - 1) * N : 0);
+  }
+  T* slope(int j, int N) const { return slope_ + std::size_t(j - 1) * N * C_; }
+  T* state(int j, int N) const { return state_ + std::size_t(j - 1) * N * C_; }
+  T* col_logits(int j, int N) const { return col_logits_ + std::size_t(j - 1) * N * R_; }
+  A* col_lse(int j, int N) const { return col_lse_ + std::size_t(j - 1) * N; }
+
+  // Accumulates d/dh of the conditioning step into dh, given dpre = d/d(pre) at state input h.
+  void conditioning_backward(T* dh, const T* dpre, const T* h, int N) {
+    if (linear_) {
+      O::matmul_backward(accumulate(dh), accumulate(w_.grad), accumulate(b_.grad), dpre, h,
+                         w_.value, N, C_, C_);
+    } else {
+      O::residual_forward(dh, dh, dpre, static_cast<std::size_t>(N) * C_);
+    }
+  }
+
+  void upload_codebook() {
+    O::copy_from_host(token_cell_.data(), codebook_.token_cells().data(), token_cell_.size());
+    O::copy_from_host(cell_token_.data(), codebook_.cell_tokens().data(), cell_token_.size());
+    O::copy_from_host(row_count_.data(), codebook_.row_counts().data(), row_count_.size());
+  }
+
+  int V_, R_, C_;
+  bool linear_;
+  Adapters adapters_;
+  LightRnnCodebook codebook_;
+  Buffer<std::int32_t, Backend> token_cell_, cell_token_, row_count_;
+  Buffer<A, Backend> statistics_;
+  BoundTensor<T, A> row_{"lightrnn_row"}, col_{"lightrnn_col"}, w_{"lightrnn_w"},
+      b_{"lightrnn_b"};
+  T *row_logits_ = nullptr, *slope_ = nullptr, *state_ = nullptr, *col_logits_ = nullptr,
+    *dstate_ = nullptr, *base_ = nullptr;
+  A *row_lse_ = nullptr, *col_lse_ = nullptr, *losses_ = nullptr, *statistics_lse_ = nullptr;
+};
+
+}  // namespace detail
+
+// Draws a token from one row of full-vocabulary log-probabilities (GPT::log_probs), with
+// temperature and top-k applied to that joint distribution — for LightRnnHead, P(r)·P(c | r) over
+// all V tokens, never to the row and column factors separately. temperature 0 or top_k 1 is
+// greedy; top_k <= 0 keeps every token.
+template <class A>
+int sample_token(const A* log_probs, int V, double temperature, int top_k, Rng& rng) {
+  LIGHTGPT_CHECK(V > 0, "sample_token: V must be positive, got ", V);
+  LIGHTGPT_CHECK(temperature >= 0 && temperature < 1e30,
+                 "sample_token: temperature must be finite and non-negative, got ", temperature);
+  std::vector<int> order(static_cast<std::size_t>(V));
+  for (int v = 0; v < V; ++v) order[v] = v;
+  const int keep = top_k <= 0 || top_k > V ? V : top_k;
+  auto more_likely = [log_probs](int a, int b) {
+    return log_probs[a] > log_probs[b] || (log_probs[a] == log_probs[b] && a < b);
+  };
+  std::partial_sort(order.begin(), order.begin() + keep, order.end(), more_likely);
+  if (temperature == 0 || keep == 1) return order[0];
+  std::vector<double> weights(static_cast<std::size_t>(keep));
+  double total = 0;
+  for (int k = 0; k < keep; ++k) {
+    weights[k] = std::exp((double(log_probs[order[k]]) - double(log_probs[order[0]])) / temperature);
+    total += weights[k];
+  }
+  double u = rng.uniform() * total;
+  for (int k = 0; k < keep; ++k) {
+    u -= weights[k];
+    if (u < 0) return order[k];
+  }
+  return order[keep - 1];
+}
+
+// LightRNN's factorised head (2·R·C + C² + C parameters instead of V·C), optionally with
+// multi-token prediction.
+template <class Mtp = MTP<1>>
+struct LightRnnHead {
+  static_assert(MtpPolicy<Mtp>, "LightRnnHead<M>: M must be MTP<K>, e.g. LightRnnHead<MTP<2>>");
+  static_assert(Mtp::depth <= kMaxMtpDepth, "LightRnnHead<MTP<K>>: K is limited to kMaxMtpDepth");
+  static constexpr bool is_head = true;
+  static constexpr int mtp_depth = Mtp::depth;
+  static std::string name() { return "lightrnn<mtp=" + std::to_string(mtp_depth) + ">"; }
+
+  template <class Backend, class P>
+  using impl = detail::LightRnnHeadImpl<Backend, P, mtp_depth>;
+};
+
+}  // namespace lightgpt

@@ -1,0 +1,125 @@
+// Fourth-order central finite differences in Fp64 against backward() for sampled elements of every parameter
+// tensor of DenseHead<MTP<k>> and LightRnnHead<MTP<k>>, k = 1, 2, 3, for the objective
+// L_main + w · mean_{j≥2} L_aux(j): both LightRNN conditionings, empty rows and scattered empty
+// cells, and the per-depth MTP adapter.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <functional>
+#include <string>
+
+#include "head_instances.hpp"
+
+namespace lightgpt::testing {
+namespace {
+
+constexpr int kB = 2, kT = 6;
+
+template <class Model>
+double objective(Model& model, const std::vector<std::int32_t>& tokens, double mtp_weight) {
+  model.forward(tokens.data(), kB, kT);
+  const auto& losses = model.losses();
+  double aux = 0;
+  for (int j = 1; j < losses.depths; ++j) aux += losses.depth[j];
+  return losses.main + (losses.depths > 1 ? mtp_weight * aux / (losses.depths - 1) : 0.0);
+}
+
+template <class Model>
+void check_every_tensor(const ModelConfig& config, double mtp_weight,
+                        const std::function<void(Model&)>& prepare = {}) {
+  Model model(config, 7);
+  if (prepare) prepare(model);
+  model.set_mtp_weight(mtp_weight);
+  const auto tokens = random_tokens(kB * (kT + Model::mtp_depth), config.vocab_size, 11);
+  model.zero_grad();
+  objective(model, tokens, mtp_weight);
+  model.backward();
+
+  auto& store = model.parameters();
+  Rng pick(3);
+  for (const TensorInfo& tensor : store.layout().tensors()) {
+    const auto grads = store.read_grad(tensor);
+    auto values = store.read(tensor);
+    std::vector<std::size_t> samples = {0, tensor.numel - 1};
+    for (int i = 0; i < 6; ++i) samples.push_back(pick.next_u64() % tensor.numel);
+    double grad_norm = 0;
+    for (double g : grads) grad_norm += g * g;
+    // Every tensor takes part in the objective (padding rows of wte aside).
+    EXPECT_GT(grad_norm, 0.0) << tensor.name;
+    for (std::size_t index : samples) {
+      const double original = values[index];
+      auto at = [&](double offset) {
+        values[index] = original + offset;
+        store.write(tensor, values.data());
+        return objective(model, tokens, mtp_weight);
+      };
+      // Fourth-order central difference: truncation O(h⁴), so 1e-6 relative is meaningful even
+      // where LayerNorm makes the third derivatives large.
+      const double h = 1e-4;
+      const double numeric = (8 * (at(h) - at(-h)) - (at(2 * h) - at(-2 * h))) / (12 * h);
+      values[index] = original;
+      store.write(tensor, values.data());
+
+      const double analytic = grads[index];
+      const double scale = std::max({std::abs(numeric), std::abs(analytic), 1e-4});
+      EXPECT_LT(std::abs(numeric - analytic) / scale, 1e-6)
+          << tensor.name << "[" << index << "]: analytic " << analytic << ", numeric " << numeric;
+    }
+  }
+}
+
+ModelConfig with_adapter() {
+  ModelConfig config = tiny_config();
+  config.mtp_adapter = true;
+  return config;
+}
+// V = 23 in a 6 × 6 table: rows 4 and 5 are empty.
+ModelConfig with_empty_rows() {
+  ModelConfig config = tiny_config();
+  config.lightrnn_rows = 6;
+  return config;
+}
+ModelConfig parameter_free() {
+  ModelConfig config = tiny_config();
+  config.lightrnn_conditioning = RowConditioning::gelu;
+  return config;
+}
+template <class Model>
+void scatter_cells(Model& model) {
+  model.head().set_codebook(
+      LightRnnCodebook::random(model.config().vocab_size, model.config().lightrnn_table_rows(), 5));
+}
+
+TEST(HeadGradCheck, DenseMtp1) { check_every_tensor<DenseFp64>(tiny_config(), 0.0); }
+TEST(HeadGradCheck, DenseMtp2) { check_every_tensor<Mtp2Fp64>(tiny_config(), 0.35); }
+TEST(HeadGradCheck, DenseMtp3) { check_every_tensor<Mtp3Fp64>(tiny_config(), 0.5); }
+TEST(HeadGradCheck, DenseMtp2Adapter) { check_every_tensor<Mtp2Fp64>(with_adapter(), 0.6); }
+TEST(HeadGradCheck, DenseMtp3Adapter) { check_every_tensor<Mtp3Fp64>(with_adapter(), 0.5); }
+
+TEST(HeadGradCheck, LightRnnMtp1) { check_every_tensor<LightRnnFp64>(tiny_config(), 0.0); }
+TEST(HeadGradCheck, LightRnnMtp2) { check_every_tensor<LightRnnMtp2Fp64>(tiny_config(), 0.35); }
+TEST(HeadGradCheck, LightRnnMtp3) { check_every_tensor<LightRnnMtp3Fp64>(tiny_config(), 0.5); }
+TEST(HeadGradCheck, LightRnnMtp1ParameterFree) {
+  check_every_tensor<LightRnnFp64>(parameter_free(), 0.0);
+}
+TEST(HeadGradCheck, LightRnnMtp3ParameterFree) {
+  check_every_tensor<LightRnnMtp3Fp64>(parameter_free(), 0.5);
+}
+TEST(HeadGradCheck, LightRnnMtp1EmptyRows) {
+  check_every_tensor<LightRnnFp64>(with_empty_rows(), 0.0);
+}
+TEST(HeadGradCheck, LightRnnMtp2ScatteredEmptyCells) {
+  check_every_tensor<LightRnnMtp2Fp64>(with_empty_rows(), 0.4, scatter_cells<LightRnnMtp2Fp64>);
+}
+TEST(HeadGradCheck, LightRnnMtp2Adapter) {
+  check_every_tensor<LightRnnMtp2Fp64>(with_adapter(), 0.6);
+}
+TEST(HeadGradCheck, LightRnnMtp3AdapterParameterFree) {
+  ModelConfig config = with_adapter();
+  config.lightrnn_conditioning = RowConditioning::gelu;
+  check_every_tensor<LightRnnMtp3Fp64>(config, 0.5, scatter_cells<LightRnnMtp3Fp64>);
+}
+
+}  // namespace
+}  // namespace lightgpt::testing

@@ -1,0 +1,298 @@
+// LightRnnHead: a hand-computed loss, full-vocabulary log-probabilities that sum to one over exactly
+// the V tokens (with empty rows and cells), the parameter count, and bootstrap reallocation in a
+// model: a lower cost on its own statistics, training that goes on, and a checkpoint that keeps the
+// new codebook.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstring>
+#include <limits>
+#include <set>
+
+#include "head_instances.hpp"
+#include "scratch.hpp"
+
+namespace lightgpt::testing {
+namespace {
+
+double gelu(double x) {
+  return 0.5 * x * (1 + std::tanh(std::sqrt(2 / M_PI) * (x + 0.044715 * x * x * x)));
+}
+
+// The head alone on hand-set hidden states and tables: V = 5 tokens in a 3 × 3 table (sequential:
+// row 0 = tokens 0, 1, 2; row 1 = tokens 3, 4 and an empty cell; row 2 empty).
+struct TinyHead {
+  using Head = detail::LightRnnHeadImpl<Cpu, Fp64, 1>;
+  ModelConfig config;
+  ParameterLayout layout;
+  std::unique_ptr<ParameterStore<Fp64, Cpu>> store;
+  std::unique_ptr<Head> head;
+  Buffer<std::byte, Cpu> arena;
+
+  explicit TinyHead(RowConditioning conditioning) {
+    config.vocab_size = 5;
+    config.lightrnn_rows = 3;
+    config.d_model = 2;
+    config.n_head = 1;
+    config.lightrnn_conditioning = conditioning;
+    Head::declare_input(layout, config);
+    Head::declare_output(layout, config);
+    store = std::make_unique<ParameterStore<Fp64, Cpu>>(layout);
+    set("lightrnn_row", {1, 0, 0, 1, 5, 5});  // the empty row has the largest logits
+    set("lightrnn_col", {1, 0, 0, 1, 3, 3});  // so has the empty cell of row 1
+    if (conditioning == RowConditioning::linear_gelu) {
+      set("lightrnn_w", {0.5, 0, 0, 0.5});
+      set("lightrnn_b", {0.1, -0.1});
+    }
+    head = std::make_unique<Head>(config);
+    head->bind_parameters(layout, store->values(), store->grads());
+    ArenaBinder measure;
+    head->bind_activations(measure, 2);
+    arena = Buffer<std::byte, Cpu>(measure.bytes());
+    ArenaBinder bind(arena.data());
+    head->bind_activations(bind, 2);
+  }
+  void set(const std::string& name, std::vector<double> values) {
+    store->write(layout.at(name), values.data());
+  }
+};
+
+// -log P(r) - log P(c | r) with the row softmax over rows 0, 1 and the column softmax over the
+// non-empty cells of the target's row.
+double expected_nll(const double h[2], int row, int column, bool linear) {
+  const double row_logits[2] = {h[0], h[1]};  // h · E_row[0], h · E_row[1]
+  const double log_p_row = row_logits[row] - std::log(std::exp(row_logits[0]) + std::exp(row_logits[1]));
+  const double e_row[2][2] = {{1, 0}, {0, 1}};
+  double s[2];
+  for (int c = 0; c < 2; ++c) {
+    const double base = linear ? 0.5 * h[c] + (c == 0 ? 0.1 : -0.1) : h[c];
+    s[c] = gelu(base + e_row[row][c]);
+  }
+  const double col_logits[3] = {s[0], s[1], 3 * (s[0] + s[1])};
+  const int valid = row == 0 ? 3 : 2;
+  double sum = 0;
+  for (int c = 0; c < valid; ++c) sum += std::exp(col_logits[c]);
+  return -log_p_row - (col_logits[column] - std::log(sum));
+}
+
+void check_hand_computed(RowConditioning conditioning) {
+  TinyHead tiny(conditioning);
+  const bool linear = conditioning == RowConditioning::linear_gelu;
+  const double hidden[4] = {1, 2, -1, 0.5};
+  // Position 0 predicts token 4 (row 1, column 1), position 1 token 2 (row 0, column 2).
+  const std::int32_t tokens[3] = {0, 4, 2};
+  const HeadLosses<double> losses = tiny.head->forward(hidden, tokens, 3, 1, 2, 1);
+  const double nll0 = expected_nll(hidden, 1, 1, linear), nll1 = expected_nll(hidden + 2, 0, 2, linear);
+  EXPECT_NEAR(losses.main, (nll0 + nll1) / 2, 1e-14);
+  EXPECT_EQ(losses.depth[0], losses.main);
+
+  std::vector<double> log_probs(2 * 5, std::numeric_limits<double>::quiet_NaN());
+  tiny.head->log_probs(log_probs.data(), hidden, 2);
+  EXPECT_NEAR(log_probs[4], -nll0, 1e-14);
+  EXPECT_NEAR(log_probs[5 + 2], -nll1, 1e-14);
+  for (int n = 0; n < 2; ++n) {
+    double total = 0;
+    for (int v = 0; v < 5; ++v) total += std::exp(log_probs[n * 5 + v]);
+    EXPECT_NEAR(total, 1.0, 1e-14);
+  }
+}
+
+TEST(LightRnnHead, HandComputedLossLinearGelu) { check_hand_computed(RowConditioning::linear_gelu); }
+TEST(LightRnnHead, HandComputedLossParameterFree) { check_hand_computed(RowConditioning::gelu); }
+
+TEST(LightRnnHead, ParametersAreTwoTablesPlusOneConditioningStep) {
+  ModelConfig config = tiny_config();  // V = 23, R = 5, C = 8
+  LightRnnFp32 model(config, 1);
+  const ParameterLayout& layout = model.parameters().layout();
+  EXPECT_EQ(layout.tensors().front().name, "lightrnn_row");
+  EXPECT_EQ(layout.at("lightrnn_row").shape, (std::vector<std::int64_t>{5, 8}));
+  EXPECT_EQ(layout.at("lightrnn_col").shape, (std::vector<std::int64_t>{5, 8}));
+  EXPECT_EQ(layout.at("lightrnn_w").numel, 64u);
+  EXPECT_TRUE(layout.at("lightrnn_w").weight_decay);
+  EXPECT_EQ(layout.at("lightrnn_b").numel, 8u);
+  EXPECT_EQ(layout.find("wte"), nullptr);
+  EXPECT_EQ(LightRnnFp32::composition(), "head=lightrnn<mtp=1> mixer=attention");
+
+  // GPT-2 small: 2·R·C + C² + C = 935,424 head parameters against V·C = 38.6 M.
+  const ModelConfig small = ModelConfig::gpt2_small();
+  const long long R = small.lightrnn_table_rows(), C = small.d_model;
+  EXPECT_EQ(R, 225);
+  EXPECT_GT(double(small.vocab_size) * C / double(2 * R * C + C * C + C), 41.0);
+
+  config.lightrnn_conditioning = RowConditioning::gelu;
+  LightRnnFp32 parameter_free(config, 1);
+  EXPECT_EQ(parameter_free.parameters().layout().find("lightrnn_w"), nullptr);
+  EXPECT_EQ(model.num_parameters() - parameter_free.num_parameters(), 64u + 8u);
+}
+
+// log_probs over V = 50257 tokens in a 225 × 225 table (368 empty cells, an empty last row when
+// sequential): exactly V entries, each written and finite, summing to one; and they match the loss.
+void check_full_vocabulary(bool scattered) {
+  ModelConfig config;
+  config.n_layer = 1;
+  config.n_head = 2;
+  config.d_model = 8;
+  config.max_seq_len = 8;
+  LightRnnFp64 model(config, 4);
+  const int V = config.vocab_size, R = config.lightrnn_table_rows();
+  ASSERT_EQ(R, 225);
+  if (scattered) model.head().set_codebook(LightRnnCodebook::random(V, R, 8));
+  if (!scattered) {
+    ASSERT_EQ(model.head().codebook().row_counts()[224], 0);
+  }
+  // Larger table entries than the init, so the distribution is far from uniform.
+  for (const char* name : {"lightrnn_row", "lightrnn_col"}) {
+    const TensorInfo& tensor = model.parameters().layout().at(name);
+    auto values = model.parameters().read(tensor);
+    for (double& v : values) v *= 60;
+    model.parameters().write(tensor, values.data());
+  }
+  const int B = 1, T = 3;
+  const auto tokens = random_tokens(B * (T + 1), V, 6);
+  std::vector<double> log_probs(std::size_t(B) * T * V, std::numeric_limits<double>::quiet_NaN());
+  model.log_probs(tokens.data(), B, T, log_probs.data());
+  double nll = 0;
+  for (int n = 0; n < B * T; ++n) {
+    double total = 0, largest = 0;
+    for (int v = 0; v < V; ++v) {
+      const double lp = log_probs[std::size_t(n) * V + v];
+      ASSERT_TRUE(std::isfinite(lp)) << "token " << v << " at position " << n;
+      total += std::exp(lp);
+      largest = std::max(largest, std::exp(lp));
+    }
+    EXPECT_NEAR(total, 1.0, 1e-12) << "position " << n;
+    EXPECT_GT(largest, 20.0 / V);  // not uniform: the test would see a wrong normaliser
+    nll -= log_probs[std::size_t(n) * V + tokens[n + 1]];
+  }
+  EXPECT_NEAR(nll / (B * T), model.evaluate(tokens.data(), B, T), 1e-12);
+}
+
+TEST(LightRnnHead, LogProbsSumToOneOverExactlyVTokens) { check_full_vocabulary(false); }
+TEST(LightRnnHead, LogProbsSumToOneWithScatteredEmptyCells) { check_full_vocabulary(true); }
+
+TEST(LightRnnHead, CodebookOfAnotherShapeIsRejected) {
+  LightRnnFp32 model(tiny_config(), 1);
+  EXPECT_THROW(model.head().set_codebook(LightRnnCodebook::sequential(24, 5)), Error);
+  EXPECT_THROW(model.head().set_codebook(LightRnnCodebook::sequential(23, 6)), Error);
+  EXPECT_FALSE(model.head().collecting_statistics());
+  EXPECT_THROW(model.head().reallocate(), Error);
+}
+
+// A learnable stream for a V = 200 model: an arithmetic progression mod V from a random start.
+std::vector<std::int32_t> progression(int rows, int window, int vocab, std::uint64_t seed) {
+  auto tokens = random_tokens(rows * window, vocab, seed);
+  for (int b = 0; b < rows; ++b) {
+    for (int i = 1; i < window; ++i) {
+      tokens[b * window + i] = (tokens[b * window + i - 1] + 7) % vocab;
+    }
+  }
+  return tokens;
+}
+
+TEST(LightRnnHead, ReallocationLowersCostTrainsOnAndIsCheckpointed) {
+  TempDir dir;
+  ModelConfig config = tiny_config();
+  config.vocab_size = 200;  // R = 15, 25 empty cells
+  config.d_model = 16;
+  config.max_seq_len = 16;
+  LightRnnFp32 model(config, 3);
+  const int V = config.vocab_size, R = config.lightrnn_table_rows(), B = 8, T = 16;
+  model.head().set_codebook(LightRnnCodebook::random(V, R, 12));
+  AdamW<Cpu, float> optimizer(model.parameters().layout());
+  auto train = [&](int steps, int first_seed) {
+    float loss = 0;
+    for (int step = 0; step < steps; ++step) {
+      const auto tokens = progression(B, T + 1, V, 1000 + first_seed + step);
+      model.zero_grad();
+      loss = model.forward(tokens.data(), B, T);
+      model.backward();
+      optimizer.step(model.parameters(), 1e-2);
+    }
+    return loss;
+  };
+  train(30, 0);
+
+  // One pass of data with the statistics on.
+  const auto pass = progression(32, T + 1, V, 77);
+  model.head().begin_reallocation_statistics();
+  ASSERT_TRUE(model.head().collecting_statistics());
+  const float loss_before = model.evaluate(pass.data(), 32, T);
+  const std::vector<float> statistics = model.head().reallocation_statistics();
+  const LightRnnCodebook old_codebook = model.head().codebook();
+  const ReallocationReport report = model.head().reallocate();
+  EXPECT_FALSE(model.head().collecting_statistics());
+  const LightRnnCodebook& new_codebook = model.head().codebook();
+
+  // Never loses or duplicates a token.
+  std::set<int> cells;
+  for (int w = 0; w < V; ++w) ASSERT_TRUE(cells.insert(new_codebook.cell(w)).second);
+  ASSERT_EQ(int(cells.size()), V);
+  // Lowers the accumulated cost on the data it was computed from.
+  const float* rows = statistics.data();
+  const float* cols = statistics.data() + std::size_t(V) * R;
+  EXPECT_TRUE(report.accepted);
+  EXPECT_GT(report.moved, 0);
+  EXPECT_DOUBLE_EQ(report.cost_before, old_codebook.cost(rows, cols));
+  EXPECT_DOUBLE_EQ(report.cost_after, new_codebook.cost(rows, cols));
+  EXPECT_LT(report.cost_after, report.cost_before);
+  // The statistics are per-position losses summed per target, with softmaxes over all R entries:
+  // under the old map they bound the pass's summed NLL (masked softmaxes) from above.
+  EXPECT_GE(report.cost_before, 32.0 * T * loss_before * (1 - 1e-5));
+
+  // Training goes on from the new map (its loss first rises: tokens sit in new cells).
+  const float loss_after = model.evaluate(pass.data(), 32, T);
+  const float recovered = train(40, 100);
+  EXPECT_TRUE(std::isfinite(loss_after));
+  EXPECT_LT(recovered, loss_after);
+  EXPECT_LT(model.evaluate(pass.data(), 32, T), loss_after);
+  std::printf("reallocation: cost %.1f -> %.1f (%d of %d tokens moved); eval loss %.4f before, "
+              "%.4f right after, %.4f after 40 steps\n",
+              report.cost_before, report.cost_after, report.moved, V, loss_before, loss_after,
+              model.evaluate(pass.data(), 32, T));
+
+  // The checkpoint carries the new codebook.
+  save_checkpoint(dir / "m.ckpt", model, 70);
+  LightRnnFp32 restored(config, 99);
+  EXPECT_FALSE(restored.head().codebook() == model.head().codebook());
+  load_checkpoint(dir / "m.ckpt", restored);
+  EXPECT_TRUE(restored.head().codebook() == model.head().codebook());
+  EXPECT_EQ(restored.evaluate(pass.data(), 32, T), model.evaluate(pass.data(), 32, T));
+
+  // A corrupted codebook section is an error, as is a codebook for another table.
+  auto bytes = read_bytes(dir / "m.ckpt");
+  const std::string section = "lightrnn_codebook";
+  const auto at = std::search(bytes.begin(), bytes.end(), section.begin(), section.end());
+  ASSERT_NE(at, bytes.end());
+  bytes[std::size_t(at - bytes.begin()) + section.size() + 12 + 30] ^= 1;
+  write_bytes(dir / "bad.ckpt", bytes);
+  EXPECT_THROW(load_checkpoint(dir / "bad.ckpt", restored), Error);
+}
+
+}  // namespace
+}  // namespace lightgpt::testing
+
+namespace lightgpt::testing {
+namespace {
+
+// Temperature and top-k act on the joint distribution given by log_probs.
+TEST(LightRnnHead, SamplingUsesTheJointDistribution) {
+  const std::vector<double> p = {0.05, 0.4, 0.1, 0.3, 0.15};
+  std::vector<double> log_probs;
+  for (double v : p) log_probs.push_back(std::log(v));
+  Rng rng(1);
+  EXPECT_EQ(sample_token(log_probs.data(), 5, 0.0, 0, rng), 1);
+  EXPECT_EQ(sample_token(log_probs.data(), 5, 1.0, 1, rng), 1);
+  // top-k 3 at temperature 0.5: tokens 1, 3, 4 with weights p², renormalised.
+  std::vector<int> counts(5, 0);
+  const int draws = 40000;
+  for (int i = 0; i < draws; ++i) ++counts[sample_token(log_probs.data(), 5, 0.5, 3, rng)];
+  EXPECT_EQ(counts[0] + counts[2], 0);
+  const double norm = 0.4 * 0.4 + 0.3 * 0.3 + 0.15 * 0.15;
+  EXPECT_NEAR(counts[1] / double(draws), 0.16 / norm, 0.01);
+  EXPECT_NEAR(counts[3] / double(draws), 0.09 / norm, 0.01);
+  EXPECT_NEAR(counts[4] / double(draws), 0.0225 / norm, 0.01);
+  EXPECT_THROW(sample_token(log_probs.data(), 5, -1.0, 0, rng), Error);
+}
+
+}  // namespace
+}  // namespace lightgpt::testing
