@@ -74,17 +74,35 @@ void BM_HeadForwardBackward(benchmark::State& state) {
 
 // Dense heads take seconds per step at these shapes: one iteration per repetition.
 BENCHMARK_TEMPLATE(BM_HeadForwardBackward, DenseHead<MTP<1>>)
-    ->Arg(1024)->Iterations(1)->Unit(benchmark::kMillisecond)->UseRealTime();
+    ->Arg(1024)
+    ->Iterations(1)
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime();
 BENCHMARK_TEMPLATE(BM_HeadForwardBackward, DenseHead<MTP<2>>)
-    ->Arg(1024)->Iterations(1)->Unit(benchmark::kMillisecond)->UseRealTime();
+    ->Arg(1024)
+    ->Iterations(1)
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime();
 BENCHMARK_TEMPLATE(BM_HeadForwardBackward, DenseHead<MTP<3>>)
-    ->Arg(1024)->Iterations(1)->Unit(benchmark::kMillisecond)->UseRealTime();
+    ->Arg(1024)
+    ->Iterations(1)
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime();
 BENCHMARK_TEMPLATE(BM_HeadForwardBackward, LightRnnHead<MTP<1>>)
-    ->Arg(1024)->Arg(4096)->Unit(benchmark::kMillisecond)->UseRealTime();
+    ->Arg(1024)
+    ->Arg(4096)
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime();
 BENCHMARK_TEMPLATE(BM_HeadForwardBackward, LightRnnHead<MTP<2>>)
-    ->Arg(1024)->Arg(4096)->Unit(benchmark::kMillisecond)->UseRealTime();
+    ->Arg(1024)
+    ->Arg(4096)
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime();
 BENCHMARK_TEMPLATE(BM_HeadForwardBackward, LightRnnHead<MTP<3>>)
-    ->Arg(1024)->Arg(4096)->Unit(benchmark::kMillisecond)->UseRealTime();
+    ->Arg(1024)
+    ->Arg(4096)
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime();
 
 // Bootstrap reallocation of the full GPT-2 vocabulary from V × R statistics in which each token
 // prefers some cell (with token-dependent scales, as frequencies give), starting from a random map.

@@ -51,7 +51,8 @@ TEST(Codebook, SequentialPlacesIdByRowMajorOrder) {
 }
 
 TEST(Codebook, RandomIsASeededPermutation) {
-  const auto a = LightRnnCodebook::random(50257, 225, 1), b = LightRnnCodebook::random(50257, 225, 1);
+  const auto a = LightRnnCodebook::random(50257, 225, 1),
+             b = LightRnnCodebook::random(50257, 225, 1);
   const auto c = LightRnnCodebook::random(50257, 225, 2);
   expect_bijective(a);
   EXPECT_TRUE(a == b);
@@ -62,9 +63,13 @@ TEST(Codebook, RandomIsASeededPermutation) {
 TEST(Codebook, InvalidShapesAndMapsAreErrors) {
   EXPECT_NE(error_message([] { LightRnnCodebook::sequential(26, 5); }).find("cannot hold 26"),
             std::string::npos);
-  EXPECT_NE(error_message([] { LightRnnCodebook::from_cells(3, {0, 4, 4}); }).find("share cell 4"),
+  EXPECT_NE(error_message([] {
+              LightRnnCodebook::from_cells(3, {0, 4, 4});
+            }).find("share cell 4"),
             std::string::npos);
-  EXPECT_NE(error_message([] { LightRnnCodebook::from_cells(3, {0, 9}); }).find("outside"),
+  EXPECT_NE(error_message([] {
+              LightRnnCodebook::from_cells(3, {0, 9});
+            }).find("outside"),
             std::string::npos);
 }
 
@@ -100,8 +105,7 @@ TEST(Codebook, CorruptOrMismatchedFilesAreErrors) {
   EXPECT_NE(error_message([&] { LightRnnCodebook::load(dir / "missing.bin"); }).find("cannot open"),
             std::string::npos);
   EXPECT_NE(load_modified([](auto& b) { b[0] = 'X'; }).find("bad magic"), std::string::npos);
-  EXPECT_NE(load_modified([&](auto& b) { set_u32(b, 8, 2); }).find("version 2"),
-            std::string::npos);
+  EXPECT_NE(load_modified([&](auto& b) { set_u32(b, 8, 2); }).find("version 2"), std::string::npos);
   EXPECT_NE(load_modified([](auto& b) { b.resize(b.size() - 6); }).find("truncated"),
             std::string::npos);
   EXPECT_NE(load_modified([](auto& b) { b.resize(10); }).find("truncated"), std::string::npos);
@@ -125,12 +129,13 @@ TEST(Codebook, CorruptOrMismatchedFilesAreErrors) {
             }).find("cannot hold"),
             std::string::npos);
   // Valid file, other model.
-  EXPECT_NE(error_message([&] { LightRnnCodebook::load(dir / "good.bin", 101, 11); })
-                .find("vocab_size 101"),
+  EXPECT_NE(error_message([&] {
+              LightRnnCodebook::load(dir / "good.bin", 101, 11);
+            }).find("vocab_size 101"),
             std::string::npos);
-  EXPECT_NE(error_message([&] { LightRnnCodebook::load(dir / "good.bin", 100, 12); })
-                .find("12 rows"),
-            std::string::npos);
+  EXPECT_NE(
+      error_message([&] { LightRnnCodebook::load(dir / "good.bin", 100, 12); }).find("12 rows"),
+      std::string::npos);
 }
 
 // Row and column losses (V × R each) where token w is cheapest in cell target[w].

@@ -1,5 +1,5 @@
-// Fourth-order central finite differences in Fp64 against backward() for sampled elements of every parameter
-// tensor of DenseHead<MTP<k>> and LightRnnHead<MTP<k>>, k = 1, 2, 3, for the objective
+// Fourth-order central finite differences in Fp64 against backward() for sampled elements of every
+// parameter tensor of DenseHead<MTP<k>> and LightRnnHead<MTP<k>>, k = 1, 2, 3, for the objective
 // L_main + w · mean_{j≥2} L_aux(j): both LightRNN conditionings, empty rows and scattered empty
 // cells, and the per-depth MTP adapter.
 #include <gtest/gtest.h>

@@ -1,7 +1,7 @@
-// LightRnnHead: a hand-computed loss, full-vocabulary log-probabilities that sum to one over exactly
-// the V tokens (with empty rows and cells), the parameter count, and bootstrap reallocation in a
-// model: a lower cost on its own statistics, training that goes on, and a checkpoint that keeps the
-// new codebook.
+// LightRnnHead: a hand-computed loss, full-vocabulary log-probabilities that sum to one over
+// exactly the V tokens (with empty rows and cells), the parameter count, and bootstrap reallocation
+// in a model: a lower cost on its own statistics, training that goes on, and a checkpoint that
+// keeps the new codebook.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -61,7 +61,8 @@ struct TinyHead {
 // non-empty cells of the target's row.
 double expected_nll(const double h[2], int row, int column, bool linear) {
   const double row_logits[2] = {h[0], h[1]};  // h · E_row[0], h · E_row[1]
-  const double log_p_row = row_logits[row] - std::log(std::exp(row_logits[0]) + std::exp(row_logits[1]));
+  const double log_p_row =
+      row_logits[row] - std::log(std::exp(row_logits[0]) + std::exp(row_logits[1]));
   const double e_row[2][2] = {{1, 0}, {0, 1}};
   double s[2];
   for (int c = 0; c < 2; ++c) {
@@ -82,7 +83,8 @@ void check_hand_computed(RowConditioning conditioning) {
   // Position 0 predicts token 4 (row 1, column 1), position 1 token 2 (row 0, column 2).
   const std::int32_t tokens[3] = {0, 4, 2};
   const HeadLosses<double> losses = tiny.head->forward(hidden, tokens, 3, 1, 2, 1);
-  const double nll0 = expected_nll(hidden, 1, 1, linear), nll1 = expected_nll(hidden + 2, 0, 2, linear);
+  const double nll0 = expected_nll(hidden, 1, 1, linear),
+               nll1 = expected_nll(hidden + 2, 0, 2, linear);
   EXPECT_NEAR(losses.main, (nll0 + nll1) / 2, 1e-14);
   EXPECT_EQ(losses.depth[0], losses.main);
 
@@ -97,7 +99,9 @@ void check_hand_computed(RowConditioning conditioning) {
   }
 }
 
-TEST(LightRnnHead, HandComputedLossLinearGelu) { check_hand_computed(RowConditioning::linear_gelu); }
+TEST(LightRnnHead, HandComputedLossLinearGelu) {
+  check_hand_computed(RowConditioning::linear_gelu);
+}
 TEST(LightRnnHead, HandComputedLossParameterFree) { check_hand_computed(RowConditioning::gelu); }
 
 TEST(LightRnnHead, ParametersAreTwoTablesPlusOneConditioningStep) {
@@ -245,10 +249,11 @@ TEST(LightRnnHead, ReallocationLowersCostTrainsOnAndIsCheckpointed) {
   EXPECT_TRUE(std::isfinite(loss_after));
   EXPECT_LT(recovered, loss_after);
   EXPECT_LT(model.evaluate(pass.data(), 32, T), loss_after);
-  std::printf("reallocation: cost %.1f -> %.1f (%d of %d tokens moved); eval loss %.4f before, "
-              "%.4f right after, %.4f after 40 steps\n",
-              report.cost_before, report.cost_after, report.moved, V, loss_before, loss_after,
-              model.evaluate(pass.data(), 32, T));
+  std::printf(
+      "reallocation: cost %.1f -> %.1f (%d of %d tokens moved); eval loss %.4f before, "
+      "%.4f right after, %.4f after 40 steps\n",
+      report.cost_before, report.cost_after, report.moved, V, loss_before, loss_after,
+      model.evaluate(pass.data(), 32, T));
 
   // The checkpoint carries the new codebook.
   save_checkpoint(dir / "m.ckpt", model, 70);

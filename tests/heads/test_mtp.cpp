@@ -94,9 +94,9 @@ void expect_unchanged(double weight, const std::vector<double>& depth_losses, do
 TEST(Mtp, DenseWithoutAdapterIsUnchanged) {
   expect_unchanged<Mtp2Fp64>(0.3, {0x1.91370750671d8p+1, 0x1.9509e795cb8e6p+1},
                              0x1.55c36f311fe52p+0, -0x1.19b38d2346ef4p-8, -0x1.35f5ca65657dap-4);
-  expect_unchanged<Mtp3Fp64>(
-      0.7, {0x1.92d2835c6e731p+1, 0x1.9423f9206a331p+1, 0x1.9155e2850e2d8p+1},
-      0x1.48af1eb8b03c2p+1, 0x1.05ed80a782515p-5, -0x1.b3b3ee8faca7dp-5);
+  expect_unchanged<Mtp3Fp64>(0.7,
+                             {0x1.92d2835c6e731p+1, 0x1.9423f9206a331p+1, 0x1.9155e2850e2d8p+1},
+                             0x1.48af1eb8b03c2p+1, 0x1.05ed80a782515p-5, -0x1.b3b3ee8faca7dp-5);
 }
 
 // h_j = h + W_j·LN_j(h) + b_j is h itself when W_j and b_j are zero: the adapted model then has

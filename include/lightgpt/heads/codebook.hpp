@@ -74,10 +74,10 @@ class LightRnnCodebook {
     std::vector<std::int32_t> seen(static_cast<std::size_t>(rows) * rows, -1);
     for (int w = 0; w < vocab_size; ++w) {
       const std::int32_t cell = token_cells[w];
-      LIGHTGPT_CHECK(cell >= 0 && static_cast<std::size_t>(cell) < seen.size(), source,
-                     ": token ", w, " has cell ", cell, ", outside [0, R² = ", seen.size(), ")");
-      LIGHTGPT_CHECK(seen[cell] < 0, source, ": tokens ", seen[cell], " and ", w,
-                     " share cell ", cell, " (row ", cell / rows, ", column ", cell % rows, ")");
+      LIGHTGPT_CHECK(cell >= 0 && static_cast<std::size_t>(cell) < seen.size(), source, ": token ",
+                     w, " has cell ", cell, ", outside [0, R² = ", seen.size(), ")");
+      LIGHTGPT_CHECK(seen[cell] < 0, source, ": tokens ", seen[cell], " and ", w, " share cell ",
+                     cell, " (row ", cell / rows, ", column ", cell % rows, ")");
       seen[cell] = w;
     }
     return LightRnnCodebook(vocab_size, rows, std::move(token_cells));
@@ -134,8 +134,8 @@ class LightRnnCodebook {
                    source, ": implausible vocab_size ", vocab_size, " or rows ", rows,
                    " (corrupted file)");
     const std::size_t expected = header + std::size_t(vocab_size) * 4 + 4;
-    LIGHTGPT_CHECK(bytes.size() == expected, source, " has ", bytes.size(), " bytes; a codebook of ",
-                   vocab_size, " tokens has ", expected,
+    LIGHTGPT_CHECK(bytes.size() == expected, source, " has ", bytes.size(),
+                   " bytes; a codebook of ", vocab_size, " tokens has ", expected,
                    bytes.size() < expected ? " (truncated)" : " (trailing bytes)");
     LIGHTGPT_CHECK(detail::crc32_update(0, bytes.data(), expected - 4) == get(expected - 4), source,
                    " fails its checksum (corrupted file)");
@@ -225,9 +225,9 @@ class LightRnnCodebook {
           for (int j : best_cols) {
             const int cell = i * R + j;
             // An offer of the current cell is already out[0]; repeat it as a no-op offer.
-            out[k++] = {cell == current ? 0.0
-                                        : cell_cost(row_loss, col_loss, w, cell) - current_cost,
-                        w, cell, cell == current};
+            out[k++] = {
+                cell == current ? 0.0 : cell_cost(row_loss, col_loss, w, cell) - current_cost, w,
+                cell, cell == current};
           }
         }
       }
@@ -294,9 +294,9 @@ class LightRnnCodebook {
   static void check_shape(long long vocab_size, int rows, std::string_view source) {
     LIGHTGPT_CHECK(vocab_size > 0, source, ": vocab_size must be positive, got ", vocab_size);
     LIGHTGPT_CHECK(rows > 0, source, ": rows must be positive, got ", rows);
-    LIGHTGPT_CHECK(static_cast<long long>(rows) * rows >= vocab_size, source, ": R² = ",
-                   static_cast<long long>(rows) * rows, " cells cannot hold ", vocab_size,
-                   " tokens");
+    LIGHTGPT_CHECK(static_cast<long long>(rows) * rows >= vocab_size, source,
+                   ": R² = ", static_cast<long long>(rows) * rows, " cells cannot hold ",
+                   vocab_size, " tokens");
   }
 
   static std::string read_file(const std::filesystem::path& path) {

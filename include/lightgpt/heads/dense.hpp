@@ -146,8 +146,7 @@ class DenseHeadImpl {
       O::cross_entropy_backward_inplace(logits, lse, tokens + j, row_stride, weights + (j - 1), 1,
                                         scale, B, T_, V_, Vp_);
       if (j == 1) {
-        O::matmul_backward(dhidden, accumulate(dwte_), Grad<A>{}, logits, hidden, wte_, N, C_,
-                           Vp_);
+        O::matmul_backward(dhidden, accumulate(dwte_), Grad<A>{}, logits, hidden, wte_, N, C_, Vp_);
       } else {
         const T* state = adapters_.forward_output(j, N);
         O::matmul_backward(overwrite(adapters_.output_gradient()), accumulate(dwte_), Grad<A>{},

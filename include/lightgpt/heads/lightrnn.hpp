@@ -3,10 +3,10 @@
 // P(w | h) = P(r | h) · P(c | h, r) with row logits h·E_rowᵀ and column logits s(h, r)·E_colᵀ over
 // the same two tables, where s is one step of the paper's recurrence, nonlinear in h and the row:
 // s = GELU(W·h + E_row[r] + b) by default, or GELU(h + E_row[r]) without parameters. A purely
-// additive s = h + E_row[r] is not used: it gives P(c | h, r) ∝ exp(h·E_col[c] + E_row[r]·E_col[c]),
-// so the row only adds a static row–column bias and cannot change how h is read.
-// Training conditions on the true row; empty rows and cells are masked, so the probabilities of
-// exactly the V real tokens sum to 1. MTP depths j ≥ 2 reuse the row logits (unless adapted) and
+// additive s = h + E_row[r] is not used: it gives P(c | h, r) ∝ exp(h·E_col[c] +
+// E_row[r]·E_col[c]), so the row only adds a static row–column bias and cannot change how h is
+// read. Training conditions on the true row; empty rows and cells are masked, so the probabilities
+// of exactly the V real tokens sum to 1. MTP depths j ≥ 2 reuse the row logits (unless adapted) and
 // cost one conditioning step and one column product each. Cost per position: two C × R products
 // and one C × C, against the dense head's C × V.
 #pragma once
@@ -181,8 +181,7 @@ class LightRnnHeadImpl {
       O::lightrnn_condition_backward(dpre, slope(j, N), row_.grad, tokens + j, row_stride,
                                      token_cell_.data(), B, T_, C_, R_);
       if (adapted) {
-        conditioning_backward(adapters_.output_gradient(), dpre, adapters_.forward_output(j, N),
-                              N);
+        conditioning_backward(adapters_.output_gradient(), dpre, adapters_.forward_output(j, N), N);
         adapters_.backward(j, hidden, dhidden.ptr, N);
       } else if (j > 1) {
         O::residual_forward(dpre_sum, dpre_sum, dpre, count);
@@ -204,8 +203,7 @@ class LightRnnHeadImpl {
     for (int r = 0; r < R_; ++r) {
       if (codebook_.row_counts()[r] == 0) continue;
       O::lightrnn_condition_row(state_, base, row_.value, r, N, C_);
-      O::matmul_forward(col_logits_, state_, col_.value, static_cast<const T*>(nullptr), N, C_,
-                        R_);
+      O::matmul_forward(col_logits_, state_, col_.value, static_cast<const T*>(nullptr), N, C_, R_);
       O::lightrnn_log_probs_row(out, row_logits_, row_lse_, col_logits_, cell_token_.data(), r, N,
                                 R_, V_);
     }
@@ -305,8 +303,7 @@ class LightRnnHeadImpl {
   LightRnnCodebook codebook_;
   Buffer<std::int32_t, Backend> token_cell_, cell_token_, row_count_;
   Buffer<A, Backend> statistics_;
-  BoundTensor<T, A> row_{"lightrnn_row"}, col_{"lightrnn_col"}, w_{"lightrnn_w"},
-      b_{"lightrnn_b"};
+  BoundTensor<T, A> row_{"lightrnn_row"}, col_{"lightrnn_col"}, w_{"lightrnn_w"}, b_{"lightrnn_b"};
   T *row_logits_ = nullptr, *slope_ = nullptr, *state_ = nullptr, *col_logits_ = nullptr,
     *dstate_ = nullptr, *base_ = nullptr;
   A *row_lse_ = nullptr, *col_lse_ = nullptr, *losses_ = nullptr, *statistics_lse_ = nullptr;
@@ -334,7 +331,8 @@ int sample_token(const A* log_probs, int V, double temperature, int top_k, Rng& 
   std::vector<double> weights(static_cast<std::size_t>(keep));
   double total = 0;
   for (int k = 0; k < keep; ++k) {
-    weights[k] = std::exp((double(log_probs[order[k]]) - double(log_probs[order[0]])) / temperature);
+    weights[k] =
+        std::exp((double(log_probs[order[k]]) - double(log_probs[order[0]])) / temperature);
     total += weights[k];
   }
   double u = rng.uniform() * total;

@@ -48,13 +48,15 @@ struct MtpSchedule {
   std::int64_t total_steps = 0;
 
   void validate() const {
-    LIGHTGPT_CHECK(weight >= 0 && weight < 1e30, "MtpSchedule.weight must be finite and "
-                   "non-negative, got ", weight);
+    LIGHTGPT_CHECK(weight >= 0 && weight < 1e30,
+                   "MtpSchedule.weight must be finite and "
+                   "non-negative, got ",
+                   weight);
     LIGHTGPT_CHECK(rampup_steps >= 0, "MtpSchedule.rampup_steps must be non-negative, got ",
                    rampup_steps);
-    LIGHTGPT_CHECK(!decay_to_zero || total_steps > rampup_steps,
-                   "MtpSchedule.total_steps (", total_steps,
-                   ") must exceed rampup_steps (", rampup_steps, ") when decay_to_zero is set");
+    LIGHTGPT_CHECK(!decay_to_zero || total_steps > rampup_steps, "MtpSchedule.total_steps (",
+                   total_steps, ") must exceed rampup_steps (", rampup_steps,
+                   ") when decay_to_zero is set");
   }
 
   double at(std::int64_t step) const {
@@ -81,8 +83,7 @@ class MtpAdapters {
   using A = typename P::accum_t;
   using O = Ops<Backend>;
 
-  explicit MtpAdapters(const ModelConfig& config)
-      : enabled_(used(config)), C_(config.d_model) {}
+  explicit MtpAdapters(const ModelConfig& config) : enabled_(used(config)), C_(config.d_model) {}
 
   static bool used(const ModelConfig& config) { return config.mtp_adapter && Depth > 1; }
 
@@ -139,8 +140,8 @@ class MtpAdapters {
     const std::size_t count = static_cast<std::size_t>(N) * C_;
     O::residual_forward(dhidden, dhidden, dout_, count);
     O::matmul_backward(overwrite(dln_), accumulate(w_.grad + a * C_ * C_),
-                       accumulate(b_.grad + a * C_), dout_, ln_ + values, w_.value + a * C_ * C_,
-                       N, C_, C_);
+                       accumulate(b_.grad + a * C_), dout_, ln_ + values, w_.value + a * C_ * C_, N,
+                       C_, C_);
     O::layernorm_backward(accumulate(dhidden), accumulate(lnw_.grad + a * C_),
                           accumulate(lnb_.grad + a * C_), dln_, hidden, lnw_.value + a * C_,
                           mean_ + rows, rstd_ + rows, N, C_);

@@ -1,9 +1,9 @@
-// LightRNN head kernels on the CPU (DESIGN §3). A token w sits in cell token_cell[w] = r·R + c of an
-// R × R table; cell_token[r·R + c] is the token of a cell or -1 when empty, row_count[r] the number
-// of tokens in row r. Empty rows are masked out of the row softmax and empty cells out of the column
-// softmax, so probabilities cover exactly the V real tokens. Every scatter into a table (embedding
-// and conditioning backward, reallocation statistics) is split by column blocks or table columns,
-// each walked in position order, so results do not depend on the thread count.
+// LightRNN head kernels on the CPU (DESIGN §3). A token w sits in cell token_cell[w] = r·R + c of
+// an R × R table; cell_token[r·R + c] is the token of a cell or -1 when empty, row_count[r] the
+// number of tokens in row r. Empty rows are masked out of the row softmax and empty cells out of
+// the column softmax, so probabilities cover exactly the V real tokens. Every scatter into a table
+// (embedding and conditioning backward, reallocation statistics) is split by column blocks or table
+// columns, each walked in position order, so results do not depend on the thread count.
 #pragma once
 
 #include <algorithm>
@@ -106,8 +106,8 @@ struct LightRnnOps {
   template <class T, class A, class Tok>
   static void lightrnn_cross_entropy(A* losses, A* col_lse, const T* row_logits, const A* row_lse,
                                      const T* col_logits, const Tok* targets, int row_stride,
-                                     const std::int32_t* token_cell,
-                                     const std::int32_t* cell_token, int B, int T_, int R) {
+                                     const std::int32_t* token_cell, const std::int32_t* cell_token,
+                                     int B, int T_, int R) {
 #pragma omp parallel for schedule(static)
     for (int n = 0; n < B * T_; ++n) {
       const int cell = token_cell[targets[(n / T_) * row_stride + n % T_]];
@@ -125,9 +125,8 @@ struct LightRnnOps {
   template <class T, class A, class Tok>
   static void lightrnn_row_backward_inplace(T* logits, const A* lse, const std::int32_t* row_count,
                                             const Tok* targets, int row_stride,
-                                            const std::int32_t* token_cell,
-                                            const A* depth_weights, int depths, A scale, int B,
-                                            int T_, int R) {
+                                            const std::int32_t* token_cell, const A* depth_weights,
+                                            int depths, A scale, int B, int T_, int R) {
     A total_weight = 0;
     for (int j = 0; j < depths; ++j) total_weight += depth_weights[j];
 #pragma omp parallel for schedule(static)
