@@ -18,6 +18,7 @@
 #include "heads/dense.hpp"
 #include "heads/lightrnn.hpp"
 #include "heads/mtp.hpp"
+#include "mixers/afno.hpp"
 #include "mixers/attention.hpp"
 #include "model/gpt.hpp"
 

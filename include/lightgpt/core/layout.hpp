@@ -17,16 +17,22 @@ namespace lightgpt {
 inline constexpr std::size_t kTensorAlignElements = 128;
 
 // How a tensor is initialised (GPT-2's scheme: normal for matrices and embeddings, ones for
-// LayerNorm gains, zeros for biases).
+// LayerNorm gains, zeros for biases; `decay` for long-convolution filters).
 struct Init {
-  enum class Kind { normal, zeros, ones } kind = Kind::zeros;
+  enum class Kind { normal, zeros, ones, decay } kind = Kind::zeros;
   double std = 0.0;
   // Leading rows that are initialised (the rest stay zero): used for the padded vocabulary.
   std::int64_t valid_rows = -1;
+  // decay: a tensor (..., R, S) holds R filters of S taps; filter r is (1 - e^-a)·e^(-a·s) with
+  // rates a spaced geometrically from slowest_rate (r = 0) to fastest_rate (r = R - 1).
+  double slowest_rate = 0.0, fastest_rate = 0.0;
 
   static Init normal(double std_dev) { return {Kind::normal, std_dev, -1}; }
   static Init zeros() { return {Kind::zeros, 0.0, -1}; }
   static Init ones() { return {Kind::ones, 0.0, -1}; }
+  static Init decay(double slowest, double fastest) {
+    return {Kind::decay, 0.0, -1, slowest, fastest};
+  }
 };
 
 struct TensorInfo {

@@ -4,6 +4,7 @@
 // serves initialisation, checkpoints and tests.
 #pragma once
 
+#include <cmath>
 #include <cstdint>
 #include <type_traits>
 #include <vector>
@@ -66,6 +67,9 @@ class ParameterStore {
             break;
           case Init::Kind::zeros:
             break;
+          case Init::Kind::decay:
+            host[i] = A(decay_tap(tensor, i));
+            break;
         }
       }
       write(tensor, host.data());
@@ -94,6 +98,19 @@ class ParameterStore {
   }
 
  private:
+  // Element i of an Init::decay tensor (..., R, S): tap s of filter r.
+  static double decay_tap(const TensorInfo& tensor, std::size_t i) {
+    const std::size_t taps = static_cast<std::size_t>(tensor.shape.back());
+    const std::size_t filters =
+        tensor.shape.size() > 1 ? static_cast<std::size_t>(tensor.shape[tensor.shape.size() - 2])
+                                : 1;
+    const std::size_t r = (i / taps) % filters, s = i % taps;
+    const double position = filters > 1 ? double(r) / double(filters - 1) : 1.0;
+    const double rate = tensor.init.slowest_rate *
+                        std::pow(tensor.init.fastest_rate / tensor.init.slowest_rate, position);
+    return -std::expm1(-rate) * std::exp(-rate * double(s));
+  }
+
   ParameterLayout layout_;
   Buffer<T, Backend> values_;
   Buffer<A, Backend> grads_;

@@ -3,6 +3,7 @@
 #pragma once
 
 #include "attention.hpp"
+#include "fft.hpp"
 #include "gemm.hpp"
 #include "lightrnn.hpp"
 #include "loss.hpp"
@@ -17,6 +18,7 @@ struct Ops<Cpu> : cpu::MemoryOps,
                   cpu::GemmOps,
                   cpu::NormActOps,
                   cpu::AttentionOps,
+                  cpu::FftOps, cpu::AfnoOps,
                   cpu::LossOps,
                   cpu::LightRnnOps,
                   cpu::OptimOps {};

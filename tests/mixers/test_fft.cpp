@@ -1,0 +1,224 @@
+// The FFT causal convolution of backend/cpu/fft.hpp against the direct O(T²) sums: forward and
+// both gradients, for power-of-two, smooth and prime T; the transform length; thread-count
+// independence; the one-position decoding step.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+
+#include "afno_instances.hpp"
+
+#if defined(_OPENMP)
+#include <omp.h>
+#endif
+
+namespace lightgpt::testing {
+namespace {
+
+using O = Ops<Cpu>;
+
+template <class T>
+struct Convolution {
+  int B, T_, C, stride;
+  std::vector<T> x, filter, dy;
+
+  Convolution(int b, int t, int c, std::uint64_t seed)
+      : B(b),
+        T_(t),
+        C(c),
+        stride(t + 5),
+        x(std::size_t(b) * t * c),
+        filter(std::size_t(c) * (t + 5)),
+        dy(x.size()) {
+    Rng rng(seed);
+    for (T& v : x) v = T(rng.normal());
+    for (T& v : dy) v = T(rng.normal());
+    for (int ch = 0; ch < C; ++ch) {
+      for (int s = 0; s < stride; ++s) {
+        // Taps at s ≥ T are huge: the kernels must never read them.
+        filter[std::size_t(ch) * stride + s] =
+            s < T_ ? T(rng.normal() / std::sqrt(1.0 + s)) : T(1e6);
+      }
+    }
+  }
+  std::size_t at(int b, int t, int c) const { return (std::size_t(b) * T_ + t) * C + c; }
+
+  std::vector<T> direct_forward() const {
+    std::vector<T> y(x.size());
+    for (int b = 0; b < B; ++b)
+      for (int c = 0; c < C; ++c)
+        for (int t = 0; t < T_; ++t) {
+          double sum = 0;
+          for (int s = 0; s <= t; ++s)
+            sum += double(filter[std::size_t(c) * stride + t - s]) * x[at(b, s, c)];
+          y[at(b, t, c)] = T(sum);
+        }
+    return y;
+  }
+  std::vector<T> direct_dx() const {
+    std::vector<T> dx(x.size());
+    for (int b = 0; b < B; ++b)
+      for (int c = 0; c < C; ++c)
+        for (int s = 0; s < T_; ++s) {
+          double sum = 0;
+          for (int t = s; t < T_; ++t)
+            sum += double(dy[at(b, t, c)]) * filter[std::size_t(c) * stride + t - s];
+          dx[at(b, s, c)] = T(sum);
+        }
+    return dx;
+  }
+  std::vector<T> direct_dfilter() const {
+    std::vector<T> df(filter.size(), T(0));
+    for (int c = 0; c < C; ++c)
+      for (int j = 0; j < T_; ++j) {
+        double sum = 0;
+        for (int b = 0; b < B; ++b)
+          for (int t = j; t < T_; ++t) sum += double(dy[at(b, t, c)]) * x[at(b, t - j, c)];
+        df[std::size_t(c) * stride + j] = T(sum);
+      }
+    return df;
+  }
+
+  std::vector<T> scratch() const { return std::vector<T>(O::causal_conv_scratch_size(T_)); }
+  std::vector<T> fft_forward() const {
+    std::vector<T> y(x.size()), work = scratch();
+    O::causal_conv_forward(y.data(), x.data(), filter.data(), stride, B, T_, C, work.data(),
+                           work.size());
+    return y;
+  }
+  // dx overwritten; dfilter accumulated onto `dfilter_start` everywhere.
+  void fft_backward(std::vector<T>& dx, std::vector<T>& dfilter, T dfilter_start) const {
+    std::vector<T> work = scratch();
+    dx.assign(x.size(), T(-7));
+    dfilter.assign(filter.size(), dfilter_start);
+    O::causal_conv_backward(overwrite(dx.data()), accumulate(dfilter.data()), dy.data(), x.data(),
+                            filter.data(), stride, B, T_, C, work.data(), work.size());
+  }
+};
+
+template <class T>
+double max_abs(const std::vector<T>& v) {
+  double m = 0;
+  for (T value : v) m = std::max(m, std::abs(double(value)));
+  return m;
+}
+template <class T>
+double max_diff(const std::vector<T>& a, const std::vector<T>& b) {
+  double m = 0;
+  for (std::size_t i = 0; i < a.size(); ++i) m = std::max(m, std::abs(double(a[i]) - double(b[i])));
+  return m;
+}
+
+bool smooth(int m) {
+  for (int p : {2, 3, 5})
+    while (m % p == 0) m /= p;
+  return m == 1;
+}
+
+TEST(FftLength, SmallestSmoothMultipleOfFourCoveringTheLinearConvolution) {
+  for (int T = 1; T <= 3000; ++T) {
+    const int n = O::fft_length(T);
+    ASSERT_GE(n, 2 * T - 1) << T;
+    ASSERT_EQ(n % 4, 0) << T;
+    ASSERT_TRUE(smooth(n / 4)) << T << " -> " << n;
+    for (int m = n - 4; m >= 2 * T - 1 && m > 0; m -= 4)
+      ASSERT_FALSE(smooth(m / 4)) << T << ": " << m;
+  }
+  EXPECT_EQ(O::fft_length(1024), 2048);
+  EXPECT_EQ(O::fft_length(1021), 2048);
+  EXPECT_EQ(O::fft_length(1025), 2160);
+}
+
+class FftConvolution : public ::testing::TestWithParam<int> {};
+
+// Power-of-two, smooth, odd and prime lengths; C = 19 leaves a partial channel group.
+TEST_P(FftConvolution, EqualsTheDirectCausalConvolutionInFp64) {
+  const Convolution<double> conv(2, GetParam(), 19, 100 + GetParam());
+  const auto direct = conv.direct_forward();
+  EXPECT_LT(max_diff(conv.fft_forward(), direct), 1e-10 * max_abs(direct));
+}
+
+TEST_P(FftConvolution, BackwardEqualsTheDirectAdjointInFp64) {
+  const Convolution<double> conv(2, GetParam(), 19, 200 + GetParam());
+  std::vector<double> dx, dfilter;
+  const double start = 0.25;
+  conv.fft_backward(dx, dfilter, start);
+  const auto direct_dx = conv.direct_dx();
+  EXPECT_LT(max_diff(dx, direct_dx), 1e-10 * max_abs(direct_dx));
+  auto expected = conv.direct_dfilter();
+  for (double& v : expected) v += start;  // accumulate mode; taps ≥ T keep their start value
+  EXPECT_LT(max_diff(dfilter, expected), 1e-10 * max_abs(expected));
+  for (int c = 0; c < conv.C; ++c) {
+    for (int s = conv.T_; s < conv.stride; ++s) {
+      ASSERT_EQ(dfilter[std::size_t(c) * conv.stride + s], start) << c << ", " << s;
+    }
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Lengths, FftConvolution,
+                         ::testing::Values(1, 2, 3, 7, 16, 64, 97, 128, 1021, 1024));
+
+TEST(FftConvolutionFp32, MatchesTheDirectSumToSinglePrecision) {
+  const Convolution<float> conv(1, 1021, 5, 3);
+  const auto direct = conv.direct_forward();
+  EXPECT_LT(max_diff(conv.fft_forward(), direct), 1e-5 * max_abs(direct));
+  std::vector<float> dx, dfilter;
+  conv.fft_backward(dx, dfilter, 0.0f);
+  const auto direct_dx = conv.direct_dx(), direct_df = conv.direct_dfilter();
+  EXPECT_LT(max_diff(dx, direct_dx), 1e-5 * max_abs(direct_dx));
+  EXPECT_LT(max_diff(dfilter, direct_df), 1e-5 * max_abs(direct_df));
+}
+
+TEST(FftConvolution, AccumulatesIntoDxInAccumulateMode) {
+  const Convolution<double> conv(2, 13, 3, 9);
+  std::vector<double> dx(conv.x.size(), 1.5), work = conv.scratch();
+  O::causal_conv_backward(accumulate(dx.data()), Grad<double>{}, conv.dy.data(), conv.x.data(),
+                          conv.filter.data(), conv.stride, conv.B, conv.T_, conv.C, work.data(),
+                          work.size());
+  const auto direct = conv.direct_dx();
+  for (std::size_t i = 0; i < dx.size(); ++i) EXPECT_NEAR(dx[i], direct[i] + 1.5, 1e-12);
+}
+
+#if defined(_OPENMP)
+TEST(FftConvolution, ResultsDoNotDependOnTheThreadCount) {
+  const Convolution<float> conv(2, 300, 40, 21);
+  const int threads = omp_get_max_threads();
+  omp_set_num_threads(1);
+  const auto one = conv.fft_forward();
+  std::vector<float> dx_one, df_one;
+  conv.fft_backward(dx_one, df_one, 0.0f);
+  omp_set_num_threads(std::max(2, threads));
+  const auto many = conv.fft_forward();
+  std::vector<float> dx_many, df_many;
+  conv.fft_backward(dx_many, df_many, 0.0f);
+  omp_set_num_threads(threads);
+  EXPECT_EQ(one, many);
+  EXPECT_EQ(dx_one, dx_many);
+  EXPECT_EQ(df_one, df_many);
+}
+#endif
+
+TEST(FftConvolution, RejectsScratchSmallerThanOneWorker) {
+  const Convolution<double> conv(1, 8, 2, 1);
+  std::vector<double> y(conv.x.size()), work(16);
+  EXPECT_THROW(O::causal_conv_forward(y.data(), conv.x.data(), conv.filter.data(), conv.stride, 1,
+                                      8, 2, work.data(), work.size()),
+               Error);
+}
+
+// The decoding step, fed one position at a time, reproduces the direct convolution.
+TEST(FftConvolution, DecodingStepEqualsTheDirectSum) {
+  const Convolution<double> conv(1, 23, 6, 4);
+  const auto direct = conv.direct_forward();
+  const int history_stride = 30;
+  std::vector<double> history(std::size_t(conv.C) * history_stride, 99.0), y(conv.C), x(conv.C);
+  for (int t = 0; t < conv.T_; ++t) {
+    for (int c = 0; c < conv.C; ++c) x[c] = conv.x[conv.at(0, t, c)];
+    O::causal_conv_step<double>(y.data(), history.data(), history_stride, x.data(),
+                                conv.filter.data(), conv.stride, t, conv.C);
+    for (int c = 0; c < conv.C; ++c) EXPECT_NEAR(y[c], direct[conv.at(0, t, c)], 1e-12) << t;
+  }
+}
+
+}  // namespace
+}  // namespace lightgpt::testing
