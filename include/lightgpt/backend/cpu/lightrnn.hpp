@@ -12,6 +12,7 @@
 #include <cstdint>
 #include <limits>
 
+#include "../../core/precision.hpp"
 #include "../contract.hpp"
 #include "eigen.hpp"
 
@@ -32,7 +33,10 @@ struct LightRnnOps {
       const T* col = col_table + static_cast<std::size_t>(cell % R) * C;
       const T* position = wpe + static_cast<std::size_t>(t) * C;
       T* y = out + static_cast<std::size_t>(bt) * C;
-      for (int c = 0; c < C; ++c) y[c] = row[c] + col[c] + position[c];
+      for (int c = 0; c < C; ++c) {
+        using lightgpt::detail::widen;
+        y[c] = T(widen(row[c]) + widen(col[c]) + widen(position[c]));
+      }
     }
   }
 
@@ -248,29 +252,37 @@ struct LightRnnOps {
   }
 
   // GELU and its slope (core/elementwise.hpp's gelu and gelu_grad, term for term) from one tanh
-  // per element, taken over the whole row with Eigen's vectorised tanh (for float its fast
-  // rational approximation, within a few ulp of std::tanh; std::tanh for double). The tanh
-  // arguments are staged in `state`, which then receives GELU.
+  // per element. For fp32/fp64 the tanh runs over the whole row through Eigen's vectorised tanh
+  // (for float its fast rational approximation, within a few ulp of std::tanh; std::tanh for
+  // double), its arguments staged in `state`; 16-bit storage widens to fp32 element by element.
   template <class T>
   static void condition_one(T* slope, T* state, const T* base, const T* row, int n, int C) {
-    constexpr T kSqrt2OverPi = T(0.7978845608028654);
-    constexpr T kCubic = T(0.044715);
+    using W = lightgpt::detail::widened_t<T>;
+    constexpr W kSqrt2OverPi = W(0.7978845608028654);
+    constexpr W kCubic = W(0.044715);
     const std::size_t offset = static_cast<std::size_t>(n) * C;
     const T* b = base + offset;
     T* y = state + offset;
-    for (int c = 0; c < C; ++c) {
-      const T x = b[c] + row[c];
-      y[c] = kSqrt2OverPi * (x + kCubic * x * x * x);
-    }
-    auto t = Eigen::Map<Eigen::Array<T, Eigen::Dynamic, 1>>(y, C);
-    t = t.tanh();
-    for (int c = 0; c < C; ++c) {
-      const T x = b[c] + row[c], th = y[c];
-      y[c] = T(0.5) * x * (T(1) + th);
+    auto finish = [&](int c, W x, W th) {
+      y[c] = T(W(0.5) * x * (W(1) + th));
       if (slope) {
-        slope[offset + c] = T(0.5) * (T(1) + th) + T(0.5) * x * (T(1) - th * th) * kSqrt2OverPi *
-                                                       (T(1) + T(3) * kCubic * x * x);
+        slope[offset + c] = T(W(0.5) * (W(1) + th) + W(0.5) * x * (W(1) - th * th) * kSqrt2OverPi *
+                                                         (W(1) + W(3) * kCubic * x * x));
       }
+    };
+    if constexpr (is_16bit_v<T>) {
+      for (int c = 0; c < C; ++c) {
+        const W x = lightgpt::detail::widen(b[c]) + lightgpt::detail::widen(row[c]);
+        finish(c, x, std::tanh(kSqrt2OverPi * (x + kCubic * x * x * x)));
+      }
+    } else {
+      for (int c = 0; c < C; ++c) {
+        const T x = b[c] + row[c];
+        y[c] = kSqrt2OverPi * (x + kCubic * x * x * x);
+      }
+      auto t = Eigen::Map<Eigen::Array<T, Eigen::Dynamic, 1>>(y, C);
+      t = t.tanh();
+      for (int c = 0; c < C; ++c) finish(c, b[c] + row[c], y[c]);
     }
   }
 };
