@@ -1,10 +1,12 @@
 // The FFT causal convolution of backend/cpu/fft.hpp against the direct O(T²) sums: forward and
 // both gradients, for power-of-two, smooth and prime T; the transform length; thread-count
-// independence; the one-position decoding step.
+// independence; the one-position decoding step; the AFNO kernels with 16-bit storage.
 #include <gtest/gtest.h>
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
+#include <vector>
 
 #include "afno_instances.hpp"
 
@@ -218,6 +220,145 @@ TEST(FftConvolution, DecodingStepEqualsTheDirectSum) {
                                 conv.filter.data(), conv.stride, t, conv.C);
     for (int c = 0; c < conv.C; ++c) EXPECT_NEAR(y[c], direct[conv.at(0, t, c)], 1e-12) << t;
   }
+}
+
+// 16-bit storage: each kernel computes in fp32 from the widened inputs and rounds each stored value
+// once, so it equals the fp32 kernel run on the widened inputs, rounded (to the last bit: FMA
+// contraction may differ between the two instantiations). Parameter gradients stay fp32.
+template <class T>
+class AfnoKernels16 : public ::testing::Test {};
+using SixteenBitTypes = ::testing::Types<bfloat16, half>;
+TYPED_TEST_SUITE(AfnoKernels16, SixteenBitTypes);
+
+template <class T>
+std::vector<T> random16(std::size_t count, std::uint64_t seed, double scale = 1.0) {
+  Rng rng(seed);
+  std::vector<T> values(count);
+  for (T& value : values) value = T(scale * rng.normal());
+  return values;
+}
+template <class T>
+std::vector<float> widened(const std::vector<T>& values) {
+  std::vector<float> wide(values.size());
+  for (std::size_t i = 0; i < values.size(); ++i) wide[i] = float(values[i]);
+  return wide;
+}
+// actual[i] is the rounding of expected[i] to T, give or take its last bit.
+template <class T>
+void expect_rounded(const std::vector<T>& actual, const std::vector<float>& expected) {
+  ASSERT_EQ(actual.size(), expected.size());
+  for (std::size_t i = 0; i < actual.size(); ++i) {
+    const int bits = actual[i].bits, rounded = T(expected[i]).bits;
+    EXPECT_LE(std::abs(bits - rounded), 1)
+        << i << ": " << float(actual[i]) << " vs " << expected[i];
+  }
+}
+template <class T>
+std::vector<float> plus(const std::vector<T>& start, const std::vector<float>& added) {
+  std::vector<float> sum(added.size());
+  for (std::size_t i = 0; i < sum.size(); ++i) sum[i] = float(start[i]) + added[i];
+  return sum;
+}
+
+TYPED_TEST(AfnoKernels16, ConvolutionRoundsTheFp32ResultOnce) {
+  using T = TypeParam;
+  const int B = 2, T_ = 37, C = 20, stride = 40;  // two channel groups, taps beyond T unused
+  const auto x = random16<T>(std::size_t(B) * T_ * C, 1), dy = random16<T>(x.size(), 2);
+  const auto filter = random16<T>(std::size_t(C) * stride, 3, 0.3);
+  const auto wx = widened(x), wdy = widened(dy), wfilter = widened(filter);
+  std::vector<float> work(O::causal_conv_scratch_size(T_));
+
+  std::vector<T> y(x.size());
+  std::vector<float> wy(x.size());
+  O::causal_conv_forward(y.data(), x.data(), filter.data(), stride, B, T_, C, work.data(),
+                         work.size());
+  O::causal_conv_forward(wy.data(), wx.data(), wfilter.data(), stride, B, T_, C, work.data(),
+                         work.size());
+  expect_rounded(y, wy);
+
+  const auto dx_start = random16<T>(x.size(), 4);
+  std::vector<T> dx = dx_start;
+  std::vector<float> dfilter(filter.size(), 0.5f), wdx(x.size()), wdfilter(filter.size(), 0.5f);
+  O::causal_conv_backward(accumulate(dx.data()), accumulate(dfilter.data()), dy.data(), x.data(),
+                          filter.data(), stride, B, T_, C, work.data(), work.size());
+  O::causal_conv_backward(overwrite(wdx.data()), accumulate(wdfilter.data()), wdy.data(), wx.data(),
+                          wfilter.data(), stride, B, T_, C, work.data(), work.size());
+  expect_rounded(dx, plus(dx_start, wdx));
+  EXPECT_EQ(dfilter, wdfilter);
+}
+
+TYPED_TEST(AfnoKernels16, BlockLinearRoundsTheFp32ResultOnce) {
+  using T = TypeParam;
+  const int N = 9, blocks = 3, IB = 5, OB = 4;
+  const auto in = random16<T>(std::size_t(N) * blocks * IB, 5);
+  const auto weight = random16<T>(std::size_t(blocks) * OB * IB, 6, 0.5);
+  const auto bias = random16<T>(std::size_t(blocks) * OB, 7);
+  const auto dout = random16<T>(std::size_t(N) * blocks * OB, 8);
+  const auto win = widened(in), wweight = widened(weight), wbias = widened(bias);
+  const auto wdout = widened(dout);
+
+  std::vector<T> out(dout.size());
+  std::vector<float> wout(dout.size());
+  O::block_linear_forward(out.data(), in.data(), weight.data(), bias.data(), N, blocks, IB, OB);
+  O::block_linear_forward(wout.data(), win.data(), wweight.data(), wbias.data(), N, blocks, IB, OB);
+  expect_rounded(out, wout);
+
+  const auto din_start = random16<T>(in.size(), 9);
+  std::vector<T> din = din_start;
+  std::vector<float> dweight(weight.size(), 0.25f), dbias(bias.size(), -0.5f);
+  std::vector<float> wdin(in.size()), wdweight = dweight, wdbias = dbias;
+  O::block_linear_backward(accumulate(din.data()), accumulate(dweight.data()),
+                           accumulate(dbias.data()), dout.data(), in.data(), weight.data(), N,
+                           blocks, IB, OB);
+  O::block_linear_backward(overwrite(wdin.data()), accumulate(wdweight.data()),
+                           accumulate(wdbias.data()), wdout.data(), win.data(), wweight.data(), N,
+                           blocks, IB, OB);
+  expect_rounded(din, plus(din_start, wdin));
+  EXPECT_EQ(dweight, wdweight);
+  EXPECT_EQ(dbias, wdbias);
+
+  // Input gradient alone (no weight gradient, no staged input), overwriting.
+  O::block_linear_backward(overwrite(din.data()), Grad<float>{}, Grad<float>{}, dout.data(),
+                           in.data(), weight.data(), N, blocks, IB, OB);
+  expect_rounded(din, wdin);
+}
+
+TYPED_TEST(AfnoKernels16, GateAndShrinkRoundTheFp32ResultOnce) {
+  using T = TypeParam;
+  const std::size_t count = 301;
+  const auto u = random16<T>(count, 10), a = random16<T>(count, 11), dv = random16<T>(count, 12);
+  const auto z = random16<T>(count, 13, 0.1);
+  const auto wu = widened(u), wa = widened(a), wdv = widened(dv), wz = widened(z);
+  const double lambda = 0.05;
+
+  std::vector<T> v(count);
+  std::vector<float> wv(count);
+  O::sigmoid_gate_forward(v.data(), u.data(), a.data(), count);
+  O::sigmoid_gate_forward(wv.data(), wu.data(), wa.data(), count);
+  expect_rounded(v, wv);
+  const auto du_start = random16<T>(count, 14);
+  std::vector<T> du = du_start, da(count);
+  std::vector<float> wdu(count), wda(count);
+  O::sigmoid_gate_backward(accumulate(du.data()), overwrite(da.data()), dv.data(), u.data(),
+                           a.data(), count);
+  O::sigmoid_gate_backward(overwrite(wdu.data()), overwrite(wda.data()), wdv.data(), wu.data(),
+                           wa.data(), count);
+  expect_rounded(du, plus(du_start, wdu));
+  expect_rounded(da, wda);
+
+  std::vector<T> out(count), dz(count);
+  std::vector<float> wout(count), wdz(count);
+  O::shrink_residual_forward(out.data(), u.data(), z.data(), lambda, count);
+  O::shrink_residual_forward(wout.data(), wu.data(), wz.data(), lambda, count);
+  expect_rounded(out, wout);
+  std::vector<T> dres = du_start;
+  std::vector<float> wdres(count);
+  O::shrink_residual_backward(accumulate(dres.data()), overwrite(dz.data()), dv.data(), z.data(),
+                              lambda, count);
+  O::shrink_residual_backward(overwrite(wdres.data()), overwrite(wdz.data()), wdv.data(), wz.data(),
+                              lambda, count);
+  expect_rounded(dres, plus(du_start, wdres));
+  expect_rounded(dz, wdz);
 }
 
 }  // namespace

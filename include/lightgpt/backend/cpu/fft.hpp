@@ -6,6 +6,9 @@
 // (B, T, C) layout into contiguous sequences, one group per OpenMP thread, so results do not
 // depend on the thread count. AfnoOps: the per-token parts (block-diagonal linear layers, the
 // sigmoid gate, soft-shrink with the residual) and the one-position convolution for decoding.
+// 16-bit storage (bfloat16, half): the FFT, every sum and every element-wise formula run in fp32
+// (gather widens, the filter gradient is fp32) and each stored value is rounded once; the block
+// linear layers widen into staging slots 0–4 and call their fp32 kernel.
 //
 // The FFT engine is Eigen's default, kissfft (BSD, header-only). Eigen's module can be switched to
 // FFTW (EIGEN_FFTW_DEFAULT, linking fftw3f/fftw3); lightgpt does not test that path, and FFTW is
@@ -16,9 +19,11 @@
 #include <cmath>
 #include <complex>
 #include <cstddef>
+#include <type_traits>
 #include <unsupported/Eigen/FFT>
 
 #include "../../core/error.hpp"
+#include "../../core/precision.hpp"
 #include "../contract.hpp"
 #include "eigen.hpp"
 
@@ -248,10 +253,143 @@ struct AfnoOps {
   static constexpr std::size_t kParallelElements = std::size_t(1) << 16;
 
   // out[N, blocks·OB]: block i of each row is in[:, block i of IB] · weight[i]ᵀ + bias (bias may
-  // be null); weight is (blocks, OB, IB) row-major.
+  // be null); weight is (blocks, OB, IB) row-major. 16-bit storage widens the operands into
+  // staging slots 0 (in), 1 (weight), 2 (out) and 3 (bias), runs the fp32 kernel and rounds the
+  // output once.
   template <class T>
   static void block_linear_forward(T* out, const T* in, const T* weight, const T* bias, int N,
                                    int blocks, int IB, int OB) {
+    if constexpr (is_16bit_v<T>) {
+      const std::size_t in_values = std::size_t(N) * blocks * IB;
+      const std::size_t out_values = std::size_t(N) * blocks * OB;
+      const std::size_t weight_values = std::size_t(blocks) * OB * IB;
+      float* x = detail::staging(0, in_values);
+      float* w = detail::staging(1, weight_values);
+      float* y = detail::staging(2, out_values);
+      float* b = nullptr;
+      detail::widen_into(x, in, in_values);
+      detail::widen_into(w, weight, weight_values);
+      if (bias) {
+        b = detail::staging(3, std::size_t(blocks) * OB);
+        detail::widen_into(b, bias, std::size_t(blocks) * OB);
+      }
+      block_linear_forward_wide(y, static_cast<const float*>(x), static_cast<const float*>(w),
+                                static_cast<const float*>(b), N, blocks, IB, OB);
+      detail::round_into(out, y, out_values);
+    } else {
+      block_linear_forward_wide(out, in, weight, bias, N, blocks, IB, OB);
+    }
+  }
+
+  // din[N, blocks·IB] = dout · weight per block; dweight[i] = dout[:, block i]ᵀ · in[:, block i];
+  // dbias = Σ_rows dout. Any of the three may be null. The parameter gradients G are the storage
+  // type, or fp32 for 16-bit storage, whose operands are widened into staging slots 0 (in),
+  // 1 (weight), 2 (dout) and 4 (din, rounded once into din at the end).
+  template <class T, class G>
+  static void block_linear_backward(Grad<T> din, Grad<G> dweight, Grad<G> dbias, const T* dout,
+                                    const T* in, const T* weight, int N, int blocks, int IB,
+                                    int OB) {
+    if constexpr (is_16bit_v<T>) {
+      static_assert(std::is_same_v<G, float>, "16-bit layers keep fp32 parameter gradients");
+      const std::size_t in_values = std::size_t(N) * blocks * IB;
+      const std::size_t out_values = std::size_t(N) * blocks * OB;
+      const std::size_t weight_values = std::size_t(blocks) * OB * IB;
+      float* g = detail::staging(2, out_values);
+      detail::widen_into(g, dout, out_values);
+      float *x = nullptr, *w = nullptr, *dx = nullptr;
+      if (dweight) {
+        x = detail::staging(0, in_values);
+        detail::widen_into(x, in, in_values);
+      }
+      if (din) {
+        w = detail::staging(1, weight_values);
+        dx = detail::staging(4, in_values);
+        detail::widen_into(w, weight, weight_values);
+      }
+      block_linear_backward_wide(Grad<float>{dx, Mode::overwrite}, dweight, dbias,
+                                 static_cast<const float*>(g), static_cast<const float*>(x),
+                                 static_cast<const float*>(w), N, blocks, IB, OB);
+      if (din) detail::round_into(din.ptr, dx, in_values, din.mode);
+    } else {
+      static_assert(std::is_same_v<G, T>, "fp32/fp64 layers keep gradients in their own type");
+      block_linear_backward_wide(din, dweight, dbias, dout, in, weight, N, blocks, IB, OB);
+    }
+  }
+
+  // v = u ⊙ σ(gate_pre).
+  template <class T>
+  static void sigmoid_gate_forward(T* v, const T* u, const T* gate_pre, std::size_t count) {
+#pragma omp parallel for schedule(static) if (count >= kParallelElements)
+    for (std::ptrdiff_t i = 0; i < static_cast<std::ptrdiff_t>(count); ++i) {
+      v[i] = T(widen(u[i]) * sigmoid(widen(gate_pre[i])));
+    }
+  }
+
+  // du = dv ⊙ σ(a), dgate_pre = dv ⊙ u ⊙ σ(a)(1 − σ(a)). Element-wise, so dgate_pre may alias dv.
+  template <class T>
+  static void sigmoid_gate_backward(Grad<T> du, Grad<T> dgate_pre, const T* dv, const T* u,
+                                    const T* gate_pre, std::size_t count) {
+    using W = lightgpt::detail::widened_t<T>;
+#pragma omp parallel for schedule(static) if (count >= kParallelElements)
+    for (std::ptrdiff_t i = 0; i < static_cast<std::ptrdiff_t>(count); ++i) {
+      const W g = sigmoid(widen(gate_pre[i])), grad = widen(dv[i]);
+      if (du) put(du, i, grad * g);
+      if (dgate_pre) put(dgate_pre, i, grad * widen(u[i]) * g * (W(1) - g));
+    }
+  }
+
+  // out = v + S_λ(z), S_λ the soft-shrink sign(z)·max(|z| − λ, 0).
+  template <class T>
+  static void shrink_residual_forward(T* out, const T* v, const T* z, double lambda,
+                                      std::size_t count) {
+    using W = lightgpt::detail::widened_t<T>;
+    const W threshold = W(lambda);
+#pragma omp parallel for schedule(static) if (count >= kParallelElements)
+    for (std::ptrdiff_t i = 0; i < static_cast<std::ptrdiff_t>(count); ++i) {
+      const W value = widen(z[i]);
+      const W shrunk = value > threshold    ? value - threshold
+                       : value < -threshold ? value + threshold
+                                            : W(0);
+      out[i] = T(widen(v[i]) + shrunk);
+    }
+  }
+
+  // dv = dout, dz = dout where |z| > λ and 0 elsewhere.
+  template <class T>
+  static void shrink_residual_backward(Grad<T> dv, Grad<T> dz, const T* dout, const T* z,
+                                       double lambda, std::size_t count) {
+    using W = lightgpt::detail::widened_t<T>;
+    const W threshold = W(lambda);
+#pragma omp parallel for schedule(static) if (count >= kParallelElements)
+    for (std::ptrdiff_t i = 0; i < static_cast<std::ptrdiff_t>(count); ++i) {
+      const W grad = widen(dout[i]), value = widen(z[i]);
+      if (dv) put(dv, i, grad);
+      if (dz) put(dz, i, (value > threshold || value < -threshold) ? grad : W(0));
+    }
+  }
+
+  // Decoding: stores x (C values) as position t of `history` (C rows of history_stride) and
+  // writes y[c] = Σ_{s≤t} filter[c·filter_stride + t − s] · history[c·history_stride + s],
+  // accumulated in A in order of s: O(t·C).
+  template <class A, class T>
+  static void causal_conv_step(T* y, T* history, int history_stride, const T* x, const T* filter,
+                               int filter_stride, int t, int C) {
+#pragma omp parallel for schedule(static) if (std::size_t(t + 1) * C >= kParallelElements)
+    for (int c = 0; c < C; ++c) {
+      T* past = history + static_cast<std::size_t>(c) * history_stride;
+      const T* taps = filter + static_cast<std::size_t>(c) * filter_stride;
+      past[t] = x[c];
+      A sum = 0;
+      for (int s = 0; s <= t; ++s) sum += A(taps[t - s]) * A(past[s]);
+      y[c] = T(sum);
+    }
+  }
+
+ private:
+  // The kernels proper, for fp32/fp64 operands.
+  template <class T>
+  static void block_linear_forward_wide(T* out, const T* in, const T* weight, const T* bias, int N,
+                                        int blocks, int IB, int OB) {
     const int in_stride = blocks * IB, out_stride = blocks * OB;
     for (int i = 0; i < blocks; ++i) {
       auto result = detail::strided(out + static_cast<std::size_t>(i) * OB, N, OB, out_stride);
@@ -263,9 +401,9 @@ struct AfnoOps {
   }
 
   template <class T>
-  static void block_linear_backward(Grad<T> din, Grad<T> dweight, Grad<T> dbias, const T* dout,
-                                    const T* in, const T* weight, int N, int blocks, int IB,
-                                    int OB) {
+  static void block_linear_backward_wide(Grad<T> din, Grad<T> dweight, Grad<T> dbias, const T* dout,
+                                         const T* in, const T* weight, int N, int blocks, int IB,
+                                         int OB) {
     const int in_stride = blocks * IB, out_stride = blocks * OB;
     for (int i = 0; i < blocks; ++i) {
       auto grad_out = detail::strided(dout + static_cast<std::size_t>(i) * OB, N, OB, out_stride);
@@ -301,78 +439,18 @@ struct AfnoOps {
     }
   }
 
-  // v = u ⊙ σ(gate_pre).
   template <class T>
-  static void sigmoid_gate_forward(T* v, const T* u, const T* gate_pre, std::size_t count) {
-#pragma omp parallel for schedule(static) if (count >= kParallelElements)
-    for (std::ptrdiff_t i = 0; i < static_cast<std::ptrdiff_t>(count); ++i) {
-      v[i] = u[i] * sigmoid(gate_pre[i]);
-    }
+  static auto widen(T x) {
+    return lightgpt::detail::widen(x);
   }
-
-  // du = dv ⊙ σ(a), dgate_pre = dv ⊙ u ⊙ σ(a)(1 − σ(a)). Element-wise, so dgate_pre may alias dv.
-  template <class T>
-  static void sigmoid_gate_backward(Grad<T> du, Grad<T> dgate_pre, const T* dv, const T* u,
-                                    const T* gate_pre, std::size_t count) {
-#pragma omp parallel for schedule(static) if (count >= kParallelElements)
-    for (std::ptrdiff_t i = 0; i < static_cast<std::ptrdiff_t>(count); ++i) {
-      const T g = sigmoid(gate_pre[i]), grad = dv[i];
-      if (du) put(du, i, grad * g);
-      if (dgate_pre) put(dgate_pre, i, grad * u[i] * g * (T(1) - g));
-    }
+  template <class W>
+  static W sigmoid(W a) {
+    return W(1) / (W(1) + std::exp(-a));
   }
-
-  // out = v + S_λ(z), S_λ the soft-shrink sign(z)·max(|z| − λ, 0).
-  template <class T>
-  static void shrink_residual_forward(T* out, const T* v, const T* z, double lambda,
-                                      std::size_t count) {
-    const T threshold = T(lambda);
-#pragma omp parallel for schedule(static) if (count >= kParallelElements)
-    for (std::ptrdiff_t i = 0; i < static_cast<std::ptrdiff_t>(count); ++i) {
-      const T shrunk = z[i] > threshold    ? z[i] - threshold
-                       : z[i] < -threshold ? z[i] + threshold
-                                           : T(0);
-      out[i] = v[i] + shrunk;
-    }
-  }
-
-  // dv = dout, dz = dout where |z| > λ and 0 elsewhere.
-  template <class T>
-  static void shrink_residual_backward(Grad<T> dv, Grad<T> dz, const T* dout, const T* z,
-                                       double lambda, std::size_t count) {
-    const T threshold = T(lambda);
-#pragma omp parallel for schedule(static) if (count >= kParallelElements)
-    for (std::ptrdiff_t i = 0; i < static_cast<std::ptrdiff_t>(count); ++i) {
-      if (dv) put(dv, i, dout[i]);
-      if (dz) put(dz, i, (z[i] > threshold || z[i] < -threshold) ? dout[i] : T(0));
-    }
-  }
-
-  // Decoding: stores x (C values) as position t of `history` (C rows of history_stride) and
-  // writes y[c] = Σ_{s≤t} filter[c·filter_stride + t − s] · history[c·history_stride + s],
-  // accumulated in A in order of s: O(t·C).
-  template <class A, class T>
-  static void causal_conv_step(T* y, T* history, int history_stride, const T* x, const T* filter,
-                               int filter_stride, int t, int C) {
-#pragma omp parallel for schedule(static) if (std::size_t(t + 1) * C >= kParallelElements)
-    for (int c = 0; c < C; ++c) {
-      T* past = history + static_cast<std::size_t>(c) * history_stride;
-      const T* taps = filter + static_cast<std::size_t>(c) * filter_stride;
-      past[t] = x[c];
-      A sum = 0;
-      for (int s = 0; s <= t; ++s) sum += A(taps[t - s]) * A(past[s]);
-      y[c] = T(sum);
-    }
-  }
-
- private:
-  template <class T>
-  static T sigmoid(T a) {
-    return T(1) / (T(1) + std::exp(-a));
-  }
-  template <class T>
-  static void put(Grad<T> grad, std::ptrdiff_t i, T value) {
-    grad.ptr[i] = grad.mode == Mode::accumulate ? T(grad.ptr[i] + value) : value;
+  // Stores a widened value, rounding once (16-bit storage).
+  template <class T, class W>
+  static void put(Grad<T> grad, std::ptrdiff_t i, W value) {
+    grad.ptr[i] = grad.mode == Mode::accumulate ? T(widen(grad.ptr[i]) + value) : T(value);
   }
 };
 
