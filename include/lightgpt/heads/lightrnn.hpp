@@ -311,38 +311,6 @@ class LightRnnHeadImpl {
 
 }  // namespace detail
 
-// Draws a token from one row of full-vocabulary log-probabilities (GPT::log_probs), with
-// temperature and top-k applied to that joint distribution — for LightRnnHead, P(r)·P(c | r) over
-// all V tokens, never to the row and column factors separately. temperature 0 or top_k 1 is
-// greedy; top_k <= 0 keeps every token.
-template <class A>
-int sample_token(const A* log_probs, int V, double temperature, int top_k, Rng& rng) {
-  LIGHTGPT_CHECK(V > 0, "sample_token: V must be positive, got ", V);
-  LIGHTGPT_CHECK(temperature >= 0 && temperature < 1e30,
-                 "sample_token: temperature must be finite and non-negative, got ", temperature);
-  std::vector<int> order(static_cast<std::size_t>(V));
-  for (int v = 0; v < V; ++v) order[v] = v;
-  const int keep = top_k <= 0 || top_k > V ? V : top_k;
-  auto more_likely = [log_probs](int a, int b) {
-    return log_probs[a] > log_probs[b] || (log_probs[a] == log_probs[b] && a < b);
-  };
-  std::partial_sort(order.begin(), order.begin() + keep, order.end(), more_likely);
-  if (temperature == 0 || keep == 1) return order[0];
-  std::vector<double> weights(static_cast<std::size_t>(keep));
-  double total = 0;
-  for (int k = 0; k < keep; ++k) {
-    weights[k] =
-        std::exp((double(log_probs[order[k]]) - double(log_probs[order[0]])) / temperature);
-    total += weights[k];
-  }
-  double u = rng.uniform() * total;
-  for (int k = 0; k < keep; ++k) {
-    u -= weights[k];
-    if (u < 0) return order[k];
-  }
-  return order[keep - 1];
-}
-
 // LightRNN's factorised head (2·R·C + C² + C parameters instead of V·C), optionally with
 // multi-token prediction.
 template <class Mtp = MTP<1>>
