@@ -47,7 +47,7 @@ class AttentionMixer {
     bind(qkv_, slots * positions * 3 * C);
     bind(atty_, slots * positions * C);
     bind(lse_, slots * positions * NH_);
-    bind(scratch_, O::attention_scratch_size(max_T_));
+    bind(scratch_, O::template attention_scratch_size<T>(positions, max_T_, C_, NH_));
   }
   // Gradient buffers shared by all layers.
   template <class Bind>

@@ -41,6 +41,13 @@ struct AttentionOps {
   static std::size_t attention_scratch_size(int max_T) {
     return static_cast<std::size_t>(max_threads()) * 2 * kQueryBlock * max_T;
   }
+  // The contract's form (the model's call): the CPU kernels need per-thread blocks only, so the
+  // batch size, width and head count do not enter.
+  template <class T>
+  static std::size_t attention_scratch_size(std::size_t /*positions*/, int max_T, int /*C*/,
+                                            int /*NH*/) {
+    return attention_scratch_size(max_T);
+  }
 
   // qkv[B, T, 3C] holds q | k | v, head h in columns [h·hs, (h+1)·hs) of each; out[B, T, C].
   // lse[B, NH, T] is written when non-null.

@@ -1,0 +1,108 @@
+// Optimizer kernels on the GPU: the global sum of squares of the gradients for norm clipping, and
+// the AdamW update of backend/cpu/optim.hpp fused into one element-wise pass that writes the fp32
+// master weights and the working (storage-typed) copy. The sum of squares is two passes of
+// cub::BlockReduce in double over a grid fixed by the SM count (partials in a grow-only context
+// slot, no atomics), so it is run-to-run deterministic. Not cub::DeviceReduce: its kernels name
+// ::cuda::std types in nvcc's generated host stubs, which then fail to compile in any translation
+// unit that says `using namespace lightgpt;` (lightgpt::cuda makes the name `cuda` ambiguous).
+#pragma once
+
+#include <cuda_runtime.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstddef>
+#include <cub/block/block_reduce.cuh>
+
+#include "../../core/precision.hpp"
+#include "../contract.hpp"
+#include "context.cuh"
+
+namespace lightgpt::cuda {
+namespace kernels {
+
+constexpr int kSquaresThreads = 256;
+
+// Pass 1 (partials[blockIdx.x] = this block's grid-stride share) and pass 2 (one block over the
+// partials) of the sum of squares.
+template <class A>
+__global__ void sum_of_squares_kernel(double* partials, const A* values, std::size_t count) {
+  using Reduce = cub::BlockReduce<double, kSquaresThreads>;
+  __shared__ typename Reduce::TempStorage temp;
+  double sum = 0;
+  for (std::size_t i = blockIdx.x * std::size_t(kSquaresThreads) + threadIdx.x; i < count;
+       i += std::size_t(gridDim.x) * kSquaresThreads) {
+    sum += double(values[i]) * double(values[i]);
+  }
+  sum = Reduce(temp).Sum(sum);
+  if (threadIdx.x == 0) partials[blockIdx.x] = sum;
+}
+
+template <class A>
+__global__ void sum_partials_kernel(A* result, const A* partials, int count) {
+  using Reduce = cub::BlockReduce<A, kSquaresThreads>;
+  __shared__ typename Reduce::TempStorage temp;
+  A sum = 0;
+  for (int i = threadIdx.x; i < count; i += kSquaresThreads) sum += partials[i];
+  sum = Reduce(temp).Sum(sum);
+  if (threadIdx.x == 0) result[0] = sum;
+}
+
+template <class T, class A>
+__global__ void adamw_kernel(T* params, A* master, A* m, A* v, const A* grads, std::size_t count,
+                             AdamWStep<A> step) {
+  for (std::size_t i = blockIdx.x * std::size_t(blockDim.x) + threadIdx.x; i < count;
+       i += std::size_t(gridDim.x) * blockDim.x) {
+    const A g = grads[i] * step.grad_scale;
+    const A m_i = step.beta1 * m[i] + (A(1) - step.beta1) * g;
+    const A v_i = step.beta2 * v[i] + (A(1) - step.beta2) * g * g;
+    m[i] = m_i;
+    v[i] = v_i;
+    const A m_hat = m_i / step.bias_correction1;
+    const A v_hat = v_i / step.bias_correction2;
+    A w = master[i];
+    w -= step.lr * (m_hat / (sqrt(v_hat) + step.eps) + step.weight_decay * w);
+    master[i] = w;
+    params[i] = T(w);
+  }
+}
+
+}  // namespace kernels
+
+struct OptimOps {
+  // Σ values² in double, returned on the host.
+  template <class A>
+  static double sum_of_squares(const A* values, std::size_t count) {
+    if (count == 0) return 0.0;
+    Context& ctx = context();
+    const std::size_t needed = (count + kernels::kSquaresThreads - 1) / kernels::kSquaresThreads;
+    const int blocks = static_cast<int>(
+        std::min<std::size_t>(needed, static_cast<std::size_t>(ctx.sm_count()) * 4));
+    auto* partials = static_cast<double*>(ctx.scratch(Scratch::cub_temp, sizeof(double) * blocks));
+    auto* result = static_cast<double*>(ctx.scratch(Scratch::scalar, sizeof(double)));
+    kernels::sum_of_squares_kernel<<<blocks, kernels::kSquaresThreads, 0, ctx.stream()>>>(
+        partials, values, count);
+    LIGHTGPT_CUDA_CHECK_LAUNCH();
+    kernels::sum_partials_kernel<<<1, kernels::kSquaresThreads, 0, ctx.stream()>>>(result, partials,
+                                                                                   blocks);
+    LIGHTGPT_CUDA_CHECK_LAUNCH();
+    double sum = 0;
+    LIGHTGPT_CUDA_CHECK(
+        cudaMemcpyAsync(&sum, result, sizeof(double), cudaMemcpyDeviceToHost, ctx.stream()));
+    ctx.synchronize();
+    return sum;
+  }
+
+  // master/m/v/grads are fp32; params is the working copy, which may be the same memory as master
+  // when the two types agree.
+  template <class T, class A>
+  static void adamw_update(T* params, A* master, A* m, A* v, const A* grads, std::size_t count,
+                           const AdamWStep<A>& step) {
+    if (count == 0) return;
+    kernels::adamw_kernel<<<elementwise_blocks(count), 256, 0, context().stream()>>>(
+        params, master, m, v, grads, count, step);
+    LIGHTGPT_CUDA_CHECK_LAUNCH();
+  }
+};
+
+}  // namespace lightgpt::cuda
