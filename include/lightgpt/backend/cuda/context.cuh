@@ -27,6 +27,24 @@ inline void check_cublas(cublasStatus_t status, const char* call) {
 // Launch errors are sticky per kernel launch; checked right after every launch.
 #define LIGHTGPT_CUDA_CHECK_LAUNCH() LIGHTGPT_CUDA_CHECK(cudaGetLastError())
 
+// cudaMalloc with the failure turned into a lightgpt::Error. Running out of memory is recoverable
+// (a caller may retry with a smaller batch), so the runtime's last error is cleared first: later
+// launch checks must not report it again.
+inline void* device_allocate(std::size_t bytes) {
+  void* ptr = nullptr;
+  const cudaError_t status = cudaMalloc(&ptr, bytes);
+  if (status != cudaSuccess) {
+    cudaGetLastError();
+    LIGHTGPT_CHECK(false, "cudaMalloc of ", bytes, " bytes failed: ", cudaGetErrorName(status),
+                   " (", cudaGetErrorString(status), ")");
+  }
+  return ptr;
+}
+// cudaFree for destructors: a failure is cleared, never thrown.
+inline void device_release(void* ptr) noexcept {
+  if (ptr != nullptr && cudaFree(ptr) != cudaSuccess) cudaGetLastError();
+}
+
 // Grow-only scratch slots, one per use, so two uses never share memory within one operation.
 enum class Scratch : int {
   column_partials = 0,  // partial column sums of the deterministic two-pass reductions
@@ -65,10 +83,10 @@ class Context {
     Slot& s = slots_[static_cast<int>(slot)];
     if (bytes > s.bytes) {
       // cudaFree synchronises the device, so no queued kernel still uses the old buffer.
-      if (s.ptr) LIGHTGPT_CUDA_CHECK(cudaFree(s.ptr));
+      device_release(s.ptr);
       s.ptr = nullptr;
       s.bytes = 0;
-      LIGHTGPT_CUDA_CHECK(cudaMalloc(&s.ptr, bytes));
+      s.ptr = device_allocate(bytes);
       s.bytes = bytes;
     }
     return s.ptr;
@@ -94,7 +112,7 @@ class Context {
     // cudaMemcpy in user code).
     LIGHTGPT_CUDA_CHECK(cudaStreamCreate(&stream_));
     LIGHTGPT_CUBLAS_CHECK(cublasLtCreate(&lt_));
-    LIGHTGPT_CUDA_CHECK(cudaMalloc(&workspace_, kWorkspaceBytes));
+    workspace_ = device_allocate(kWorkspaceBytes);
   }
 
   struct Slot {

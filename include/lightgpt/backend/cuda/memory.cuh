@@ -17,14 +17,9 @@ template <>
 struct Memory<Cuda> {
   static void* allocate(std::size_t bytes) {
     if (bytes == 0) return nullptr;
-    void* ptr = nullptr;
-    LIGHTGPT_CUDA_CHECK(cudaMalloc(&ptr, bytes));
-    return ptr;
+    return cuda::device_allocate(bytes);
   }
-  // Called from destructors: a failure is cleared, never thrown.
-  static void release(void* ptr) noexcept {
-    if (ptr != nullptr && cudaFree(ptr) != cudaSuccess) cudaGetLastError();
-  }
+  static void release(void* ptr) noexcept { cuda::device_release(ptr); }
 };
 
 namespace cuda {

@@ -1,0 +1,236 @@
+// GPT-2 small (d12, V = 50257, T = 1024) training throughput in bf16 on one GPU: tokens/s and
+// MFU for the largest batch that fits (tried from --batch down), with MFU stated twice — against
+// the datasheet bf16 dense peak (989 TFLOP/s, H100/H200 SXM) and against the cuBLASLt rate this
+// run measures at the model's own GEMM shapes. Where the time goes is estimated by timing each
+// kernel family on its own at the step's shapes (CUDA events): GEMMs, attention, element-wise
+// (LayerNorm, GELU, residual, embedding, loss) and the optimizer; "other" is the step minus their
+// sum. A plain program (no Google Benchmark): the GPU machine runs it from the bundle and
+// benchmarks/gpu/run.sh reads its `RESULT key=value` lines.
+#include <cuda_runtime.h>
+
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <functional>
+#include <lightgpt/cuda.cuh>
+#include <memory>
+#include <random>
+#include <string>
+#include <vector>
+
+namespace {
+
+using lightgpt::Cuda;
+using Model = lightgpt::GPT<lightgpt::Bf16, lightgpt::DenseHead<>, lightgpt::Attention, Cuda>;
+using T = lightgpt::bfloat16;
+using O = lightgpt::Ops<Cuda>;
+
+constexpr double kPeakBf16 = 989e12;
+
+class Timer {
+ public:
+  Timer() {
+    LIGHTGPT_CUDA_CHECK(cudaEventCreate(&start_));
+    LIGHTGPT_CUDA_CHECK(cudaEventCreate(&stop_));
+  }
+  ~Timer() {
+    cudaEventDestroy(start_);
+    cudaEventDestroy(stop_);
+  }
+  // Seconds per call of `body`, averaged over `repeats` after one warm-up call.
+  double seconds(int repeats, const std::function<void()>& body) {
+    cudaStream_t stream = lightgpt::cuda::context().stream();
+    body();
+    LIGHTGPT_CUDA_CHECK(cudaEventRecord(start_, stream));
+    for (int i = 0; i < repeats; ++i) body();
+    LIGHTGPT_CUDA_CHECK(cudaEventRecord(stop_, stream));
+    LIGHTGPT_CUDA_CHECK(cudaEventSynchronize(stop_));
+    float ms = 0;
+    LIGHTGPT_CUDA_CHECK(cudaEventElapsedTime(&ms, start_, stop_));
+    return ms * 1e-3 / repeats;
+  }
+
+ private:
+  cudaEvent_t start_{}, stop_{};
+};
+
+template <class U>
+struct Device {
+  explicit Device(std::size_t n)
+      : count(n), ptr(static_cast<U*>(lightgpt::cuda::device_allocate(n * sizeof(U)))) {}
+  ~Device() { lightgpt::cuda::device_release(ptr); }
+  Device(const Device&) = delete;
+  Device& operator=(const Device&) = delete;
+  void fill(float value) {
+    std::vector<U> host(count, U(value));
+    O::copy_from_host(ptr, host.data(), count);
+  }
+  std::size_t count;
+  U* ptr;
+};
+
+int arg_int(int argc, char** argv, const char* name, int fallback) {
+  for (int i = 1; i + 1 < argc; ++i) {
+    if (std::strcmp(argv[i], name) == 0) return std::atoi(argv[i + 1]);
+  }
+  return fallback;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (!lightgpt::cuda::device_available()) {
+    std::printf("no usable GPU\n");
+    return 1;
+  }
+  const int T_ = 1024;
+  const int max_batch = arg_int(argc, argv, "--batch", 64);
+  const int steps = arg_int(argc, argv, "--steps", 10);
+  cudaDeviceProp props{};
+  LIGHTGPT_CUDA_CHECK(cudaGetDeviceProperties(&props, 0));
+  std::printf("RESULT gpu=%s\n", props.name);
+
+  lightgpt::ModelConfig config;
+  config.vocab_size = 50257;
+  config.max_seq_len = T_;
+  config.n_layer = 12;
+  config.n_head = 12;
+  config.d_model = 768;
+  const int C = config.d_model, L = config.n_layer, NH = config.n_head;
+  const int V = config.vocab_size, Vp = config.padded_vocab_size();
+
+  Model model(config, 1337);
+  lightgpt::AdamW<Cuda, float> optimizer(model.parameters().layout());
+
+  // The largest batch that fits: reserve() allocates the whole training arena up front; a
+  // failed step (scratch that grows on first use) also counts as not fitting.
+  std::mt19937 engine(42);
+  std::uniform_int_distribution<int> id(0, V - 1);
+  std::vector<std::int32_t> tokens;
+  int B = 0;
+  for (int candidate = max_batch; candidate >= 1; candidate /= 2) {
+    try {
+      model.reserve(candidate, T_);
+      tokens.resize(std::size_t(candidate) * (T_ + 1));
+      for (auto& t : tokens) t = id(engine);
+      model.zero_grad();
+      model.forward(tokens.data(), candidate, T_);
+      model.backward();
+      optimizer.step(model.parameters(), 6e-4);
+      lightgpt::cuda::context().synchronize();
+      B = candidate;
+      break;
+    } catch (const lightgpt::Error& error) {
+      std::printf("batch %d does not fit: %s\n", candidate, error.what());
+    }
+  }
+  if (B == 0) return 1;
+  const std::size_t tokens_per_step = std::size_t(B) * T_;
+  std::printf("RESULT batch=%d\n", B);
+
+  Timer timer;
+  float last_loss = 0;
+  const double step_s = timer.seconds(steps, [&] {
+    model.zero_grad();
+    last_loss = model.forward(tokens.data(), B, T_);
+    model.backward();
+    optimizer.step(model.parameters(), 6e-4);
+  });
+
+  // Model FLOPs per token (PaLM's convention): 6 per parameter that multiplies (wte at V rows,
+  // not wpe) plus attention's 12·L·C·T (causal masking not discounted).
+  const auto& layout = model.parameters().layout();
+  const double params = double(model.num_parameters()) - double(layout.at("wpe").numel) -
+                        double(Vp - V) * C;
+  const double flops_per_token = 6.0 * params + 12.0 * L * C * T_;
+  const double tokens_per_s = tokens_per_step / step_s;
+  const double achieved = tokens_per_s * flops_per_token;
+
+  // The cuBLASLt rate at the model's GEMM shapes: one step's worth of the layer products (forward
+  // and both backward products) and the tied head, timed alone.
+  const int N = B * T_;
+  Device<T> x(std::size_t(N) * 4 * C), y(std::size_t(N) * 4 * C), w(std::size_t(4) * C * C);
+  Device<T> logits(std::size_t(N) * Vp), wte(std::size_t(Vp) * C);
+  Device<float> dw(std::size_t(Vp) * C);
+  x.fill(0.01f), w.fill(0.01f), wte.fill(0.01f), logits.fill(0.001f);
+  struct Shape {
+    int in, out;
+  };
+  const Shape shapes[] = {{C, 3 * C}, {C, C}, {C, 4 * C}, {4 * C, C}};
+  double gemm_flops = 0;
+  const double gemm_s = timer.seconds(3, [&] {
+    for (int layer = 0; layer < L; ++layer) {
+      for (const Shape& s : shapes) {
+        O::matmul_forward(y.ptr, x.ptr, w.ptr, static_cast<const T*>(nullptr), N, s.in, s.out);
+        O::matmul_backward(lightgpt::overwrite(x.ptr), lightgpt::accumulate(dw.ptr),
+                           lightgpt::Grad<float>{}, y.ptr, x.ptr, w.ptr, N, s.in, s.out);
+      }
+    }
+    O::matmul_forward(logits.ptr, x.ptr, wte.ptr, static_cast<const T*>(nullptr), N, C, Vp);
+    O::matmul_backward(lightgpt::overwrite(x.ptr), lightgpt::accumulate(dw.ptr),
+                       lightgpt::Grad<float>{}, logits.ptr, x.ptr, wte.ptr, N, C, Vp);
+  });
+  for (const Shape& s : shapes) gemm_flops += 6.0 * N * s.in * s.out * L;
+  gemm_flops += 6.0 * N * C * Vp;
+  const double gemm_rate = gemm_flops / gemm_s;
+
+  // Attention (forward + backward, all layers) alone.
+  Device<T> qkv(std::size_t(N) * 3 * C), att(std::size_t(N) * C), dqkv(std::size_t(N) * 3 * C);
+  Device<float> lse(std::size_t(N) * NH);
+  Device<T> scratch(O::attention_scratch_size<T>(N, T_, C, NH));
+  qkv.fill(0.01f), att.fill(0.01f);
+  const double attention_s = timer.seconds(2, [&] {
+    for (int layer = 0; layer < L; ++layer) {
+      O::attention_forward(att.ptr, lse.ptr, qkv.ptr, B, T_, C, NH, scratch.ptr);
+      O::attention_backward(lightgpt::overwrite(dqkv.ptr), att.ptr, qkv.ptr, att.ptr, lse.ptr, B,
+                            T_, C, NH, scratch.ptr);
+    }
+  });
+
+  // Element-wise families at the step's shapes: 2L+1 LayerNorms, L GELUs, 2L residual adds (each
+  // forward and backward), the embedding and the fused cross-entropy.
+  Device<T> a(std::size_t(N) * C), b(std::size_t(N) * C), wc(C);
+  Device<float> mean(N), rstd(N), dwc(C), losses(N);
+  Device<std::int32_t> ids(std::size_t(N) + B);
+  a.fill(0.5f), b.fill(0.25f), wc.fill(1.0f);
+  O::copy_from_host(ids.ptr, tokens.data(), ids.count);  // real ids: the embedding scatter sorts
+  const double elementwise_s = timer.seconds(2, [&] {
+    for (int i = 0; i < 2 * L + 1; ++i) {
+      O::layernorm_forward(b.ptr, mean.ptr, rstd.ptr, a.ptr, wc.ptr, wc.ptr, N, C);
+      O::layernorm_backward(lightgpt::accumulate(a.ptr), lightgpt::accumulate(dwc.ptr),
+                            lightgpt::accumulate(dwc.ptr), b.ptr, a.ptr, wc.ptr, mean.ptr,
+                            rstd.ptr, N, C);
+    }
+    for (int i = 0; i < L; ++i) {
+      O::gelu_forward(y.ptr, x.ptr, std::size_t(N) * 4 * C);
+      O::gelu_backward(lightgpt::overwrite(y.ptr), y.ptr, x.ptr, std::size_t(N) * 4 * C);
+    }
+    for (int i = 0; i < 2 * L; ++i) O::residual_forward(b.ptr, a.ptr, b.ptr, std::size_t(N) * C);
+    O::embedding_forward(b.ptr, ids.ptr, T_ + 1, wte.ptr, wte.ptr, B, T_, C);
+    O::embedding_backward(lightgpt::accumulate(dw.ptr), lightgpt::accumulate(dw.ptr), b.ptr,
+                          ids.ptr, T_ + 1, B, T_, C);
+    O::row_logsumexp(lse.ptr, logits.ptr, N, V, Vp);
+    O::cross_entropy(losses.ptr, lse.ptr, logits.ptr, ids.ptr + 1, T_ + 1, B, T_, Vp);
+    const float weight = 1.0f;
+    O::cross_entropy_backward_inplace(logits.ptr, lse.ptr, ids.ptr + 1, T_ + 1, &weight, 1,
+                                      1.0f / N, B, T_, V, Vp);
+  });
+  const double optimizer_s =
+      timer.seconds(3, [&] { optimizer.step(model.parameters(), 6e-4); });
+
+  std::printf("RESULT loss=%.4f\n", last_loss);
+  std::printf("RESULT step_ms=%.2f\n", step_s * 1e3);
+  std::printf("RESULT tokens_per_s=%.0f\n", tokens_per_s);
+  std::printf("RESULT model_tflops=%.1f\n", achieved / 1e12);
+  std::printf("RESULT mfu_peak=%.3f\n", achieved / kPeakBf16);
+  std::printf("RESULT gemm_tflops=%.1f\n", gemm_rate / 1e12);
+  std::printf("RESULT mfu_gemm=%.3f\n", achieved / gemm_rate);
+  std::printf("RESULT time_gemm_ms=%.2f\n", gemm_s * 1e3);
+  std::printf("RESULT time_attention_ms=%.2f\n", attention_s * 1e3);
+  std::printf("RESULT time_elementwise_ms=%.2f\n", elementwise_s * 1e3);
+  std::printf("RESULT time_optimizer_ms=%.2f\n", optimizer_s * 1e3);
+  std::printf("RESULT time_other_ms=%.2f\n",
+              (step_s - gemm_s - attention_s - elementwise_s - optimizer_s) * 1e3);
+  return 0;
+}

@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Builds what the GPU machine lacks, here (nvcc, Eigen, GoogleTest): the CUDA test binary and the
+# GPT-2 benchmark for sm_90, with libstdc++/libgcc and GoogleTest linked statically and libgomp
+# copied alongside, into gpu-bundle/ (git-ignored, must stay under 60 MB). cudart and cuBLASLt
+# come from the GPU machine's CUDA 13. Usage: benchmarks/gpu/bundle.sh
+set -euo pipefail
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+BUILD=${BUILD:-$ROOT/build-gpu-bundle}
+BUNDLE=$ROOT/gpu-bundle
+JOBS=${JOBS:-2}
+
+cmake -S "$ROOT" -B "$BUILD" -DCMAKE_BUILD_TYPE=Release -DLIGHTGPT_ENABLE_CUDA=ON \
+  -DCMAKE_CUDA_ARCHITECTURES=90 -DLIGHTGPT_BUILD_EXAMPLES=OFF \
+  -DCMAKE_EXE_LINKER_FLAGS="-static-libstdc++ -static-libgcc" >/dev/null
+cmake --build "$BUILD" --target test_cuda bench_gpt2 -j "$JOBS"
+
+rm -rf "$BUNDLE"
+mkdir -p "$BUNDLE/lib"
+cp "$BUILD/tests/cuda/test_cuda" "$BUILD/benchmarks/gpu/bench_gpt2" "$BUNDLE/"
+strip --strip-unneeded "$BUNDLE/test_cuda" "$BUNDLE/bench_gpt2"
+gomp=$(g++ -print-file-name=libgomp.so.1)
+[ -f "$gomp" ] && cp -L "$gomp" "$BUNDLE/lib/"
+{
+  echo "lightgpt GPU bundle"
+  echo "commit: $(git -C "$ROOT" rev-parse --short HEAD)$(git -C "$ROOT" diff --quiet -- include tests/cuda benchmarks/gpu || echo ' (with uncommitted changes)')"
+  echo "built: $(date -u +%Y-%m-%dT%H:%M:%SZ) on $(uname -m)"
+  echo "nvcc: $(nvcc --version | tail -1)"
+  echo "arch: sm_90"
+} > "$BUNDLE/MANIFEST"
+for binary in test_cuda bench_gpt2; do
+  echo "$binary needs: $(ldd "$BUNDLE/$binary" | awk '{print $1}' | tr '\n' ' ')"
+done
+size=$(du -sm "$BUNDLE" | cut -f1)
+echo "gpu-bundle: ${size} MB"
+if [ "$size" -ge 60 ]; then
+  echo "gpu-bundle is over 60 MB" >&2
+  exit 1
+fi

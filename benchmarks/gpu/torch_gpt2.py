@@ -1,0 +1,114 @@
+"""The figure to beat: a GPT-2 small training step (d12, V = 50257, T = 1024) in PyTorch on the
+same GPU, bf16 autocast, fused AdamW, torch.compile'd (eager if compiling fails), flash attention
+through scaled_dot_product_attention. Random weights and tokens: no downloads. Prints
+`RESULT torch_key=value` lines for benchmarks/gpu/run.sh, with MFU counted as bench_gpt2 counts it.
+"""
+import argparse
+import math
+import time
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+PEAK_BF16 = 989e12
+
+
+class Block(nn.Module):
+    def __init__(self, C, NH):
+        super().__init__()
+        self.NH = NH
+        self.ln1 = nn.LayerNorm(C)
+        self.qkv = nn.Linear(C, 3 * C)
+        self.proj = nn.Linear(C, C)
+        self.ln2 = nn.LayerNorm(C)
+        self.fc = nn.Linear(C, 4 * C)
+        self.fcproj = nn.Linear(4 * C, C)
+
+    def forward(self, x):
+        B, T, C = x.shape
+        q, k, v = self.qkv(self.ln1(x)).split(C, dim=2)
+        q, k, v = (t.view(B, T, self.NH, C // self.NH).transpose(1, 2) for t in (q, k, v))
+        y = F.scaled_dot_product_attention(q, k, v, is_causal=True)
+        x = x + self.proj(y.transpose(1, 2).contiguous().view(B, T, C))
+        return x + self.fcproj(F.gelu(self.fc(self.ln2(x)), approximate="tanh"))
+
+
+class GPT2(nn.Module):
+    def __init__(self, V=50257, Vp=50304, T=1024, L=12, NH=12, C=768):
+        super().__init__()
+        self.wte = nn.Embedding(Vp, C)
+        self.wpe = nn.Embedding(T, C)
+        self.blocks = nn.ModuleList(Block(C, NH) for _ in range(L))
+        self.lnf = nn.LayerNorm(C)
+        self.V = V
+
+    def forward(self, idx, targets):
+        T = idx.shape[1]
+        x = self.wte(idx) + self.wpe(torch.arange(T, device=idx.device))
+        for block in self.blocks:
+            x = block(x)
+        logits = F.linear(self.lnf(x), self.wte.weight)[..., : self.V]
+        return F.cross_entropy(logits.float().reshape(-1, self.V), targets.reshape(-1))
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--batch", type=int, default=64)
+    parser.add_argument("--steps", type=int, default=10)
+    parser.add_argument("--no-compile", action="store_true")
+    args = parser.parse_args()
+    torch.backends.cuda.matmul.allow_tf32 = True
+    device = "cuda"
+    B, T, V, L, C = args.batch, 1024, 50257, 12, 768
+    model = GPT2().to(device)
+    params = sum(p.numel() for p in model.parameters()) - model.wpe.weight.numel() - (50304 - V) * C
+    flops_per_token = 6 * params + 12 * L * C * T
+    optimizer = torch.optim.AdamW(model.parameters(), lr=6e-4, betas=(0.9, 0.95), fused=True)
+    mode = "eager"
+    step_model = model
+    if not args.no_compile:
+        try:
+            step_model = torch.compile(model)
+            mode = "compiled"
+        except Exception as error:  # noqa: BLE001 - report and fall back to eager
+            print(f"torch.compile unavailable: {error}")
+    idx = torch.randint(0, V, (B, T), device=device)
+    targets = torch.randint(0, V, (B, T), device=device)
+
+    def step():
+        optimizer.zero_grad(set_to_none=True)
+        with torch.autocast(device_type="cuda", dtype=torch.bfloat16):
+            loss = step_model(idx, targets)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        optimizer.step()
+        return loss
+
+    try:
+        for _ in range(3):
+            step()
+    except Exception as error:  # noqa: BLE001 - a compile failure shows up at the first call
+        if mode != "compiled":
+            raise
+        print(f"compiled step failed ({error}); timing eager")
+        step_model, mode = model, "eager"
+        for _ in range(2):
+            step()
+    torch.cuda.synchronize()
+    start = time.perf_counter()
+    for _ in range(args.steps):
+        loss = step()
+    torch.cuda.synchronize()
+    step_s = (time.perf_counter() - start) / args.steps
+    tokens_per_s = B * T / step_s
+    print(f"RESULT torch_mode={mode}")
+    print(f"RESULT torch_batch={B}")
+    print(f"RESULT torch_loss={loss.item():.4f} (initial ~ ln V = {math.log(V):.2f})")
+    print(f"RESULT torch_step_ms={step_s * 1e3:.2f}")
+    print(f"RESULT torch_tokens_per_s={tokens_per_s:.0f}")
+    print(f"RESULT torch_mfu_peak={tokens_per_s * flops_per_token / PEAK_BF16:.3f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,156 @@
+// GPT<P, DenseHead<>, Attention> on the GPU against the CPU Fp32 reference (reference.hpp): one
+// whole training step (loss and every parameter gradient), 20 AdamW steps tracking the reference
+// loss curve, incremental decoding, and run-to-run determinism. Both sides build their model from
+// the same (config, seed), so they start from the same weights (16-bit working copies rounded).
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstdint>
+#include <vector>
+
+#include "cuda_testing.cuh"
+#include "reference.hpp"
+
+namespace lightgpt::testing {
+namespace {
+
+template <class P>
+using CudaDense = GPT<P, DenseHead<>, Attention, Cuda>;
+
+// V = 61 pads to 128 columns; hs = 16; T = max_seq_len.
+ModelConfig model_config() {
+  ModelConfig config;
+  config.vocab_size = 61;
+  config.max_seq_len = 16;
+  config.n_layer = 2;
+  config.n_head = 4;
+  config.d_model = 64;
+  return config;
+}
+constexpr int kB = 4, kT = 16;
+constexpr std::uint64_t kSeed = 7;
+
+// `count` batches of B windows of T + 1 ids, cycling through five distinct ones so that a few
+// steps of training visibly lower the loss (random ids have nothing else to learn).
+std::vector<std::int32_t> batches(int count, std::uint32_t seed) {
+  const std::size_t batch = std::size_t(kB) * (kT + 1);
+  const auto distinct = random_ids(5 * batch, model_config().vocab_size, seed);
+  std::vector<std::int32_t> ids(count * batch);
+  for (std::size_t i = 0; i < ids.size(); ++i) ids[i] = distinct[i % (5 * batch)];
+  return ids;
+}
+
+template <class P>
+class CudaModel : public CudaTest {};
+using Precisions = ::testing::Types<Fp32, Bf16, Fp16>;
+struct PrecisionNames {
+  template <class P>
+  static std::string GetName(int) {
+    return std::string(P::name);
+  }
+};
+TYPED_TEST_SUITE(CudaModel, Precisions, PrecisionNames);
+
+TYPED_TEST(CudaModel, TrainingStepMatchesCpuFp32) {
+  LIGHTGPT_REQUIRE_GPU();
+  using T = typename TypeParam::storage_t;
+  const ModelConfig config = model_config();
+  const auto tokens = batches(1, 1);
+  const reference::StepResult expected = reference::training_step(config, kSeed, tokens, kB, kT);
+
+  CudaDense<TypeParam> model(config, kSeed);
+  model.zero_grad();
+  const float loss = model.forward(tokens.data(), kB, kT);
+  model.backward();
+  EXPECT_TRUE(std::isfinite(loss));
+  EXPECT_LT(std::abs(loss - expected.loss) / expected.loss, value_tolerance<T>())
+      << "cpu " << expected.loss << ", gpu " << loss;
+  const auto& tensors = model.parameters().layout().tensors();
+  ASSERT_EQ(tensors.size(), expected.grads.size());
+  for (std::size_t i = 0; i < tensors.size(); ++i) {
+    const auto actual = model.parameters().read_grad(tensors[i]);
+    EXPECT_LT(relative_error(actual, expected.grads[i]), gradient_tolerance<T>())
+        << tensors[i].name;
+  }
+  // An inference pass over the same inputs gives the training loss.
+  const float evaluated = model.evaluate(tokens.data(), kB, kT);
+  EXPECT_LT(std::abs(evaluated - loss) / loss, 1e-6);
+}
+
+// bf16 within 1e-2 of the fp32 CPU curve at every step (issue 10); fp32 within 1e-3 (AdamW's
+// normalised updates amplify last-bit differences in near-zero gradients over the steps); fp16
+// with a static loss scale of 1024, within 2e-2 as on the CPU.
+TYPED_TEST(CudaModel, TwentyStepsTrackTheCpuFp32Curve) {
+  LIGHTGPT_REQUIRE_GPU();
+  const ModelConfig config = model_config();
+  constexpr int steps = 20;
+  constexpr double lr = 3e-3;
+  const auto tokens = batches(steps, 2);
+  const std::vector<float> expected =
+      reference::training_curve(config, kSeed, tokens, kB, kT, steps, lr);
+  const bool fp16 = std::is_same_v<TypeParam, Fp16>;
+  const float loss_scale = fp16 ? 1024.0f : 1.0f;
+  const double tolerance = std::is_same_v<TypeParam, Fp32> ? 1e-3 : fp16 ? 2e-2 : 1e-2;
+
+  CudaDense<TypeParam> model(config, kSeed);
+  AdamW<Cuda, float> optimizer(model.parameters().layout());
+  const std::size_t batch = std::size_t(kB) * (kT + 1);
+  for (int step = 0; step < steps; ++step) {
+    model.zero_grad();
+    const float loss = model.forward(tokens.data() + step * batch, kB, kT);
+    model.backward(loss_scale);
+    const double norm = optimizer.step(model.parameters(), lr, 1.0 / loss_scale);
+    ASSERT_TRUE(std::isfinite(norm)) << "step " << step;
+    EXPECT_LT(std::abs(loss - expected[step]) / expected[step], tolerance)
+        << "step " << step << ": cpu " << expected[step] << ", gpu " << loss;
+  }
+  EXPECT_LT(expected.back(), expected.front() - 0.1f) << "the reference did not learn";
+}
+
+TYPED_TEST(CudaModel, DecodeMatchesCpuFp32) {
+  LIGHTGPT_REQUIRE_GPU();
+  using T = typename TypeParam::storage_t;
+  const ModelConfig config = model_config();
+  const auto sequence = random_ids(12, config.vocab_size, 3);
+  const auto expected = reference::decode_log_probs(config, kSeed, sequence);
+  CudaDense<TypeParam> model(config, kSeed);
+  model.decode_reset();
+  for (std::size_t i = 0; i < sequence.size(); ++i) {
+    const auto log_probs = model.decode(sequence[i]);
+    const std::vector<float> actual(log_probs.begin(), log_probs.end());
+    EXPECT_LT(relative_error(actual, expected[i]), value_tolerance<T>()) << "position " << i;
+  }
+}
+
+// Two models with the same seed on the same batches: bit-identical losses and gradients.
+TYPED_TEST(CudaModel, TwoRunsAreBitIdentical) {
+  LIGHTGPT_REQUIRE_GPU();
+  cuda::context().set_allow_tf32(true);  // the default path must be deterministic too
+  const ModelConfig config = model_config();
+  const auto tokens = batches(5, 4);
+  auto run = [&](std::vector<float>& grads) {
+    CudaDense<TypeParam> model(config, kSeed);
+    AdamW<Cuda, float> optimizer(model.parameters().layout());
+    std::vector<float> losses;
+    for (int step = 0; step < 5; ++step) {
+      model.zero_grad();
+      losses.push_back(model.forward(tokens.data() + step * kB * (kT + 1), kB, kT));
+      model.backward();
+      if (step < 4) optimizer.step(model.parameters(), 3e-3);
+    }
+    grads.clear();
+    for (const TensorInfo& tensor : model.parameters().layout().tensors()) {
+      const auto g = model.parameters().read_grad(tensor);
+      grads.insert(grads.end(), g.begin(), g.end());
+    }
+    return losses;
+  };
+  std::vector<float> first_grads, second_grads;
+  const auto first = run(first_grads);
+  const auto second = run(second_grads);
+  EXPECT_EQ(first, second);
+  EXPECT_TRUE(first_grads == second_grads) << "gradients differ between runs";
+}
+
+}  // namespace
+}  // namespace lightgpt::testing

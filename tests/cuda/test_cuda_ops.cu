@@ -1,0 +1,355 @@
+// Every op of Ops<Cuda> that the dense head, attention, the trunk and AdamW call, against the CPU
+// Fp32 reference (reference.hpp), for fp32, bf16 and fp16 storage. Inputs are random and never
+// zero; every output is poisoned (NaN) before the GPU call, or holds random values where the op
+// accumulates, so unwritten elements and wrong modes fail. Tolerances: DESIGN §5.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstdint>
+#include <vector>
+
+#include "cuda_testing.cuh"
+#include "reference.hpp"
+
+namespace lightgpt::testing {
+namespace {
+
+using O = Ops<Cuda>;
+namespace ref = reference;
+
+template <class T>
+class CudaOps : public CudaTest {};
+TYPED_TEST_SUITE(CudaOps, StorageTypes, StorageTypeNames);
+
+// ---------------------------------------------------------------------------------------- GEMM
+
+// Bias aligned (the cuBLASLt epilogue), misaligned by one element (the separate bias kernel), and
+// absent.
+TYPED_TEST(CudaOps, MatmulForwardWithAndWithoutBias) {
+  LIGHTGPT_REQUIRE_GPU();
+  using T = TypeParam;
+  const int N = 37, IC = 64, OC = 96;
+  const auto in = random_values<T>(std::size_t(N) * IC, 1);
+  const auto weight = random_values<T>(std::size_t(OC) * IC, 2, 0.2f);
+  const auto bias = random_values<T>(OC + 1, 3);
+  DeviceArray<T> d_in(in), d_weight(weight), d_bias(bias), d_out(std::size_t(N) * OC);
+  for (int variant = 0; variant < 3; ++variant) {
+    const float* host_bias = variant == 2 ? nullptr : bias.data() + variant;
+    const T* device_bias = variant == 2 ? nullptr : d_bias.get() + variant;
+    std::vector<float> expected(std::size_t(N) * OC);
+    ref::matmul_forward(expected.data(), in.data(), weight.data(), host_bias, N, IC, OC);
+    d_out.poison();
+    O::matmul_forward(d_out.get(), d_in.get(), d_weight.get(), device_bias, N, IC, OC);
+    EXPECT_LT(relative_error(d_out.download(), expected), value_tolerance<T>())
+        << "variant " << variant;
+  }
+}
+
+// Both mode combinations the model uses; N large enough for several row chunks in the bias sum.
+TYPED_TEST(CudaOps, MatmulBackwardOverwritesAndAccumulates) {
+  LIGHTGPT_REQUIRE_GPU();
+  using T = TypeParam;
+  const int N = 300, IC = 48, OC = 80;
+  const auto dout = random_values<T>(std::size_t(N) * OC, 4);
+  const auto in = random_values<T>(std::size_t(N) * IC, 5);
+  const auto weight = random_values<T>(std::size_t(OC) * IC, 6, 0.2f);
+  DeviceArray<T> d_dout(dout), d_in(in), d_weight(weight);
+  for (bool first_mode : {false, true}) {
+    const bool din_acc = !first_mode, param_acc = first_mode;
+    auto din = random_values<T>(std::size_t(N) * IC, 7);
+    auto dweight = random_values<float>(std::size_t(OC) * IC, 8);
+    auto dbias = random_values<float>(OC, 9);
+    DeviceArray<T> d_din(din);
+    DeviceArray<float> d_dweight(dweight), d_dbias(dbias);
+    if (!din_acc) d_din.poison();
+    if (!param_acc) {
+      d_dweight.poison();
+      d_dbias.poison();
+    }
+    ref::matmul_backward(din.data(), din_acc, dweight.data(), param_acc, dbias.data(), param_acc,
+                         dout.data(), in.data(), weight.data(), N, IC, OC);
+    O::matmul_backward(Grad<T>{d_din.get(), din_acc ? Mode::accumulate : Mode::overwrite},
+                       Grad<float>{d_dweight.get(), param_acc ? Mode::accumulate : Mode::overwrite},
+                       Grad<float>{d_dbias.get(), param_acc ? Mode::accumulate : Mode::overwrite},
+                       d_dout.get(), d_in.get(), d_weight.get(), N, IC, OC);
+    EXPECT_LT(relative_error(d_din.download(), din), gradient_tolerance<T>()) << first_mode;
+    EXPECT_LT(relative_error(d_dweight.download(), dweight), gradient_tolerance<T>())
+        << first_mode;
+    EXPECT_LT(relative_error(d_dbias.download(), dbias), gradient_tolerance<T>()) << first_mode;
+  }
+}
+
+// Only the input gradient (the head's call passes no bias gradient).
+TYPED_TEST(CudaOps, MatmulBackwardSkipsNullOutputs) {
+  LIGHTGPT_REQUIRE_GPU();
+  using T = TypeParam;
+  const int N = 20, IC = 32, OC = 128;
+  const auto dout = random_values<T>(std::size_t(N) * OC, 10);
+  const auto in = random_values<T>(std::size_t(N) * IC, 11);
+  const auto weight = random_values<T>(std::size_t(OC) * IC, 12);
+  std::vector<float> din(std::size_t(N) * IC), dweight = random_values<float>(OC * IC, 13);
+  DeviceArray<T> d_dout(dout), d_in(in), d_weight(weight), d_din(din.size());
+  DeviceArray<float> d_dweight(dweight);
+  ref::matmul_backward(din.data(), false, dweight.data(), true, nullptr, false, dout.data(),
+                       in.data(), weight.data(), N, IC, OC);
+  O::matmul_backward(overwrite(d_din.get()), accumulate(d_dweight.get()), Grad<float>{},
+                     d_dout.get(), d_in.get(), d_weight.get(), N, IC, OC);
+  EXPECT_LT(relative_error(d_din.download(), din), gradient_tolerance<T>());
+  EXPECT_LT(relative_error(d_dweight.download(), dweight), gradient_tolerance<T>());
+}
+
+// ------------------------------------------------------------------------ LayerNorm, GELU, add
+
+TYPED_TEST(CudaOps, LayerNormForward) {
+  LIGHTGPT_REQUIRE_GPU();
+  using T = TypeParam;
+  const int N = 50, C = 96;
+  const auto in = random_values<T>(std::size_t(N) * C, 14, 2.0f);
+  const auto weight = random_values<T>(C, 15), bias = random_values<T>(C, 16);
+  std::vector<float> out(std::size_t(N) * C), mean(N), rstd(N);
+  ref::layernorm_forward(out.data(), mean.data(), rstd.data(), in.data(), weight.data(),
+                         bias.data(), N, C);
+  DeviceArray<T> d_in(in), d_weight(weight), d_bias(bias), d_out(out.size());
+  DeviceArray<float> d_mean(N), d_rstd(N);
+  O::layernorm_forward(d_out.get(), d_mean.get(), d_rstd.get(), d_in.get(), d_weight.get(),
+                       d_bias.get(), N, C);
+  EXPECT_LT(relative_error(d_out.download(), out), value_tolerance<T>());
+  EXPECT_LT(relative_error(d_mean.download(), mean), 1e-5);
+  EXPECT_LT(relative_error(d_rstd.download(), rstd), 1e-5);
+  // Inference: no statistics.
+  d_out.poison();
+  O::layernorm_forward(d_out.get(), static_cast<float*>(nullptr), static_cast<float*>(nullptr),
+                       d_in.get(), d_weight.get(), d_bias.get(), N, C);
+  EXPECT_LT(relative_error(d_out.download(), out), value_tolerance<T>());
+}
+
+TYPED_TEST(CudaOps, LayerNormBackwardAccumulates) {
+  LIGHTGPT_REQUIRE_GPU();
+  using T = TypeParam;
+  const int N = 300, C = 72;
+  const auto in = random_values<T>(std::size_t(N) * C, 17, 2.0f);
+  const auto weight = random_values<T>(C, 18), bias = random_values<T>(C, 19);
+  const auto dout = random_values<T>(std::size_t(N) * C, 20);
+  std::vector<float> out(std::size_t(N) * C), mean(N), rstd(N);
+  ref::layernorm_forward(out.data(), mean.data(), rstd.data(), in.data(), weight.data(),
+                         bias.data(), N, C);
+  auto din = random_values<T>(std::size_t(N) * C, 21);
+  auto dweight = random_values<float>(C, 22), dbias = random_values<float>(C, 23);
+  DeviceArray<T> d_in(in), d_weight(weight), d_dout(dout), d_din(din);
+  DeviceArray<float> d_mean(mean), d_rstd(rstd), d_dweight(dweight), d_dbias(dbias);
+  ref::layernorm_backward(din.data(), true, dweight.data(), dbias.data(), true, dout.data(),
+                          in.data(), weight.data(), mean.data(), rstd.data(), N, C);
+  O::layernorm_backward(accumulate(d_din.get()), accumulate(d_dweight.get()),
+                        accumulate(d_dbias.get()), d_dout.get(), d_in.get(), d_weight.get(),
+                        d_mean.get(), d_rstd.get(), N, C);
+  EXPECT_LT(relative_error(d_din.download(), din), gradient_tolerance<T>());
+  EXPECT_LT(relative_error(d_dweight.download(), dweight), gradient_tolerance<T>());
+  EXPECT_LT(relative_error(d_dbias.download(), dbias), gradient_tolerance<T>());
+}
+
+TYPED_TEST(CudaOps, GeluForwardBackwardInPlaceAndResidual) {
+  LIGHTGPT_REQUIRE_GPU();
+  using T = TypeParam;
+  const std::size_t count = 10007;
+  const auto in = random_values<T>(count, 24, 4.0f), other = random_values<T>(count, 25);
+  const auto dout = random_values<T>(count, 26);
+  std::vector<float> out(count), din(dout), sum(count);
+  ref::gelu_forward(out.data(), in.data(), count);
+  ref::gelu_backward(din.data(), false, din.data(), in.data(), count);
+  ref::residual_forward(sum.data(), in.data(), other.data(), count);
+  DeviceArray<T> d_in(in), d_other(other), d_out(count), d_grad(dout), d_sum(count);
+  O::gelu_forward(d_out.get(), d_in.get(), count);
+  O::gelu_backward(overwrite(d_grad.get()), d_grad.get(), d_in.get(), count);  // as the model
+  O::residual_forward(d_sum.get(), d_in.get(), d_other.get(), count);
+  EXPECT_LT(relative_error(d_out.download(), out), value_tolerance<T>());
+  EXPECT_LT(relative_error(d_grad.download(), din), gradient_tolerance<T>());
+  EXPECT_LT(relative_error(d_sum.download(), sum), value_tolerance<T>());
+  // Accumulating backward; in-place residual (out aliases a), as the MTP adapters call it.
+  auto acc = random_values<T>(count, 27);
+  DeviceArray<T> d_acc(acc);
+  ref::gelu_backward(acc.data(), true, dout.data(), in.data(), count);
+  d_grad.upload(dout);
+  O::gelu_backward(accumulate(d_acc.get()), d_grad.get(), d_in.get(), count);
+  EXPECT_LT(relative_error(d_acc.download(), acc), gradient_tolerance<T>());
+  O::residual_forward(d_in.get(), d_in.get(), d_other.get(), count);
+  EXPECT_LT(relative_error(d_in.download(), sum), value_tolerance<T>());
+}
+
+// ------------------------------------------------------------------------------------ Embedding
+
+// Repeated tokens (a small id range) and a row stride longer than T, as in a training window.
+TYPED_TEST(CudaOps, EmbeddingForwardAndDeterministicBackward) {
+  LIGHTGPT_REQUIRE_GPU();
+  using T = TypeParam;
+  const int V = 40, B = 3, T_ = 7, C = 48, row_stride = 9;
+  std::vector<std::int32_t> tokens = random_ids(std::size_t(B) * row_stride, 10, 28);
+  const auto wte = random_values<T>(std::size_t(V) * C, 29);
+  const auto wpe = random_values<T>(std::size_t(T_) * C, 30);
+  const auto dout = random_values<T>(std::size_t(B) * T_ * C, 31);
+  std::vector<float> out(std::size_t(B) * T_ * C);
+  ref::embedding_forward(out.data(), tokens.data(), row_stride, wte.data(), wpe.data(), B, T_, C);
+  DeviceArray<std::int32_t> d_tokens(tokens);
+  DeviceArray<T> d_wte(wte), d_wpe(wpe), d_out(out.size()), d_dout(dout);
+  O::embedding_forward(d_out.get(), d_tokens.get(), row_stride, d_wte.get(), d_wpe.get(), B, T_,
+                       C);
+  EXPECT_LT(relative_error(d_out.download(), out), value_tolerance<T>());
+
+  auto dwte = random_values<float>(std::size_t(V) * C, 32);
+  auto dwpe = random_values<float>(std::size_t(T_) * C, 33);
+  DeviceArray<float> d_dwte(dwte), d_dwpe(dwpe);
+  ref::embedding_backward(dwte.data(), dwpe.data(), dout.data(), tokens.data(), row_stride, B, T_,
+                          C);
+  O::embedding_backward(accumulate(d_dwte.get()), accumulate(d_dwpe.get()), d_dout.get(),
+                        d_tokens.get(), row_stride, B, T_, C);
+  const auto first_dwte = d_dwte.download();
+  EXPECT_LT(relative_error(first_dwte, dwte), gradient_tolerance<T>());
+  EXPECT_LT(relative_error(d_dwpe.download(), dwpe), gradient_tolerance<T>());
+  // Deterministic: the same accumulation again from the same start gives the same bits.
+  DeviceArray<float> again(random_values<float>(std::size_t(V) * C, 32));
+  O::embedding_backward(accumulate(again.get()), accumulate(d_dwpe.get()), d_dout.get(),
+                        d_tokens.get(), row_stride, B, T_, C);
+  EXPECT_EQ(again.download(), first_dwte);
+}
+
+// ------------------------------------------------------------------------------------ Attention
+
+struct AttentionShape {
+  int B, T, C, NH;
+};
+
+template <class T>
+void check_attention(const AttentionShape& s, std::uint32_t seed) {
+  const std::size_t positions = std::size_t(s.B) * s.T;
+  const auto qkv = random_values<T>(positions * 3 * s.C, seed, 1.5f);
+  const auto dout = random_values<T>(positions * s.C, seed + 1);
+  std::vector<float> out(positions * s.C), lse(positions * s.NH);
+  ref::attention_forward(out.data(), lse.data(), qkv.data(), s.B, s.T, s.C, s.NH);
+  std::vector<float> dqkv(positions * 3 * s.C);
+  ref::attention_backward(dqkv.data(), false, dout.data(), qkv.data(), out.data(), lse.data(),
+                          s.B, s.T, s.C, s.NH);
+
+  DeviceArray<T> d_qkv(qkv), d_dout(dout), d_out(out.size()), d_dqkv(dqkv.size());
+  DeviceArray<float> d_lse(lse.size());
+  // Scratch sized for a larger batch and window than this call, as the model sizes it.
+  DeviceArray<T> scratch(O::attention_scratch_size<T>(positions + 8, s.T + 5, s.C, s.NH));
+  O::attention_forward(d_out.get(), d_lse.get(), d_qkv.get(), s.B, s.T, s.C, s.NH, scratch.get());
+  const auto gpu_out = d_out.download();
+  EXPECT_LT(relative_error(gpu_out, out), value_tolerance<T>());
+  EXPECT_LT(relative_error(d_lse.download(), lse), 1e-5);
+
+  // Backward from the GPU's own forward (as in training), overwrite then accumulate.
+  O::attention_backward(overwrite(d_dqkv.get()), d_dout.get(), d_qkv.get(), d_out.get(),
+                        d_lse.get(), s.B, s.T, s.C, s.NH, scratch.get());
+  EXPECT_LT(relative_error(d_dqkv.download(), dqkv), gradient_tolerance<T>());
+  auto acc = random_values<T>(dqkv.size(), seed + 2);
+  d_dqkv.upload(acc);
+  ref::attention_backward(acc.data(), true, dout.data(), qkv.data(), out.data(), lse.data(), s.B,
+                          s.T, s.C, s.NH);
+  O::attention_backward(accumulate(d_dqkv.get()), d_dout.get(), d_qkv.get(), d_out.get(),
+                        d_lse.get(), s.B, s.T, s.C, s.NH, scratch.get());
+  EXPECT_LT(relative_error(d_dqkv.download(), acc), gradient_tolerance<T>());
+
+  // Inference forward: no log-sum-exps.
+  d_out.poison();
+  O::attention_forward(d_out.get(), static_cast<float*>(nullptr), d_qkv.get(), s.B, s.T, s.C,
+                       s.NH, scratch.get());
+  EXPECT_LT(relative_error(d_out.download(), out), value_tolerance<T>());
+}
+
+TYPED_TEST(CudaOps, AttentionSmallHeads) {
+  LIGHTGPT_REQUIRE_GPU();
+  check_attention<TypeParam>({2, 13, 64, 4}, 40);
+}
+// T > 64 (rows longer than two warp strides), hs = 32.
+TYPED_TEST(CudaOps, AttentionLongerRows) {
+  LIGHTGPT_REQUIRE_GPU();
+  check_attention<TypeParam>({3, 70, 96, 3}, 50);
+}
+
+TYPED_TEST(CudaOps, AttentionDecodeMatchesTheCpu) {
+  LIGHTGPT_REQUIRE_GPU();
+  using T = TypeParam;
+  const int C = 64, NH = 4;
+  for (int t : {0, 9, 40}) {
+    const auto qkv = random_values<T>(std::size_t(t + 1) * 3 * C, 60 + t, 1.5f);
+    std::vector<float> out(C);
+    ref::attention_decode(out.data(), qkv.data(), t, C, NH);
+    DeviceArray<T> d_qkv(qkv), d_out(C);
+    DeviceArray<float> scores(std::size_t(NH) * (t + 1));
+    O::attention_decode(d_out.get(), d_qkv.get(), t, C, NH, scores.get());
+    EXPECT_LT(relative_error(d_out.download(), out), value_tolerance<T>()) << "t = " << t;
+  }
+}
+
+// ----------------------------------------------------------------------------------------- Loss
+
+TYPED_TEST(CudaOps, FusedCrossEntropyForwardAndBackward) {
+  LIGHTGPT_REQUIRE_GPU();
+  using T = TypeParam;
+  const int B = 2, T_ = 5, N = B * T_, V = 1000, Vp = 1024, depths = 2, row_stride = T_ + 3;
+  auto logits = random_values<T>(std::size_t(N) * Vp, 70, 4.0f);
+  const std::vector<std::int32_t> targets = random_ids(std::size_t(B) * row_stride, V, 71);
+  DeviceArray<T> d_logits(logits);
+  DeviceArray<std::int32_t> d_targets(targets);
+
+  std::vector<float> lse(N), losses(N), log_probs(std::size_t(N) * V);
+  ref::row_logsumexp(lse.data(), logits.data(), N, V, Vp);
+  ref::cross_entropy(losses.data(), lse.data(), logits.data(), targets.data() + 1, row_stride, B,
+                     T_, Vp);
+  ref::log_softmax(log_probs.data(), logits.data(), lse.data(), N, V, Vp);
+  DeviceArray<float> d_lse(N), d_losses(N), d_log_probs(log_probs.size());
+  O::row_logsumexp(d_lse.get(), d_logits.get(), N, V, Vp);
+  O::cross_entropy(d_losses.get(), d_lse.get(), d_logits.get(), d_targets.get() + 1, row_stride, B,
+                   T_, Vp);
+  O::log_softmax(d_log_probs.get(), d_logits.get(), d_lse.get(), N, V, Vp);
+  EXPECT_LT(relative_error(d_lse.download(), lse), 1e-5);
+  EXPECT_LT(relative_error(d_losses.download(), losses), 1e-5);
+  EXPECT_LT(relative_error(d_log_probs.download(), log_probs), 1e-5);
+  const float expected_mean = ref::mean(losses.data(), N);
+  EXPECT_NEAR(O::mean(d_losses.get(), N), expected_mean, 1e-5 * std::abs(expected_mean));
+
+  // Backward: depth weights from the host, padding columns zeroed, logits rewritten in place.
+  const float weights[depths] = {1.0f, 0.3f};
+  const float scale = 1.0f / N;
+  d_lse.upload(lse);
+  ref::cross_entropy_backward_inplace(logits.data(), lse.data(), targets.data() + 1, row_stride,
+                                      weights, depths, scale, B, T_, V, Vp);
+  O::cross_entropy_backward_inplace(d_logits.get(), d_lse.get(), d_targets.get() + 1, row_stride,
+                                    weights, depths, scale, B, T_, V, Vp);
+  EXPECT_LT(relative_error(d_logits.download(), logits), gradient_tolerance<T>());
+}
+
+// -------------------------------------------------------------------------------------- AdamW
+
+TYPED_TEST(CudaOps, AdamWUpdateAndGradientNorm) {
+  LIGHTGPT_REQUIRE_GPU();
+  using T = TypeParam;
+  const std::size_t count = 100003;
+  const auto grads = random_values<float>(count, 80, 0.1f);
+  const double expected_norm = ref::sum_of_squares(grads.data(), count);
+  DeviceArray<float> d_grads(grads);
+  EXPECT_NEAR(O::sum_of_squares(d_grads.get(), count), expected_norm, 1e-9 * expected_norm);
+  EXPECT_EQ(O::sum_of_squares(d_grads.get(), count), O::sum_of_squares(d_grads.get(), count));
+
+  auto master = random_values<float>(count, 81);
+  auto m = random_values<float>(count, 82, 0.01f);
+  auto v = random_values<float>(count, 83, 0.01f);
+  for (float& x : v) x = std::abs(x);
+  std::vector<float> params(count);
+  const ref::AdamWScalars s{1e-3f, 0.9f, 0.95f, 1e-8f, 0.1f, 0.271f, 0.0975f, 0.5f};
+  DeviceArray<float> d_master(master), d_m(m), d_v(v);
+  DeviceArray<T> d_params(count);
+  ref::adamw_update(params.data(), master.data(), m.data(), v.data(), grads.data(), count, s);
+  const AdamWStep<float> step{s.lr,           s.beta1,          s.beta2,          s.eps,
+                              s.weight_decay, s.bias_correction1, s.bias_correction2,
+                              s.grad_scale};
+  O::adamw_update(d_params.get(), d_master.get(), d_m.get(), d_v.get(), d_grads.get(), count,
+                  step);
+  EXPECT_LT(relative_error(d_master.download(), master), 1e-6);
+  EXPECT_LT(relative_error(d_m.download(), m), 1e-6);
+  EXPECT_LT(relative_error(d_v.download(), v), 1e-6);
+  EXPECT_LT(relative_error(d_params.download(), params), value_tolerance<T>());
+}
+
+}  // namespace
+}  // namespace lightgpt::testing
