@@ -60,6 +60,15 @@ const Composition kCompositions[] = {
     {"head=dense<mtp=1> mixer=attention",
      generate<lightgpt::GPT<lightgpt::Fp32, lightgpt::DenseHead<>, lightgpt::Attention,
                             lightgpt::Cpu>>},
+    {"head=lightrnn<mtp=1> mixer=attention",
+     generate<lightgpt::GPT<lightgpt::Fp32, lightgpt::LightRnnHead<>, lightgpt::Attention,
+                            lightgpt::Cpu>>},
+    {"head=lightrnn<mtp=2> mixer=attention",
+     generate<lightgpt::GPT<lightgpt::Fp32, lightgpt::LightRnnHead<lightgpt::MTP<2>>,
+                            lightgpt::Attention, lightgpt::Cpu>>},
+    {"head=lightrnn<mtp=1> mixer=afno<8>",
+     generate<lightgpt::GPT<lightgpt::Fp32, lightgpt::LightRnnHead<>, lightgpt::AfnoMixer<8>,
+                            lightgpt::Cpu>>},
 };
 
 }  // namespace

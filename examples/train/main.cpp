@@ -31,6 +31,18 @@ struct Variant {
 const Variant kVariants[] = {
     {"fp32", "dense", 1, "attention", 0, "GPT<Fp32, DenseHead<>, Attention, Cpu>",
      lightgpt::examples::train_fp32_dense_attention},
+    {"fp32", "lightrnn", 1, "attention", 0, "GPT<Fp32, LightRnnHead<>, Attention, Cpu>",
+     lightgpt::examples::train_fp32_lightrnn_attention},
+    {"fp32", "lightrnn", 2, "attention", 0, "GPT<Fp32, LightRnnHead<MTP<2>>, Attention, Cpu>",
+     lightgpt::examples::train_fp32_lightrnn_mtp2_attention},
+    {"fp32", "lightrnn", 1, "afno", 8, "GPT<Fp32, LightRnnHead<>, AfnoMixer<8>, Cpu>",
+     lightgpt::examples::train_fp32_lightrnn_afno8},
+    {"bf16", "dense", 1, "attention", 0, "GPT<Bf16, DenseHead<>, Attention, Cpu>",
+     lightgpt::examples::train_bf16_dense_attention},
+    {"bf16", "lightrnn", 1, "attention", 0, "GPT<Bf16, LightRnnHead<>, Attention, Cpu>",
+     lightgpt::examples::train_bf16_lightrnn_attention},
+    {"bf16", "lightrnn", 2, "attention", 0, "GPT<Bf16, LightRnnHead<MTP<2>>, Attention, Cpu>",
+     lightgpt::examples::train_bf16_lightrnn_mtp2_attention},
 };
 
 std::string describe(const lightgpt::Preset& p) {
@@ -107,6 +119,10 @@ int main(int argc, char** argv) {
   app.add_option("--afno_sparsity_threshold", afno_sparsity_threshold, "AFNO soft-shrink lambda");
   app.add_option("--head", head, "Output head")->check(CLI::IsMember({"dense", "lightrnn"}));
   app.add_option("--lightrnn_rows", lightrnn_rows, "Rows R of the LightRNN table (0: ceil(sqrt V))");
+  app.add_option("--lightrnn_codebook", o.lightrnn_codebook,
+                 "Initial token-to-cell map: frequency (most frequent tokens first) or sequential")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"frequency", "sequential"}));
   app.add_option("--precision", precision, "Storage precision")
       ->check(CLI::IsMember({"bf16", "fp16", "fp32"}));
   app.add_option("--n_layer", n_layer, "Transformer blocks");

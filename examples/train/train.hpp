@@ -6,6 +6,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <functional>
+#include <numeric>
 #include <optional>
 #include <string>
 #include <vector>
@@ -24,6 +25,9 @@ namespace lightgpt::examples {
 
 struct RunOptions {
   Preset preset;  // with every flag applied
+  // LightRNN's initial token → cell map: "frequency" (the most frequent training tokens first,
+  // row by row) or "sequential" (id / R, id % R).
+  std::string lightrnn_codebook = "frequency";
   std::string train_data, val_data, resume;
   std::uint64_t seed = 1;
   bool baselines = false;
@@ -45,6 +49,30 @@ inline void print_baselines(const RunOptions& options, int vocab_size) {
               "(lambda %.2f)\n", b.unigram, b.bigram, b.lambda);
 }
 
+// Training-split token counts over every shard of the pattern.
+inline std::vector<std::uint64_t> token_counts(const std::string& pattern, int vocab_size) {
+  std::vector<std::uint64_t> counts(static_cast<std::size_t>(vocab_size), 0);
+  for (const auto& path : expand_shard_pattern(pattern)) {
+    const Shard shard(path, vocab_size);
+    for (std::uint16_t token : shard.tokens()) ++counts[token];
+  }
+  return counts;
+}
+
+// The frequency codebook: tokens sorted by training count (ties by id) fill the table row by row,
+// so row 0 holds the R most frequent tokens. A model whose column distribution does not yet
+// depend on the row then already factorises the unigram distribution well, which is where a
+// fresh LightRNN head spends its first few hundred steps with the sequential map.
+inline LightRnnCodebook frequency_codebook(const std::vector<std::uint64_t>& counts, int rows) {
+  std::vector<std::int32_t> order(counts.size());
+  std::iota(order.begin(), order.end(), 0);
+  std::stable_sort(order.begin(), order.end(),
+                   [&](std::int32_t a, std::int32_t b) { return counts[a] > counts[b]; });
+  std::vector<std::int32_t> cells(counts.size());
+  for (std::size_t i = 0; i < order.size(); ++i) cells[order[i]] = static_cast<std::int32_t>(i);
+  return LightRnnCodebook::from_cells(rows, std::move(cells), "frequency codebook");
+}
+
 template <class Model>
 void train_composition(const RunOptions& options) {
   const Preset& p = options.preset;
@@ -63,6 +91,12 @@ void train_composition(const RunOptions& options) {
   if (!options.val_data.empty()) val.emplace(options.val_data, loader);
 
   Model model(p.model, options.seed);
+  if constexpr (requires { model.head().codebook().rows(); }) {
+    if (options.lightrnn_codebook == "frequency" && options.resume.empty()) {
+      model.head().set_codebook(frequency_codebook(
+          token_counts(options.train_data, p.model.vocab_size), p.model.lightrnn_table_rows()));
+    }
+  }
   std::printf("%s: %s\n  %s, %zu parameters (%d layers, C = %d, T = %d)\n", p.name.c_str(),
               p.composition.c_str(), Model::composition().c_str(), model.num_parameters(),
               p.model.n_layer, p.model.d_model, train_config.seq_len);

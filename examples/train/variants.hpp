@@ -8,5 +8,11 @@
 namespace lightgpt::examples {
 
 void train_fp32_dense_attention(const RunOptions&);
+void train_fp32_lightrnn_attention(const RunOptions&);
+void train_fp32_lightrnn_mtp2_attention(const RunOptions&);
+void train_fp32_lightrnn_afno8(const RunOptions&);
+void train_bf16_dense_attention(const RunOptions&);
+void train_bf16_lightrnn_attention(const RunOptions&);
+void train_bf16_lightrnn_mtp2_attention(const RunOptions&);
 
 }  // namespace lightgpt::examples

@@ -126,10 +126,10 @@ inline const std::vector<Preset>& presets() {
       p.train.batch_size = 16;
       p.train.grad_accum = 1;
       p.train.seq_len = 128;
-      p.train.learning_rate = 3e-3;
+      p.train.learning_rate = 1e-2;
       p.train.warmup = 30;
-      p.train.warmdown = 150;
-      p.train.steps = 500;
+      p.train.warmdown = 200;
+      p.train.steps = 600;
       p.train.eval_every = 100;
       p.train.val_batches = 16;
       p.train.checkpoint_every = 250;

@@ -1,0 +1,5 @@
+#include "variants.hpp"
+
+void lightgpt::examples::train_bf16_dense_attention(const RunOptions& options) {
+  train_composition<GPT<Bf16, DenseHead<>, Attention, Cpu>>(options);
+}

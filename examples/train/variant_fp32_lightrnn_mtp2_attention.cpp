@@ -1,0 +1,5 @@
+#include "variants.hpp"
+
+void lightgpt::examples::train_fp32_lightrnn_mtp2_attention(const RunOptions& options) {
+  train_composition<GPT<Fp32, LightRnnHead<MTP<2>>, Attention, Cpu>>(options);
+}
