@@ -22,7 +22,9 @@ gomp=$(g++ -print-file-name=libgomp.so.1)
 [ -f "$gomp" ] && cp -L "$gomp" "$BUNDLE/lib/"
 {
   echo "lightgpt GPU bundle"
-  echo "commit: $(git -C "$ROOT" rev-parse --short HEAD)$(git -C "$ROOT" diff --quiet -- include tests/cuda benchmarks/gpu || echo ' (with uncommitted changes)')"
+  dirty=""
+  git -C "$ROOT" diff --quiet -- include tests/cuda benchmarks/gpu || dirty=" (uncommitted changes)"
+  echo "commit: $(git -C "$ROOT" rev-parse --short HEAD)$dirty"
   echo "built: $(date -u +%Y-%m-%dT%H:%M:%SZ) on $(uname -m)"
   echo "nvcc: $(nvcc --version | tail -1)"
   echo "arch: sm_90"

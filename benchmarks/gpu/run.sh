@@ -3,7 +3,8 @@
 # internet, no Eigen/GoogleTest/Google Benchmark): runs the CUDA tests and the GPT-2 benchmark
 # from the bundle that bundle.sh built elsewhere, times a compiled PyTorch GPT-2 step of the same
 # shapes, and prints a summary table last. Logs go to $LOG_DIR (default: $OUT when set, else
-# gpu-logs/). Usage: benchmarks/gpu/run.sh [bundle dir] [batch]
+# gpu-logs/). Usage: benchmarks/gpu/run.sh [bundle dir] [batch]. Each stage has a timeout
+# (TEST_TIMEOUT 240 s, BENCH_TIMEOUT 150 s, TORCH_TIMEOUT 180 s) so the whole stays under 10 min.
 set -u
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 BUNDLE=${1:-$ROOT/gpu-bundle}
@@ -20,17 +21,19 @@ cat "$BUNDLE/MANIFEST" 2>/dev/null
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader 2>&1 | head -1
 
 echo "== CUDA tests"
-timeout 420 "$BUNDLE/test_cuda" --gtest_brief=1 --gtest_output="xml:$LOG_DIR/test_cuda.xml" \
-  >"$LOG_DIR/test_cuda.log" 2>&1
+timeout "${TEST_TIMEOUT:-240}" "$BUNDLE/test_cuda" --gtest_brief=1 \
+  --gtest_output="xml:$LOG_DIR/test_cuda.xml" >"$LOG_DIR/test_cuda.log" 2>&1
 tests_rc=$?
 tail -n 80 "$LOG_DIR/test_cuda.log"
 
 echo "== GPT-2 small, bf16, lightgpt"
-timeout 300 "$BUNDLE/bench_gpt2" --batch "$BATCH" 2>&1 | tee "$LOG_DIR/bench_gpt2.log"
+timeout "${BENCH_TIMEOUT:-150}" "$BUNDLE/bench_gpt2" --batch "$BATCH" 2>&1 |
+  tee "$LOG_DIR/bench_gpt2.log"
 
 echo "== GPT-2 small, bf16, PyTorch"
 if command -v python3 >/dev/null && python3 -c "import torch" 2>/dev/null; then
-  timeout 400 python3 "$ROOT/benchmarks/gpu/torch_gpt2.py" --batch "$BATCH" 2>&1 |
+  timeout "${TORCH_TIMEOUT:-180}" python3 "$ROOT/benchmarks/gpu/torch_gpt2.py" \
+    --batch "$BATCH" 2>&1 |
     tee "$LOG_DIR/torch_gpt2.log" | tail -20
 else
   echo "no PyTorch" | tee "$LOG_DIR/torch_gpt2.log"
@@ -40,7 +43,8 @@ fi
 value() { grep -h "^RESULT $1=" "$LOG_DIR"/*.log 2>/dev/null | tail -1 | cut -d= -f2-; }
 count() {
   local n
-  n=$(grep -h "^\[  $1 *\] [0-9]* test" "$LOG_DIR/test_cuda.log" | head -1 | grep -o "[0-9]*" | head -1)
+  n=$(grep -h "^\[  $1 *\] [0-9]* test" "$LOG_DIR/test_cuda.log" | head -1 |
+    grep -o "[0-9]*" | head -1)
   echo "${n:-0}"
 }
 passed=$(count PASSED); failed=$(count FAILED); skipped=$(count SKIPPED)
@@ -56,7 +60,8 @@ printf "%-44s %s\n" "lightgpt model TFLOP/s" "$(value model_tflops)"
 printf "%-44s %s\n" "lightgpt MFU vs 989 TFLOP/s bf16 peak" "$(value mfu_peak)"
 printf "%-44s %s\n" "cuBLASLt at the model's shapes (TFLOP/s)" "$(value gemm_tflops)"
 printf "%-44s %s\n" "lightgpt MFU vs measured cuBLASLt rate" "$(value mfu_gemm)"
-printf "%-44s %s\n" "time: GEMM / attention (ms)" "$(value time_gemm_ms) / $(value time_attention_ms)"
+printf "%-44s %s\n" "time: GEMM / attention (ms)" \
+  "$(value time_gemm_ms) / $(value time_attention_ms)"
 printf "%-44s %s\n" "time: elementwise / optimizer / other (ms)" \
   "$(value time_elementwise_ms) / $(value time_optimizer_ms) / $(value time_other_ms)"
 printf "%-44s %s\n" "PyTorch ($(value torch_mode)) step (ms)" "$(value torch_step_ms)"

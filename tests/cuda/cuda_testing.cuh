@@ -106,7 +106,7 @@ constexpr double gradient_tolerance() {
   return std::is_same_v<T, float> ? 1e-4 : 5e-2;
 }
 
-#define LIGHTGPT_EXPECT_CLOSE(actual, expected, tolerance)                                     \
+#define LIGHTGPT_EXPECT_CLOSE(actual, expected, tolerance) \
   EXPECT_LT(::lightgpt::testing::relative_error((actual), (expected)), (tolerance)) << #actual
 
 using StorageTypes = ::testing::Types<float, bfloat16, half>;

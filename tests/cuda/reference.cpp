@@ -93,9 +93,9 @@ double sum_of_squares(const float* values, std::size_t count) {
 }
 void adamw_update(float* params, float* master, float* m, float* v, const float* grads,
                   std::size_t count, const AdamWScalars& s) {
-  const AdamWStep<float> step{s.lr,           s.beta1,          s.beta2,          s.eps,
-                              s.weight_decay, s.bias_correction1, s.bias_correction2,
-                              s.grad_scale};
+  const AdamWStep<float> step{
+      s.lr,        s.beta1, s.beta2, s.eps, s.weight_decay, s.bias_correction1, s.bias_correction2,
+      s.grad_scale};
   O::adamw_update(params, master, m, v, grads, count, step);
 }
 

@@ -6,9 +6,8 @@
 
 #include <cstddef>
 #include <cstdint>
-#include <vector>
-
 #include <lightgpt/core/config.hpp>
+#include <vector>
 
 namespace lightgpt::testing::reference {
 

@@ -73,8 +73,7 @@ TYPED_TEST(CudaOps, MatmulBackwardOverwritesAndAccumulates) {
                        Grad<float>{d_dbias.get(), param_acc ? Mode::accumulate : Mode::overwrite},
                        d_dout.get(), d_in.get(), d_weight.get(), N, IC, OC);
     EXPECT_LT(relative_error(d_din.download(), din), gradient_tolerance<T>()) << first_mode;
-    EXPECT_LT(relative_error(d_dweight.download(), dweight), gradient_tolerance<T>())
-        << first_mode;
+    EXPECT_LT(relative_error(d_dweight.download(), dweight), gradient_tolerance<T>()) << first_mode;
     EXPECT_LT(relative_error(d_dbias.download(), dbias), gradient_tolerance<T>()) << first_mode;
   }
 }
@@ -190,8 +189,7 @@ TYPED_TEST(CudaOps, EmbeddingForwardAndDeterministicBackward) {
   ref::embedding_forward(out.data(), tokens.data(), row_stride, wte.data(), wpe.data(), B, T_, C);
   DeviceArray<std::int32_t> d_tokens(tokens);
   DeviceArray<T> d_wte(wte), d_wpe(wpe), d_out(out.size()), d_dout(dout);
-  O::embedding_forward(d_out.get(), d_tokens.get(), row_stride, d_wte.get(), d_wpe.get(), B, T_,
-                       C);
+  O::embedding_forward(d_out.get(), d_tokens.get(), row_stride, d_wte.get(), d_wpe.get(), B, T_, C);
   EXPECT_LT(relative_error(d_out.download(), out), value_tolerance<T>());
 
   auto dwte = random_values<float>(std::size_t(V) * C, 32);
@@ -225,8 +223,8 @@ void check_attention(const AttentionShape& s, std::uint32_t seed) {
   std::vector<float> out(positions * s.C), lse(positions * s.NH);
   ref::attention_forward(out.data(), lse.data(), qkv.data(), s.B, s.T, s.C, s.NH);
   std::vector<float> dqkv(positions * 3 * s.C);
-  ref::attention_backward(dqkv.data(), false, dout.data(), qkv.data(), out.data(), lse.data(),
-                          s.B, s.T, s.C, s.NH);
+  ref::attention_backward(dqkv.data(), false, dout.data(), qkv.data(), out.data(), lse.data(), s.B,
+                          s.T, s.C, s.NH);
 
   DeviceArray<T> d_qkv(qkv), d_dout(dout), d_out(out.size()), d_dqkv(dqkv.size());
   DeviceArray<float> d_lse(lse.size());
@@ -251,8 +249,8 @@ void check_attention(const AttentionShape& s, std::uint32_t seed) {
 
   // Inference forward: no log-sum-exps.
   d_out.poison();
-  O::attention_forward(d_out.get(), static_cast<float*>(nullptr), d_qkv.get(), s.B, s.T, s.C,
-                       s.NH, scratch.get());
+  O::attention_forward(d_out.get(), static_cast<float*>(nullptr), d_qkv.get(), s.B, s.T, s.C, s.NH,
+                       scratch.get());
   EXPECT_LT(relative_error(d_out.download(), out), value_tolerance<T>());
 }
 
@@ -340,11 +338,10 @@ TYPED_TEST(CudaOps, AdamWUpdateAndGradientNorm) {
   DeviceArray<float> d_master(master), d_m(m), d_v(v);
   DeviceArray<T> d_params(count);
   ref::adamw_update(params.data(), master.data(), m.data(), v.data(), grads.data(), count, s);
-  const AdamWStep<float> step{s.lr,           s.beta1,          s.beta2,          s.eps,
-                              s.weight_decay, s.bias_correction1, s.bias_correction2,
-                              s.grad_scale};
-  O::adamw_update(d_params.get(), d_master.get(), d_m.get(), d_v.get(), d_grads.get(), count,
-                  step);
+  const AdamWStep<float> step{
+      s.lr,        s.beta1, s.beta2, s.eps, s.weight_decay, s.bias_correction1, s.bias_correction2,
+      s.grad_scale};
+  O::adamw_update(d_params.get(), d_master.get(), d_m.get(), d_v.get(), d_grads.get(), count, step);
   EXPECT_LT(relative_error(d_master.download(), master), 1e-6);
   EXPECT_LT(relative_error(d_m.download(), m), 1e-6);
   EXPECT_LT(relative_error(d_v.download(), v), 1e-6);

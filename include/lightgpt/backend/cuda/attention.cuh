@@ -25,8 +25,7 @@ namespace kernels {
 
 // src [B, T, parts, NH, hs] (rows of parts·C) -> part p of dst at dst + p·B·T·C, [B, NH, T, hs].
 template <class T>
-__global__ void split_heads_kernel(T* dst, const T* src, int B, int T_, int NH, int hs,
-                                   int parts) {
+__global__ void split_heads_kernel(T* dst, const T* src, int B, int T_, int NH, int hs, int parts) {
   const std::size_t C = std::size_t(NH) * hs, positions = std::size_t(B) * T_;
   const std::size_t total = positions * parts * C;
   for (std::size_t i = blockIdx.x * std::size_t(blockDim.x) + threadIdx.x; i < total;
@@ -57,8 +56,7 @@ __global__ void merge_heads_kernel(T* dst, bool accumulate, const T* src, int B,
 // One warp per row r = (b·NH + h)·T + t of the [B·NH, T, T] scores: P = softmax over s ≤ t, zero
 // above the diagonal; lse[r] = log Σ_{s≤t} exp(S).
 template <class T, class A>
-__global__ void causal_softmax_forward_kernel(T* probs, A* lse, const A* scores, int rows,
-                                              int T_) {
+__global__ void causal_softmax_forward_kernel(T* probs, A* lse, const A* scores, int rows, int T_) {
   const int row = blockIdx.x * (blockDim.x / 32) + threadIdx.x / 32, lane = threadIdx.x % 32;
   if (row >= rows) return;
   const int t = row % T_;
@@ -262,8 +260,8 @@ struct AttentionOps {
                head_stride, heads, 1.0f);
     heads_gemm(false, false, T_, hs, T_, w.dscores, T_, score_stride, w.k, hs, head_stride, w.dq,
                hs, head_stride, heads, 1.0f);
-    heads_gemm(true, false, T_, hs, T_, w.dscores, T_, score_stride, w.q, hs, head_stride, w.dk,
-               hs, head_stride, heads, 1.0f);
+    heads_gemm(true, false, T_, hs, T_, w.dscores, T_, score_stride, w.q, hs, head_stride, w.dk, hs,
+               head_stride, heads, 1.0f);
     kernels::merge_heads_kernel<<<elementwise_blocks(positions * 3 * C), 256, 0, stream>>>(
         dqkv.ptr, dqkv.mode == Mode::accumulate, w.dq, B, T_, NH, hs, 3);
     LIGHTGPT_CUDA_CHECK_LAUNCH();
@@ -275,8 +273,8 @@ struct AttentionOps {
   template <class T, class A>
   static void attention_decode(T* out, const T* qkv, int t, int C, int NH, A* scores) {
     const int hs = C / NH;
-    kernels::attention_decode_kernel<<<NH, 128, 0, context().stream()>>>(
-        out, qkv, t, C, NH, scores, A(1) / std::sqrt(A(hs)));
+    kernels::attention_decode_kernel<<<NH, 128, 0, context().stream()>>>(out, qkv, t, C, NH, scores,
+                                                                         A(1) / std::sqrt(A(hs)));
     LIGHTGPT_CUDA_CHECK_LAUNCH();
   }
 };

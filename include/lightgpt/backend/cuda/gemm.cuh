@@ -1,5 +1,5 @@
-// Dense layers through cuBLASLt. Our matrices are row-major, weights (out, in) as in llm.c; cuBLASLt
-// is column-major, so a row-major C[M, N] = op(A)·op(B) is issued as the column-major
+// Dense layers through cuBLASLt. Our matrices are row-major, weights (out, in) as in llm.c;
+// cuBLASLt is column-major, so a row-major C[M, N] = op(A)·op(B) is issued as the column-major
 // Cᵀ[N, M] = op(B)ᵀ·op(A)ᵀ: the operands swap and keep their transpose flags. One helper, gemm(),
 // does that mapping once; every product of the backend (layers, attention) goes through it.
 // Inputs bf16/fp16/fp32 with fp32 accumulation and fp32 scaling; outputs in the storage type or
@@ -99,7 +99,7 @@ inline void make_layout(LtLayout& holder, cudaDataType_t type, std::uint64_t row
   }
 }
 
-using GemmKey = std::array<std::int64_t, 24>;
+using GemmKey = std::array<std::int64_t, 22>;
 
 inline std::map<GemmKey, cublasLtMatmulHeuristicResult_t>& gemm_cache() {
   static std::map<GemmKey, cublasLtMatmulHeuristicResult_t> cache;
@@ -133,10 +133,10 @@ inline void gemm(const GemmCall& call) {
 
   LtDesc desc;
   LIGHTGPT_CUBLAS_CHECK(cublasLtMatmulDescCreate(&desc.desc, compute, CUDA_R_32F));
-  LIGHTGPT_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(desc.desc, CUBLASLT_MATMUL_DESC_TRANSA,
-                                                       &op_a, sizeof(op_a)));
-  LIGHTGPT_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(desc.desc, CUBLASLT_MATMUL_DESC_TRANSB,
-                                                       &op_b, sizeof(op_b)));
+  LIGHTGPT_CUBLAS_CHECK(
+      cublasLtMatmulDescSetAttribute(desc.desc, CUBLASLT_MATMUL_DESC_TRANSA, &op_a, sizeof(op_a)));
+  LIGHTGPT_CUBLAS_CHECK(
+      cublasLtMatmulDescSetAttribute(desc.desc, CUBLASLT_MATMUL_DESC_TRANSB, &op_b, sizeof(op_b)));
   LIGHTGPT_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(desc.desc, CUBLASLT_MATMUL_DESC_EPILOGUE,
                                                        &epilogue, sizeof(epilogue)));
   if (use_bias) {
@@ -154,11 +154,13 @@ inline void gemm(const GemmCall& call) {
 
   const std::uint32_t align_a = alignment_of(call.B), align_b = alignment_of(call.A),
                       align_c = alignment_of(call.C);
+  // clang-format off
   const GemmKey key{ctx.device(), int(compute), int(op_a), int(op_b), std::int64_t(m),
                     std::int64_t(n), std::int64_t(k), call.lda, call.ldb, call.ldc,
                     call.stride_a, call.stride_b, call.stride_c, call.batch, int(call.a_type),
                     int(call.b_type), int(call.c_type), int(epilogue), align_a, align_b, align_c,
-                    call.beta != 0.0f, 0, 0};
+                    call.beta != 0.0f};
+  // clang-format on
 
   cublasLtMatmulHeuristicResult_t heuristic{};
   bool cached = false;
@@ -185,10 +187,9 @@ inline void gemm(const GemmCall& call) {
     LIGHTGPT_CUBLAS_CHECK(cublasLtMatmulPreferenceSetAttribute(
         pref.pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES, &align_c, sizeof(align_c)));
     int found = 0;
-    LIGHTGPT_CUBLAS_CHECK(cublasLtMatmulAlgoGetHeuristic(ctx.lt(), desc.desc, a_layout.layout,
-                                                         b_layout.layout, c_layout.layout,
-                                                         c_layout.layout, pref.pref, 1,
-                                                         &heuristic, &found));
+    LIGHTGPT_CUBLAS_CHECK(cublasLtMatmulAlgoGetHeuristic(
+        ctx.lt(), desc.desc, a_layout.layout, b_layout.layout, c_layout.layout, c_layout.layout,
+        pref.pref, 1, &heuristic, &found));
     LIGHTGPT_CHECK(found > 0, "cuBLASLt has no algorithm for the product [", call.M, " x ", call.K,
                    "] x [", call.K, " x ", call.N, "] (batch ", call.batch, ", types ",
                    int(call.a_type), "/", int(call.b_type), " -> ", int(call.c_type), ")");
@@ -197,9 +198,9 @@ inline void gemm(const GemmCall& call) {
   }
 
   LIGHTGPT_CUBLAS_CHECK(cublasLtMatmul(ctx.lt(), desc.desc, &call.alpha, call.B, a_layout.layout,
-                                       call.A, b_layout.layout, &call.beta, call.C,
-                                       c_layout.layout, call.C, c_layout.layout, &heuristic.algo,
-                                       ctx.workspace(), ctx.workspace_bytes(), ctx.stream()));
+                                       call.A, b_layout.layout, &call.beta, call.C, c_layout.layout,
+                                       call.C, c_layout.layout, &heuristic.algo, ctx.workspace(),
+                                       ctx.workspace_bytes(), ctx.stream()));
   if (call.bias != nullptr && !use_bias) {
     kernels::add_bias_rows(call.C, call.c_type, call.bias, call.M, call.N, call.ldc);
   }

@@ -117,8 +117,8 @@ __global__ void cross_entropy_backward_kernel(T* logits, const A* lse, const Tok
     const A smoothing = begin < end ? A(ngram.alpha) : A(0);
     for (int j = 0; j < depths; ++j) {
       const std::size_t target = static_cast<std::size_t>(row_targets[j]);
-      const A weight = j == 0 ? scale * weights.weight[0] * (A(1) - smoothing)
-                              : scale * weights.weight[j];
+      const A weight =
+          j == 0 ? scale * weights.weight[0] * (A(1) - smoothing) : scale * weights.weight[j];
       row[target] = T(A(load(row, target)) - weight);
     }
     if (smoothing != A(0)) {
@@ -210,8 +210,8 @@ struct LossOps {
                                              int row_stride, const A* depth_weights, int depths,
                                              A scale, int B, int T_, int V, int Vp,
                                              const Tok* contexts, Ngram ngram) {
-    LIGHTGPT_CHECK(depths >= 1 && depths <= kMaxMtpDepth, "cross_entropy_backward_inplace: ",
-                   depths, " depths, at most ", kMaxMtpDepth);
+    LIGHTGPT_CHECK(depths >= 1 && depths <= kMaxMtpDepth,
+                   "cross_entropy_backward_inplace: ", depths, " depths, at most ", kMaxMtpDepth);
     const int N = B * T_;
     if (N == 0) return;
     kernels::DepthWeights<A> weights{};

@@ -33,8 +33,8 @@ struct MemoryOps {
   template <class T>
   static void copy(T* dst, const T* src, std::size_t count) {
     if (count == 0) return;
-    LIGHTGPT_CUDA_CHECK(cudaMemcpyAsync(dst, src, count * sizeof(T), cudaMemcpyDeviceToDevice,
-                                        context().stream()));
+    LIGHTGPT_CUDA_CHECK(
+        cudaMemcpyAsync(dst, src, count * sizeof(T), cudaMemcpyDeviceToDevice, context().stream()));
   }
   template <class T>
   static void copy_to_host(T* host_dst, const T* src, std::size_t count) {

@@ -56,9 +56,9 @@ __global__ void layernorm_forward_kernel(T* out, A* mean, A* rstd, const T* in, 
 }
 
 template <class T, class A>
-__global__ void layernorm_backward_input_kernel(T* din, bool accumulate, const T* dout,
-                                                const T* in, const T* weight, const A* mean,
-                                                const A* rstd, int N, int C) {
+__global__ void layernorm_backward_input_kernel(T* din, bool accumulate, const T* dout, const T* in,
+                                                const T* weight, const A* mean, const A* rstd,
+                                                int N, int C) {
   const int row = blockIdx.x * kRowsPerBlock + threadIdx.x / 32, lane = threadIdx.x % 32;
   if (row >= N) return;
   const std::size_t base = static_cast<std::size_t>(row) * C;
@@ -147,8 +147,8 @@ __global__ void position_embedding_backward_kernel(G* dwpe, const T* dout, int B
 }
 
 template <class Tok>
-__global__ void gather_tokens_kernel(std::int32_t* keys, std::int32_t* positions,
-                                     const Tok* tokens, int row_stride, int B, int T_) {
+__global__ void gather_tokens_kernel(std::int32_t* keys, std::int32_t* positions, const Tok* tokens,
+                                     int row_stride, int B, int T_) {
   const int n = blockIdx.x * blockDim.x + threadIdx.x;
   if (n >= B * T_) return;
   keys[n] = static_cast<std::int32_t>(tokens[std::size_t(n / T_) * row_stride + n % T_]);
@@ -185,9 +185,9 @@ struct NormActOps {
                                 const T* bias, int N, int C) {
     if (N == 0) return;
     const int blocks = (N + kernels::kRowsPerBlock - 1) / kernels::kRowsPerBlock;
-    kernels::layernorm_forward_kernel<<<blocks, 32 * kernels::kRowsPerBlock, 0,
-                                        context().stream()>>>(out, mean, rstd, in, weight, bias, N,
-                                                              C, A(kLayerNormEps));
+    kernels::
+        layernorm_forward_kernel<<<blocks, 32 * kernels::kRowsPerBlock, 0, context().stream()>>>(
+            out, mean, rstd, in, weight, bias, N, C, A(kLayerNormEps));
     LIGHTGPT_CUDA_CHECK_LAUNCH();
   }
 
@@ -214,8 +214,8 @@ struct NormActOps {
   template <class T>
   static void gelu_forward(T* out, const T* in, std::size_t count) {
     if (count == 0) return;
-    kernels::gelu_forward_kernel<<<elementwise_blocks(count), 256, 0, context().stream()>>>(
-        out, in, count);
+    kernels::gelu_forward_kernel<<<elementwise_blocks(count), 256, 0, context().stream()>>>(out, in,
+                                                                                            count);
     LIGHTGPT_CUDA_CHECK_LAUNCH();
   }
 
@@ -271,7 +271,8 @@ struct NormActOps {
         nullptr, temp_bytes, static_cast<const std::int32_t*>(nullptr),
         static_cast<std::int32_t*>(nullptr), static_cast<const std::int32_t*>(nullptr),
         static_cast<std::int32_t*>(nullptr), N, 0, 32, stream));
-    auto* base = static_cast<unsigned char*>(ctx.scratch(Scratch::token_sort, pairs_bytes + temp_bytes));
+    auto* base =
+        static_cast<unsigned char*>(ctx.scratch(Scratch::token_sort, pairs_bytes + temp_bytes));
     auto* keys = reinterpret_cast<std::int32_t*>(base);
     std::int32_t* positions = keys + N;
     std::int32_t* sorted_keys = keys + 2 * N;
@@ -280,8 +281,8 @@ struct NormActOps {
                                                                        row_stride, B, T_);
     LIGHTGPT_CUDA_CHECK_LAUNCH();
     LIGHTGPT_CUDA_CHECK(cub::DeviceRadixSort::SortPairs(base + pairs_bytes, temp_bytes, keys,
-                                                        sorted_keys, positions, sorted_positions,
-                                                        N, 0, 32, stream));
+                                                        sorted_keys, positions, sorted_positions, N,
+                                                        0, 32, stream));
     kernels::token_embedding_backward_kernel<<<N, 256, 0, stream>>>(dwte.ptr, dout, sorted_keys,
                                                                     sorted_positions, N, C);
     LIGHTGPT_CUDA_CHECK_LAUNCH();

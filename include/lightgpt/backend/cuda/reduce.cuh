@@ -19,7 +19,8 @@ namespace lightgpt::cuda::kernels {
 
 template <class A>
 __device__ inline A warp_sum(A value) {
-  for (int offset = 16; offset > 0; offset /= 2) value += __shfl_xor_sync(0xffffffffu, value, offset);
+  for (int offset = 16; offset > 0; offset /= 2)
+    value += __shfl_xor_sync(0xffffffffu, value, offset);
   return value;
 }
 template <class A>
@@ -128,9 +129,8 @@ void column_sums(F f, int N, int C, float* out_a, bool accumulate_a, float* out_
   column_partials_kernel<<<dim3(tiles, chunks), dim3(kColumnTile, kRowLanes), 0, ctx.stream()>>>(
       partials, f, N, C, rows_per_chunk);
   LIGHTGPT_CUDA_CHECK_LAUNCH();
-  column_finish_kernel<<<(C + 255) / 256, 256, 0, ctx.stream()>>>(out_a, accumulate_a, out_b,
-                                                                   accumulate_b, partials, chunks,
-                                                                   C);
+  column_finish_kernel<<<(C + 255) / 256, 256, 0, ctx.stream()>>>(
+      out_a, accumulate_a, out_b, accumulate_b, partials, chunks, C);
   LIGHTGPT_CUDA_CHECK_LAUNCH();
 }
 
@@ -154,8 +154,8 @@ inline void add_bias_rows(void* C, cudaDataType_t type, const void* bias, int M,
     add_bias_rows_kernel<<<blocks, 256, 0, stream>>>(static_cast<float*>(C),
                                                      static_cast<const float*>(bias), M, N, ldc);
   } else if (type == CUDA_R_16BF) {
-    add_bias_rows_kernel<<<blocks, 256, 0, stream>>>(
-        static_cast<bfloat16*>(C), static_cast<const bfloat16*>(bias), M, N, ldc);
+    add_bias_rows_kernel<<<blocks, 256, 0, stream>>>(static_cast<bfloat16*>(C),
+                                                     static_cast<const bfloat16*>(bias), M, N, ldc);
   } else {
     add_bias_rows_kernel<<<blocks, 256, 0, stream>>>(static_cast<half*>(C),
                                                      static_cast<const half*>(bias), M, N, ldc);
