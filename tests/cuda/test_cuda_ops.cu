@@ -317,6 +317,75 @@ TYPED_TEST(CudaOps, FusedCrossEntropyForwardAndBackward) {
   EXPECT_LT(relative_error(d_logits.download(), logits), gradient_tolerance<T>());
 }
 
+// CoCoNT: depth 1 of a position whose context token has an n-gram list scores the soft target
+// (1 − α)·onehot + α·P_ngram; ngram_kl gives KL(P_ngram ‖ softmax) and a coverage flag. The view
+// is any struct with NgramTargets' fields (loss/cocont.hpp); the expected values are computed
+// here from the definitions.
+struct TestNgram {
+  const std::int32_t* offsets;
+  const std::int32_t* classes;
+  const float* probs;
+  const float* neg_entropy;
+  float alpha;
+};
+
+TYPED_TEST(CudaOps, CocontSoftTargetAndKl) {
+  LIGHTGPT_REQUIRE_GPU();
+  using T = TypeParam;
+  const int B = 2, T_ = 5, N = B * T_, V = 50, Vp = 64, row_stride = T_ + 1;
+  const float alpha = 0.4f, scale = 1.0f / N;
+  // Even context ids have a list of three successors; odd ones have none.
+  std::vector<std::int32_t> offsets{0}, classes;
+  std::vector<float> probs, neg_entropy(V, 0.0f);
+  for (int a = 0; a < V; ++a) {
+    if (a % 2 == 0) {
+      const float p[3] = {0.5f, 0.3f, 0.2f};
+      for (int k = 0; k < 3; ++k) {
+        classes.push_back((a + 7 * k) % V);
+        probs.push_back(p[k]);
+        neg_entropy[a] += p[k] * std::log(p[k]);
+      }
+    }
+    offsets.push_back(static_cast<std::int32_t>(classes.size()));
+  }
+  const std::vector<std::int32_t> tokens = random_ids(std::size_t(B) * row_stride, V, 90);
+  auto logits = random_values<T>(std::size_t(N) * Vp, 91, 3.0f);
+  std::vector<float> lse(N);
+  ref::row_logsumexp(lse.data(), logits.data(), N, V, Vp);
+
+  std::vector<float> kl(2 * N), grad(logits);
+  for (int n = 0; n < N; ++n) {
+    const std::size_t position = std::size_t(n / T_) * row_stride + n % T_;
+    const int a = tokens[position], target = tokens[position + 1];
+    const int begin = offsets[a], end = offsets[a + 1];
+    float* row = grad.data() + std::size_t(n) * Vp;
+    for (int v = 0; v < Vp; ++v) row[v] = v < V ? scale * std::exp(row[v] - lse[n]) : 0.0f;
+    const float smoothing = begin < end ? alpha : 0.0f;
+    row[target] -= scale * (1.0f - smoothing);
+    float cross = 0;
+    for (int k = begin; k < end; ++k) {
+      row[classes[k]] -= scale * smoothing * probs[k];
+      cross += probs[k] * (logits[std::size_t(n) * Vp + classes[k]] - lse[n]);
+    }
+    kl[n] = begin < end ? neg_entropy[a] - cross : 0.0f;
+    kl[N + n] = begin < end ? 1.0f : 0.0f;
+  }
+
+  DeviceArray<T> d_logits(logits);
+  DeviceArray<std::int32_t> d_tokens(tokens), d_offsets(offsets), d_classes(classes);
+  DeviceArray<float> d_probs(probs), d_neg_entropy(neg_entropy), d_lse(lse), d_kl(2 * N);
+  const TestNgram ngram{d_offsets.get(), d_classes.get(), d_probs.get(), d_neg_entropy.get(),
+                        alpha};
+  O::ngram_kl(d_kl.get(), d_lse.get(), d_logits.get(), Vp, d_tokens.get(), row_stride, ngram, B,
+              T_);
+  EXPECT_LT(relative_error(d_kl.download(), kl), 1e-5);
+  const float weight = 1.0f;
+  O::cross_entropy_backward_inplace(d_logits.get(), d_lse.get(), d_tokens.get() + 1, row_stride,
+                                    &weight, 1, scale, B, T_, V, Vp,
+                                    static_cast<const std::int32_t*>(d_tokens.get()), ngram);
+  EXPECT_LT(relative_error(d_logits.download(), grad), gradient_tolerance<T>());
+}
+
 // -------------------------------------------------------------------------------------- AdamW
 
 TYPED_TEST(CudaOps, AdamWUpdateAndGradientNorm) {
