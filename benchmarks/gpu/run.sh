@@ -3,13 +3,13 @@
 # internet, no Eigen/GoogleTest/Google Benchmark): runs the CUDA tests and the GPT-2 benchmark
 # from the bundle that bundle.sh built elsewhere, times a compiled PyTorch GPT-2 step of the same
 # shapes, and prints a summary table last. Logs go to $LOG_DIR (default: $OUT when set, else
-# gpu-logs/). Usage: benchmarks/gpu/run.sh [bundle dir] [batch]. Each stage has a timeout
+# <bundle>/logs). Usage: benchmarks/gpu/run.sh [bundle dir] [batch]. Each stage has a timeout
 # (TEST_TIMEOUT 240 s, BENCH_TIMEOUT 150 s, TORCH_TIMEOUT 180 s) so the whole stays under 10 min.
 set -u
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 BUNDLE=${1:-$ROOT/gpu-bundle}
 BATCH=${2:-64}
-LOG_DIR=${LOG_DIR:-${OUT:-$ROOT/gpu-logs}}
+LOG_DIR=${LOG_DIR:-${OUT:-$BUNDLE/logs}}
 mkdir -p "$LOG_DIR"
 export LD_LIBRARY_PATH="$BUNDLE/lib:${LD_LIBRARY_PATH:-}"
 
