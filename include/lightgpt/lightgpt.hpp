@@ -18,6 +18,8 @@
 #include "heads/dense.hpp"
 #include "heads/lightrnn.hpp"
 #include "heads/mtp.hpp"
+#include "loss/bigram.hpp"
+#include "loss/cocont.hpp"
 #include "mixers/afno.hpp"
 #include "mixers/attention.hpp"
 #include "model/gpt.hpp"

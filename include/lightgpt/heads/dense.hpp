@@ -3,7 +3,9 @@
 // per-row log-sum-exp (backward rewrites the logits into their gradient in place). MTP depths score
 // the same logits against targets t+2 … t+K, so each extra depth costs no extra GEMM. With
 // ModelConfig::mtp_adapter, depth j ≥ 2 scores its own adapted state h_j (mtp.hpp) and so has its
-// own logits: one extra C × Vp product per depth, forward and backward.
+// own logits: one extra C × Vp product per depth, forward and backward. With CoCoNT
+// (loss/cocont.hpp, set_cocont) depth 1 scores the soft target (1−α)·onehot + α·P_ngram inside the
+// same fused backward, touching only the K listed ids of a row.
 #pragma once
 
 #include <cstddef>
@@ -13,6 +15,7 @@
 #include "../backend/contract.hpp"
 #include "../core/config.hpp"
 #include "../core/layout.hpp"
+#include "../loss/cocont.hpp"
 #include "head_losses.hpp"
 #include "mtp.hpp"
 
@@ -57,8 +60,19 @@ class DenseHeadImpl {
     bind(logits_, depth_slots * positions * Vp_);
     bind(lse_, depth_slots * positions);
     bind(losses_, positions * Depth);
+    bind(cocont_kl_, 2 * positions);
     adapters_.bind_activations(bind, positions);
   }
+
+  // CoCoNT targets: P_ngram(b | a) over the kept ids of `table`, uploaded once.
+  void set_cocont(const BigramTable& table) {
+    LIGHTGPT_CHECK(table.vocab_size() == V_, "DenseHead: the bigram table has vocab_size ",
+                   table.vocab_size(), ", the model ", V_);
+    ngram_.upload(token_ngram_targets(table));
+  }
+  void clear_cocont() { ngram_.clear(); }
+  bool cocont_enabled() const { return ngram_.loaded(); }
+  const NgramTable<A, Backend>& cocont_targets() const { return ngram_; }
 
   template <class Tok>
   void embed_forward(T* out, const Tok* tokens, int row_stride, const T* wpe, int B, int T_) {
@@ -69,12 +83,15 @@ class DenseHeadImpl {
     O::embedding_backward(accumulate(dwte_), accumulate(dwpe), dout, tokens, row_stride, B, T_, C_);
   }
 
-  // Scores `depths` targets (1 = next token only) for each of the B·T hidden states.
+  // Scores `depths` targets (1 = next token only) for each of the B·T hidden states; with
+  // report_cocont (training forwards) and CoCoNT on, also the mean KL(P_ngram ‖ P_θ).
   template <class Tok>
   HeadLosses<A> forward(const T* hidden, const Tok* tokens, int row_stride, int B, int T_,
-                        int depths) {
+                        int depths, bool report_cocont = false) {
     const int N = B * T_;
-    if (adapters_.enabled()) return forward_adapted(hidden, tokens, row_stride, B, T_, depths);
+    if (adapters_.enabled()) {
+      return forward_adapted(hidden, tokens, row_stride, B, T_, depths, report_cocont);
+    }
     O::matmul_forward(logits_, hidden, wte_, static_cast<const T*>(nullptr), N, C_, Vp_);
     O::row_logsumexp(lse_, logits_, N, V_, Vp_);
     HeadLosses<A> losses;
@@ -85,23 +102,25 @@ class DenseHeadImpl {
       losses.depth[j - 1] = O::mean(depth_losses, static_cast<std::size_t>(N));
     }
     losses.main = losses.depth[0];
+    if (report_cocont) losses.cocont = cocont_term(lse_, logits_, tokens, row_stride, B, T_);
     return losses;
   }
 
-  // d/d(hidden) of scale · Σ_n [CE_1(n) + w_mtp · mean_{j≥2} CE_j(n)], after forward(..., Depth).
+  // d/d(hidden) of scale · Σ_n [L_main(n) + w_mtp · mean_{j≥2} CE_j(n)], after forward(..., Depth),
+  // where L_main = CE_1, or (1−α)·CE_1 + α·KL(P_ngram ‖ P_θ) with CoCoNT (α = cocont_alpha).
   template <class Tok>
   void backward(Grad<T> dhidden, const T* hidden, const Tok* tokens, int row_stride, int B, int T_,
-                A scale, A mtp_weight) {
+                A scale, A mtp_weight, A cocont_alpha = A(0)) {
     const int N = B * T_;
     A weights[Depth];
     weights[0] = A(1);
     for (int j = 1; j < Depth; ++j) weights[j] = mtp_weight / A(Depth - 1);
     if (adapters_.enabled()) {
-      backward_adapted(dhidden, hidden, tokens, row_stride, B, T_, scale, weights);
+      backward_adapted(dhidden, hidden, tokens, row_stride, B, T_, scale, weights, cocont_alpha);
       return;
     }
     O::cross_entropy_backward_inplace(logits_, lse_, tokens + 1, row_stride, weights, Depth, scale,
-                                      B, T_, V_, Vp_);
+                                      B, T_, V_, Vp_, tokens, ngram_.view(cocont_alpha));
     O::matmul_backward(dhidden, accumulate(dwte_), Grad<A>{}, logits_, hidden, wte_, N, C_, Vp_);
   }
 
@@ -115,9 +134,20 @@ class DenseHeadImpl {
  private:
   using Adapters = MtpAdapters<Backend, P, Depth>;
 
+  // Mean KL(P_ngram ‖ softmax) over the positions whose context token has a list (0 if none or
+  // CoCoNT is off), from depth 1's logits and log-sum-exps.
+  template <class Tok>
+  A cocont_term(const A* lse, const T* logits, const Tok* tokens, int row_stride, int B, int T_) {
+    if (!ngram_.loaded()) return A(0);
+    const std::size_t N = static_cast<std::size_t>(B) * T_;
+    O::ngram_kl(cocont_kl_, lse, logits, Vp_, tokens, row_stride, ngram_.view(A(0)), B, T_);
+    const A covered = O::mean(cocont_kl_ + N, N);
+    return covered > A(0) ? O::mean(cocont_kl_, N) / covered : A(0);
+  }
+
   template <class Tok>
   HeadLosses<A> forward_adapted(const T* hidden, const Tok* tokens, int row_stride, int B, int T_,
-                                int depths) {
+                                int depths, bool report_cocont) {
     const int N = B * T_;
     HeadLosses<A> losses;
     losses.depths = depths;
@@ -132,19 +162,21 @@ class DenseHeadImpl {
       losses.depth[j - 1] = O::mean(depth_losses, static_cast<std::size_t>(N));
     }
     losses.main = losses.depth[0];
+    if (report_cocont) losses.cocont = cocont_term(lse_, logits_, tokens, row_stride, B, T_);
     return losses;
   }
 
   // Depth 1 writes dhidden (in its mode); each adapted depth adds its adapter's backward.
   template <class Tok>
   void backward_adapted(Grad<T> dhidden, const T* hidden, const Tok* tokens, int row_stride, int B,
-                        int T_, A scale, const A* weights) {
+                        int T_, A scale, const A* weights, A cocont_alpha) {
     const int N = B * T_;
     for (int j = 1; j <= Depth; ++j) {
       T* logits = logits_ + static_cast<std::size_t>(j - 1) * N * Vp_;
       const A* lse = lse_ + static_cast<std::size_t>(j - 1) * N;
       O::cross_entropy_backward_inplace(logits, lse, tokens + j, row_stride, weights + (j - 1), 1,
-                                        scale, B, T_, V_, Vp_);
+                                        scale, B, T_, V_, Vp_, tokens,
+                                        j == 1 ? ngram_.view(cocont_alpha) : NgramTargets<A>{});
       if (j == 1) {
         O::matmul_backward(dhidden, accumulate(dwte_), Grad<A>{}, logits, hidden, wte_, N, C_, Vp_);
       } else {
@@ -163,6 +195,8 @@ class DenseHeadImpl {
   T* logits_ = nullptr;
   A* lse_ = nullptr;
   A* losses_ = nullptr;
+  A* cocont_kl_ = nullptr;  // KL per position, then 1 per position with an n-gram list
+  NgramTable<A, Backend> ngram_;
 };
 
 }  // namespace detail

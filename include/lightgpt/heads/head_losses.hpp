@@ -1,5 +1,6 @@
 // The losses a head reports for one forward pass: the main next-token NLL (what validation uses)
-// and one value per MTP depth (depth 1 is the main loss itself), each a mean over B·T positions.
+// and one value per MTP depth (depth 1 is the main loss itself), each a mean over B·T positions;
+// with CoCoNT also its KL term, reported apart and never part of `main`.
 #pragma once
 
 #include <array>
@@ -13,6 +14,9 @@ struct HeadLosses {
   A main = 0;
   std::array<A, kMaxMtpDepth> depth{};  // depth[j - 1] = mean CE of the target t + j
   int depths = 1;
+  // Mean KL(P_ngram ‖ P_θ) (row-level for LightRNN) over the positions whose context token has an
+  // n-gram list, from training forwards; 0 when CoCoNT is off.
+  A cocont = 0;
 };
 
 }  // namespace lightgpt

@@ -8,13 +8,16 @@
 // read. Training conditions on the true row; empty rows and cells are masked, so the probabilities
 // of exactly the V real tokens sum to 1. MTP depths j ≥ 2 reuse the row logits (unless adapted) and
 // cost one conditioning step and one column product each. Cost per position: two C × R products
-// and one C × C, against the dense head's C × V.
+// and one C × C, against the dense head's C × V. With CoCoNT (loss/cocont.hpp, set_cocont) depth
+// 1's row loss scores the soft target (1−α)·onehot(row) + α·P_ngram,row; the row distributions
+// are rebuilt from the bigram table whenever the codebook changes (set_codebook, reallocate).
 #pragma once
 
 #include <algorithm>
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -26,6 +29,7 @@
 #include "../core/layout.hpp"
 #include "../core/rng.hpp"
 #include "../io/container.hpp"
+#include "../loss/cocont.hpp"
 #include "codebook.hpp"
 #include "head_losses.hpp"
 #include "mtp.hpp"
@@ -94,8 +98,24 @@ class LightRnnHeadImpl {
     bind(dstate_, positions * C_);
     bind(base_, positions * C_);
     bind(statistics_lse_, 2 * positions);
+    bind(cocont_kl_, 2 * positions);
     adapters_.bind_activations(bind, positions);
   }
+
+  // CoCoNT targets: P_ngram(row | a) under the current codebook, uploaded now and rebuilt on
+  // every codebook change (the table is kept on the host for that).
+  void set_cocont(BigramTable table) {
+    LIGHTGPT_CHECK(table.vocab_size() == V_, "LightRnnHead: the bigram table has vocab_size ",
+                   table.vocab_size(), ", the model ", V_);
+    cocont_table_ = std::move(table);
+    upload_cocont();
+  }
+  void clear_cocont() {
+    cocont_table_.reset();
+    ngram_.clear();
+  }
+  bool cocont_enabled() const { return ngram_.loaded(); }
+  const NgramTable<A, Backend>& cocont_targets() const { return ngram_; }
 
   template <class Tok>
   void embed_forward(T* out, const Tok* tokens, int row_stride, const T* wpe, int B, int T_) {
@@ -109,10 +129,11 @@ class LightRnnHeadImpl {
   }
 
   // Scores `depths` targets for each of the B·T hidden states; depth[j-1] is the full token NLL
-  // -log P(r) - log P(c | r) of target t + j.
+  // -log P(r) - log P(c | r) of target t + j. With report_cocont (training forwards) and CoCoNT
+  // on, also the mean row-level KL(P_ngram,row ‖ P_row).
   template <class Tok>
   HeadLosses<A> forward(const T* hidden, const Tok* tokens, int row_stride, int B, int T_,
-                        int depths) {
+                        int depths, bool report_cocont = false) {
     const int N = B * T_;
     HeadLosses<A> losses;
     losses.depths = depths;
@@ -138,6 +159,13 @@ class LightRnnHeadImpl {
       losses.depth[j - 1] = O::mean(depth_losses, static_cast<std::size_t>(N));
     }
     losses.main = losses.depth[0];
+    if (report_cocont && ngram_.loaded()) {
+      const std::size_t count = static_cast<std::size_t>(N);
+      O::ngram_kl(cocont_kl_, row_lse(1, N), row_logits(1, N), R_, tokens, row_stride,
+                  ngram_.view(A(0)), B, T_);
+      const A covered = O::mean(cocont_kl_ + count, count);
+      losses.cocont = covered > A(0) ? O::mean(cocont_kl_, count) / covered : A(0);
+    }
     if (statistics_.size() > 0) {
       O::lightrnn_accumulate_statistics(statistics_.data(), statistics_.data() + table_cells(),
                                         statistics_lse_, row_logits(1, N), col_logits(1, N),
@@ -146,12 +174,13 @@ class LightRnnHeadImpl {
     return losses;
   }
 
-  // d/d(hidden) of scale · Σ_n [CE_1(n) + w_mtp · mean_{j≥2} CE_j(n)], after forward(..., Depth).
-  // Depths that score the shared state sum their conditioning gradients first, so the C × C
-  // products of the backward run once, not once per depth.
+  // d/d(hidden) of scale · Σ_n [L_main(n) + w_mtp · mean_{j≥2} CE_j(n)], after forward(..., Depth),
+  // where L_main = CE_1, or with CoCoNT (α = cocont_alpha) (1−α)·CE(row) + α·KL(P_ngram,row ‖
+  // P_row) + CE(col | row). Depths that score the shared state sum their conditioning gradients
+  // first, so the C × C products of the backward run once, not once per depth.
   template <class Tok>
   void backward(Grad<T> dhidden, const T* hidden, const Tok* tokens, int row_stride, int B, int T_,
-                A scale, A mtp_weight) {
+                A scale, A mtp_weight, A cocont_alpha = A(0)) {
     const int N = B * T_;
     A weights[Depth];
     weights[0] = A(1);
@@ -166,7 +195,8 @@ class LightRnnHeadImpl {
         const int row_depths = adapters_.enabled() ? 1 : Depth;
         O::lightrnn_row_backward_inplace(row_logits(j, N), row_lse(j, N), row_count_.data(),
                                          tokens + j, row_stride, token_cell_.data(),
-                                         weights + (j - 1), row_depths, scale, B, T_, R_);
+                                         weights + (j - 1), row_depths, scale, B, T_, R_, tokens,
+                                         j == 1 ? ngram_.view(cocont_alpha) : NgramTargets<A>{});
         const Grad<T> dh = adapted ? overwrite(adapters_.output_gradient()) : dhidden;
         O::matmul_backward(dh, accumulate(row_.grad), Grad<A>{}, row_logits(j, N),
                            adapted ? adapters_.forward_output(j, N) : hidden, row_.value, N, C_,
@@ -295,6 +325,12 @@ class LightRnnHeadImpl {
     O::copy_from_host(token_cell_.data(), codebook_.token_cells().data(), token_cell_.size());
     O::copy_from_host(cell_token_.data(), codebook_.cell_tokens().data(), cell_token_.size());
     O::copy_from_host(row_count_.data(), codebook_.row_counts().data(), row_count_.size());
+    upload_cocont();
+  }
+
+  // The row targets depend on the map: rebuilt from the kept table for the current codebook.
+  void upload_cocont() {
+    if (cocont_table_) ngram_.upload(row_ngram_targets(*cocont_table_, codebook_));
   }
 
   int V_, R_, C_;
@@ -307,6 +343,9 @@ class LightRnnHeadImpl {
   T *row_logits_ = nullptr, *slope_ = nullptr, *state_ = nullptr, *col_logits_ = nullptr,
     *dstate_ = nullptr, *base_ = nullptr;
   A *row_lse_ = nullptr, *col_lse_ = nullptr, *losses_ = nullptr, *statistics_lse_ = nullptr;
+  A* cocont_kl_ = nullptr;  // row KL per position, then 1 per position with an n-gram list
+  std::optional<BigramTable> cocont_table_;
+  NgramTable<A, Backend> ngram_;
 };
 
 }  // namespace detail

@@ -20,7 +20,9 @@
 #include "../core/config.hpp"
 #include "../core/error.hpp"
 #include "../core/platform.hpp"
+#include "../heads/codebook.hpp"
 #include "../heads/head_losses.hpp"
+#include "../loss/bigram.hpp"
 #include "block.hpp"
 #include "parameters.hpp"
 #include "sampling.hpp"
@@ -82,6 +84,33 @@ class GPT {
   void set_mtp_weight(A weight) { mtp_weight_ = weight; }
   A mtp_weight() const { return mtp_weight_; }
 
+  // CoCoNT n-gram target smoothing (loss/cocont.hpp): with a bigram table set, the main loss of
+  // training forwards becomes (1−α)·CE + α·KL(P_ngram ‖ P_θ) (LightRNN: at the row level), its KL
+  // reported as losses().cocont; evaluate(), log_probs() and losses().main stay pure NLL. The
+  // head uploads its targets once here; α is run-time state and changing it rebuilds nothing.
+  void set_cocont(BigramTable table) {
+    LIGHTGPT_CHECK(table.vocab_size() == config_.vocab_size,
+                   "set_cocont: the bigram table was built for vocab_size ", table.vocab_size(),
+                   ", but the model has vocab_size ", config_.vocab_size);
+    head_.set_cocont(std::move(table));
+  }
+  void clear_cocont() { head_.clear_cocont(); }
+  bool cocont_enabled() const { return head_.cocont_enabled(); }
+  void set_cocont_alpha(A alpha) {
+    LIGHTGPT_CHECK(alpha >= A(0) && alpha <= A(1),
+                   "set_cocont_alpha: alpha must lie in [0, 1], got ", alpha);
+    cocont_alpha_ = alpha;
+  }
+  A cocont_alpha() const { return cocont_alpha_; }
+
+  // Bootstrap reallocation of a LightRNN codebook (heads/lightrnn.hpp); the head rebuilds the
+  // CoCoNT row targets for the new map as part of it.
+  ReallocationReport reallocate_codebook(ReallocationOptions options = {})
+    requires requires(typename Head::template impl<Backend, P>& impl) { impl.reallocate(options); }
+  {
+    return head_.reallocate(options);
+  }
+
   // Sizes the activation arena for training batches of up to B·T positions. Optional: the first
   // forward() does it; calling it up front keeps every allocation out of the training loop.
   void reserve(int B, int T_) {
@@ -97,7 +126,7 @@ class GPT {
     const int window = T_ + mtp_depth;
     stage_tokens(tokens, B, T_, window, row_stride < 0 ? window : row_stride, true, "forward");
     run_trunk(true);
-    losses_ = head_.forward(lnf_, tokens_, window_, batch_, seq_len_, mtp_depth);
+    losses_ = head_.forward(lnf_, tokens_, window_, batch_, seq_len_, mtp_depth, true);
     backward_ready_ = true;
     return losses_.main;
   }
@@ -112,7 +141,7 @@ class GPT {
                    "keep no activations)");
     const int N = batch_ * seq_len_;
     head_.backward(overwrite(dlnf_), lnf_, tokens_, window_, batch_, seq_len_, grad_scale / A(N),
-                   mtp_weight_);
+                   mtp_weight_, cocont_alpha_);
     O::layernorm_backward(overwrite(dresidual_), accumulate(lnfw_.grad), accumulate(lnfb_.grad),
                           dlnf_, blocks_output_, lnfw_.value, lnf_mean_, lnf_rstd_, N, C());
     for (int layer = config_.n_layer - 1; layer >= 0; --layer) {
@@ -344,6 +373,7 @@ class GPT {
   int batch_ = 0, seq_len_ = 0, window_ = 0;
   bool backward_ready_ = false;
   A mtp_weight_ = A(0);
+  A cocont_alpha_ = A(0.1);
   HeadLosses<A> losses_;
 };
 

@@ -3,7 +3,8 @@
 // number of tokens in row r. Empty rows are masked out of the row softmax and empty cells out of
 // the column softmax, so probabilities cover exactly the V real tokens. Every scatter into a table
 // (embedding and conditioning backward, reallocation statistics) is split by column blocks or table
-// columns, each walked in position order, so results do not depend on the thread count.
+// columns, each walked in position order, so results do not depend on the thread count. CoCoNT's
+// row targets share the dense head's soft-target step (loss.hpp).
 #pragma once
 
 #include <algorithm>
@@ -15,6 +16,7 @@
 #include "../../core/precision.hpp"
 #include "../contract.hpp"
 #include "eigen.hpp"
+#include "loss.hpp"
 
 namespace lightgpt::cpu {
 
@@ -124,12 +126,17 @@ struct LightRnnOps {
   }
 
   // In place: row logits -> gradient of Σ_j depth_weights[j] · scale · CE(row of target j), where
-  // target j of position (b, t) is targets[b·row_stride + t + j]. Empty rows get zero.
+  // target j of position (b, t) is targets[b·row_stride + t + j]. Empty rows get zero. With
+  // CoCoNT (`ngram` over rows, non-empty), depth 0 of a position whose context token
+  // contexts[b·row_stride + t] has a list scores the soft target (1 - α)·onehot(row) +
+  // α·P_ngram,row: the gradient of (1 - α)·CE(row) + α·KL(P_ngram,row ‖ P_row).
   template <class T, class A, class Tok>
   static void lightrnn_row_backward_inplace(T* logits, const A* lse, const std::int32_t* row_count,
                                             const Tok* targets, int row_stride,
                                             const std::int32_t* token_cell, const A* depth_weights,
-                                            int depths, A scale, int B, int T_, int R) {
+                                            int depths, A scale, int B, int T_, int R,
+                                            const Tok* contexts = nullptr,
+                                            NgramTargets<A> ngram = {}) {
     A total_weight = 0;
     for (int j = 0; j < depths; ++j) total_weight += depth_weights[j];
 #pragma omp parallel for schedule(static)
@@ -139,10 +146,9 @@ struct LightRnnOps {
         row[r] = row_count[r] > 0 ? T(scale * total_weight * std::exp(A(row[r]) - lse[n])) : T(0);
       }
       const int b = n / T_, t = n % T_;
-      for (int j = 0; j < depths; ++j) {
-        const int r = token_cell[targets[b * row_stride + t + j]] / R;
-        row[r] = T(A(row[r]) - scale * depth_weights[j]);
-      }
+      detail::subtract_targets(row, targets + b * row_stride + t, depth_weights, depths, scale,
+                               contexts ? contexts + b * row_stride + t : nullptr, ngram,
+                               [&](Tok id) { return token_cell[id] / R; });
     }
   }
 

@@ -1,7 +1,9 @@
 // Softmax cross-entropy over a tied output layer, fused the llm.c way: the forward keeps only the
 // per-row log-sum-exp next to the logits, and the backward turns the logits into their gradient
 // in place, so probabilities are never stored. Columns V..Vp-1 (vocabulary padding) are excluded
-// from the softmax and receive zero gradient.
+// from the softmax and receive zero gradient. CoCoNT (loss/cocont.hpp) enters the backward as a
+// soft target for the first depth and the forward as a separate KL per position; both touch only
+// the ≤ K listed entries of a row, never the whole vocabulary.
 #pragma once
 
 #include <algorithm>
@@ -9,9 +11,46 @@
 #include <cstddef>
 
 #include "../../core/elementwise.hpp"
+#include "../../loss/cocont.hpp"
 #include "eigen.hpp"
 
 namespace lightgpt::cpu {
+namespace detail {
+
+// One row of the fused backward after the softmax term: subtracts scale · weight_j at each
+// depth's target (targets[j]), depth 0's soft target replacing its one-hot when the context
+// has a list. Shared with the LightRNN row backward.
+template <class T, class A, class Tok, class ClassOf>
+void subtract_targets(T* row, const Tok* targets, const A* depth_weights, int depths, A scale,
+                      const Tok* context, NgramTargets<A> ngram, ClassOf class_of) {
+  int begin = 0, end = 0;
+  if (ngram && context) {
+    begin = ngram.offsets[*context];
+    end = ngram.offsets[*context + 1];
+  }
+  const A smoothing = begin < end ? ngram.alpha : A(0);
+  for (int j = 0; j < depths; ++j) {
+    const std::size_t target = static_cast<std::size_t>(class_of(targets[j]));
+    const A weight =
+        j == 0 ? scale * depth_weights[0] * (A(1) - smoothing) : scale * depth_weights[j];
+    row[target] = T(A(row[target]) - weight);
+  }
+  if (smoothing != A(0)) {
+    const A weight = scale * depth_weights[0] * smoothing;
+    for (int k = begin; k < end; ++k) {
+      T& entry = row[ngram.classes[k]];
+      entry = T(A(entry) - weight * ngram.probs[k]);
+    }
+  }
+}
+template <class T, class A, class Tok>
+void subtract_targets(T* row, const Tok* targets, const A* depth_weights, int depths, A scale,
+                      const Tok* context, NgramTargets<A> ngram) {
+  subtract_targets(row, targets, depth_weights, depths, scale, context, ngram,
+                   [](Tok id) { return static_cast<std::size_t>(id); });
+}
+
+}  // namespace detail
 
 struct LossOps {
   template <class T, class A>
@@ -40,11 +79,16 @@ struct LossOps {
 
   // In place: logits -> d(objective)/d(logits) for an objective Σ_j weight_j · Σ_n CE_j(n) · scale,
   // where depth j's targets start at targets + j. With W = Σ_j weight_j the gradient of one row is
-  // scale · (W · softmax - Σ_j weight_j · onehot(target_j)).
+  // scale · (W · softmax - Σ_j weight_j · onehot(target_j)). With CoCoNT (`ngram` non-empty),
+  // depth 0 of a position whose context token contexts[b·row_stride + t] has a list scores the
+  // soft target (1 - α)·onehot + α·P_ngram instead of the one-hot (the gradient of
+  // (1 - α)·CE + α·KL(P_ngram ‖ softmax)).
   template <class T, class A, class Tok>
   static void cross_entropy_backward_inplace(T* logits, const A* lse, const Tok* targets,
                                              int row_stride, const A* depth_weights, int depths,
-                                             A scale, int B, int T_, int V, int Vp) {
+                                             A scale, int B, int T_, int V, int Vp,
+                                             const Tok* contexts = nullptr,
+                                             NgramTargets<A> ngram = {}) {
     A total_weight = 0;
     for (int j = 0; j < depths; ++j) total_weight += depth_weights[j];
 #pragma omp parallel for schedule(static)
@@ -54,10 +98,29 @@ struct LossOps {
       for (int v = 0; v < V; ++v) row[v] = T(scale * total_weight * std::exp(A(row[v]) - row_lse));
       for (int v = V; v < Vp; ++v) row[v] = T(0);
       const int b = n / T_, t = n % T_;
-      for (int j = 0; j < depths; ++j) {
-        const std::size_t target = static_cast<std::size_t>(targets[b * row_stride + t + j]);
-        row[target] = T(A(row[target]) - scale * depth_weights[j]);
-      }
+      detail::subtract_targets(row, targets + b * row_stride + t, depth_weights, depths, scale,
+                               contexts ? contexts + b * row_stride + t : nullptr, ngram);
+    }
+  }
+
+  // Per position n = b·T + t with context a = contexts[b·row_stride + t]:
+  // kl[n] = KL(P_ngram(· | a) ‖ softmax(logits_n)) = Σ p·log p - Σ_k p_k·(logit[class_k] - lse[n])
+  // and kl[N + n] = 1 when a has a list; both 0 when it has none. `stride` is the row length of
+  // logits (Vp for token logits, R for LightRNN row logits).
+  template <class T, class A, class Tok>
+  static void ngram_kl(A* kl, const A* lse, const T* logits, int stride, const Tok* contexts,
+                       int row_stride, NgramTargets<A> ngram, int B, int T_) {
+    const int N = B * T_;
+#pragma omp parallel for schedule(static)
+    for (int n = 0; n < N; ++n) {
+      const int a = static_cast<int>(contexts[(n / T_) * row_stride + n % T_]);
+      const int begin = ngram.offsets[a], end = ngram.offsets[a + 1];
+      const T* row = logits + static_cast<std::size_t>(n) * stride;
+      A cross = 0;
+      for (int k = begin; k < end; ++k)
+        cross += ngram.probs[k] * (A(row[ngram.classes[k]]) - lse[n]);
+      kl[n] = begin < end ? ngram.neg_entropy[a] - cross : A(0);
+      kl[N + n] = begin < end ? A(1) : A(0);
     }
   }
 
