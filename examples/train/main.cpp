@@ -112,7 +112,9 @@ int main(int argc, char** argv) {
   app.add_option("--use_cocont", use_cocont, "CoCoNT n-gram target smoothing on/off")
       ->expected(0, 1)->default_str("true");
   app.add_option("--cocont_alpha", cocont_alpha, "CoCoNT mixing weight alpha");
-  app.add_option("--ngram_path", ngram_path, "Bigram top-K table (build-bigram)");
+  app.add_option("--ngram_path", ngram_path,
+                 "Bigram top-K table written by build-bigram (default: built from --train_data)")
+      ->check(CLI::ExistingFile);
   app.add_option("--ngram_k", ngram_k, "Successors kept per token");
   app.add_option("--mixer", mixer, "Token mixer")->check(CLI::IsMember({"attention", "afno"}));
   app.add_option("--afno_num_blocks", afno_num_blocks, "Blocks of the AFNO MLP");
@@ -208,8 +210,12 @@ int main(int argc, char** argv) {
     t.out_dir = out_dir ? *out_dir : "runs/" + p.name;
     if (t.seq_len > p.model.max_seq_len) p.model.max_seq_len = t.seq_len;
     if (p.mtp_depth == 1) t.mtp_weight = 0;
-    LIGHTGPT_CHECK(!p.use_cocont, "--use_cocont: CoCoNT smoothing is not part of this build yet; "
-                   "run without it (--use_cocont false)");
+    LIGHTGPT_CHECK(p.cocont_alpha >= 0 && p.cocont_alpha <= 1,
+                   "--cocont_alpha must lie in [0, 1], got ", p.cocont_alpha);
+    LIGHTGPT_CHECK(p.ngram_k >= 1, "--ngram_k must be positive, got ", p.ngram_k);
+    LIGHTGPT_CHECK(ngram_path.empty() || p.use_cocont,
+                   "--ngram_path is only read with --use_cocont");
+    o.ngram_path = ngram_path;
     p.model.validate();
     t.validate();
     o.sampling.validate();

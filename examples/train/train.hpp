@@ -13,6 +13,7 @@
 
 #include <lightgpt/data/loader.hpp>
 #include <lightgpt/lightgpt.hpp>
+#include <lightgpt/loss/bigram.hpp>
 #include <lightgpt/train/baselines.hpp>
 #include <lightgpt/train/presets.hpp>
 #include <lightgpt/train/trainer.hpp>
@@ -29,6 +30,7 @@ struct RunOptions {
   // row by row) or "sequential" (id / R, id % R).
   std::string lightrnn_codebook = "frequency";
   std::string train_data, val_data, resume;
+  std::string ngram_path;  // CoCoNT table; empty: built from the training shards
   std::uint64_t seed = 1;
   bool baselines = false;
   // The sample printed at the end (when the tokenizer files are known).
@@ -91,6 +93,24 @@ void train_composition(const RunOptions& options) {
   if (!options.val_data.empty()) val.emplace(options.val_data, loader);
 
   Model model(p.model, options.seed);
+  if (p.use_cocont) {
+    BigramTable table;
+    if (options.ngram_path.empty()) {
+      BigramCounter counter(p.model.vocab_size);
+      for (const auto& path : expand_shard_pattern(options.train_data)) {
+        counter.add(Shard(path, p.model.vocab_size).tokens());
+      }
+      table = counter.top_k(p.ngram_k);
+      std::printf("CoCoNT: bigram top-%d table built from %llu training tokens, alpha %g\n",
+                  p.ngram_k, static_cast<unsigned long long>(counter.tokens()), p.cocont_alpha);
+    } else {
+      table = BigramTable::load(options.ngram_path, p.model.vocab_size, p.ngram_k);
+      std::printf("CoCoNT: %s (top-%d), alpha %g\n", options.ngram_path.c_str(), p.ngram_k,
+                  p.cocont_alpha);
+    }
+    model.set_cocont(std::move(table));
+    model.set_cocont_alpha(static_cast<typename Model::A>(p.cocont_alpha));
+  }
   if constexpr (requires { model.head().codebook().rows(); }) {
     if (options.lightrnn_codebook == "frequency" && options.resume.empty()) {
       model.head().set_codebook(frequency_codebook(

@@ -114,7 +114,7 @@ class DenseHeadImpl {
     const int N = B * T_;
     A weights[Depth];
     weights[0] = A(1);
-    for (int j = 1; j < Depth; ++j) weights[j] = mtp_weight / A(Depth - 1);
+    for (int j = 1; j < Depth; ++j) weights[j] = mtp_weight / A(Depth > 1 ? Depth - 1 : 1);
     if (adapters_.enabled()) {
       backward_adapted(dhidden, hidden, tokens, row_stride, B, T_, scale, weights, cocont_alpha);
       return;

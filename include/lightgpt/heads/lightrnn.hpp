@@ -184,7 +184,7 @@ class LightRnnHeadImpl {
     const int N = B * T_;
     A weights[Depth];
     weights[0] = A(1);
-    for (int j = 1; j < Depth; ++j) weights[j] = mtp_weight / A(Depth - 1);
+    for (int j = 1; j < Depth; ++j) weights[j] = mtp_weight / A(Depth > 1 ? Depth - 1 : 1);
     const std::size_t count = static_cast<std::size_t>(N) * C_;
     T* dpre_sum = base_;
     for (int j = 1; j <= Depth; ++j) {

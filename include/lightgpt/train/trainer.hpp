@@ -98,6 +98,9 @@ struct StepMetrics {
   int depths = 1;
   double lr = 0, grad_norm = 0, mtp_weight = 0;
   double tokens_per_second = 0, step_ms = 0, peak_memory_mb = 0;
+  // CoCoNT (when the model has a table): mean KL(P_ngram ‖ P_θ), a training-only term.
+  double cocont = 0;
+  bool has_cocont = false;
   // Fp16 only: the loss scale this step used, and whether its gradients overflowed (skipped).
   double loss_scale = 1;
   bool skipped = false;
@@ -260,6 +263,10 @@ class Trainer {
       const auto& losses = model_.losses();
       m.depths = losses.depths;
       for (int j = 0; j < losses.depths; ++j) m.depth_loss[j] += double(losses.depth[j]);
+      if constexpr (requires { model_.cocont_enabled(); }) {
+        m.has_cocont = model_.cocont_enabled();
+        m.cocont += double(losses.cocont) / config_.grad_accum;
+      }
       model_.backward(scale);
     }
     for (int j = 0; j < m.depths; ++j) m.depth_loss[j] /= config_.grad_accum;
@@ -305,6 +312,7 @@ class Trainer {
         record.add("mtp_loss_" + std::to_string(j + 1), m.depth_loss[j]);
       }
       if (m.depths > 1) record.add("mtp_weight", m.mtp_weight);
+      if (m.has_cocont) record.add("cocont_kl", m.cocont);
       record.add("lr", m.lr).add("grad_norm", m.grad_norm);
       record.add("tokens_per_s", m.tokens_per_second).add("step_ms", m.step_ms);
       record.add("peak_memory_mb", m.peak_memory_mb);
@@ -324,6 +332,7 @@ class Trainer {
         std::printf("step %*lld/%lld | loss %.4f", digits(), static_cast<long long>(m.step),
                     static_cast<long long>(config_.steps), m.train_loss);
         for (int j = 1; j < m.depths; ++j) std::printf(" | mtp%d %.4f", j + 1, m.depth_loss[j]);
+        if (m.has_cocont) std::printf(" | kl %.4f", m.cocont);
         std::printf(" | lr %.2e | norm %.3f | %.0f tok/s | %.0f ms | ETA %s", m.lr, m.grad_norm,
                     m.tokens_per_second, m.step_ms, format_duration(eta).c_str());
         if (kLossScaling) std::printf(" | scale %g%s", m.loss_scale, m.skipped ? " (skipped)" : "");
