@@ -79,7 +79,7 @@ int main(int argc, char** argv) {
   std::optional<int> batch_size, grad_accum, seq_len, mtp_max_steps, afno_num_blocks, n_layer,
       n_head, d_model, lightrnn_rows, ngram_k, val_batches;
   std::optional<long long> warmup, warmdown, mtp_rampup_steps, steps, eval_every,
-      checkpoint_every;
+      checkpoint_every, realloc_every;
   std::optional<double> learning_rate, mtp_weight, cocont_alpha, afno_sparsity_threshold;
   std::optional<bool> mtp_enabled, use_cocont;
   std::optional<std::string> mixer, precision, head, out_dir;
@@ -121,6 +121,8 @@ int main(int argc, char** argv) {
   app.add_option("--afno_sparsity_threshold", afno_sparsity_threshold, "AFNO soft-shrink lambda");
   app.add_option("--head", head, "Output head")->check(CLI::IsMember({"dense", "lightrnn"}));
   app.add_option("--lightrnn_rows", lightrnn_rows, "Rows R of the LightRNN table (0: ceil(sqrt V))");
+  app.add_option("--realloc_every", realloc_every,
+                 "LightRNN: re-place tokens every N steps from their row/column losses (0: never)");
   app.add_option("--lightrnn_codebook", o.lightrnn_codebook,
                  "Initial token-to-cell map: frequency (most frequent tokens first) or sequential")
       ->capture_default_str()
@@ -190,6 +192,9 @@ int main(int argc, char** argv) {
     apply(t.eval_every, eval_every);
     apply(t.val_batches, val_batches);
     apply(t.checkpoint_every, checkpoint_every);
+    apply(t.realloc_every, realloc_every);
+    LIGHTGPT_CHECK(t.realloc_every == 0 || p.head == "lightrnn",
+                   "--realloc_every needs the LightRNN head (--head lightrnn)");
     apply(t.mtp_weight, mtp_weight);
     apply(t.mtp_rampup_steps, mtp_rampup_steps);
     if (mtp_enabled) p.mtp_depth = *mtp_enabled ? (mtp_max_steps ? *mtp_max_steps : 2) : 1;

@@ -166,7 +166,7 @@ class LightRnnHeadImpl {
       const A covered = O::mean(cocont_kl_ + count, count);
       losses.cocont = covered > A(0) ? O::mean(cocont_kl_, count) / covered : A(0);
     }
-    if (statistics_.size() > 0) {
+    if (statistics_.size() > 0 && !statistics_paused_) {
       O::lightrnn_accumulate_statistics(statistics_.data(), statistics_.data() + table_cells(),
                                         statistics_lse_, row_logits(1, N), col_logits(1, N),
                                         tokens + 1, row_stride, B, T_, R_);
@@ -260,6 +260,8 @@ class LightRnnHeadImpl {
   }
   void end_reallocation_statistics() { statistics_ = Buffer<A, Backend>(); }
   bool collecting_statistics() const { return statistics_.size() > 0; }
+  // While paused, forwards (e.g. validation) add nothing to the statistics being collected.
+  void pause_reallocation_statistics(bool paused) { statistics_paused_ = paused; }
 
   // Host copies of the accumulated statistics: row losses then column losses, V × R each.
   std::vector<A> reallocation_statistics() const {
@@ -339,6 +341,7 @@ class LightRnnHeadImpl {
   LightRnnCodebook codebook_;
   Buffer<std::int32_t, Backend> token_cell_, cell_token_, row_count_;
   Buffer<A, Backend> statistics_;
+  bool statistics_paused_ = false;
   BoundTensor<T, A> row_{"lightrnn_row"}, col_{"lightrnn_col"}, w_{"lightrnn_w"}, b_{"lightrnn_b"};
   T *row_logits_ = nullptr, *slope_ = nullptr, *state_ = nullptr, *col_logits_ = nullptr,
     *dstate_ = nullptr, *base_ = nullptr;

@@ -46,6 +46,10 @@ struct TrainConfig {
   std::int64_t eval_every = 0;        // 0: validate only at the end
   int val_batches = 8;                // fixed validation batches of B × (T + 1) tokens
   std::int64_t checkpoint_every = 0;  // 0: checkpoint only at the end
+  // LightRNN bootstrap reallocation: every realloc_every steps the codebook is re-placed from the
+  // row/column losses of those steps' training forwards (0: never). A resumed run restarts the
+  // statistics window, so it matches the uninterrupted run only up to the next reallocation.
+  std::int64_t realloc_every = 0;
   std::string out_dir = "out";
   bool console = true;  // one line per step on stdout
 
@@ -73,6 +77,8 @@ struct TrainConfig {
     LIGHTGPT_CHECK(checkpoint_every >= 0,
                    "--checkpoint_every must be 0 (end only) or positive, got ", checkpoint_every);
     LIGHTGPT_CHECK(!out_dir.empty(), "--out_dir must not be empty");
+    LIGHTGPT_CHECK(realloc_every >= 0, "--realloc_every must be 0 (never) or positive, got ",
+                   realloc_every);
     adamw.validate();
   }
 
@@ -104,6 +110,11 @@ struct StepMetrics {
   // Fp16 only: the loss scale this step used, and whether its gradients overflowed (skipped).
   double loss_scale = 1;
   bool skipped = false;
+  // LightRNN reallocation at the end of this step (when one ran): the accumulated cost under the
+  // old and the proposed map, and how many tokens moved (0 when the new map was not accepted).
+  bool reallocated = false;
+  double realloc_cost_before = 0, realloc_cost_after = 0;
+  int realloc_moved = 0;
 };
 
 struct TrainSummary {
@@ -214,6 +225,7 @@ class Trainer {
   // Mean next-token NLL over the fixed validation batches (the same batches every time).
   double validate() {
     LIGHTGPT_CHECK(val_ != nullptr, "validate() needs a validation loader");
+    const StatisticsPause pause(model_);
     val_->restore(val_start_);
     double total = 0;
     for (int i = 0; i < config_.val_batches; ++i) {
@@ -231,6 +243,7 @@ class Trainer {
     std::vector<A> log_probs(static_cast<std::size_t>(T) * V);
     std::vector<double> nll(static_cast<std::size_t>(T), 0.0);
     std::int64_t rows = 0;
+    const StatisticsPause pause(model_);
     val_->restore(val_start_);
     for (int i = 0; i < config_.val_batches; ++i) {
       const Batch batch = val_->next();
@@ -255,6 +268,11 @@ class Trainer {
     m.mtp_weight = config_.mtp_weight_at(step_);
     model_.set_mtp_weight(A(m.mtp_weight));
     model_.zero_grad();
+    if constexpr (kReallocatable) {
+      if (config_.realloc_every > 0 && !model_.head().collecting_statistics()) {
+        model_.head().begin_reallocation_statistics();
+      }
+    }
     m.loss_scale = kLossScaling ? scaler_.scale() : 1.0;
     const A scale = A(m.loss_scale / config_.grad_accum);
     for (int micro = 0; micro < config_.grad_accum; ++micro) {
@@ -283,6 +301,15 @@ class Trainer {
                      "); nothing was updated", checkpoint_note());
     }
     ++step_;
+    if constexpr (kReallocatable) {
+      if (config_.realloc_every > 0 && step_ % config_.realloc_every == 0) {
+        const auto report = model_.reallocate_codebook();
+        m.reallocated = true;
+        m.realloc_cost_before = report.cost_before;
+        m.realloc_cost_after = report.cost_after;
+        m.realloc_moved = report.moved;
+      }
+    }
     tokens_ += std::int64_t(config_.grad_accum) * config_.batch_size * config_.seq_len;
     m.step = step_;
     m.tokens = tokens_;
@@ -313,6 +340,11 @@ class Trainer {
       }
       if (m.depths > 1) record.add("mtp_weight", m.mtp_weight);
       if (m.has_cocont) record.add("cocont_kl", m.cocont);
+      if (m.reallocated) {
+        record.add("realloc_cost_before", m.realloc_cost_before)
+            .add("realloc_cost_after", m.realloc_cost_after)
+            .add("realloc_moved", std::int64_t(m.realloc_moved));
+      }
       record.add("lr", m.lr).add("grad_norm", m.grad_norm);
       record.add("tokens_per_s", m.tokens_per_second).add("step_ms", m.step_ms);
       record.add("peak_memory_mb", m.peak_memory_mb);
@@ -336,6 +368,10 @@ class Trainer {
         std::printf(" | lr %.2e | norm %.3f | %.0f tok/s | %.0f ms | ETA %s", m.lr, m.grad_norm,
                     m.tokens_per_second, m.step_ms, format_duration(eta).c_str());
         if (kLossScaling) std::printf(" | scale %g%s", m.loss_scale, m.skipped ? " (skipped)" : "");
+        if (m.reallocated) {
+          std::printf(" | realloc cost %.4g -> %.4g, %d moved", m.realloc_cost_before,
+                      m.realloc_cost_after, m.realloc_moved);
+        }
         if (evaluate) std::printf(" | val_loss %.4f", last_val);
         std::printf("\n");
         std::fflush(stdout);
@@ -363,6 +399,21 @@ class Trainer {
   }
 
  private:
+  // LightRNN heads can re-place their tokens (bootstrap reallocation).
+  static constexpr bool kReallocatable =
+      requires(Model& m) { m.reallocate_codebook(); m.head().pause_reallocation_statistics(true); };
+
+  // Keeps validation forwards out of the reallocation statistics.
+  struct StatisticsPause {
+    Model& model;
+    explicit StatisticsPause(Model& m) : model(m) {
+      if constexpr (kReallocatable) model.head().pause_reallocation_statistics(true);
+    }
+    ~StatisticsPause() {
+      if constexpr (kReallocatable) model.head().pause_reallocation_statistics(false);
+    }
+  };
+
   static TrainConfig validated(const TrainConfig& config) {
     config.validate();
     return config;
