@@ -1,15 +1,15 @@
 // The CUDA backend's kernel contract: Ops<Cuda> gathers the kernel families, each in its own
 // header with the same name as its CPU counterpart, into the one name the model is written
-// against. Part 1 covers the dense head and attention; the LightRNN head and the AFNO mixer's
-// kernels (cuFFT) are not here yet, so those compositions fail to compile on Cuda where they call
-// a missing function.
+// against.
 #pragma once
 
 #include "../tags.hpp"
 #include "attention.cuh"
 #include "context.cuh"
 #include "device.cuh"
+#include "fft.cuh"
 #include "gemm.cuh"
+#include "lightrnn.cuh"
 #include "loss.cuh"
 #include "memory.cuh"
 #include "norm_act.cuh"
@@ -22,7 +22,9 @@ struct Ops<Cuda> : cuda::MemoryOps,
                    cuda::GemmOps,
                    cuda::NormActOps,
                    cuda::AttentionOps,
+                   cuda::FftOps, cuda::AfnoOps,
                    cuda::LossOps,
+                   cuda::LightRnnOps,
                    cuda::OptimOps {};
 
 template <>
