@@ -1,1 +1,172 @@
+// The CPU Fp32 reference behind reference_lightrnn.hpp: Ops<Cpu>'s LightRNN kernels and the
+// LightRnnHead compositions instantiated in tests/heads (head_instances.hpp). Compiled by the host
+// compiler; the CUDA tests link it.
 #include "reference_lightrnn.hpp"
+
+#include <head_instances.hpp>
+#include <lightgpt/lightgpt.hpp>
+#include <utility>
+
+namespace lightgpt::testing::reference {
+namespace {
+
+using O = Ops<Cpu>;
+
+NgramTargets<float> targets_view(const NgramHost& ngram) {
+  return {ngram.offsets, ngram.classes, ngram.probs, ngram.neg_entropy, ngram.alpha};
+}
+
+template <class Model>
+void apply(Model& model, const LightRnnSetup& setup) {
+  model.set_mtp_weight(setup.mtp_weight);
+  if (!setup.token_cells.empty()) {
+    model.head().set_codebook(
+        LightRnnCodebook::from_cells(model.config().lightrnn_table_rows(), setup.token_cells));
+  }
+  if (setup.cocont != nullptr) {
+    model.set_cocont(*setup.cocont);
+    model.set_cocont_alpha(setup.cocont_alpha);
+  }
+}
+
+// Runs `body` on the composition of the setup's MTP depth.
+template <class Body>
+auto with_model(const ModelConfig& config, std::uint64_t seed, const LightRnnSetup& setup,
+                Body&& body) {
+  LIGHTGPT_CHECK(setup.mtp_depth == 1 || setup.mtp_depth == 2,
+                 "reference: LightRnnHead MTP depth 1 or 2, got ", setup.mtp_depth);
+  if (setup.mtp_depth == 1) {
+    LightRnnFp32 model(config, seed);
+    apply(model, setup);
+    return body(model);
+  }
+  LightRnnMtp2Fp32 model(config, seed);
+  apply(model, setup);
+  return body(model);
+}
+
+}  // namespace
+
+void lightrnn_embedding_forward(float* out, const std::int32_t* tokens, int row_stride,
+                                const std::int32_t* token_cell, const float* row_table,
+                                const float* col_table, const float* wpe, int B, int T, int C,
+                                int R) {
+  O::lightrnn_embedding_forward(out, tokens, row_stride, token_cell, row_table, col_table, wpe, B,
+                                T, C, R);
+}
+void lightrnn_embedding_backward(float* drow_table, float* dcol_table, float* dwpe,
+                                 const float* dout, const std::int32_t* tokens, int row_stride,
+                                 const std::int32_t* token_cell, int B, int T, int C, int R) {
+  O::lightrnn_embedding_backward(drow_table, dcol_table, dwpe, dout, tokens, row_stride, token_cell,
+                                 B, T, C, R);
+}
+void lightrnn_row_logsumexp(float* lse, const float* logits, const std::int32_t* row_count, int N,
+                            int R) {
+  O::lightrnn_row_logsumexp(lse, logits, row_count, N, R);
+}
+void lightrnn_condition_forward(float* slope, float* state, const float* base,
+                                const float* row_table, const std::int32_t* targets, int row_stride,
+                                const std::int32_t* token_cell, int B, int T, int C, int R) {
+  O::lightrnn_condition_forward(slope, state, base, row_table, targets, row_stride, token_cell, B,
+                                T, C, R);
+}
+void lightrnn_condition_row(float* state, const float* base, const float* row_table, int row, int N,
+                            int C) {
+  O::lightrnn_condition_row(state, base, row_table, row, N, C);
+}
+void lightrnn_cross_entropy(float* losses, float* col_lse, const float* row_logits,
+                            const float* row_lse, const float* col_logits,
+                            const std::int32_t* targets, int row_stride,
+                            const std::int32_t* token_cell, const std::int32_t* cell_token, int B,
+                            int T, int R) {
+  O::lightrnn_cross_entropy(losses, col_lse, row_logits, row_lse, col_logits, targets, row_stride,
+                            token_cell, cell_token, B, T, R);
+}
+void lightrnn_row_backward_inplace(float* logits, const float* lse, const std::int32_t* row_count,
+                                   const std::int32_t* targets, int row_stride,
+                                   const std::int32_t* token_cell, const float* depth_weights,
+                                   int depths, float scale, int B, int T, int R,
+                                   const std::int32_t* contexts, const NgramHost& ngram) {
+  O::lightrnn_row_backward_inplace(logits, lse, row_count, targets, row_stride, token_cell,
+                                   depth_weights, depths, scale, B, T, R, contexts,
+                                   targets_view(ngram));
+}
+void lightrnn_column_backward_inplace(float* logits, const float* lse, const std::int32_t* targets,
+                                      int row_stride, const std::int32_t* token_cell,
+                                      const std::int32_t* cell_token, float weight, int B, int T,
+                                      int R) {
+  O::lightrnn_column_backward_inplace(logits, lse, targets, row_stride, token_cell, cell_token,
+                                      weight, B, T, R);
+}
+void lightrnn_condition_backward(float* dpre, const float* slope, float* drow_table,
+                                 const std::int32_t* targets, int row_stride,
+                                 const std::int32_t* token_cell, int B, int T, int C, int R) {
+  O::lightrnn_condition_backward(dpre, slope, drow_table, targets, row_stride, token_cell, B, T, C,
+                                 R);
+}
+void lightrnn_log_probs_row(float* out, const float* row_logits, const float* row_lse,
+                            const float* col_logits, const std::int32_t* cell_token, int row, int N,
+                            int R, int V) {
+  O::lightrnn_log_probs_row(out, row_logits, row_lse, col_logits, cell_token, row, N, R, V);
+}
+void lightrnn_accumulate_statistics(float* row_loss, float* col_loss, float* lse_scratch,
+                                    const float* row_logits, const float* col_logits,
+                                    const std::int32_t* targets, int row_stride, int B, int T,
+                                    int R) {
+  O::lightrnn_accumulate_statistics(row_loss, col_loss, lse_scratch, row_logits, col_logits,
+                                    targets, row_stride, B, T, R);
+}
+
+LightRnnStep lightrnn_training_step(const ModelConfig& config, std::uint64_t seed,
+                                    const LightRnnSetup& setup,
+                                    const std::vector<std::int32_t>& tokens, int B, int T) {
+  return with_model(config, seed, setup, [&](auto& model) {
+    LightRnnStep result;
+    model.zero_grad();
+    result.loss = model.forward(tokens.data(), B, T);
+    model.backward();
+    const auto& losses = model.losses();
+    for (int j = 0; j < losses.depths; ++j) result.depth_losses.push_back(losses.depth[j]);
+    result.cocont = losses.cocont;
+    for (const TensorInfo& tensor : model.parameters().layout().tensors()) {
+      result.grads.push_back(model.parameters().read_grad(tensor));
+    }
+    return result;
+  });
+}
+
+std::vector<float> lightrnn_log_probs(const ModelConfig& config, std::uint64_t seed,
+                                      const LightRnnSetup& setup,
+                                      const std::vector<std::int32_t>& inputs, int B, int T) {
+  return with_model(config, seed, setup, [&](auto& model) {
+    std::vector<float> out(std::size_t(B) * T * config.vocab_size);
+    model.log_probs(inputs.data(), B, T, out.data());
+    return out;
+  });
+}
+
+std::vector<std::vector<float>> lightrnn_decode_log_probs(
+    const ModelConfig& config, std::uint64_t seed, const LightRnnSetup& setup,
+    const std::vector<std::int32_t>& sequence) {
+  return with_model(config, seed, setup, [&](auto& model) {
+    std::vector<std::vector<float>> result;
+    model.decode_reset();
+    for (std::int32_t id : sequence) {
+      const auto log_probs = model.decode(id);
+      result.emplace_back(log_probs.begin(), log_probs.end());
+    }
+    return result;
+  });
+}
+
+std::vector<float> lightrnn_statistics(const ModelConfig& config, std::uint64_t seed,
+                                       const LightRnnSetup& setup,
+                                       const std::vector<std::int32_t>& tokens, int B, int T) {
+  return with_model(config, seed, setup, [&](auto& model) {
+    model.head().begin_reallocation_statistics();
+    model.evaluate(tokens.data(), B, T);
+    return model.head().reallocation_statistics();
+  });
+}
+
+}  // namespace lightgpt::testing::reference

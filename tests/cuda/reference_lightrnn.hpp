@@ -1,4 +1,102 @@
-// CPU Fp32 reference for the CUDA lightrnn tests (host-compiled in reference_lightrnn.cpp).
+// The CPU Fp32 reference for the CUDA LightRNN tests, behind a plain interface of host float
+// buffers (reference_lightrnn.cpp, compiled by the host compiler, runs Ops<Cpu> and
+// GPT<Fp32, LightRnnHead<MTP<k>>, Attention, Cpu>; no .cu file sees Eigen). The op functions have
+// the signatures and modes of the GPU calls; model functions build their model from (config,
+// seed) exactly as the GPU tests do.
 #pragma once
 
-namespace lightgpt::testing::reference {}
+#include <cstddef>
+#include <cstdint>
+#include <lightgpt/core/config.hpp>
+#include <lightgpt/loss/bigram.hpp>
+#include <vector>
+
+namespace lightgpt::testing::reference {
+
+// ------------------------------------------------------------------------------------------ ops
+
+void lightrnn_embedding_forward(float* out, const std::int32_t* tokens, int row_stride,
+                                const std::int32_t* token_cell, const float* row_table,
+                                const float* col_table, const float* wpe, int B, int T, int C,
+                                int R);
+void lightrnn_embedding_backward(float* drow_table, float* dcol_table, float* dwpe,
+                                 const float* dout, const std::int32_t* tokens, int row_stride,
+                                 const std::int32_t* token_cell, int B, int T, int C, int R);
+void lightrnn_row_logsumexp(float* lse, const float* logits, const std::int32_t* row_count, int N,
+                            int R);
+void lightrnn_condition_forward(float* slope, float* state, const float* base,
+                                const float* row_table, const std::int32_t* targets, int row_stride,
+                                const std::int32_t* token_cell, int B, int T, int C, int R);
+void lightrnn_condition_row(float* state, const float* base, const float* row_table, int row, int N,
+                            int C);
+void lightrnn_cross_entropy(float* losses, float* col_lse, const float* row_logits,
+                            const float* row_lse, const float* col_logits,
+                            const std::int32_t* targets, int row_stride,
+                            const std::int32_t* token_cell, const std::int32_t* cell_token, int B,
+                            int T, int R);
+
+// CoCoNT row targets on the host (the fields of NgramTargets<float>); null offsets: off.
+struct NgramHost {
+  const std::int32_t* offsets = nullptr;
+  const std::int32_t* classes = nullptr;
+  const float* probs = nullptr;
+  const float* neg_entropy = nullptr;
+  float alpha = 0;
+};
+void lightrnn_row_backward_inplace(float* logits, const float* lse, const std::int32_t* row_count,
+                                   const std::int32_t* targets, int row_stride,
+                                   const std::int32_t* token_cell, const float* depth_weights,
+                                   int depths, float scale, int B, int T, int R,
+                                   const std::int32_t* contexts, const NgramHost& ngram);
+void lightrnn_column_backward_inplace(float* logits, const float* lse, const std::int32_t* targets,
+                                      int row_stride, const std::int32_t* token_cell,
+                                      const std::int32_t* cell_token, float weight, int B, int T,
+                                      int R);
+void lightrnn_condition_backward(float* dpre, const float* slope, float* drow_table,
+                                 const std::int32_t* targets, int row_stride,
+                                 const std::int32_t* token_cell, int B, int T, int C, int R);
+void lightrnn_log_probs_row(float* out, const float* row_logits, const float* row_lse,
+                            const float* col_logits, const std::int32_t* cell_token, int row, int N,
+                            int R, int V);
+void lightrnn_accumulate_statistics(float* row_loss, float* col_loss, float* lse_scratch,
+                                    const float* row_logits, const float* col_logits,
+                                    const std::int32_t* targets, int row_stride, int B, int T,
+                                    int R);
+
+// ------------------------------------------------------------------------------------- models
+
+// GPT<Fp32, LightRnnHead<MTP<mtp_depth>>, Attention, Cpu> (mtp_depth 1 or 2) with these settings.
+struct LightRnnSetup {
+  int mtp_depth = 1;
+  float mtp_weight = 0;
+  const BigramTable* cocont = nullptr;  // CoCoNT off when null
+  float cocont_alpha = 0.1f;
+  std::vector<std::int32_t> token_cells;  // the codebook; empty: sequential
+};
+
+struct LightRnnStep {
+  float loss = 0;
+  std::vector<float> depth_losses;
+  float cocont = 0;
+  std::vector<std::vector<float>> grads;  // per tensor, in layout order
+};
+
+// One training step on B windows of T + mtp_depth ids.
+LightRnnStep lightrnn_training_step(const ModelConfig& config, std::uint64_t seed,
+                                    const LightRnnSetup& setup,
+                                    const std::vector<std::int32_t>& tokens, int B, int T);
+// log P over the V tokens at every position of B rows of T inputs (GPT::log_probs).
+std::vector<float> lightrnn_log_probs(const ModelConfig& config, std::uint64_t seed,
+                                      const LightRnnSetup& setup,
+                                      const std::vector<std::int32_t>& inputs, int B, int T);
+// log P over the V tokens after each prefix of `sequence`, through the decode path.
+std::vector<std::vector<float>> lightrnn_decode_log_probs(
+    const ModelConfig& config, std::uint64_t seed, const LightRnnSetup& setup,
+    const std::vector<std::int32_t>& sequence);
+// Reallocation statistics (row losses, then column losses, V × R each) after one evaluate() of B
+// windows of T + 1 ids.
+std::vector<float> lightrnn_statistics(const ModelConfig& config, std::uint64_t seed,
+                                       const LightRnnSetup& setup,
+                                       const std::vector<std::int32_t>& tokens, int B, int T);
+
+}  // namespace lightgpt::testing::reference

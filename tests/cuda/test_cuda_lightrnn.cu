@@ -1,1 +1,641 @@
+// LightRnnHead on the GPU against the CPU Fp32 reference (reference_lightrnn.hpp). CudaLightRnnOps:
+// every op of the LightRNN kernel family for fp32, bf16 and fp16 storage, on a table with an
+// empty row and scattered empty cells, with token streams skewed so that the deterministic
+// scatters see runs of equal keys across several chunks; outputs are NaN-poisoned (or random
+// where the op accumulates). CudaLightRnnModel: whole models — one training step of
+// LightRnnHead<> and of LightRnnHead<MTP<2>> with CoCoNT (loss, every depth, the KL and every
+// parameter gradient), log_probs, decoding, reallocation statistics, bit-identical reruns and
+// reproducible sampling. Tolerances: DESIGN §5 (fp32 with TF32 off).
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <lightgpt/heads/lightrnn.hpp>
+#include <lightgpt/loss/bigram.hpp>
+#include <lightgpt/loss/cocont.hpp>
+#include <random>
+#include <span>
+#include <string>
+#include <type_traits>
+#include <vector>
+
+#include "cuda_testing.cuh"
 #include "reference_lightrnn.hpp"
+
+namespace lightgpt::testing {
+namespace {
+
+using O = Ops<Cuda>;
+namespace ref = reference;
+
+// ------------------------------------------------------------------------------------- inputs
+
+// A token table: V tokens in random cells of an R × R table, row `empty_row` left empty.
+struct Table {
+  int V = 0, R = 0;
+  std::vector<std::int32_t> token_cell, cell_token, row_count;
+};
+
+Table make_table(int V, int R, int empty_row, std::uint32_t seed) {
+  Table table;
+  table.V = V;
+  table.R = R;
+  std::vector<std::int32_t> cells;
+  for (int cell = 0; cell < R * R; ++cell) {
+    if (cell / R != empty_row) cells.push_back(cell);
+  }
+  std::mt19937 engine(seed);
+  std::shuffle(cells.begin(), cells.end(), engine);
+  table.token_cell.assign(cells.begin(), cells.begin() + V);
+  table.cell_token.assign(std::size_t(R) * R, -1);
+  table.row_count.assign(R, 0);
+  for (int w = 0; w < V; ++w) {
+    table.cell_token[table.token_cell[w]] = w;
+    ++table.row_count[table.token_cell[w] / R];
+  }
+  return table;
+}
+
+// The first token of row 1 (in column order): the frequent token of skewed_ids.
+int frequent_token(const Table& table) {
+  for (int c = 0; c < table.R; ++c) {
+    if (table.cell_token[table.R + c] >= 0) return table.cell_token[table.R + c];
+  }
+  return 0;
+}
+
+// 40% the frequent token, 30% other tokens of its row, the rest uniform: long runs of one key
+// (token, row) that cross the 128-entry chunks of the keyed sums.
+std::vector<std::int32_t> skewed_ids(std::size_t count, const Table& table, std::uint32_t seed) {
+  std::mt19937 engine(seed);
+  std::uniform_real_distribution<double> uniform(0.0, 1.0);
+  std::uniform_int_distribution<int> any(0, table.V - 1), column(0, table.R - 1);
+  const int frequent = frequent_token(table);
+  std::vector<std::int32_t> ids(count);
+  for (auto& id : ids) {
+    const double u = uniform(engine);
+    if (u < 0.4) {
+      id = frequent;
+    } else if (u < 0.7) {
+      do {
+        id = table.cell_token[table.R + column(engine)];
+      } while (id < 0);
+    } else {
+      id = any(engine);
+    }
+  }
+  return ids;
+}
+
+// CoCoNT row targets over the non-empty rows of `table`: contexts a with a % 3 != 0 list three
+// rows with probabilities 0.5, 0.3, 0.2; the others have no list.
+struct RowNgram {
+  std::vector<std::int32_t> offsets{0}, classes;
+  std::vector<float> probs, neg_entropy;
+};
+
+RowNgram make_row_ngram(const Table& table) {
+  std::vector<int> rows;
+  for (int r = 0; r < table.R; ++r) {
+    if (table.row_count[r] > 0) rows.push_back(r);
+  }
+  RowNgram ngram;
+  ngram.neg_entropy.assign(table.V, 0.0f);
+  const float p[3] = {0.5f, 0.3f, 0.2f};
+  for (int a = 0; a < table.V; ++a) {
+    if (a % 3 != 0) {
+      for (int k = 0; k < 3; ++k) {
+        ngram.classes.push_back(rows[(a * 7 + 5 * k) % rows.size()]);
+        ngram.probs.push_back(p[k]);
+        ngram.neg_entropy[a] += p[k] * std::log(p[k]);
+      }
+    }
+    ngram.offsets.push_back(static_cast<std::int32_t>(ngram.classes.size()));
+  }
+  return ngram;
+}
+
+template <class T>
+class CudaLightRnnOps : public CudaTest {};
+TYPED_TEST_SUITE(CudaLightRnnOps, StorageTypes, StorageTypeNames);
+
+// ------------------------------------------------------------------------------------ embedding
+
+// C = 48 leaves a partial column tile; N = 400 positions with skewed ids.
+TYPED_TEST(CudaLightRnnOps, EmbeddingForwardAndDeterministicBackward) {
+  LIGHTGPT_REQUIRE_GPU();
+  using T = TypeParam;
+  const int V = 300, R = 20, B = 4, T_ = 100, C = 48, row_stride = T_ + 3;
+  const Table table = make_table(V, R, 3, 1);
+  const auto tokens = skewed_ids(std::size_t(B) * row_stride, table, 2);
+  const auto row_table = random_values<T>(std::size_t(R) * C, 3);
+  const auto col_table = random_values<T>(std::size_t(R) * C, 4);
+  const auto wpe = random_values<T>(std::size_t(T_) * C, 5);
+  const auto dout = random_values<T>(std::size_t(B) * T_ * C, 6);
+
+  std::vector<float> out(std::size_t(B) * T_ * C);
+  ref::lightrnn_embedding_forward(out.data(), tokens.data(), row_stride, table.token_cell.data(),
+                                  row_table.data(), col_table.data(), wpe.data(), B, T_, C, R);
+  DeviceArray<std::int32_t> d_tokens(tokens), d_cells(table.token_cell);
+  DeviceArray<T> d_row(row_table), d_col(col_table), d_wpe(wpe), d_dout(dout), d_out(out.size());
+  O::lightrnn_embedding_forward(d_out.get(), d_tokens.get(), row_stride, d_cells.get(), d_row.get(),
+                                d_col.get(), d_wpe.get(), B, T_, C, R);
+  EXPECT_LT(relative_error(d_out.download(), out), value_tolerance<T>());
+
+  auto drow = random_values<float>(std::size_t(R) * C, 7);
+  auto dcol = random_values<float>(std::size_t(R) * C, 8);
+  auto dwpe = random_values<float>(std::size_t(T_) * C, 9);
+  DeviceArray<float> d_drow(drow), d_dcol(dcol), d_dwpe(dwpe);
+  ref::lightrnn_embedding_backward(drow.data(), dcol.data(), dwpe.data(), dout.data(),
+                                   tokens.data(), row_stride, table.token_cell.data(), B, T_, C, R);
+  O::lightrnn_embedding_backward(d_drow.get(), d_dcol.get(), d_dwpe.get(), d_dout.get(),
+                                 d_tokens.get(), row_stride, d_cells.get(), B, T_, C, R);
+  const auto first_drow = d_drow.download(), first_dcol = d_dcol.download();
+  EXPECT_LT(relative_error(first_drow, drow), gradient_tolerance<T>());
+  EXPECT_LT(relative_error(first_dcol, dcol), gradient_tolerance<T>());
+  EXPECT_LT(relative_error(d_dwpe.download(), dwpe), gradient_tolerance<T>());
+
+  // Deterministic: the same accumulation from the same start gives the same bits.
+  DeviceArray<float> again_row(random_values<float>(std::size_t(R) * C, 7));
+  DeviceArray<float> again_col(random_values<float>(std::size_t(R) * C, 8));
+  O::lightrnn_embedding_backward(again_row.get(), again_col.get(), static_cast<float*>(nullptr),
+                                 d_dout.get(), d_tokens.get(), row_stride, d_cells.get(), B, T_, C,
+                                 R);
+  EXPECT_EQ(again_row.download(), first_drow);
+  EXPECT_EQ(again_col.download(), first_dcol);
+}
+
+// ------------------------------------------------------------------------ distributions and loss
+
+// Row log-sum-exp over non-empty rows, the per-position loss with the column log-sum-exp over the
+// target row's non-empty cells, and the full-vocabulary log-probabilities row by row.
+TYPED_TEST(CudaLightRnnOps, RowLogsumexpCrossEntropyAndLogProbs) {
+  LIGHTGPT_REQUIRE_GPU();
+  using T = TypeParam;
+  const int V = 300, R = 20, B = 3, T_ = 11, N = B * T_, row_stride = T_ + 2;
+  const Table table = make_table(V, R, 3, 10);
+  const auto tokens = random_ids(std::size_t(B) * row_stride, V, 11);
+  const auto row_logits = random_values<T>(std::size_t(N) * R, 12, 3.0f);
+  const auto col_logits = random_values<T>(std::size_t(N) * R, 13, 3.0f);
+
+  std::vector<float> row_lse(N), losses(N), col_lse(N);
+  ref::lightrnn_row_logsumexp(row_lse.data(), row_logits.data(), table.row_count.data(), N, R);
+  ref::lightrnn_cross_entropy(losses.data(), col_lse.data(), row_logits.data(), row_lse.data(),
+                              col_logits.data(), tokens.data() + 1, row_stride,
+                              table.token_cell.data(), table.cell_token.data(), B, T_, R);
+
+  DeviceArray<std::int32_t> d_tokens(tokens), d_token_cell(table.token_cell),
+      d_cell_token(table.cell_token), d_row_count(table.row_count);
+  DeviceArray<T> d_row_logits(row_logits), d_col_logits(col_logits);
+  DeviceArray<float> d_row_lse(N), d_losses(N), d_col_lse(N);
+  O::lightrnn_row_logsumexp(d_row_lse.get(), d_row_logits.get(), d_row_count.get(), N, R);
+  O::lightrnn_cross_entropy(d_losses.get(), d_col_lse.get(), d_row_logits.get(), d_row_lse.get(),
+                            d_col_logits.get(), d_tokens.get() + 1, row_stride, d_token_cell.get(),
+                            d_cell_token.get(), B, T_, R);
+  EXPECT_LT(relative_error(d_row_lse.download(), row_lse), 1e-5);
+  EXPECT_LT(relative_error(d_col_lse.download(), col_lse), 1e-5);
+  EXPECT_LT(relative_error(d_losses.download(), losses), 1e-5);
+
+  // Every non-empty row writes its tokens; together they cover all V (no NaN left).
+  std::vector<float> log_probs(std::size_t(N) * V);
+  DeviceArray<float> d_log_probs(log_probs.size());
+  d_row_lse.upload(row_lse);
+  for (int r = 0; r < R; ++r) {
+    if (table.row_count[r] == 0) continue;
+    ref::lightrnn_log_probs_row(log_probs.data(), row_logits.data(), row_lse.data(),
+                                col_logits.data(), table.cell_token.data(), r, N, R, V);
+    O::lightrnn_log_probs_row(d_log_probs.get(), d_row_logits.get(), d_row_lse.get(),
+                              d_col_logits.get(), d_cell_token.get(), r, N, R, V);
+  }
+  const auto gpu_log_probs = d_log_probs.download();
+  EXPECT_LT(relative_error(gpu_log_probs, log_probs), 1e-5);
+  for (int n = 0; n < N; ++n) {
+    double total = 0;
+    for (int v = 0; v < V; ++v) total += std::exp(double(gpu_log_probs[std::size_t(n) * V + v]));
+    EXPECT_NEAR(total, 1.0, 1e-4) << "position " << n;
+  }
+}
+
+TYPED_TEST(CudaLightRnnOps, ConditionForwardAndFixedRow) {
+  LIGHTGPT_REQUIRE_GPU();
+  using T = TypeParam;
+  const int V = 300, R = 20, B = 2, T_ = 9, N = B * T_, C = 40, row_stride = T_ + 3;
+  const Table table = make_table(V, R, 3, 20);
+  const auto tokens = random_ids(std::size_t(B) * row_stride, V, 21);
+  const auto base = random_values<T>(std::size_t(N) * C, 22, 2.0f);
+  const auto row_table = random_values<T>(std::size_t(R) * C, 23);
+
+  std::vector<float> slope(std::size_t(N) * C), state(slope.size());
+  ref::lightrnn_condition_forward(slope.data(), state.data(), base.data(), row_table.data(),
+                                  tokens.data() + 2, row_stride, table.token_cell.data(), B, T_, C,
+                                  R);
+  DeviceArray<std::int32_t> d_tokens(tokens), d_token_cell(table.token_cell);
+  DeviceArray<T> d_base(base), d_row_table(row_table), d_slope(slope.size()), d_state(state.size());
+  O::lightrnn_condition_forward(d_slope.get(), d_state.get(), d_base.get(), d_row_table.get(),
+                                d_tokens.get() + 2, row_stride, d_token_cell.get(), B, T_, C, R);
+  EXPECT_LT(relative_error(d_slope.download(), slope), value_tolerance<T>());
+  EXPECT_LT(relative_error(d_state.download(), state), value_tolerance<T>());
+
+  ref::lightrnn_condition_row(state.data(), base.data(), row_table.data(), 7, N, C);
+  d_state.poison();
+  O::lightrnn_condition_row(d_state.get(), d_base.get(), d_row_table.get(), 7, N, C);
+  EXPECT_LT(relative_error(d_state.download(), state), value_tolerance<T>());
+}
+
+// ------------------------------------------------------------------------------------- backward
+
+// Two depths (weights 1 and 0.3) sharing the row logits, without and with CoCoNT's soft target.
+TYPED_TEST(CudaLightRnnOps, RowBackwardWithDepthsAndCocont) {
+  LIGHTGPT_REQUIRE_GPU();
+  using T = TypeParam;
+  const int V = 300, R = 20, B = 3, T_ = 10, N = B * T_, row_stride = T_ + 2, depths = 2;
+  const float weights[depths] = {1.0f, 0.3f};
+  const float scale = 1.0f / N, alpha = 0.4f;
+  const Table table = make_table(V, R, 3, 30);
+  const RowNgram ngram = make_row_ngram(table);
+  const auto tokens = random_ids(std::size_t(B) * row_stride, V, 31);
+  const auto logits = random_values<T>(std::size_t(N) * R, 32, 3.0f);
+  std::vector<float> lse(N);
+  ref::lightrnn_row_logsumexp(lse.data(), logits.data(), table.row_count.data(), N, R);
+
+  DeviceArray<std::int32_t> d_tokens(tokens), d_token_cell(table.token_cell),
+      d_row_count(table.row_count), d_offsets(ngram.offsets), d_classes(ngram.classes);
+  DeviceArray<float> d_lse(lse), d_probs(ngram.probs), d_neg_entropy(ngram.neg_entropy);
+  for (bool cocont : {false, true}) {
+    std::vector<float> expected(logits);
+    ref::NgramHost host_ngram;
+    if (cocont) {
+      host_ngram = {ngram.offsets.data(), ngram.classes.data(), ngram.probs.data(),
+                    ngram.neg_entropy.data(), alpha};
+    }
+    ref::lightrnn_row_backward_inplace(expected.data(), lse.data(), table.row_count.data(),
+                                       tokens.data() + 1, row_stride, table.token_cell.data(),
+                                       weights, depths, scale, B, T_, R, tokens.data(), host_ngram);
+    DeviceArray<T> d_logits(logits);
+    if (cocont) {
+      const NgramTargets<float> view{d_offsets.get(), d_classes.get(), d_probs.get(),
+                                     d_neg_entropy.get(), alpha};
+      O::lightrnn_row_backward_inplace(d_logits.get(), d_lse.get(), d_row_count.get(),
+                                       d_tokens.get() + 1, row_stride, d_token_cell.get(), weights,
+                                       depths, scale, B, T_, R,
+                                       static_cast<const std::int32_t*>(d_tokens.get()), view);
+    } else {
+      O::lightrnn_row_backward_inplace(d_logits.get(), d_lse.get(), d_row_count.get(),
+                                       d_tokens.get() + 1, row_stride, d_token_cell.get(), weights,
+                                       depths, scale, B, T_, R);
+    }
+    EXPECT_LT(relative_error(d_logits.download(), expected), gradient_tolerance<T>())
+        << "cocont " << cocont;
+  }
+}
+
+TYPED_TEST(CudaLightRnnOps, ColumnBackward) {
+  LIGHTGPT_REQUIRE_GPU();
+  using T = TypeParam;
+  const int V = 300, R = 20, B = 3, T_ = 10, N = B * T_, row_stride = T_ + 1;
+  const float weight = 0.7f / N;
+  const Table table = make_table(V, R, 3, 40);
+  const auto tokens = random_ids(std::size_t(B) * row_stride, V, 41);
+  const auto row_logits = random_values<T>(std::size_t(N) * R, 42, 3.0f);
+  const auto col_logits = random_values<T>(std::size_t(N) * R, 43, 3.0f);
+  std::vector<float> row_lse(N), losses(N), col_lse(N);
+  ref::lightrnn_row_logsumexp(row_lse.data(), row_logits.data(), table.row_count.data(), N, R);
+  ref::lightrnn_cross_entropy(losses.data(), col_lse.data(), row_logits.data(), row_lse.data(),
+                              col_logits.data(), tokens.data() + 1, row_stride,
+                              table.token_cell.data(), table.cell_token.data(), B, T_, R);
+  std::vector<float> expected(col_logits);
+  ref::lightrnn_column_backward_inplace(expected.data(), col_lse.data(), tokens.data() + 1,
+                                        row_stride, table.token_cell.data(),
+                                        table.cell_token.data(), weight, B, T_, R);
+  DeviceArray<std::int32_t> d_tokens(tokens), d_token_cell(table.token_cell),
+      d_cell_token(table.cell_token);
+  DeviceArray<T> d_logits(col_logits);
+  DeviceArray<float> d_col_lse(col_lse);
+  O::lightrnn_column_backward_inplace(d_logits.get(), d_col_lse.get(), d_tokens.get() + 1,
+                                      row_stride, d_token_cell.get(), d_cell_token.get(), weight, B,
+                                      T_, R);
+  EXPECT_LT(relative_error(d_logits.download(), expected), gradient_tolerance<T>());
+}
+
+// dpre = dstate ⊙ slope in place, and the row table's gradient accumulated at the target rows;
+// N = 400 skewed positions, C = 72 (three column tiles, the last partial).
+TYPED_TEST(CudaLightRnnOps, ConditionBackwardIsDeterministic) {
+  LIGHTGPT_REQUIRE_GPU();
+  using T = TypeParam;
+  const int V = 300, R = 20, B = 4, T_ = 100, N = B * T_, C = 72, row_stride = T_ + 1;
+  const Table table = make_table(V, R, 3, 50);
+  const auto tokens = skewed_ids(std::size_t(B) * row_stride, table, 51);
+  const auto dstate = random_values<T>(std::size_t(N) * C, 52);
+  const auto slope = random_values<T>(std::size_t(N) * C, 53);
+  auto drow = random_values<float>(std::size_t(R) * C, 54);
+  std::vector<float> dpre(dstate);
+  ref::lightrnn_condition_backward(dpre.data(), slope.data(), drow.data(), tokens.data() + 1,
+                                   row_stride, table.token_cell.data(), B, T_, C, R);
+
+  DeviceArray<std::int32_t> d_tokens(tokens), d_token_cell(table.token_cell);
+  DeviceArray<T> d_dpre(dstate), d_slope(slope);
+  DeviceArray<float> d_drow(random_values<float>(std::size_t(R) * C, 54));
+  O::lightrnn_condition_backward(d_dpre.get(), d_slope.get(), d_drow.get(), d_tokens.get() + 1,
+                                 row_stride, d_token_cell.get(), B, T_, C, R);
+  const auto first = d_drow.download();
+  EXPECT_LT(relative_error(d_dpre.download(), dpre), gradient_tolerance<T>());
+  EXPECT_LT(relative_error(first, drow), gradient_tolerance<T>());
+
+  DeviceArray<T> again_dpre(dstate);
+  DeviceArray<float> again(random_values<float>(std::size_t(R) * C, 54));
+  O::lightrnn_condition_backward(again_dpre.get(), d_slope.get(), again.get(), d_tokens.get() + 1,
+                                 row_stride, d_token_cell.get(), B, T_, C, R);
+  EXPECT_EQ(again.download(), first);
+}
+
+// Reallocation statistics: per-token sums over all R entries (empty ones too), keyed by token;
+// the frequent token's run crosses chunk boundaries.
+TYPED_TEST(CudaLightRnnOps, AccumulateStatisticsIsDeterministic) {
+  LIGHTGPT_REQUIRE_GPU();
+  using T = TypeParam;
+  const int V = 300, R = 20, B = 4, T_ = 100, N = B * T_, row_stride = T_ + 1;
+  const Table table = make_table(V, R, 3, 60);
+  const auto tokens = skewed_ids(std::size_t(B) * row_stride, table, 61);
+  const auto row_logits = random_values<T>(std::size_t(N) * R, 62, 3.0f);
+  const auto col_logits = random_values<T>(std::size_t(N) * R, 63, 3.0f);
+  auto row_loss = random_values<float>(std::size_t(V) * R, 64);
+  auto col_loss = random_values<float>(std::size_t(V) * R, 65);
+  std::vector<float> lse(2 * N);
+  ref::lightrnn_accumulate_statistics(row_loss.data(), col_loss.data(), lse.data(),
+                                      row_logits.data(), col_logits.data(), tokens.data() + 1,
+                                      row_stride, B, T_, R);
+
+  DeviceArray<std::int32_t> d_tokens(tokens);
+  DeviceArray<T> d_row_logits(row_logits), d_col_logits(col_logits);
+  DeviceArray<float> d_row_loss(random_values<float>(std::size_t(V) * R, 64));
+  DeviceArray<float> d_col_loss(random_values<float>(std::size_t(V) * R, 65));
+  DeviceArray<float> d_lse(2 * N);
+  O::lightrnn_accumulate_statistics(d_row_loss.get(), d_col_loss.get(), d_lse.get(),
+                                    d_row_logits.get(), d_col_logits.get(), d_tokens.get() + 1,
+                                    row_stride, B, T_, R);
+  const auto first_row = d_row_loss.download(), first_col = d_col_loss.download();
+  EXPECT_LT(relative_error(d_lse.download(), lse), 1e-5);
+  EXPECT_LT(relative_error(first_row, row_loss), gradient_tolerance<T>());
+  EXPECT_LT(relative_error(first_col, col_loss), gradient_tolerance<T>());
+
+  DeviceArray<float> again_row(random_values<float>(std::size_t(V) * R, 64));
+  DeviceArray<float> again_col(random_values<float>(std::size_t(V) * R, 65));
+  O::lightrnn_accumulate_statistics(again_row.get(), again_col.get(), d_lse.get(),
+                                    d_row_logits.get(), d_col_logits.get(), d_tokens.get() + 1,
+                                    row_stride, B, T_, R);
+  EXPECT_EQ(again_row.download(), first_row);
+  EXPECT_EQ(again_col.download(), first_col);
+}
+
+// --------------------------------------------------------------------------------------- models
+
+template <class P, int K = 1>
+using CudaLightRnn = GPT<P, LightRnnHead<MTP<K>>, Attention, Cuda>;
+
+// V = 500 in a 24 × 24 table whose row 5 is empty (and 52 cells elsewhere).
+ModelConfig model_config() {
+  ModelConfig config;
+  config.vocab_size = 500;
+  config.max_seq_len = 16;
+  config.n_layer = 2;
+  config.n_head = 4;
+  config.d_model = 64;
+  config.lightrnn_rows = 24;
+  return config;
+}
+constexpr int kB = 4, kT = 16;
+constexpr std::uint64_t kSeed = 11;
+
+std::vector<std::int32_t> model_cells() {
+  const ModelConfig config = model_config();
+  return make_table(config.vocab_size, config.lightrnn_rows, 5, 70).token_cell;
+}
+
+// Lists of four successors (probabilities 4:3:2:1 over distinct ids) for three contexts in four.
+BigramTable make_bigram(int V) {
+  const int K = 4;
+  BigramTable table(V, K);
+  std::mt19937 engine(71);
+  std::uniform_int_distribution<int> any(0, V - 1);
+  for (int a = 0; a < V; ++a) {
+    if (a % 4 == 0) continue;
+    std::vector<std::uint32_t> ids;
+    while (static_cast<int>(ids.size()) < K) {
+      const auto id = static_cast<std::uint32_t>(any(engine));
+      if (std::find(ids.begin(), ids.end(), id) == ids.end()) ids.push_back(id);
+    }
+    const std::vector<float> probs{0.4f, 0.3f, 0.2f, 0.1f};
+    table.set(a, ids, probs);
+  }
+  return table;
+}
+
+ref::LightRnnSetup base_setup() {
+  ref::LightRnnSetup setup;
+  setup.token_cells = model_cells();
+  return setup;
+}
+
+template <class Model>
+void apply(Model& model, const ref::LightRnnSetup& setup) {
+  model.set_mtp_weight(setup.mtp_weight);
+  model.head().set_codebook(
+      LightRnnCodebook::from_cells(model.config().lightrnn_table_rows(), setup.token_cells));
+  if (setup.cocont != nullptr) {
+    model.set_cocont(*setup.cocont);
+    model.set_cocont_alpha(setup.cocont_alpha);
+  }
+}
+
+template <class P>
+class CudaLightRnnModel : public CudaTest {};
+using Precisions = ::testing::Types<Fp32, Bf16, Fp16>;
+struct PrecisionNames {
+  template <class P>
+  static std::string GetName(int) {
+    return std::string(P::name);
+  }
+};
+TYPED_TEST_SUITE(CudaLightRnnModel, Precisions, PrecisionNames);
+
+// One step of `Model` (built with the setup) against the reference step; returns the GPU loss.
+template <class Model>
+float expect_step_matches(const ref::LightRnnSetup& setup,
+                          const std::vector<std::int32_t>& tokens) {
+  using T = typename Model::T;
+  const ModelConfig config = model_config();
+  const ref::LightRnnStep expected =
+      ref::lightrnn_training_step(config, kSeed, setup, tokens, kB, kT);
+  // fp16 gradients this small need a loss scale (as in training), divided out below.
+  const float grad_scale = std::is_same_v<T, half> ? 1024.0f : 1.0f;
+  Model model(config, kSeed);
+  apply(model, setup);
+  model.zero_grad();
+  const float loss = model.forward(tokens.data(), kB, kT);
+  model.backward(grad_scale);
+  EXPECT_TRUE(std::isfinite(loss));
+  EXPECT_LT(std::abs(loss - expected.loss) / expected.loss, value_tolerance<T>())
+      << "cpu " << expected.loss << ", gpu " << loss;
+  const auto& losses = model.losses();
+  EXPECT_EQ(losses.depths, static_cast<int>(expected.depth_losses.size()));
+  for (int j = 0; j < losses.depths && j < static_cast<int>(expected.depth_losses.size()); ++j) {
+    EXPECT_LT(std::abs(losses.depth[j] - expected.depth_losses[j]) / expected.depth_losses[j],
+              value_tolerance<T>())
+        << "depth " << j + 1;
+  }
+  // The KL term is small next to the loss: compared on the loss's scale.
+  EXPECT_LT(std::abs(losses.cocont - expected.cocont) / expected.loss, value_tolerance<T>())
+      << "cocont: cpu " << expected.cocont << ", gpu " << losses.cocont;
+  const auto& tensors = model.parameters().layout().tensors();
+  EXPECT_EQ(tensors.size(), expected.grads.size());
+  for (std::size_t i = 0; i < tensors.size() && i < expected.grads.size(); ++i) {
+    auto grad = model.parameters().read_grad(tensors[i]);
+    for (float& g : grad) g /= grad_scale;
+    EXPECT_LT(relative_error(grad, expected.grads[i]), gradient_tolerance<T>()) << tensors[i].name;
+  }
+  return loss;
+}
+
+TYPED_TEST(CudaLightRnnModel, TrainingStepMatchesCpuFp32) {
+  LIGHTGPT_REQUIRE_GPU();
+  const ref::LightRnnSetup setup = base_setup();
+  const auto tokens = random_ids(std::size_t(kB) * (kT + 1), model_config().vocab_size, 72);
+  const float loss = expect_step_matches<CudaLightRnn<TypeParam>>(setup, tokens);
+
+  // An inference pass over the same windows gives the training loss.
+  CudaLightRnn<TypeParam> model(model_config(), kSeed);
+  apply(model, setup);
+  EXPECT_LT(std::abs(model.evaluate(tokens.data(), kB, kT) - loss) / loss, 1e-6);
+}
+
+// MTP<2> (w_mtp = 0.5) with CoCoNT (α = 0.3): depth 1 scores the row soft target.
+TYPED_TEST(CudaLightRnnModel, Mtp2WithCocontTrainingStepMatchesCpuFp32) {
+  LIGHTGPT_REQUIRE_GPU();
+  const BigramTable bigram = make_bigram(model_config().vocab_size);
+  ref::LightRnnSetup setup = base_setup();
+  setup.mtp_depth = 2;
+  setup.mtp_weight = 0.5f;
+  setup.cocont = &bigram;
+  setup.cocont_alpha = 0.3f;
+  const auto tokens = random_ids(std::size_t(kB) * (kT + 2), model_config().vocab_size, 73);
+  expect_step_matches<CudaLightRnn<TypeParam, 2>>(setup, tokens);
+}
+
+TYPED_TEST(CudaLightRnnModel, LogProbsMatchCpuFp32) {
+  LIGHTGPT_REQUIRE_GPU();
+  using T = typename TypeParam::storage_t;
+  const ModelConfig config = model_config();
+  const ref::LightRnnSetup setup = base_setup();
+  const int B = 2, T_ = 8, V = config.vocab_size;
+  const auto inputs = random_ids(std::size_t(B) * T_, V, 74);
+  const auto expected = ref::lightrnn_log_probs(config, kSeed, setup, inputs, B, T_);
+  CudaLightRnn<TypeParam> model(config, kSeed);
+  apply(model, setup);
+  DeviceArray<float> d_out(expected.size());
+  model.log_probs(inputs.data(), B, T_, d_out.get());
+  const auto actual = d_out.download();
+  EXPECT_LT(relative_error(actual, expected), value_tolerance<T>());
+  for (int n = 0; n < B * T_; ++n) {
+    double total = 0;
+    for (int v = 0; v < V; ++v) total += std::exp(double(actual[std::size_t(n) * V + v]));
+    EXPECT_NEAR(total, 1.0, 1e-4) << "position " << n;
+  }
+}
+
+TYPED_TEST(CudaLightRnnModel, DecodeMatchesCpuFp32) {
+  LIGHTGPT_REQUIRE_GPU();
+  using T = typename TypeParam::storage_t;
+  const ModelConfig config = model_config();
+  const ref::LightRnnSetup setup = base_setup();
+  const auto sequence = random_ids(10, config.vocab_size, 75);
+  const auto expected = ref::lightrnn_decode_log_probs(config, kSeed, setup, sequence);
+  CudaLightRnn<TypeParam> model(config, kSeed);
+  apply(model, setup);
+  model.decode_reset();
+  for (std::size_t i = 0; i < sequence.size(); ++i) {
+    const auto log_probs = model.decode(sequence[i]);
+    const std::vector<float> actual(log_probs.begin(), log_probs.end());
+    EXPECT_LT(relative_error(actual, expected[i]), value_tolerance<T>()) << "position " << i;
+  }
+}
+
+TYPED_TEST(CudaLightRnnModel, ReallocationStatisticsMatchCpuFp32) {
+  LIGHTGPT_REQUIRE_GPU();
+  using T = typename TypeParam::storage_t;
+  const ModelConfig config = model_config();
+  const ref::LightRnnSetup setup = base_setup();
+  const auto tokens = random_ids(std::size_t(kB) * (kT + 1), config.vocab_size, 76);
+  const auto expected = ref::lightrnn_statistics(config, kSeed, setup, tokens, kB, kT);
+  CudaLightRnn<TypeParam> model(config, kSeed);
+  apply(model, setup);
+  model.head().begin_reallocation_statistics();
+  model.evaluate(tokens.data(), kB, kT);
+  EXPECT_LT(relative_error(model.head().reallocation_statistics(), expected),
+            gradient_tolerance<T>());
+  // The bootstrap reallocation runs on the host from these statistics and uploads the new map.
+  const ReallocationReport report = model.head().reallocate();
+  EXPECT_TRUE(std::isfinite(report.cost_before) && std::isfinite(report.cost_after));
+  EXPECT_TRUE(std::isfinite(model.evaluate(tokens.data(), kB, kT)));
+}
+
+// Two models with the same seed, MTP<2> and CoCoNT on the default (TF32) path: bit-identical
+// losses and gradients over three AdamW steps.
+TYPED_TEST(CudaLightRnnModel, TwoRunsAreBitIdentical) {
+  LIGHTGPT_REQUIRE_GPU();
+  cuda::context().set_allow_tf32(true);
+  const ModelConfig config = model_config();
+  const BigramTable bigram = make_bigram(config.vocab_size);
+  ref::LightRnnSetup setup = base_setup();
+  setup.mtp_weight = 0.5f;
+  setup.cocont = &bigram;
+  const std::size_t window = std::size_t(kB) * (kT + 2);
+  const auto tokens = random_ids(3 * window, config.vocab_size, 77);
+  auto run = [&](std::vector<float>& grads) {
+    CudaLightRnn<TypeParam, 2> model(config, kSeed);
+    apply(model, setup);
+    AdamW<Cuda, float> optimizer(model.parameters().layout());
+    std::vector<float> losses;
+    for (int step = 0; step < 3; ++step) {
+      model.zero_grad();
+      losses.push_back(model.forward(tokens.data() + step * window, kB, kT));
+      losses.push_back(model.losses().depth[1]);
+      losses.push_back(model.losses().cocont);
+      model.backward();
+      if (step < 2) optimizer.step(model.parameters(), 3e-3);
+    }
+    grads.clear();
+    for (const TensorInfo& tensor : model.parameters().layout().tensors()) {
+      const auto g = model.parameters().read_grad(tensor);
+      grads.insert(grads.end(), g.begin(), g.end());
+    }
+    return losses;
+  };
+  std::vector<float> first_grads, second_grads;
+  const auto first = run(first_grads);
+  const auto second = run(second_grads);
+  EXPECT_EQ(first, second);
+  EXPECT_TRUE(first_grads == second_grads) << "gradients differ between runs";
+}
+
+// Sampling from the joint distribution through the decode path: the same seed draws the same
+// tokens, all inside the vocabulary, also past max_seq_len (the context restarts).
+TYPED_TEST(CudaLightRnnModel, GenerateIsReproducible) {
+  LIGHTGPT_REQUIRE_GPU();
+  const ModelConfig config = model_config();
+  CudaLightRnn<TypeParam> model(config, kSeed);
+  apply(model, base_setup());
+  const std::vector<std::int32_t> prompt{1, 2, 3, 4};
+  SamplingOptions options;
+  options.temperature = 0.8;
+  options.top_k = 50;
+  options.seed = 5;
+  const auto first = model.generate(prompt, 20, options);
+  const auto second = model.generate(prompt, 20, options);
+  ASSERT_EQ(first.size(), 20u);
+  EXPECT_EQ(first, second);
+  for (std::int32_t id : first) EXPECT_TRUE(id >= 0 && id < config.vocab_size) << id;
+}
+
+}  // namespace
+}  // namespace lightgpt::testing

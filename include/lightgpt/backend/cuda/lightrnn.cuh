@@ -1,8 +1,589 @@
-// LightRNN head kernels on the GPU (the formulas of backend/cpu/lightrnn.hpp).
+// LightRNN head kernels on the GPU, the formulas of backend/cpu/lightrnn.hpp (same masking of
+// empty rows and cells, same rounding points, CoCoNT's row soft target in the row backward).
+// Row-wise work over the R entries of a row or column distribution is one warp per position.
+// Every scatter into a table (embedding and conditioning backward, reallocation statistics) is a
+// deterministic keyed sum: positions are stably radix-sorted by their key (table row), runs of
+// equal keys are summed in position order by fixed lanes, and runs longer than one chunk of
+// sorted entries are finished by a second pass that adds per-chunk partials in chunk order.
 #pragma once
 
-namespace lightgpt::cuda {
+#include <cuda_runtime.h>
 
-struct LightRnnOps {};
+#include <cstddef>
+#include <cstdint>
+#include <cub/device/device_radix_sort.cuh>
+#include <type_traits>
+
+#include "../../core/elementwise.hpp"
+#include "../../core/error.hpp"
+#include "../../core/precision.hpp"
+#include "../../heads/head_losses.hpp"
+#include "context.cuh"
+#include "loss.cuh"
+#include "norm_act.cuh"
+#include "reduce.cuh"
+
+namespace lightgpt::cuda {
+namespace kernels {
+
+constexpr int kLightRnnWarps = 8;  // positions per 256-thread block, one warp each
+
+// log Σ exp(row[i]) over the i < count with mask[i] >= threshold (every i when mask is null),
+// computed by one warp; every lane gets the result (-inf when nothing is unmasked).
+template <class A, class T>
+__device__ inline A warp_masked_lse(const T* row, const std::int32_t* mask, int threshold,
+                                    int count) {
+  lightgpt::detail::OnlineSoftmax<A> state;
+  for (int i = threadIdx.x % 32; i < count; i += 32) {
+    if (mask == nullptr || mask[i] >= threshold) state.add(A(load(row, i)));
+  }
+  A max = state.max, sum = state.sum;
+  for (int offset = 16; offset > 0; offset /= 2) {
+    const A max2 = __shfl_xor_sync(0xffffffffu, max, offset);
+    const A sum2 = __shfl_xor_sync(0xffffffffu, sum, offset);
+    combine_softmax(max, sum, max2, sum2);
+  }
+  return max + log(sum);
+}
+
+// Position n = b·T + t of a batch whose row b starts at b·row_stride.
+__device__ inline std::size_t token_index(int n, int T_, int row_stride) {
+  return static_cast<std::size_t>(n / T_) * row_stride + n % T_;
+}
+
+template <class T, class Tok>
+__global__ void lightrnn_embedding_forward_kernel(T* out, const Tok* tokens, int row_stride,
+                                                  const std::int32_t* token_cell,
+                                                  const T* row_table, const T* col_table,
+                                                  const T* wpe, int T_, int C, int R,
+                                                  std::size_t total) {
+  for (std::size_t i = blockIdx.x * std::size_t(blockDim.x) + threadIdx.x; i < total;
+       i += std::size_t(gridDim.x) * blockDim.x) {
+    const int n = static_cast<int>(i / C), c = static_cast<int>(i % C);
+    const int cell = token_cell[tokens[token_index(n, T_, row_stride)]];
+    out[i] =
+        T(load(row_table, std::size_t(cell / R) * C + c) +
+          load(col_table, std::size_t(cell % R) * C + c) + load(wpe, std::size_t(n % T_) * C + c));
+  }
+}
+
+// lse[n] over the entries r with row_count[r] > 0 (all entries when row_count is null).
+template <class T, class A>
+__global__ void lightrnn_row_logsumexp_kernel(A* lse, const T* logits,
+                                              const std::int32_t* row_count, int N, int R) {
+  const int n = blockIdx.x * kLightRnnWarps + threadIdx.x / 32;
+  if (n >= N) return;  // the whole warp leaves together
+  const A value = warp_masked_lse<A>(logits + static_cast<std::size_t>(n) * R, row_count, 1, R);
+  if (threadIdx.x % 32 == 0) lse[n] = value;
+}
+
+// state = GELU(pre), slope = GELU'(pre) (when non-null) with pre = base + row_table[r], r the row
+// of position n's target, or `fixed_row` for every position when targets is null.
+template <class T, class Tok>
+__global__ void lightrnn_condition_kernel(T* slope, T* state, const T* base, const T* row_table,
+                                          const Tok* targets, int row_stride,
+                                          const std::int32_t* token_cell, int fixed_row, int T_,
+                                          int C, int R, std::size_t total) {
+  for (std::size_t i = blockIdx.x * std::size_t(blockDim.x) + threadIdx.x; i < total;
+       i += std::size_t(gridDim.x) * blockDim.x) {
+    const int n = static_cast<int>(i / C), c = static_cast<int>(i % C);
+    const int r =
+        targets != nullptr ? token_cell[targets[token_index(n, T_, row_stride)]] / R : fixed_row;
+    const float x = load(base, i) + load(row_table, std::size_t(r) * C + c);
+    state[i] = T(lightgpt::detail::gelu(x));
+    if (slope != nullptr) slope[i] = T(lightgpt::detail::gelu_grad(x));
+  }
+}
+
+template <class T, class A, class Tok>
+__global__ void lightrnn_cross_entropy_kernel(A* losses, A* col_lse, const T* row_logits,
+                                              const A* row_lse, const T* col_logits,
+                                              const Tok* targets, int row_stride,
+                                              const std::int32_t* token_cell,
+                                              const std::int32_t* cell_token, int N, int T_,
+                                              int R) {
+  const int n = blockIdx.x * kLightRnnWarps + threadIdx.x / 32;
+  if (n >= N) return;
+  const int cell = token_cell[targets[token_index(n, T_, row_stride)]];
+  const int r = cell / R, c = cell % R;
+  const T* cols = col_logits + static_cast<std::size_t>(n) * R;
+  const A lse = warp_masked_lse<A>(cols, cell_token + static_cast<std::size_t>(r) * R, 0, R);
+  if (threadIdx.x % 32 == 0) {
+    col_lse[n] = lse;
+    losses[n] = row_lse[n] - A(load(row_logits, static_cast<std::size_t>(n) * R + r)) + lse -
+                A(load(cols, c));
+  }
+}
+
+// The row half of the fused backward: the softmax term over non-empty rows by the warp, then one
+// lane subtracts the depth targets and CoCoNT's listed rows in the CPU's order (targets may
+// coincide, and every update rounds to the storage type).
+template <class T, class A, class Tok, class Ngram>
+__global__ void lightrnn_row_backward_kernel(T* logits, const A* lse, const std::int32_t* row_count,
+                                             const Tok* targets, int row_stride,
+                                             const std::int32_t* token_cell,
+                                             DepthWeights<A> weights, int depths, A scale,
+                                             A scaled_total, int N, int T_, int R,
+                                             const Tok* contexts, Ngram ngram) {
+  const int n = blockIdx.x * kLightRnnWarps + threadIdx.x / 32;
+  if (n >= N) return;
+  T* row = logits + static_cast<std::size_t>(n) * R;
+  const A row_lse = lse[n];
+  for (int r = threadIdx.x % 32; r < R; r += 32) {
+    row[r] = row_count[r] > 0 ? T(scaled_total * exp(A(load(row, r)) - row_lse)) : T(0);
+  }
+  __syncwarp();
+  if (threadIdx.x % 32 != 0) return;
+  const std::size_t position = token_index(n, T_, row_stride);
+  int begin = 0, end = 0;
+  if (ngram.offsets != nullptr && contexts != nullptr) {
+    begin = ngram.offsets[contexts[position]];
+    end = ngram.offsets[contexts[position] + 1];
+  }
+  const A smoothing = begin < end ? A(ngram.alpha) : A(0);
+  for (int j = 0; j < depths; ++j) {
+    const int target_row = token_cell[targets[position + j]] / R;
+    const A weight =
+        j == 0 ? scale * weights.weight[0] * (A(1) - smoothing) : scale * weights.weight[j];
+    row[target_row] = T(A(load(row, target_row)) - weight);
+  }
+  if (smoothing != A(0)) {
+    const A weight = scale * weights.weight[0] * smoothing;
+    for (int k = begin; k < end; ++k) {
+      const int listed = ngram.classes[k];
+      row[listed] = T(A(load(row, listed)) - weight * A(ngram.probs[k]));
+    }
+  }
+}
+
+template <class T, class A, class Tok>
+__global__ void lightrnn_column_backward_kernel(T* logits, const A* lse, const Tok* targets,
+                                                int row_stride, const std::int32_t* token_cell,
+                                                const std::int32_t* cell_token, A weight, int N,
+                                                int T_, int R) {
+  const int n = blockIdx.x * kLightRnnWarps + threadIdx.x / 32;
+  if (n >= N) return;
+  const int cell = token_cell[targets[token_index(n, T_, row_stride)]];
+  const std::int32_t* cells = cell_token + static_cast<std::size_t>(cell / R) * R;
+  const int target_col = cell % R;
+  T* row = logits + static_cast<std::size_t>(n) * R;
+  const A col_lse = lse[n];
+  for (int c = threadIdx.x % 32; c < R; c += 32) {
+    T value = cells[c] >= 0 ? T(weight * exp(A(load(row, c)) - col_lse)) : T(0);
+    if (c == target_col) value = T(A(load(&value, 0)) - weight);
+    row[c] = value;
+  }
+}
+
+template <class T, class A>
+__global__ void scale_by_slope_kernel(T* dpre, const T* slope, std::size_t count) {
+  for (std::size_t i = blockIdx.x * std::size_t(blockDim.x) + threadIdx.x; i < count;
+       i += std::size_t(gridDim.x) * blockDim.x) {
+    dpre[i] = T(A(load(dpre, i)) * A(load(slope, i)));
+  }
+}
+
+template <class T, class A>
+__global__ void lightrnn_log_probs_row_kernel(A* out, const T* row_logits, const A* row_lse,
+                                              const T* col_logits, const std::int32_t* cell_token,
+                                              int row, int N, int R, int V) {
+  const int n = blockIdx.x * kLightRnnWarps + threadIdx.x / 32;
+  if (n >= N) return;
+  const std::int32_t* cells = cell_token + static_cast<std::size_t>(row) * R;
+  const T* cols = col_logits + static_cast<std::size_t>(n) * R;
+  const A row_log_prob = A(load(row_logits, static_cast<std::size_t>(n) * R + row)) - row_lse[n];
+  const A lse = warp_masked_lse<A>(cols, cells, 0, R);
+  for (int c = threadIdx.x % 32; c < R; c += 32) {
+    if (cells[c] >= 0) {
+      out[static_cast<std::size_t>(n) * V + cells[c]] = row_log_prob + A(load(cols, c)) - lse;
+    }
+  }
+}
+
+// ------------------------------------------------------------------------------ keyed sums
+
+constexpr int kKeyedLanes = 16;   // sorted entries walked in parallel per block (threadIdx.y)
+constexpr int kKeyedChunk = 128;  // sorted entries per block
+
+// The table row of position n: the row (or column) of the cell of token tokens[n's window index].
+template <class Tok>
+struct CellKey {
+  const Tok* tokens;
+  int row_stride, T_;
+  const std::int32_t* token_cell;
+  int R;
+  bool column;
+  __device__ std::uint32_t operator()(int n) const {
+    const int cell = token_cell[tokens[token_index(n, T_, row_stride)]];
+    return static_cast<std::uint32_t>(column ? cell % R : cell / R);
+  }
+};
+
+// The token id at position n (reallocation statistics are kept per token).
+template <class Tok>
+struct TokenKey {
+  const Tok* tokens;
+  int row_stride, T_;
+  __device__ std::uint32_t operator()(int n) const {
+    return static_cast<std::uint32_t>(tokens[token_index(n, T_, row_stride)]);
+  }
+};
+
+// Terms of the reallocation statistics: a = -log softmax_i of the row logits, b = the same for
+// the column logits (lse holds the N row log-sum-exps, then the N column ones).
+template <class T, class A>
+struct StatisticsTerms {
+  const T* row_logits;
+  const T* col_logits;
+  const A* lse;
+  int N, R;
+  __device__ void operator()(int n, int i, float& a, float& b) const {
+    const std::size_t at = static_cast<std::size_t>(n) * R + i;
+    a += float(lse[n]) - load(row_logits, at);
+    b += float(lse[N + n]) - load(col_logits, at);
+  }
+};
+
+template <class KeyOf>
+__global__ void gather_keys_kernel(std::uint32_t* keys, std::int32_t* positions, KeyOf key_of,
+                                   int N) {
+  const int n = blockIdx.x * blockDim.x + threadIdx.x;
+  if (n >= N) return;
+  keys[n] = key_of(n);
+  positions[n] = n;
+}
+
+// partials[((chunk·2 + slot)·2 + output)·width + column].
+__device__ inline std::size_t keyed_partial_index(int chunk, int slot, int output, int column,
+                                                  int width) {
+  return (static_cast<std::size_t>(chunk * 2 + slot) * 2 + output) * width + column;
+}
+
+// Pass 1, block (chunk, column tile): every piece (run of equal keys within the chunk) is summed
+// by kKeyedLanes lanes over its entries in order, lanes combined in order. The chunk's first
+// piece goes to slot 0 and, if different, its last piece to slot 1 (they may continue into other
+// chunks); pieces in between are whole runs and are added to the table directly.
+template <class F>
+__global__ void keyed_sums_kernel(float* out_a, float* out_b, float* partials, F f,
+                                  const std::uint32_t* sorted_keys,
+                                  const std::int32_t* sorted_positions, int N, int width) {
+  __shared__ float shared_a[kKeyedLanes][kColumnTile + 1];
+  __shared__ float shared_b[kKeyedLanes][kColumnTile + 1];
+  const int chunk = blockIdx.x;
+  const int c = blockIdx.y * kColumnTile + threadIdx.x;
+  const int begin = chunk * kKeyedChunk, end = min(N, begin + kKeyedChunk);
+  const std::uint32_t last_key = sorted_keys[end - 1];
+  for (int i = begin; i < end; ++i) {
+    const std::uint32_t key = sorted_keys[i];
+    if (i > begin && sorted_keys[i - 1] == key) continue;  // uniform over the block
+    float a = 0.0f, b = 0.0f;
+    if (c < width) {
+      for (int j = i + threadIdx.y; j < end && sorted_keys[j] == key; j += kKeyedLanes) {
+        f(sorted_positions[j], c, a, b);
+      }
+    }
+    shared_a[threadIdx.y][threadIdx.x] = a;
+    shared_b[threadIdx.y][threadIdx.x] = b;
+    __syncthreads();
+    if (threadIdx.y == 0 && c < width) {
+      float sum_a = 0.0f, sum_b = 0.0f;
+      for (int lane = 0; lane < kKeyedLanes; ++lane) {
+        sum_a += shared_a[lane][threadIdx.x];
+        sum_b += shared_b[lane][threadIdx.x];
+      }
+      if (i == begin || key == last_key) {
+        const int slot = i == begin ? 0 : 1;
+        partials[keyed_partial_index(chunk, slot, 0, c, width)] = sum_a;
+        partials[keyed_partial_index(chunk, slot, 1, c, width)] = sum_b;
+      } else {
+        const std::size_t at = static_cast<std::size_t>(key) * width + c;
+        out_a[at] += sum_a;
+        if (out_b != nullptr) out_b[at] += sum_b;
+      }
+    }
+    __syncthreads();
+  }
+}
+
+// Pass 2, block (chunk, column tile): each boundary piece that starts a run (the chunk's first
+// piece when no earlier chunk holds its key, and its last piece when different from the first)
+// adds the run's slots in chunk order — its own, then slot 0 of every following chunk that
+// begins with the same key — to the table.
+template <class A>
+__global__ void keyed_sums_finish_kernel(A* out_a, A* out_b, const A* partials,
+                                         const std::uint32_t* sorted_keys, int N, int width,
+                                         int chunks) {
+  const int chunk = blockIdx.x;
+  const int c = blockIdx.y * kColumnTile + threadIdx.x;
+  if (c >= width) return;
+  const int begin = chunk * kKeyedChunk, last = min(N, begin + kKeyedChunk) - 1;
+  auto finish = [&](int slot, std::uint32_t key) {
+    A sum_a = partials[keyed_partial_index(chunk, slot, 0, c, width)];
+    A sum_b = partials[keyed_partial_index(chunk, slot, 1, c, width)];
+    for (int next = chunk + 1; next < chunks && sorted_keys[next * kKeyedChunk] == key; ++next) {
+      sum_a += partials[keyed_partial_index(next, 0, 0, c, width)];
+      sum_b += partials[keyed_partial_index(next, 0, 1, c, width)];
+    }
+    const std::size_t at = static_cast<std::size_t>(key) * width + c;
+    out_a[at] += sum_a;
+    if (out_b != nullptr) out_b[at] += sum_b;
+  };
+  const std::uint32_t first_key = sorted_keys[begin], last_key = sorted_keys[last];
+  if (begin == 0 || sorted_keys[begin - 1] != first_key) finish(0, first_key);
+  if (last_key != first_key) finish(1, last_key);
+}
+
+// out_a[key(n)·width + c] += Σ_n a(n, c) and out_b likewise (out_b may be null), where f(n, c, a,
+// b) adds position n's terms and key_of(n) < 2^key_bits. Deterministic: the order of every sum
+// depends only on the keys, never on scheduling. Scratch: Scratch::token_sort.
+template <class KeyOf, class F>
+void keyed_sums(KeyOf key_of, int key_bits, F f, int N, int width, float* out_a, float* out_b) {
+  if (N == 0 || width == 0) return;
+  Context& ctx = context();
+  cudaStream_t stream = ctx.stream();
+  const int chunks = (N + kKeyedChunk - 1) / kKeyedChunk;
+  auto aligned = [](std::size_t bytes) { return (bytes + 255) / 256 * 256; };
+  const std::size_t ints_bytes = aligned(sizeof(std::uint32_t) * std::size_t(N));
+  const std::size_t partials_bytes = aligned(sizeof(float) * 4 * std::size_t(chunks) * width);
+  std::size_t temp_bytes = 0;
+  LIGHTGPT_CUDA_CHECK(cub::DeviceRadixSort::SortPairs(
+      nullptr, temp_bytes, static_cast<const std::uint32_t*>(nullptr),
+      static_cast<std::uint32_t*>(nullptr), static_cast<const std::int32_t*>(nullptr),
+      static_cast<std::int32_t*>(nullptr), N, 0, key_bits, stream));
+  auto* base = static_cast<unsigned char*>(
+      ctx.scratch(Scratch::token_sort, 4 * ints_bytes + partials_bytes + temp_bytes));
+  auto* keys = reinterpret_cast<std::uint32_t*>(base);
+  auto* positions = reinterpret_cast<std::int32_t*>(base + ints_bytes);
+  auto* sorted_keys = reinterpret_cast<std::uint32_t*>(base + 2 * ints_bytes);
+  auto* sorted_positions = reinterpret_cast<std::int32_t*>(base + 3 * ints_bytes);
+  auto* partials = reinterpret_cast<float*>(base + 4 * ints_bytes);
+  void* temp = base + 4 * ints_bytes + partials_bytes;
+
+  gather_keys_kernel<<<(N + 255) / 256, 256, 0, stream>>>(keys, positions, key_of, N);
+  LIGHTGPT_CUDA_CHECK_LAUNCH();
+  LIGHTGPT_CUDA_CHECK(cub::DeviceRadixSort::SortPairs(
+      temp, temp_bytes, keys, sorted_keys, positions, sorted_positions, N, 0, key_bits, stream));
+  const dim3 grid(chunks, (width + kColumnTile - 1) / kColumnTile);
+  keyed_sums_kernel<<<grid, dim3(kColumnTile, kKeyedLanes), 0, stream>>>(
+      out_a, out_b, partials, f, sorted_keys, sorted_positions, N, width);
+  LIGHTGPT_CUDA_CHECK_LAUNCH();
+  keyed_sums_finish_kernel<<<grid, kColumnTile, 0, stream>>>(out_a, out_b, partials, sorted_keys, N,
+                                                             width, chunks);
+  LIGHTGPT_CUDA_CHECK_LAUNCH();
+}
+
+// Bits that hold every key below `count` (at least one).
+inline int key_bits_for(int count) {
+  int bits = 1;
+  while (bits < 31 && (1 << bits) < count) ++bits;
+  return bits;
+}
+
+inline unsigned lightrnn_blocks(int N) {
+  return static_cast<unsigned>((N + kLightRnnWarps - 1) / kLightRnnWarps);
+}
+
+}  // namespace kernels
+
+struct LightRnnOps {
+  // out[b, t, :] = row_table[r(w)] + col_table[c(w)] + wpe[t] for w = tokens[b·row_stride + t].
+  template <class T, class Tok>
+  static void lightrnn_embedding_forward(T* out, const Tok* tokens, int row_stride,
+                                         const std::int32_t* token_cell, const T* row_table,
+                                         const T* col_table, const T* wpe, int B, int T_, int C,
+                                         int R) {
+    const std::size_t count = static_cast<std::size_t>(B) * T_ * C;
+    if (count == 0) return;
+    kernels::lightrnn_embedding_forward_kernel<<<elementwise_blocks(count), 256, 0,
+                                                 context().stream()>>>(
+        out, tokens, row_stride, token_cell, row_table, col_table, wpe, T_, C, R, count);
+    LIGHTGPT_CUDA_CHECK_LAUNCH();
+  }
+
+  // Accumulates dout into the table rows and wpe rows the forward read (deterministic).
+  template <class T, class A, class Tok>
+  static void lightrnn_embedding_backward(A* drow_table, A* dcol_table, A* dwpe, const T* dout,
+                                          const Tok* tokens, int row_stride,
+                                          const std::int32_t* token_cell, int B, int T_, int C,
+                                          int R) {
+    static_assert(std::is_same_v<A, float>, "CUDA layers keep fp32 parameter gradients");
+    const int N = B * T_;
+    if (N == 0) return;
+    const int bits = kernels::key_bits_for(R);
+    const kernels::RowSum<T> rows{dout, C};
+    kernels::keyed_sums(kernels::CellKey<Tok>{tokens, row_stride, T_, token_cell, R, false}, bits,
+                        rows, N, C, drow_table, static_cast<float*>(nullptr));
+    kernels::keyed_sums(kernels::CellKey<Tok>{tokens, row_stride, T_, token_cell, R, true}, bits,
+                        rows, N, C, dcol_table, static_cast<float*>(nullptr));
+    if (dwpe != nullptr) {
+      const std::size_t count = static_cast<std::size_t>(T_) * C;
+      kernels::position_embedding_backward_kernel<<<elementwise_blocks(count), 256, 0,
+                                                    context().stream()>>>(dwpe, dout, B, T_, C);
+      LIGHTGPT_CUDA_CHECK_LAUNCH();
+    }
+  }
+
+  // lse[n] = log Σ_{r: row_count[r] > 0} exp(logits[n, r]).
+  template <class T, class A>
+  static void lightrnn_row_logsumexp(A* lse, const T* logits, const std::int32_t* row_count, int N,
+                                     int R) {
+    if (N == 0) return;
+    kernels::lightrnn_row_logsumexp_kernel<<<kernels::lightrnn_blocks(N),
+                                             32 * kernels::kLightRnnWarps, 0, context().stream()>>>(
+        lse, logits, row_count, N, R);
+    LIGHTGPT_CUDA_CHECK_LAUNCH();
+  }
+
+  // state = GELU(base + row_table[r]) and slope = GELU'(·) at every position, r the row of its
+  // target targets[b·row_stride + t].
+  template <class T, class Tok>
+  static void lightrnn_condition_forward(T* slope, T* state, const T* base, const T* row_table,
+                                         const Tok* targets, int row_stride,
+                                         const std::int32_t* token_cell, int B, int T_, int C,
+                                         int R) {
+    const std::size_t count = static_cast<std::size_t>(B) * T_ * C;
+    if (count == 0) return;
+    kernels::lightrnn_condition_kernel<<<elementwise_blocks(count), 256, 0, context().stream()>>>(
+        slope, state, base, row_table, targets, row_stride, token_cell, 0, T_, C, R, count);
+    LIGHTGPT_CUDA_CHECK_LAUNCH();
+  }
+
+  // state = GELU(base + row_table[row]) at every position for one fixed row (no slope).
+  template <class T>
+  static void lightrnn_condition_row(T* state, const T* base, const T* row_table, int row, int N,
+                                     int C) {
+    const std::size_t count = static_cast<std::size_t>(N) * C;
+    if (count == 0) return;
+    kernels::lightrnn_condition_kernel<<<elementwise_blocks(count), 256, 0, context().stream()>>>(
+        static_cast<T*>(nullptr), state, base, row_table, static_cast<const std::int32_t*>(nullptr),
+        1, static_cast<const std::int32_t*>(nullptr), row, 1, C, 1, count);
+    LIGHTGPT_CUDA_CHECK_LAUNCH();
+  }
+
+  // col_lse[n] over the non-empty cells of the target's row, and the token NLL
+  // losses[n] = row_lse - row_logit[r] + col_lse - col_logit[c].
+  template <class T, class A, class Tok>
+  static void lightrnn_cross_entropy(A* losses, A* col_lse, const T* row_logits, const A* row_lse,
+                                     const T* col_logits, const Tok* targets, int row_stride,
+                                     const std::int32_t* token_cell, const std::int32_t* cell_token,
+                                     int B, int T_, int R) {
+    const int N = B * T_;
+    if (N == 0) return;
+    kernels::lightrnn_cross_entropy_kernel<<<kernels::lightrnn_blocks(N),
+                                             32 * kernels::kLightRnnWarps, 0, context().stream()>>>(
+        losses, col_lse, row_logits, row_lse, col_logits, targets, row_stride, token_cell,
+        cell_token, N, T_, R);
+    LIGHTGPT_CUDA_CHECK_LAUNCH();
+  }
+
+  // In place: row logits -> gradient of Σ_j depth_weights[j] · scale · CE(row of target j); empty
+  // rows get zero. depth_weights is host memory (depths ≤ kMaxMtpDepth values).
+  template <class T, class A, class Tok>
+  static void lightrnn_row_backward_inplace(T* logits, const A* lse, const std::int32_t* row_count,
+                                            const Tok* targets, int row_stride,
+                                            const std::int32_t* token_cell, const A* depth_weights,
+                                            int depths, A scale, int B, int T_, int R) {
+    lightrnn_row_backward_inplace(logits, lse, row_count, targets, row_stride, token_cell,
+                                  depth_weights, depths, scale, B, T_, R,
+                                  static_cast<const Tok*>(nullptr), kernels::NoNgram{});
+  }
+
+  // With CoCoNT (`ngram` over rows with non-null offsets, device memory), depth 0 of a position
+  // whose context token contexts[b·row_stride + t] has a list scores the soft target
+  // (1 - α)·onehot(row) + α·P_ngram,row.
+  template <class T, class A, class Tok, class Ngram>
+  static void lightrnn_row_backward_inplace(T* logits, const A* lse, const std::int32_t* row_count,
+                                            const Tok* targets, int row_stride,
+                                            const std::int32_t* token_cell, const A* depth_weights,
+                                            int depths, A scale, int B, int T_, int R,
+                                            const Tok* contexts, Ngram ngram) {
+    LIGHTGPT_CHECK(depths >= 1 && depths <= kMaxMtpDepth, "lightrnn_row_backward_inplace: ", depths,
+                   " depths, at most ", kMaxMtpDepth);
+    const int N = B * T_;
+    if (N == 0) return;
+    kernels::DepthWeights<A> weights{};
+    A total_weight = 0;
+    for (int j = 0; j < depths; ++j) {
+      weights.weight[j] = depth_weights[j];
+      total_weight += depth_weights[j];
+    }
+    kernels::lightrnn_row_backward_kernel<<<kernels::lightrnn_blocks(N),
+                                            32 * kernels::kLightRnnWarps, 0, context().stream()>>>(
+        logits, lse, row_count, targets, row_stride, token_cell, weights, depths, scale,
+        scale * total_weight, N, T_, R, contexts, ngram);
+    LIGHTGPT_CUDA_CHECK_LAUNCH();
+  }
+
+  // In place: column logits -> gradient of weight · CE(column | target's row); empty cells get 0.
+  template <class T, class A, class Tok>
+  static void lightrnn_column_backward_inplace(T* logits, const A* lse, const Tok* targets,
+                                               int row_stride, const std::int32_t* token_cell,
+                                               const std::int32_t* cell_token, A weight, int B,
+                                               int T_, int R) {
+    const int N = B * T_;
+    if (N == 0) return;
+    kernels::lightrnn_column_backward_kernel<<<
+        kernels::lightrnn_blocks(N), 32 * kernels::kLightRnnWarps, 0, context().stream()>>>(
+        logits, lse, targets, row_stride, token_cell, cell_token, weight, N, T_, R);
+    LIGHTGPT_CUDA_CHECK_LAUNCH();
+  }
+
+  // In place: dpre = dstate ⊙ slope; then row_table's gradient gets dpre at each position's target
+  // row (accumulated, deterministic).
+  template <class T, class A, class Tok>
+  static void lightrnn_condition_backward(T* dpre, const T* slope, A* drow_table,
+                                          const Tok* targets, int row_stride,
+                                          const std::int32_t* token_cell, int B, int T_, int C,
+                                          int R) {
+    static_assert(std::is_same_v<A, float>, "CUDA layers keep fp32 parameter gradients");
+    const int N = B * T_;
+    const std::size_t count = static_cast<std::size_t>(N) * C;
+    if (count == 0) return;
+    kernels::scale_by_slope_kernel<T, A>
+        <<<elementwise_blocks(count), 256, 0, context().stream()>>>(dpre, slope, count);
+    LIGHTGPT_CUDA_CHECK_LAUNCH();
+    kernels::keyed_sums(kernels::CellKey<Tok>{targets, row_stride, T_, token_cell, R, false},
+                        kernels::key_bits_for(R), kernels::RowSum<T>{dpre, C}, N, C, drow_table,
+                        static_cast<float*>(nullptr));
+  }
+
+  // out[n, token] = log P(row) + log P(column | row) for every token of table row `row` (out is
+  // N × V, device memory).
+  template <class T, class A>
+  static void lightrnn_log_probs_row(A* out, const T* row_logits, const A* row_lse,
+                                     const T* col_logits, const std::int32_t* cell_token, int row,
+                                     int N, int R, int V) {
+    if (N == 0) return;
+    kernels::lightrnn_log_probs_row_kernel<<<kernels::lightrnn_blocks(N),
+                                             32 * kernels::kLightRnnWarps, 0, context().stream()>>>(
+        out, row_logits, row_lse, col_logits, cell_token, row, N, R, V);
+    LIGHTGPT_CUDA_CHECK_LAUNCH();
+  }
+
+  // Reallocation statistics: row_loss[w, i] += -log softmax_i(row logits) and col_loss[w, j] +=
+  // -log softmax_j(column logits) at every position with target w, over all R entries (empty ones
+  // included). lse_scratch holds 2·N values.
+  template <class T, class A, class Tok>
+  static void lightrnn_accumulate_statistics(A* row_loss, A* col_loss, A* lse_scratch,
+                                             const T* row_logits, const T* col_logits,
+                                             const Tok* targets, int row_stride, int B, int T_,
+                                             int R) {
+    static_assert(std::is_same_v<A, float>, "CUDA statistics are fp32");
+    const int N = B * T_;
+    if (N == 0) return;
+    cudaStream_t stream = context().stream();
+    const unsigned blocks = kernels::lightrnn_blocks(N);
+    const std::int32_t* no_mask = nullptr;
+    kernels::lightrnn_row_logsumexp_kernel<<<blocks, 32 * kernels::kLightRnnWarps, 0, stream>>>(
+        lse_scratch, row_logits, no_mask, N, R);
+    LIGHTGPT_CUDA_CHECK_LAUNCH();
+    kernels::lightrnn_row_logsumexp_kernel<<<blocks, 32 * kernels::kLightRnnWarps, 0, stream>>>(
+        lse_scratch + N, col_logits, no_mask, N, R);
+    LIGHTGPT_CUDA_CHECK_LAUNCH();
+    kernels::keyed_sums(kernels::TokenKey<Tok>{targets, row_stride, T_}, 31,
+                        kernels::StatisticsTerms<T, A>{row_logits, col_logits, lse_scratch, N, R},
+                        N, R, row_loss, col_loss);
+  }
+};
 
 }  // namespace lightgpt::cuda
