@@ -19,6 +19,8 @@
 #include <string>
 #include <vector>
 
+#include "bench_common.cuh"
+
 namespace {
 
 using lightgpt::Cuda;
@@ -28,54 +30,9 @@ using O = lightgpt::Ops<Cuda>;
 
 constexpr double kPeakBf16 = 989e12;
 
-class Timer {
- public:
-  Timer() {
-    LIGHTGPT_CUDA_CHECK(cudaEventCreate(&start_));
-    LIGHTGPT_CUDA_CHECK(cudaEventCreate(&stop_));
-  }
-  ~Timer() {
-    cudaEventDestroy(start_);
-    cudaEventDestroy(stop_);
-  }
-  // Seconds per call of `body`, averaged over `repeats` after one warm-up call.
-  double seconds(int repeats, const std::function<void()>& body) {
-    cudaStream_t stream = lightgpt::cuda::context().stream();
-    body();
-    LIGHTGPT_CUDA_CHECK(cudaEventRecord(start_, stream));
-    for (int i = 0; i < repeats; ++i) body();
-    LIGHTGPT_CUDA_CHECK(cudaEventRecord(stop_, stream));
-    LIGHTGPT_CUDA_CHECK(cudaEventSynchronize(stop_));
-    float ms = 0;
-    LIGHTGPT_CUDA_CHECK(cudaEventElapsedTime(&ms, start_, stop_));
-    return ms * 1e-3 / repeats;
-  }
-
- private:
-  cudaEvent_t start_{}, stop_{};
-};
-
-template <class U>
-struct Device {
-  explicit Device(std::size_t n)
-      : count(n), ptr(static_cast<U*>(lightgpt::cuda::device_allocate(n * sizeof(U)))) {}
-  ~Device() { lightgpt::cuda::device_release(ptr); }
-  Device(const Device&) = delete;
-  Device& operator=(const Device&) = delete;
-  void fill(float value) {
-    std::vector<U> host(count, U(value));
-    O::copy_from_host(ptr, host.data(), count);
-  }
-  std::size_t count;
-  U* ptr;
-};
-
-int arg_int(int argc, char** argv, const char* name, int fallback) {
-  for (int i = 1; i + 1 < argc; ++i) {
-    if (std::strcmp(argv[i], name) == 0) return std::atoi(argv[i + 1]);
-  }
-  return fallback;
-}
+using lightgpt::bench::arg_int;
+using lightgpt::bench::Device;
+using lightgpt::bench::Timer;
 
 }  // namespace
 
