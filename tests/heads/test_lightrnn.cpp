@@ -43,6 +43,7 @@ struct TinyHead {
     if (conditioning == RowConditioning::linear_gelu) {
       set("lightrnn_w", {0.5, 0, 0, 0.5});
       set("lightrnn_b", {0.1, -0.1});
+      set("lightrnn_z", {-1, 2, 0.5, -0.5, 7, 7});  // the empty row's vector is never read
     }
     head = std::make_unique<Head>(config);
     head->bind_parameters(layout, store->values(), store->grads());
@@ -63,11 +64,12 @@ double expected_nll(const double h[2], int row, int column, bool linear) {
   const double row_logits[2] = {h[0], h[1]};  // h · E_row[0], h · E_row[1]
   const double log_p_row =
       row_logits[row] - std::log(std::exp(row_logits[0]) + std::exp(row_logits[1]));
-  const double e_row[2][2] = {{1, 0}, {0, 1}};
+  // The row's vector in s: z_r with W (linear), else E_row[r].
+  const double row_vector[2][2][2] = {{{1, 0}, {0, 1}}, {{-1, 2}, {0.5, -0.5}}};
   double s[2];
   for (int c = 0; c < 2; ++c) {
     const double base = linear ? 0.5 * h[c] + (c == 0 ? 0.1 : -0.1) : h[c];
-    s[c] = gelu(base + e_row[row][c]);
+    s[c] = gelu(base + row_vector[linear][row][c]);
   }
   const double col_logits[3] = {s[0], s[1], 3 * (s[0] + s[1])};
   const int valid = row == 0 ? 3 : 2;
@@ -114,19 +116,21 @@ TEST(LightRnnHead, ParametersAreTwoTablesPlusOneConditioningStep) {
   EXPECT_EQ(layout.at("lightrnn_w").numel, 64u);
   EXPECT_TRUE(layout.at("lightrnn_w").weight_decay);
   EXPECT_EQ(layout.at("lightrnn_b").numel, 8u);
+  EXPECT_EQ(layout.at("lightrnn_z").shape, (std::vector<std::int64_t>{5, 8}));
+  EXPECT_FALSE(layout.at("lightrnn_z").weight_decay);
   EXPECT_EQ(layout.find("wte"), nullptr);
   EXPECT_EQ(LightRnnFp32::composition(), "head=lightrnn<mtp=1> mixer=attention");
 
-  // GPT-2 small: 2·R·C + C² + C = 935,424 head parameters against V·C = 38.6 M.
+  // GPT-2 small: 3·R·C + C² + C = 1,108,992 head parameters against V·C = 38.6 M.
   const ModelConfig small = ModelConfig::gpt2_small();
   const long long R = small.lightrnn_table_rows(), C = small.d_model;
   EXPECT_EQ(R, 225);
-  EXPECT_GT(double(small.vocab_size) * C / double(2 * R * C + C * C + C), 41.0);
+  EXPECT_GT(double(small.vocab_size) * C / double(3 * R * C + C * C + C), 34.0);
 
   config.lightrnn_conditioning = RowConditioning::gelu;
   LightRnnFp32 parameter_free(config, 1);
   EXPECT_EQ(parameter_free.parameters().layout().find("lightrnn_w"), nullptr);
-  EXPECT_EQ(model.num_parameters() - parameter_free.num_parameters(), 64u + 8u);
+  EXPECT_EQ(model.num_parameters() - parameter_free.num_parameters(), 64u + 8u + 40u);
 }
 
 // log_probs over V = 50257 tokens in a 225 × 225 table (368 empty cells, an empty last row when
@@ -169,6 +173,11 @@ void check_full_vocabulary(bool scattered) {
     nll -= log_probs[std::size_t(n) * V + tokens[n + 1]];
   }
   EXPECT_NEAR(nll / (B * T), model.evaluate(tokens.data(), B, T), 1e-12);
+  std::vector<double> token_losses(std::size_t(B) * T, -1.0);
+  model.token_losses(token_losses.data());
+  for (int n = 0; n < B * T; ++n) {
+    EXPECT_NEAR(token_losses[n], -log_probs[std::size_t(n) * V + tokens[n + 1]], 1e-12) << n;
+  }
 }
 
 TEST(LightRnnHead, LogProbsSumToOneOverExactlyVTokens) { check_full_vocabulary(false); }

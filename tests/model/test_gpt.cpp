@@ -70,6 +70,13 @@ TEST(Gpt, LogProbsSumToOneAndMatchTheLoss) {
     nll -= log_probs[std::size_t(n) * V + target];
   }
   EXPECT_NEAR(nll / (B * T), model.evaluate(tokens.data(), B, T), 1e-12);
+  // The per-position losses of that evaluate() are the same NLLs, position by position.
+  std::vector<double> token_losses(std::size_t(B) * T, -1.0);
+  model.token_losses(token_losses.data());
+  for (int n = 0; n < B * T; ++n) {
+    const int target = tokens[(n / T) * (T + 1) + n % T + 1];
+    EXPECT_NEAR(token_losses[n], -log_probs[std::size_t(n) * V + target], 1e-12) << n;
+  }
 }
 
 // Changing tokens after position t leaves every output at positions <= t bit-identical.

@@ -19,7 +19,7 @@ inline constexpr int kVocabPadding = 128;
 
 // How LightRnnHead conditions the column distribution on the row (DESIGN §3).
 enum class RowConditioning : int {
-  linear_gelu = 0,  // s = GELU(W·h + E_row[r] + b), a C × C matrix W and bias b (default)
+  linear_gelu = 0,  // s = GELU(W·h + z_r + b): a C × C matrix W, a bias b, a vector per row (default)
   gelu = 1,         // s = GELU(h + E_row[r]), parameter-free, for the smallest models
 };
 

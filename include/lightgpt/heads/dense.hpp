@@ -106,6 +106,9 @@ class DenseHeadImpl {
     return losses;
   }
 
+  // Per-position next-token NLL of the last forward (depth 1), on the device.
+  const A* token_losses() const { return losses_; }
+
   // d/d(hidden) of scale · Σ_n [L_main(n) + w_mtp · mean_{j≥2} CE_j(n)], after forward(..., Depth),
   // where L_main = CE_1, or (1−α)·CE_1 + α·KL(P_ngram ‖ P_θ) with CoCoNT (α = cocont_alpha).
   template <class Tok>

@@ -2,7 +2,9 @@
 // an R × R table (LightRnnCodebook). Input embedding E_row[r] + E_col[c]; output
 // P(w | h) = P(r | h) · P(c | h, r) with row logits h·E_rowᵀ and column logits s(h, r)·E_colᵀ over
 // the same two tables, where s is one step of the paper's recurrence, nonlinear in h and the row:
-// s = GELU(W·h + E_row[r] + b) by default, or GELU(h + E_row[r]) without parameters. A purely
+// s = GELU(W·h + z_r + b) by default, with a learned vector z_r per row (the paper feeds the row
+// embedding through a learned map; a free vector per row is that map's most general form), or
+// GELU(h + E_row[r]) without parameters. A purely
 // additive s = h + E_row[r] is not used: it gives P(c | h, r) ∝ exp(h·E_col[c] +
 // E_row[r]·E_col[c]), so the row only adds a static row–column bias and cannot change how h is
 // read. Training conditions on the true row; empty rows and cells are masked, so the probabilities
@@ -65,12 +67,17 @@ class LightRnnHeadImpl {
     layout.add("lightrnn_row", {R, C}, false, Init::normal(0.02));
     layout.add("lightrnn_col", {R, C}, false, Init::normal(0.02));
   }
-  // After the trunk: the conditioning step's W and b (linear_gelu only), then MTP adapters.
+  // After the trunk: the conditioning step's W, b and row vectors z_r (linear_gelu only), then
+  // MTP adapters. z_r starts at the scale of W·h for a unit-variance h (std 0.02·√C), so that the
+  // column distribution depends on the row from the first step; E_row[r] in its place (std 0.02)
+  // is swamped by W·h and the head spends its first hundreds of steps near the factorised
+  // P(r)·P(c).
   static void declare_output(ParameterLayout& layout, const ModelConfig& config) {
     if (config.lightrnn_conditioning == RowConditioning::linear_gelu) {
-      const std::int64_t C = config.d_model;
+      const std::int64_t R = config.lightrnn_table_rows(), C = config.d_model;
       layout.add("lightrnn_w", {C, C}, true, Init::normal(0.02));
       layout.add("lightrnn_b", {C}, false, Init::zeros());
+      layout.add("lightrnn_z", {R, C}, false, Init::normal(0.02 * std::sqrt(double(C))));
     }
     Adapters::declare(layout, config);
   }
@@ -81,6 +88,7 @@ class LightRnnHeadImpl {
     if (linear_) {
       w_.bind(layout, params, grads);
       b_.bind(layout, params, grads);
+      z_.bind(layout, params, grads);
     }
     adapters_.bind_parameters(layout, params, grads);
   }
@@ -148,7 +156,7 @@ class LightRnnHeadImpl {
       if (linear_ && (j == 1 || adapters_.enabled())) {
         O::matmul_forward(base_, h, w_.value, b_.value, N, C_, C_);
       }
-      O::lightrnn_condition_forward(slope(j, N), state(j, N), linear_ ? base_ : h, row_.value,
+      O::lightrnn_condition_forward(slope(j, N), state(j, N), linear_ ? base_ : h, row_vectors(),
                                     tokens + j, row_stride, token_cell_.data(), B, T_, C_, R_);
       O::matmul_forward(col_logits(j, N), state(j, N), col_.value, static_cast<const T*>(nullptr),
                         N, C_, R_);
@@ -173,6 +181,9 @@ class LightRnnHeadImpl {
     }
     return losses;
   }
+
+  // Per-position next-token NLL of the last forward (depth 1), on the device.
+  const A* token_losses() const { return losses_; }
 
   // d/d(hidden) of scale · Σ_n [L_main(n) + w_mtp · mean_{j≥2} CE_j(n)], after forward(..., Depth),
   // where L_main = CE_1, or with CoCoNT (α = cocont_alpha) (1−α)·CE(row) + α·KL(P_ngram,row ‖
@@ -208,8 +219,8 @@ class LightRnnHeadImpl {
                                           scale * weights[j - 1], B, T_, R_);
       O::matmul_backward(overwrite(dpre), accumulate(col_.grad), Grad<A>{}, col_logits(j, N),
                          state(j, N), col_.value, N, C_, R_);
-      O::lightrnn_condition_backward(dpre, slope(j, N), row_.grad, tokens + j, row_stride,
-                                     token_cell_.data(), B, T_, C_, R_);
+      O::lightrnn_condition_backward(dpre, slope(j, N), linear_ ? z_.grad : row_.grad, tokens + j,
+                                     row_stride, token_cell_.data(), B, T_, C_, R_);
       if (adapted) {
         conditioning_backward(adapters_.output_gradient(), dpre, adapters_.forward_output(j, N), N);
         adapters_.backward(j, hidden, dhidden.ptr, N);
@@ -232,7 +243,7 @@ class LightRnnHeadImpl {
     }
     for (int r = 0; r < R_; ++r) {
       if (codebook_.row_counts()[r] == 0) continue;
-      O::lightrnn_condition_row(state_, base, row_.value, r, N, C_);
+      O::lightrnn_condition_row(state_, base, row_vectors(), r, N, C_);
       O::matmul_forward(col_logits_, state_, col_.value, static_cast<const T*>(nullptr), N, C_, R_);
       O::lightrnn_log_probs_row(out, row_logits_, row_lse_, col_logits_, cell_token_.data(), r, N,
                                 R_, V_);
@@ -300,6 +311,8 @@ class LightRnnHeadImpl {
  private:
   using Adapters = MtpAdapters<Backend, P, Depth>;
 
+  // The row's vector in the conditioning step: z_r with W (linear_gelu), else E_row[r].
+  const T* row_vectors() const { return linear_ ? z_.value : row_.value; }
   std::size_t table_cells() const { return static_cast<std::size_t>(V_) * R_; }
 
   T* row_logits(int j, int N) const {
@@ -342,7 +355,8 @@ class LightRnnHeadImpl {
   Buffer<std::int32_t, Backend> token_cell_, cell_token_, row_count_;
   Buffer<A, Backend> statistics_;
   bool statistics_paused_ = false;
-  BoundTensor<T, A> row_{"lightrnn_row"}, col_{"lightrnn_col"}, w_{"lightrnn_w"}, b_{"lightrnn_b"};
+  BoundTensor<T, A> row_{"lightrnn_row"}, col_{"lightrnn_col"}, w_{"lightrnn_w"}, b_{"lightrnn_b"},
+      z_{"lightrnn_z"};
   T *row_logits_ = nullptr, *slope_ = nullptr, *state_ = nullptr, *col_logits_ = nullptr,
     *dstate_ = nullptr, *base_ = nullptr;
   A *row_lse_ = nullptr, *col_lse_ = nullptr, *losses_ = nullptr, *statistics_lse_ = nullptr;
@@ -353,7 +367,7 @@ class LightRnnHeadImpl {
 
 }  // namespace detail
 
-// LightRNN's factorised head (2·R·C + C² + C parameters instead of V·C), optionally with
+// LightRNN's factorised head (3·R·C + C² + C parameters instead of V·C), optionally with
 // multi-token prediction.
 template <class Mtp = MTP<1>>
 struct LightRnnHead {

@@ -133,6 +133,12 @@ class GPT {
 
   const HeadLosses<A>& losses() const { return losses_; }
 
+  // The next-token NLL of each position of the last forward() or evaluate(), into out[b·T + t]
+  // (B·T values): what the mean loss averages, split by position.
+  void token_losses(A* out) const {
+    O::copy_to_host(out, head_.token_losses(), static_cast<std::size_t>(batch_) * seq_len_);
+  }
+
   // Gradient of the training objective of the last forward() times grad_scale (1 / number of
   // gradient-accumulation micro-steps), accumulated into the parameter gradients.
   void backward(A grad_scale = A(1)) {

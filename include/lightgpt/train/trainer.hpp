@@ -239,20 +239,18 @@ class Trainer {
   // validation batches: a model that uses its context does better late in the window.
   std::vector<double> validate_by_position() {
     LIGHTGPT_CHECK(val_ != nullptr, "validate_by_position() needs a validation loader");
-    const int T = config_.seq_len, V = model_.config().vocab_size;
-    std::vector<A> log_probs(static_cast<std::size_t>(T) * V);
+    const int T = config_.seq_len;
+    std::vector<A> losses(static_cast<std::size_t>(config_.batch_size) * T);
     std::vector<double> nll(static_cast<std::size_t>(T), 0.0);
     std::int64_t rows = 0;
     const StatisticsPause pause(model_);
     val_->restore(val_start_);
     for (int i = 0; i < config_.val_batches; ++i) {
       const Batch batch = val_->next();
+      model_.evaluate(batch.tokens, batch.B, batch.T, batch.row_stride);
+      model_.token_losses(losses.data());
       for (int b = 0; b < batch.B; ++b, ++rows) {
-        const std::uint16_t* row = batch.tokens + static_cast<std::size_t>(b) * batch.row_stride;
-        model_.log_probs(row, 1, T, log_probs.data());
-        for (int t = 0; t < T; ++t) {
-          nll[t] -= double(log_probs[static_cast<std::size_t>(t) * V + row[t + 1]]);
-        }
+        for (int t = 0; t < T; ++t) nll[t] += double(losses[static_cast<std::size_t>(b) * T + t]);
       }
     }
     for (double& value : nll) value /= double(rows);
