@@ -103,6 +103,16 @@ TEST(LoaderTest, GlobExpandsSorted) {
                lightgpt::Error);
 }
 
+TEST(LoaderTest, CountTokensOverEveryShard) {
+  TempDir dir;
+  const std::uint16_t first[] = {3, 1, 3, 0}, second[] = {3, 2};
+  lightgpt::write_shard(dir.path() / "c_000.bin", std::span<const std::uint16_t>(first));
+  lightgpt::write_shard(dir.path() / "c_001.bin", std::span<const std::uint16_t>(second));
+  const std::string pattern = (dir.path() / "c_*.bin").string();
+  EXPECT_EQ(lightgpt::count_tokens(pattern, 5), (std::vector<std::uint64_t>{1, 1, 1, 3, 0}));
+  EXPECT_THROW(lightgpt::count_tokens(pattern, 3), lightgpt::Error);  // id 3 is out of range
+}
+
 TEST(LoaderTest, EpochWrapsToTheStart) {
   TempDir dir;
   const auto files = counting_shards(dir, {50});

@@ -50,6 +50,16 @@ TEST(Codebook, SequentialPlacesIdByRowMajorOrder) {
   EXPECT_EQ(codebook.row_counts()[4], 3);
 }
 
+// Counts of V = 7 tokens in a 3 × 3 table: order by count, ties by id: 4, 1, 6, 0, 3, 2, 5.
+TEST(Codebook, ByFrequencyFillsRowsInOrderOfCount) {
+  const auto codebook = LightRnnCodebook::by_frequency({5, 9, 0, 5, 12, 0, 7}, 3);
+  expect_bijective(codebook);
+  const int expected_cell[7] = {3, 1, 5, 4, 0, 6, 2};
+  for (int w = 0; w < 7; ++w) EXPECT_EQ(codebook.cell(w), expected_cell[w]) << "token " << w;
+  EXPECT_EQ(codebook.row_counts(), (std::vector<std::int32_t>{3, 3, 1}));
+  EXPECT_THROW(LightRnnCodebook::by_frequency(std::vector<std::uint64_t>(10, 1), 3), Error);
+}
+
 TEST(Codebook, RandomIsASeededPermutation) {
   const auto a = LightRnnCodebook::random(50257, 225, 1),
              b = LightRnnCodebook::random(50257, 225, 1);
@@ -192,6 +202,36 @@ TEST(Codebook, ReallocationUnderConflictsLowersTheCost) {
   EXPECT_DOUBLE_EQ(report.cost_after, codebook.cost(s.rows.data(), s.cols.data()));
   EXPECT_LT(report.cost_after, 0.9 * before);
   EXPECT_GT(report.moved, 0);
+}
+
+// Light tokens that all prefer the cells of heavy tokens already in their best cells: taking
+// those cells greedily would push the heavy tokens out at a high cost. The result never costs
+// more than the old map; the heavy tokens stay, the light ones still improve where they can.
+TEST(Codebook, ReallocationNeverPaysMoreThanTheOldMap) {
+  const int V = 60, R = 8;
+  auto codebook = LightRnnCodebook::sequential(V, R);
+  std::vector<int> target(V);
+  for (int w = 0; w < V; ++w) target[w] = w < 6 ? w : (w % 6);  // tokens 0-5 sit in their best
+  Statistics s = preferring(target, R, 6);                      // cells; the rest want those
+  for (int w = 0; w < 6; ++w) {
+    for (int i = 0; i < R; ++i) {
+      s.rows[std::size_t(w) * R + i] *= 1000;
+      s.cols[std::size_t(w) * R + i] *= 1000;
+    }
+  }
+  // The light tokens' second choice: row 7 (its cells 56-59 hold tokens 56-59 in the old map),
+  // cheaper than where they are but dearer than the heavy tokens' cells.
+  for (int w = 6; w < V; ++w) s.rows[std::size_t(w) * R + 7] = 0.5f;
+  const double before = codebook.cost(s.rows.data(), s.cols.data());
+  const ReallocationReport report = codebook.reallocate(s.rows.data(), s.cols.data());
+  expect_bijective(codebook);
+  EXPECT_TRUE(report.accepted);
+  EXPECT_LT(report.cost_after, before);
+  EXPECT_DOUBLE_EQ(report.cost_after, codebook.cost(s.rows.data(), s.cols.data()));
+  for (int w = 0; w < 6; ++w) EXPECT_EQ(codebook.cell(w), w) << "heavy token " << w;
+  int in_row_7 = 0;
+  for (int w = 6; w < V; ++w) in_row_7 += codebook.row(w) == 7;
+  EXPECT_EQ(in_row_7, R);  // the light tokens fill row 7
 }
 
 // Without information (all losses equal) nothing can improve: the map is kept.

@@ -65,6 +65,17 @@ inline std::vector<std::filesystem::path> expand_shard_pattern(const std::string
   return {names.begin(), names.end()};
 }
 
+// How often each id occurs over every shard of `pattern` (vocab_size entries; ids are checked to
+// be below vocab_size when each shard opens): the counts behind LightRnnCodebook::by_frequency.
+inline std::vector<std::uint64_t> count_tokens(const std::string& pattern, int vocab_size) {
+  std::vector<std::uint64_t> counts(static_cast<std::size_t>(vocab_size), 0);
+  for (const auto& path : expand_shard_pattern(pattern)) {
+    const Shard shard(path, vocab_size);
+    for (std::uint16_t token : shard.tokens()) ++counts[token];
+  }
+  return counts;
+}
+
 // Number of validation steps of B x T tokens (x world_size ranks) that `val_tokens` makes.
 // Throws, naming the nearest usable values, when it is not a whole number of steps.
 inline std::int64_t validation_steps(std::int64_t val_tokens, int B, int T, int world_size = 1) {

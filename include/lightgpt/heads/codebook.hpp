@@ -65,6 +65,22 @@ class LightRnnCodebook {
     return LightRnnCodebook(vocab_size, rows, std::move(order));
   }
 
+  // The frequency codebook: tokens sorted by count (most frequent first, ties by id) fill the
+  // table row by row, so row 0 holds the R most frequent tokens. A fresh head, whose column
+  // distribution barely depends on the row yet, then already factorises the unigram distribution
+  // well; with the sequential map it spends its first few hundred steps getting there.
+  // counts[w] is token w's count in the training data (vocab_size entries).
+  static LightRnnCodebook by_frequency(const std::vector<std::uint64_t>& counts, int rows) {
+    check_shape(static_cast<long long>(counts.size()), rows, "LightRnnCodebook::by_frequency");
+    std::vector<std::int32_t> order(counts.size());
+    std::iota(order.begin(), order.end(), 0);
+    std::stable_sort(order.begin(), order.end(),
+                     [&](std::int32_t a, std::int32_t b) { return counts[a] > counts[b]; });
+    std::vector<std::int32_t> cells(counts.size());
+    for (std::size_t i = 0; i < order.size(); ++i) cells[order[i]] = static_cast<std::int32_t>(i);
+    return LightRnnCodebook(static_cast<int>(counts.size()), rows, std::move(cells));
+  }
+
   // A codebook from token → cell; throws lightgpt::Error unless every cell is in range and used by
   // at most one token. `source` names the origin in errors.
   static LightRnnCodebook from_cells(int rows, std::vector<std::int32_t> token_cells,
@@ -189,9 +205,16 @@ class LightRnnCodebook {
 
   // Bootstrap reallocation. Each token w is offered its current cell and the candidate cells
   // (options); all offers are sorted by the change in cost they bring, Δ = cost(w, cell) -
-  // cost(w, current), ties keeping current cells first, and taken greedily when both the token
-  // and the cell are still free. Tokens left over take their current cell if free, else the
-  // cheapest free cell. The new map replaces the old one only if the total cost falls.
+  // cost(w, current), ties keeping current cells first. Two maps are built from them:
+  //  - greedy: offers taken in order when both the token and the cell are still free; tokens
+  //    left over take their current cell if free, else the cheapest free cell. Best when the
+  //    preferences agree; when many light tokens want a heavy token's cell, the heavy token is
+  //    pushed to a poor cell and the map can cost more than the old one;
+  //  - swaps: from the old map, each offer in order moves w to the cell when that lowers the
+  //    cost of w plus that of the token it swaps with (or w alone, for an empty cell), so it
+  //    never costs more than the old map.
+  // Both are then improved by the swap pass, and the cheaper replaces the old map if the total
+  // cost falls.
   template <class A>
   ReallocationReport reallocate(const A* row_loss, const A* col_loss,
                                 ReallocationOptions options = {}) {
@@ -268,7 +291,13 @@ class LightRnnCodebook {
       free_cells.pop_back();
     }
 
-    LightRnnCodebook proposal(V, R, std::move(new_cell));
+    std::vector<std::int32_t> swapped = token_cell_;
+    improve_by_swaps(new_cell, offers, row_loss, col_loss);
+    improve_by_swaps(swapped, offers, row_loss, col_loss);
+    LightRnnCodebook proposal(V, R, std::move(new_cell)), alternative(V, R, std::move(swapped));
+    if (alternative.cost(row_loss, col_loss) < proposal.cost(row_loss, col_loss)) {
+      proposal = std::move(alternative);
+    }
     report.cost_after = proposal.cost(row_loss, col_loss);
     report.accepted = report.cost_after < report.cost_before;
     if (report.accepted) {
@@ -303,6 +332,30 @@ class LightRnnCodebook {
     std::ifstream in(path, std::ios::binary);
     LIGHTGPT_CHECK(in.good(), "cannot open LightRNN codebook '", path.string(), "'");
     return {std::istreambuf_iterator<char>(in), {}};
+  }
+
+  // One pass of pairwise swaps over the offers (in their order) on the map token → cell.
+  template <class Offer, class A>
+  void improve_by_swaps(std::vector<std::int32_t>& cells, const std::vector<Offer>& offers,
+                        const A* row_loss, const A* col_loss) const {
+    std::vector<std::int32_t> occupant(static_cast<std::size_t>(rows_) * rows_, -1);
+    for (int w = 0; w < vocab_size_; ++w) occupant[cells[w]] = w;
+    for (const Offer& offer : offers) {
+      if (offer.delta >= 0) break;  // sorted: no offer after this one gains on its own
+      const int w = offer.token, to = offer.cell, from = cells[w];
+      if (to == from) continue;
+      const int other = occupant[to];
+      double change = cell_cost(row_loss, col_loss, w, to) - cell_cost(row_loss, col_loss, w, from);
+      if (other >= 0) {
+        change += cell_cost(row_loss, col_loss, other, from) -
+                  cell_cost(row_loss, col_loss, other, to);
+      }
+      if (change >= 0) continue;
+      cells[w] = to;
+      occupant[to] = w;
+      occupant[from] = other;
+      if (other >= 0) cells[other] = from;
+    }
   }
 
   template <class A>
