@@ -174,7 +174,7 @@ int main(int argc, char** argv) {
     }
   }
   if (B == 0) return 1;
-  std::printf("RESULT batch=%d\n", B);
+  std::printf("RESULT heads_batch=%d\n", B);
 
   lg::bench::Timer timer;
   for (int round = 0; round < rounds; ++round) {

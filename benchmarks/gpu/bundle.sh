@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Builds what the GPU machine lacks, here (nvcc, Eigen, GoogleTest): the CUDA test binary and the
-# GPT-2 benchmark for sm_90, with libstdc++/libgcc and GoogleTest linked statically and libgomp
-# copied alongside, into gpu-bundle/ (git-ignored, must stay under 60 MB). cudart and cuBLASLt
-# come from the GPU machine's CUDA 13. Usage: benchmarks/gpu/bundle.sh
+# GPU benchmarks (GPT-2 step, dense vs LightRNN head, AFNO vs attention) for sm_90, with libstdc++/libgcc and GoogleTest linked statically and libgomp
+# copied alongside, into gpu-bundle/ (git-ignored, must stay under 60 MB). cudart, cuBLASLt and
+# cuFFT come from the GPU machine's CUDA 13. Usage: benchmarks/gpu/bundle.sh
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 BUILD=${BUILD:-$ROOT/build-gpu-bundle}
@@ -12,12 +12,17 @@ JOBS=${JOBS:-2}
 cmake -S "$ROOT" -B "$BUILD" -DCMAKE_BUILD_TYPE=Release -DLIGHTGPT_ENABLE_CUDA=ON \
   -DCMAKE_CUDA_ARCHITECTURES=90 -DLIGHTGPT_BUILD_EXAMPLES=OFF \
   -DCMAKE_EXE_LINKER_FLAGS="-static-libstdc++ -static-libgcc" >/dev/null
-cmake --build "$BUILD" --target test_cuda bench_gpt2 -j "$JOBS"
+BINARIES="test_cuda bench_gpt2 bench_gpu_heads bench_gpu_afno"
+# shellcheck disable=SC2086
+cmake --build "$BUILD" --target $BINARIES -j "$JOBS"
 
 rm -rf "$BUNDLE"
 mkdir -p "$BUNDLE/lib"
-cp "$BUILD/tests/cuda/test_cuda" "$BUILD/benchmarks/gpu/bench_gpt2" "$BUNDLE/"
-strip --strip-unneeded "$BUNDLE/test_cuda" "$BUNDLE/bench_gpt2"
+cp "$BUILD/tests/cuda/test_cuda" "$BUNDLE/"
+for bench in bench_gpt2 bench_gpu_heads bench_gpu_afno; do
+  cp "$BUILD/benchmarks/gpu/$bench" "$BUNDLE/"
+done
+for binary in $BINARIES; do strip --strip-unneeded "$BUNDLE/$binary"; done
 gomp=$(g++ -print-file-name=libgomp.so.1)
 [ -f "$gomp" ] && cp -L "$gomp" "$BUNDLE/lib/"
 {
@@ -29,7 +34,7 @@ gomp=$(g++ -print-file-name=libgomp.so.1)
   echo "nvcc: $(nvcc --version | tail -1)"
   echo "arch: sm_90"
 } > "$BUNDLE/MANIFEST"
-for binary in test_cuda bench_gpt2; do
+for binary in $BINARIES; do
   echo "$binary needs: $(ldd "$BUNDLE/$binary" | awk '{print $1}' | tr '\n' ' ')"
 done
 size=$(du -sm "$BUNDLE" | cut -f1)

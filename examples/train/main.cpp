@@ -4,9 +4,10 @@
 //         --val_data 'data/brown/brown_val_*.bin' --out_dir runs/tiny
 //
 // A preset (--list-presets) fixes the composition and every hyper-parameter; each flag overrides
-// one value. The flags --precision, --mtp_enabled/--mtp_max_steps, --mixer/--afno_num_blocks and
-// --head choose among the compile-time compositions built into this binary (--list-variants);
-// asking for one that is not built in is an error that says how to add it.
+// one value. The flags --precision, --mtp_enabled/--mtp_max_steps, --mixer/--afno_num_blocks,
+// --head and --backend choose among the compile-time compositions built into this binary
+// (--list-variants); asking for one that is not built in is an error that says how to add it.
+// The GPU presets (backend cuda) are built in when the build found nvcc.
 #include <CLI/CLI.hpp>
 #include <cstdio>
 #include <string>
@@ -19,6 +20,7 @@ namespace {
 using lightgpt::examples::RunOptions;
 
 struct Variant {
+  const char* backend;
   const char* precision;
   const char* head;
   int mtp_depth;
@@ -29,24 +31,37 @@ struct Variant {
 };
 
 const Variant kVariants[] = {
-    {"fp32", "dense", 1, "attention", 0, "GPT<Fp32, DenseHead<>, Attention, Cpu>",
+    {"cpu", "fp32", "dense", 1, "attention", 0, "GPT<Fp32, DenseHead<>, Attention, Cpu>",
      lightgpt::examples::train_fp32_dense_attention},
-    {"fp32", "lightrnn", 1, "attention", 0, "GPT<Fp32, LightRnnHead<>, Attention, Cpu>",
+    {"cpu", "fp32", "lightrnn", 1, "attention", 0, "GPT<Fp32, LightRnnHead<>, Attention, Cpu>",
      lightgpt::examples::train_fp32_lightrnn_attention},
-    {"fp32", "lightrnn", 2, "attention", 0, "GPT<Fp32, LightRnnHead<MTP<2>>, Attention, Cpu>",
+    {"cpu", "fp32", "lightrnn", 2, "attention", 0,
+     "GPT<Fp32, LightRnnHead<MTP<2>>, Attention, Cpu>",
      lightgpt::examples::train_fp32_lightrnn_mtp2_attention},
-    {"fp32", "lightrnn", 1, "afno", 8, "GPT<Fp32, LightRnnHead<>, AfnoMixer<8>, Cpu>",
+    {"cpu", "fp32", "lightrnn", 1, "afno", 8, "GPT<Fp32, LightRnnHead<>, AfnoMixer<8>, Cpu>",
      lightgpt::examples::train_fp32_lightrnn_afno8},
-    {"bf16", "dense", 1, "attention", 0, "GPT<Bf16, DenseHead<>, Attention, Cpu>",
+    {"cpu", "bf16", "dense", 1, "attention", 0, "GPT<Bf16, DenseHead<>, Attention, Cpu>",
      lightgpt::examples::train_bf16_dense_attention},
-    {"bf16", "lightrnn", 1, "attention", 0, "GPT<Bf16, LightRnnHead<>, Attention, Cpu>",
+    {"cpu", "bf16", "lightrnn", 1, "attention", 0, "GPT<Bf16, LightRnnHead<>, Attention, Cpu>",
      lightgpt::examples::train_bf16_lightrnn_attention},
-    {"bf16", "lightrnn", 2, "attention", 0, "GPT<Bf16, LightRnnHead<MTP<2>>, Attention, Cpu>",
+    {"cpu", "bf16", "lightrnn", 2, "attention", 0,
+     "GPT<Bf16, LightRnnHead<MTP<2>>, Attention, Cpu>",
      lightgpt::examples::train_bf16_lightrnn_mtp2_attention},
+#if defined(LIGHTGPT_TRAIN_CUDA)
+    // The four GPU presets.
+    {"cuda", "bf16", "dense", 1, "attention", 0, "GPT<Bf16, DenseHead<>, Attention>",
+     lightgpt::examples::train_cuda_bf16_dense_attention},
+    {"cuda", "bf16", "lightrnn", 1, "attention", 0, "GPT<Bf16, LightRnnHead<>, Attention>",
+     lightgpt::examples::train_cuda_bf16_lightrnn_attention},
+    {"cuda", "bf16", "lightrnn", 2, "attention", 0, "GPT<Bf16, LightRnnHead<MTP<2>>, Attention>",
+     lightgpt::examples::train_cuda_bf16_lightrnn_mtp2_attention},
+    {"cuda", "bf16", "lightrnn", 1, "afno", 8, "GPT<Bf16, LightRnnHead<>, AfnoMixer<8>>",
+     lightgpt::examples::train_cuda_bf16_lightrnn_afno8},
+#endif
 };
 
 std::string describe(const lightgpt::Preset& p) {
-  std::string text = "--precision " + p.precision + " --head " + p.head;
+  std::string text = "--backend " + p.backend + " --precision " + p.precision + " --head " + p.head;
   text += p.mtp_depth > 1 ? " --mtp_enabled --mtp_max_steps " + std::to_string(p.mtp_depth) : "";
   text += " --mixer " + p.mixer;
   if (p.mixer == "afno") text += " --afno_num_blocks " + std::to_string(p.afno_num_blocks);
@@ -55,11 +70,21 @@ std::string describe(const lightgpt::Preset& p) {
 
 const Variant& find_variant(const lightgpt::Preset& p) {
   for (const Variant& v : kVariants) {
-    if (p.precision == v.precision && p.head == v.head && p.mtp_depth == v.mtp_depth &&
+    if (p.backend == v.backend && p.precision == v.precision && p.head == v.head &&
+        p.mtp_depth == v.mtp_depth &&
         p.mixer == v.mixer && (p.mixer != "afno" || p.afno_num_blocks == v.afno_num_blocks)) {
       return v;
     }
   }
+#if !defined(LIGHTGPT_TRAIN_CUDA)
+  if (p.backend == "cuda") {
+    throw lightgpt::Error(lightgpt::detail::concat(
+        "preset '", p.name, "' runs on the GPU (", describe(p),
+        "), but this binary was built without CUDA (nvcc was not found when CMake configured "
+        "the build, or LIGHTGPT_ENABLE_CUDA=OFF). Rebuild with nvcc, or run it on the CPU with "
+        "--backend cpu"));
+  }
+#endif
   throw lightgpt::Error(lightgpt::detail::concat(
       "the composition ", describe(p),
       " is not built into this binary (see --list-variants). Either choose a built-in one with "
@@ -82,7 +107,7 @@ int main(int argc, char** argv) {
       checkpoint_every, realloc_every;
   std::optional<double> learning_rate, mtp_weight, cocont_alpha, afno_sparsity_threshold;
   std::optional<bool> mtp_enabled, use_cocont;
-  std::optional<std::string> mixer, precision, head, out_dir;
+  std::optional<std::string> mixer, precision, head, backend, out_dir;
   std::string ngram_path;
 
   app.add_option("--preset", preset_name, "tiny-cpu, dense-baseline, vanilla-lightrnn, afno or "
@@ -129,6 +154,8 @@ int main(int argc, char** argv) {
       ->check(CLI::IsMember({"frequency", "sequential"}));
   app.add_option("--precision", precision, "Storage precision")
       ->check(CLI::IsMember({"bf16", "fp16", "fp32"}));
+  app.add_option("--backend", backend, "Where to train: cpu (Eigen) or cuda (the GPU presets)")
+      ->check(CLI::IsMember({"cpu", "cuda"}));
   app.add_option("--n_layer", n_layer, "Transformer blocks");
   app.add_option("--n_head", n_head, "Attention heads");
   app.add_option("--d_model", d_model, "Model width C");
@@ -167,7 +194,8 @@ int main(int argc, char** argv) {
     }
     if (list_variants) {
       for (const Variant& v : kVariants) {
-        std::printf("%-48s --precision %s --head %s%s --mixer %s\n", v.type, v.precision, v.head,
+        std::printf("%-48s --backend %s --precision %s --head %s%s --mixer %s\n", v.type,
+                    v.backend, v.precision, v.head,
                     v.mtp_depth > 1
                         ? (" --mtp_enabled --mtp_max_steps " + std::to_string(v.mtp_depth)).c_str()
                         : "",
@@ -177,7 +205,6 @@ int main(int argc, char** argv) {
     }
     LIGHTGPT_CHECK(!o.train_data.empty(), "--train_data is required (a shard path or glob)");
     lightgpt::Preset p = lightgpt::preset(preset_name);
-    if (app.count("--baselines") + app.count("--no-baselines") == 0) o.baselines = p.backend == "cpu";
     lightgpt::TrainConfig& t = p.train;
     auto apply = [](auto& target, const auto& value) {
       if (value) target = *value;
@@ -209,6 +236,10 @@ int main(int argc, char** argv) {
     apply(p.head, head);
     apply(p.model.lightrnn_rows, lightrnn_rows);
     apply(p.precision, precision);
+    apply(p.backend, backend);
+    if (app.count("--baselines") + app.count("--no-baselines") == 0) {
+      o.baselines = p.backend == "cpu";
+    }
     apply(p.model.n_layer, n_layer);
     apply(p.model.n_head, n_head);
     apply(p.model.d_model, d_model);

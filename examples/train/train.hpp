@@ -1,6 +1,7 @@
 // The body of the `train` example, written once for every composition: build the model from the
 // preset's config, open the shards, optionally print the n-gram baselines, run the Trainer, show
-// how the validation loss falls along the window, and print a sample.
+// how the validation loss falls along the window, and print a sample. Backend-free: the variant
+// translation unit includes the backend's headers first.
 #pragma once
 
 #include <cstdio>
@@ -12,8 +13,14 @@
 #include <vector>
 
 #include <lightgpt/data/loader.hpp>
-#include <lightgpt/lightgpt.hpp>
+#include <lightgpt/heads/codebook.hpp>
+#include <lightgpt/heads/dense.hpp>
+#include <lightgpt/heads/lightrnn.hpp>
 #include <lightgpt/loss/bigram.hpp>
+#include <lightgpt/mixers/afno.hpp>
+#include <lightgpt/mixers/attention.hpp>
+#include <lightgpt/model/gpt.hpp>
+#include <lightgpt/model/sampling.hpp>
 #include <lightgpt/train/baselines.hpp>
 #include <lightgpt/train/presets.hpp>
 #include <lightgpt/train/trainer.hpp>
@@ -49,30 +56,6 @@ inline void print_baselines(const RunOptions& options, int vocab_size) {
   const NgramBaselines b = ngram_baselines(train_parts, val_parts, vocab_size);
   std::printf("baselines on the validation split: unigram %.4f, interpolated bigram %.4f "
               "(lambda %.2f)\n", b.unigram, b.bigram, b.lambda);
-}
-
-// Training-split token counts over every shard of the pattern.
-inline std::vector<std::uint64_t> token_counts(const std::string& pattern, int vocab_size) {
-  std::vector<std::uint64_t> counts(static_cast<std::size_t>(vocab_size), 0);
-  for (const auto& path : expand_shard_pattern(pattern)) {
-    const Shard shard(path, vocab_size);
-    for (std::uint16_t token : shard.tokens()) ++counts[token];
-  }
-  return counts;
-}
-
-// The frequency codebook: tokens sorted by training count (ties by id) fill the table row by row,
-// so row 0 holds the R most frequent tokens. A model whose column distribution does not yet
-// depend on the row then already factorises the unigram distribution well, which is where a
-// fresh LightRNN head spends its first few hundred steps with the sequential map.
-inline LightRnnCodebook frequency_codebook(const std::vector<std::uint64_t>& counts, int rows) {
-  std::vector<std::int32_t> order(counts.size());
-  std::iota(order.begin(), order.end(), 0);
-  std::stable_sort(order.begin(), order.end(),
-                   [&](std::int32_t a, std::int32_t b) { return counts[a] > counts[b]; });
-  std::vector<std::int32_t> cells(counts.size());
-  for (std::size_t i = 0; i < order.size(); ++i) cells[order[i]] = static_cast<std::int32_t>(i);
-  return LightRnnCodebook::from_cells(rows, std::move(cells), "frequency codebook");
 }
 
 template <class Model>
@@ -113,8 +96,8 @@ void train_composition(const RunOptions& options) {
   }
   if constexpr (requires { model.head().codebook().rows(); }) {
     if (options.lightrnn_codebook == "frequency" && options.resume.empty()) {
-      model.head().set_codebook(frequency_codebook(
-          token_counts(options.train_data, p.model.vocab_size), p.model.lightrnn_table_rows()));
+      model.head().set_codebook(LightRnnCodebook::by_frequency(
+          count_tokens(options.train_data, p.model.vocab_size), p.model.lightrnn_table_rows()));
     }
   }
   std::printf("%s: %s\n  %s, %zu parameters (%d layers, C = %d, T = %d)\n", p.name.c_str(),

@@ -1,3 +1,5 @@
+#include <lightgpt/lightgpt.hpp>
+
 #include "variants.hpp"
 
 void lightgpt::examples::train_bf16_lightrnn_attention(const RunOptions& options) {

@@ -1,3 +1,5 @@
+#include <lightgpt/lightgpt.hpp>
+
 #include "variants.hpp"
 
 void lightgpt::examples::train_fp32_lightrnn_afno8(const RunOptions& options) {

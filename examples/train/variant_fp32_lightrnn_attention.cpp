@@ -1,3 +1,5 @@
+#include <lightgpt/lightgpt.hpp>
+
 #include "variants.hpp"
 
 void lightgpt::examples::train_fp32_lightrnn_attention(const RunOptions& options) {

@@ -1,7 +1,6 @@
 // lightgpt for CUDA translation units (nvcc). Includes everything that is safe on the device
-// side — never Eigen — plus the CUDA backend (Ops<Cuda>, Memory<Cuda>). Part 1 of the backend
-// covers GPT<Fp32|Bf16|Fp16, DenseHead<MTP<k>>, Attention>; the LightRNN head and the AFNO mixer
-// have no CUDA kernels yet.
+// side — never Eigen — plus the CUDA backend (Ops<Cuda>, Memory<Cuda>): every head (DenseHead,
+// LightRnnHead, with MTP<k> and CoCoNT) and mixer (Attention, AfnoMixer<N>) in Fp32, Bf16 or Fp16.
 #pragma once
 
 #include "backend/cuda/device.cuh"
@@ -12,8 +11,13 @@
 #include "core/elementwise.hpp"
 #include "core/error.hpp"
 #include "core/precision.hpp"
+#include "heads/codebook.hpp"
 #include "heads/dense.hpp"
+#include "heads/lightrnn.hpp"
 #include "heads/mtp.hpp"
+#include "loss/bigram.hpp"
+#include "loss/cocont.hpp"
+#include "mixers/afno.hpp"
 #include "mixers/attention.hpp"
 #include "model/gpt.hpp"
 #include "optim/adamw.hpp"

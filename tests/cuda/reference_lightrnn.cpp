@@ -169,4 +169,14 @@ std::vector<float> lightrnn_statistics(const ModelConfig& config, std::uint64_t 
   });
 }
 
+float lightrnn_checkpoint_evaluate(const std::string& path, const std::vector<std::int32_t>& tokens,
+                                   int B, int T) {
+  const CheckpointReader in(path);
+  const ModelConfig config =
+      ModelConfig::parse(in.section("config").rest(), "checkpoint '" + path + "'");
+  GPT<Fp32, LightRnnHead<>, Attention, Cpu> model(config, 0);
+  load_checkpoint(path, model);
+  return model.evaluate(tokens.data(), B, T);
+}
+
 }  // namespace lightgpt::testing::reference

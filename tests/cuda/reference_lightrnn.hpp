@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <lightgpt/core/config.hpp>
 #include <lightgpt/loss/bigram.hpp>
+#include <string>
 #include <vector>
 
 namespace lightgpt::testing::reference {
@@ -98,5 +99,11 @@ std::vector<std::vector<float>> lightrnn_decode_log_probs(
 std::vector<float> lightrnn_statistics(const ModelConfig& config, std::uint64_t seed,
                                        const LightRnnSetup& setup,
                                        const std::vector<std::int32_t>& tokens, int B, int T);
+
+// A checkpoint written on the GPU, loaded into GPT<Fp32, LightRnnHead<>, Attention, Cpu> (the
+// config, parameters and codebook all come from the file): the mean NLL of B windows of T + 1
+// ids, as the CPU evaluates it.
+float lightrnn_checkpoint_evaluate(const std::string& path, const std::vector<std::int32_t>& tokens,
+                                   int B, int T);
 
 }  // namespace lightgpt::testing::reference

@@ -11,7 +11,9 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <cstdio>
 #include <lightgpt/heads/lightrnn.hpp>
+#include <lightgpt/io/checkpoint.hpp>
 #include <lightgpt/loss/bigram.hpp>
 #include <lightgpt/loss/cocont.hpp>
 #include <random>
@@ -616,6 +618,33 @@ TYPED_TEST(CudaLightRnnModel, TwoRunsAreBitIdentical) {
   const auto second = run(second_grads);
   EXPECT_EQ(first, second);
   EXPECT_TRUE(first_grads == second_grads) << "gradients differ between runs";
+}
+
+// A model trained on the GPU in 16-bit storage, saved, then evaluated on the CPU in fp32 from the
+// checkpoint alone: the same validation loss, to the storage precision's tolerance.
+TYPED_TEST(CudaLightRnnModel, CheckpointEvaluatesOnCpu) {
+  LIGHTGPT_REQUIRE_GPU();
+  using T = typename TypeParam::storage_t;
+  const ModelConfig config = model_config();
+  CudaLightRnn<TypeParam> model(config, kSeed);
+  apply(model, base_setup());
+  AdamW<Cuda, float> optimizer(model.parameters().layout());
+  const std::size_t window = std::size_t(kB) * (kT + 1);
+  const auto tokens = random_ids(4 * window, config.vocab_size, 78);
+  for (int step = 0; step < 3; ++step) {
+    model.zero_grad();
+    model.forward(tokens.data() + step * window, kB, kT);
+    model.backward(std::is_same_v<T, half> ? 1024.0f : 1.0f);
+    optimizer.step(model.parameters(), 3e-3, std::is_same_v<T, half> ? 1.0 / 1024 : 1.0);
+  }
+  const std::vector<std::int32_t> held_out(tokens.begin() + 3 * window, tokens.end());
+  const float gpu = model.evaluate(held_out.data(), kB, kT);
+  const std::string path =
+      ::testing::TempDir() + "lightgpt_cuda_checkpoint_" + std::string(TypeParam::name) + ".bin";
+  save_checkpoint(path, model, 3);
+  const float cpu = ref::lightrnn_checkpoint_evaluate(path, held_out, kB, kT);
+  std::remove(path.c_str());
+  EXPECT_LT(std::abs(cpu - gpu) / cpu, value_tolerance<T>()) << "gpu " << gpu << ", cpu " << cpu;
 }
 
 // Sampling from the joint distribution through the decode path: the same seed draws the same

@@ -119,20 +119,24 @@ inline const std::vector<Preset>& presets() {
       p.mixer = "attention";
       p.precision = "fp32";
       p.backend = "cpu";
-      p.model.max_seq_len = 128;
-      p.model.n_layer = 4;
+      // Sized for tokens per second: on ~1 M training tokens the loss falls with tokens seen
+      // much more than with width or depth (4 layers at C = 192 reached the same loss per token
+      // at a third of the speed), and small batches learn more per token (B = 8 beat B = 32 at
+      // the same tokens). 6000 steps of 512 tokens are about 2.6 epochs of Brown.
+      p.model.max_seq_len = 64;
+      p.model.n_layer = 2;
       p.model.n_head = 4;
-      p.model.d_model = 192;
-      p.train.batch_size = 16;
+      p.model.d_model = 128;
+      p.train.batch_size = 8;
       p.train.grad_accum = 1;
-      p.train.seq_len = 128;
-      p.train.learning_rate = 1e-2;
-      p.train.warmup = 30;
-      p.train.warmdown = 200;
-      p.train.steps = 600;
-      p.train.eval_every = 100;
-      p.train.val_batches = 16;
-      p.train.checkpoint_every = 250;
+      p.train.seq_len = 64;
+      p.train.learning_rate = 5e-3;
+      p.train.warmup = 100;
+      p.train.warmdown = 2000;
+      p.train.steps = 6000;
+      p.train.eval_every = 1000;
+      p.train.val_batches = 64;
+      p.train.checkpoint_every = 2000;
       list.push_back(p);
     }
     return list;
