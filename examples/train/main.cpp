@@ -106,7 +106,7 @@ int main(int argc, char** argv) {
   std::optional<long long> warmup, warmdown, mtp_rampup_steps, steps, eval_every,
       checkpoint_every, realloc_every;
   std::optional<double> learning_rate, mtp_weight, cocont_alpha, afno_sparsity_threshold;
-  std::optional<bool> mtp_enabled, use_cocont;
+  std::optional<bool> mtp_enabled, use_cocont, lightrnn_token_embedding;
   std::optional<std::string> mixer, precision, head, backend, out_dir;
   std::string ngram_path;
 
@@ -146,6 +146,9 @@ int main(int argc, char** argv) {
   app.add_option("--afno_sparsity_threshold", afno_sparsity_threshold, "AFNO soft-shrink lambda");
   app.add_option("--head", head, "Output head")->check(CLI::IsMember({"dense", "lightrnn"}));
   app.add_option("--lightrnn_rows", lightrnn_rows, "Rows R of the LightRNN table (0: ceil(sqrt V))");
+  app.add_option("--lightrnn_token_embedding", lightrnn_token_embedding,
+                 "LightRNN: add an untied V x C input vector per token (tiny-cpu: on)")
+      ->expected(0, 1)->default_str("true");
   app.add_option("--realloc_every", realloc_every,
                  "LightRNN: re-place tokens every N steps from their row/column losses (0: never)");
   app.add_option("--lightrnn_codebook", o.lightrnn_codebook,
@@ -235,6 +238,7 @@ int main(int argc, char** argv) {
     apply(p.model.afno_sparsity_threshold, afno_sparsity_threshold);
     apply(p.head, head);
     apply(p.model.lightrnn_rows, lightrnn_rows);
+    apply(p.model.lightrnn_token_embedding, lightrnn_token_embedding);
     apply(p.precision, precision);
     apply(p.backend, backend);
     if (app.count("--baselines") + app.count("--no-baselines") == 0) {

@@ -24,6 +24,7 @@ TEST(ModelConfig, HeadAndMixerOptionsRoundTripAndDefaultWhenAbsent) {
   ModelConfig config;
   config.lightrnn_rows = 240;
   config.lightrnn_conditioning = RowConditioning::gelu;
+  config.lightrnn_token_embedding = true;
   config.mtp_adapter = true;
   config.afno_sparsity_threshold = 0.037;
   config.afno_hidden_factor = 2;

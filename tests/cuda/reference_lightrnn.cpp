@@ -49,16 +49,17 @@ auto with_model(const ModelConfig& config, std::uint64_t seed, const LightRnnSet
 
 void lightrnn_embedding_forward(float* out, const std::int32_t* tokens, int row_stride,
                                 const std::int32_t* token_cell, const float* row_table,
-                                const float* col_table, const float* wpe, int B, int T, int C,
-                                int R) {
-  O::lightrnn_embedding_forward(out, tokens, row_stride, token_cell, row_table, col_table, wpe, B,
-                                T, C, R);
+                                const float* col_table, const float* token_table, const float* wpe,
+                                int B, int T, int C, int R) {
+  O::lightrnn_embedding_forward(out, tokens, row_stride, token_cell, row_table, col_table,
+                                token_table, wpe, B, T, C, R);
 }
-void lightrnn_embedding_backward(float* drow_table, float* dcol_table, float* dwpe,
-                                 const float* dout, const std::int32_t* tokens, int row_stride,
-                                 const std::int32_t* token_cell, int B, int T, int C, int R) {
-  O::lightrnn_embedding_backward(drow_table, dcol_table, dwpe, dout, tokens, row_stride, token_cell,
-                                 B, T, C, R);
+void lightrnn_embedding_backward(float* drow_table, float* dcol_table, float* dtoken_table,
+                                 float* dwpe, const float* dout, const std::int32_t* tokens,
+                                 int row_stride, const std::int32_t* token_cell, int B, int T,
+                                 int C, int R) {
+  O::lightrnn_embedding_backward(drow_table, dcol_table, dtoken_table, dwpe, dout, tokens,
+                                 row_stride, token_cell, B, T, C, R);
 }
 void lightrnn_row_logsumexp(float* lse, const float* logits, const std::int32_t* row_count, int N,
                             int R) {

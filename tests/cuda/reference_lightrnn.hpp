@@ -18,11 +18,12 @@ namespace lightgpt::testing::reference {
 
 void lightrnn_embedding_forward(float* out, const std::int32_t* tokens, int row_stride,
                                 const std::int32_t* token_cell, const float* row_table,
-                                const float* col_table, const float* wpe, int B, int T, int C,
-                                int R);
-void lightrnn_embedding_backward(float* drow_table, float* dcol_table, float* dwpe,
-                                 const float* dout, const std::int32_t* tokens, int row_stride,
-                                 const std::int32_t* token_cell, int B, int T, int C, int R);
+                                const float* col_table, const float* token_table, const float* wpe,
+                                int B, int T, int C, int R);
+void lightrnn_embedding_backward(float* drow_table, float* dcol_table, float* dtoken_table,
+                                 float* dwpe, const float* dout, const std::int32_t* tokens,
+                                 int row_stride, const std::int32_t* token_cell, int B, int T,
+                                 int C, int R);
 void lightrnn_row_logsumexp(float* lse, const float* logits, const std::int32_t* row_count, int N,
                             int R);
 void lightrnn_condition_forward(float* slope, float* state, const float* base,

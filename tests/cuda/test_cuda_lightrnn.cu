@@ -124,7 +124,8 @@ TYPED_TEST_SUITE(CudaLightRnnOps, StorageTypes, StorageTypeNames);
 
 // ------------------------------------------------------------------------------------ embedding
 
-// C = 48 leaves a partial column tile; N = 400 positions with skewed ids.
+// C = 48 leaves a partial column tile; N = 400 positions with skewed ids; with the untied token
+// table (V × C) and without it.
 TYPED_TEST(CudaLightRnnOps, EmbeddingForwardAndDeterministicBackward) {
   LIGHTGPT_REQUIRE_GPU();
   using T = TypeParam;
@@ -133,39 +134,54 @@ TYPED_TEST(CudaLightRnnOps, EmbeddingForwardAndDeterministicBackward) {
   const auto tokens = skewed_ids(std::size_t(B) * row_stride, table, 2);
   const auto row_table = random_values<T>(std::size_t(R) * C, 3);
   const auto col_table = random_values<T>(std::size_t(R) * C, 4);
+  const auto token_table = random_values<T>(std::size_t(V) * C, 10);
   const auto wpe = random_values<T>(std::size_t(T_) * C, 5);
   const auto dout = random_values<T>(std::size_t(B) * T_ * C, 6);
 
-  std::vector<float> out(std::size_t(B) * T_ * C);
-  ref::lightrnn_embedding_forward(out.data(), tokens.data(), row_stride, table.token_cell.data(),
-                                  row_table.data(), col_table.data(), wpe.data(), B, T_, C, R);
   DeviceArray<std::int32_t> d_tokens(tokens), d_cells(table.token_cell);
-  DeviceArray<T> d_row(row_table), d_col(col_table), d_wpe(wpe), d_dout(dout), d_out(out.size());
-  O::lightrnn_embedding_forward(d_out.get(), d_tokens.get(), row_stride, d_cells.get(), d_row.get(),
-                                d_col.get(), d_wpe.get(), B, T_, C, R);
-  EXPECT_LT(relative_error(d_out.download(), out), value_tolerance<T>());
+  DeviceArray<T> d_row(row_table), d_col(col_table), d_token(token_table), d_wpe(wpe),
+      d_dout(dout), d_out(std::size_t(B) * T_ * C);
+  for (const bool untied : {false, true}) {
+    SCOPED_TRACE(untied ? "with token table" : "without token table");
+    std::vector<float> out(std::size_t(B) * T_ * C);
+    ref::lightrnn_embedding_forward(out.data(), tokens.data(), row_stride,
+                                    table.token_cell.data(), row_table.data(), col_table.data(),
+                                    untied ? token_table.data() : nullptr, wpe.data(), B, T_, C, R);
+    O::lightrnn_embedding_forward(d_out.get(), d_tokens.get(), row_stride, d_cells.get(),
+                                  d_row.get(), d_col.get(),
+                                  untied ? d_token.get() : static_cast<const T*>(nullptr),
+                                  d_wpe.get(), B, T_, C, R);
+    EXPECT_LT(relative_error(d_out.download(), out), value_tolerance<T>());
+  }
 
   auto drow = random_values<float>(std::size_t(R) * C, 7);
   auto dcol = random_values<float>(std::size_t(R) * C, 8);
+  auto dtoken = random_values<float>(std::size_t(V) * C, 11);
   auto dwpe = random_values<float>(std::size_t(T_) * C, 9);
-  DeviceArray<float> d_drow(drow), d_dcol(dcol), d_dwpe(dwpe);
-  ref::lightrnn_embedding_backward(drow.data(), dcol.data(), dwpe.data(), dout.data(),
-                                   tokens.data(), row_stride, table.token_cell.data(), B, T_, C, R);
-  O::lightrnn_embedding_backward(d_drow.get(), d_dcol.get(), d_dwpe.get(), d_dout.get(),
-                                 d_tokens.get(), row_stride, d_cells.get(), B, T_, C, R);
+  DeviceArray<float> d_drow(drow), d_dcol(dcol), d_dtoken(dtoken), d_dwpe(dwpe);
+  ref::lightrnn_embedding_backward(drow.data(), dcol.data(), dtoken.data(), dwpe.data(),
+                                   dout.data(), tokens.data(), row_stride,
+                                   table.token_cell.data(), B, T_, C, R);
+  O::lightrnn_embedding_backward(d_drow.get(), d_dcol.get(), d_dtoken.get(), d_dwpe.get(),
+                                 d_dout.get(), d_tokens.get(), row_stride, d_cells.get(), B, T_, C,
+                                 R);
   const auto first_drow = d_drow.download(), first_dcol = d_dcol.download();
+  const auto first_dtoken = d_dtoken.download();
   EXPECT_LT(relative_error(first_drow, drow), gradient_tolerance<T>());
   EXPECT_LT(relative_error(first_dcol, dcol), gradient_tolerance<T>());
+  EXPECT_LT(relative_error(first_dtoken, dtoken), gradient_tolerance<T>());
   EXPECT_LT(relative_error(d_dwpe.download(), dwpe), gradient_tolerance<T>());
 
   // Deterministic: the same accumulation from the same start gives the same bits.
   DeviceArray<float> again_row(random_values<float>(std::size_t(R) * C, 7));
   DeviceArray<float> again_col(random_values<float>(std::size_t(R) * C, 8));
-  O::lightrnn_embedding_backward(again_row.get(), again_col.get(), static_cast<float*>(nullptr),
-                                 d_dout.get(), d_tokens.get(), row_stride, d_cells.get(), B, T_, C,
-                                 R);
+  DeviceArray<float> again_token(random_values<float>(std::size_t(V) * C, 11));
+  O::lightrnn_embedding_backward(again_row.get(), again_col.get(), again_token.get(),
+                                 static_cast<float*>(nullptr), d_dout.get(), d_tokens.get(),
+                                 row_stride, d_cells.get(), B, T_, C, R);
   EXPECT_EQ(again_row.download(), first_drow);
   EXPECT_EQ(again_col.download(), first_dcol);
+  EXPECT_EQ(again_token.download(), first_dtoken);
 }
 
 // ------------------------------------------------------------------------ distributions and loss
@@ -463,10 +479,9 @@ TYPED_TEST_SUITE(CudaLightRnnModel, Precisions, PrecisionNames);
 
 // One step of `Model` (built with the setup) against the reference step; returns the GPU loss.
 template <class Model>
-float expect_step_matches(const ref::LightRnnSetup& setup,
-                          const std::vector<std::int32_t>& tokens) {
+float expect_step_matches(const ref::LightRnnSetup& setup, const std::vector<std::int32_t>& tokens,
+                          const ModelConfig& config = model_config()) {
   using T = typename Model::T;
-  const ModelConfig config = model_config();
   const ref::LightRnnStep expected =
       ref::lightrnn_training_step(config, kSeed, setup, tokens, kB, kT);
   // fp16 gradients this small need a loss scale (as in training), divided out below.
@@ -522,6 +537,15 @@ TYPED_TEST(CudaLightRnnModel, Mtp2WithCocontTrainingStepMatchesCpuFp32) {
   setup.cocont_alpha = 0.3f;
   const auto tokens = random_ids(std::size_t(kB) * (kT + 2), model_config().vocab_size, 73);
   expect_step_matches<CudaLightRnn<TypeParam, 2>>(setup, tokens);
+}
+
+// The untied token table: its gradient is a keyed sum by token id, not by cell.
+TYPED_TEST(CudaLightRnnModel, TokenEmbeddingTrainingStepMatchesCpuFp32) {
+  LIGHTGPT_REQUIRE_GPU();
+  ModelConfig config = model_config();
+  config.lightrnn_token_embedding = true;
+  const auto tokens = random_ids(std::size_t(kB) * (kT + 1), config.vocab_size, 74);
+  expect_step_matches<CudaLightRnn<TypeParam>>(base_setup(), tokens, config);
 }
 
 TYPED_TEST(CudaLightRnnModel, LogProbsMatchCpuFp32) {

@@ -1,7 +1,7 @@
 // Fourth-order central finite differences in Fp64 against backward() for sampled elements of every
 // parameter tensor of DenseHead<MTP<k>> and LightRnnHead<MTP<k>>, k = 1, 2, 3, for the objective
 // L_main + w · mean_{j≥2} L_aux(j): both LightRNN conditionings, empty rows and scattered empty
-// cells, and the per-depth MTP adapter.
+// cells, the untied token embedding, and the per-depth MTP adapter.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -111,6 +111,11 @@ TEST(HeadGradCheck, LightRnnMtp1EmptyRows) {
 }
 TEST(HeadGradCheck, LightRnnMtp2ScatteredEmptyCells) {
   check_every_tensor<LightRnnMtp2Fp64>(with_empty_rows(), 0.4, scatter_cells<LightRnnMtp2Fp64>);
+}
+TEST(HeadGradCheck, LightRnnMtp2TokenEmbeddingScatteredCells) {
+  ModelConfig config = with_empty_rows();
+  config.lightrnn_token_embedding = true;
+  check_every_tensor<LightRnnMtp2Fp64>(config, 0.4, scatter_cells<LightRnnMtp2Fp64>);
 }
 TEST(HeadGradCheck, LightRnnMtp2Adapter) {
   check_every_tensor<LightRnnMtp2Fp64>(with_adapter(), 0.6);

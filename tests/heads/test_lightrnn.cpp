@@ -133,6 +133,55 @@ TEST(LightRnnHead, ParametersAreTwoTablesPlusOneConditioningStep) {
   EXPECT_EQ(model.num_parameters() - parameter_free.num_parameters(), 64u + 8u + 40u);
 }
 
+// The untied token vectors: indexed by token id (not by cell, so a scattered codebook must not
+// move them), added to E_row[r] + E_col[c] + wpe[t]; the backward puts each position's gradient
+// into its own token's row, summed over repeats. Hand-set tables, V = 5 in a 3 × 3 table.
+TEST(LightRnnHead, TokenEmbeddingAddsEachTokensOwnVector) {
+  using Head = detail::LightRnnHeadImpl<Cpu, Fp64, 1>;
+  ModelConfig config;
+  config.vocab_size = 5;
+  config.lightrnn_rows = 3;
+  config.d_model = 2;
+  config.n_head = 1;
+  config.lightrnn_token_embedding = true;
+  config.lightrnn_conditioning = RowConditioning::gelu;  // the embedding alone: no W, b, z
+  ParameterLayout layout;
+  Head::declare_input(layout, config);
+  EXPECT_EQ(layout.at("lightrnn_token").shape, (std::vector<std::int64_t>{5, 2}));
+  EXPECT_FALSE(layout.at("lightrnn_token").weight_decay);
+  ParameterStore<Fp64, Cpu> store(layout);
+  const std::vector<double> rows = {1, 2, 3, 4, 5, 6}, cols = {10, 20, 30, 40, 50, 60},
+                            own = {100, 200, 300, 400, 500, 600, 700, 800, 900, 1000};
+  store.write(layout.at("lightrnn_row"), rows.data());
+  store.write(layout.at("lightrnn_col"), cols.data());
+  store.write(layout.at("lightrnn_token"), own.data());
+  store.zero_grad();
+  Head head(config);
+  head.bind_parameters(layout, store.values(), store.grads());
+  // Tokens 0 → cell 8 (row 2, column 2), 1 → 3, 2 → 1, 3 → 0, 4 → 5.
+  head.set_codebook(LightRnnCodebook::from_cells(3, {8, 3, 1, 0, 5}, "test"));
+  const std::int32_t tokens[] = {4, 0, 4};
+  const double wpe[] = {0.25, 0.5, 0.75, 1.0, 1.25, 1.5};
+  double out[6];
+  head.embed_forward(out, tokens, 3, wpe, 1, 3);
+  // Token 4 at t = 0: row 1 (3, 4) + column 2 (50, 60) + own (900, 1000) + wpe (0.25, 0.5).
+  EXPECT_DOUBLE_EQ(out[0], 3 + 50 + 900 + 0.25);
+  EXPECT_DOUBLE_EQ(out[1], 4 + 60 + 1000 + 0.5);
+  // Token 0 at t = 1: row 2 (5, 6) + column 2 (50, 60) + own (100, 200) + wpe (0.75, 1).
+  EXPECT_DOUBLE_EQ(out[2], 5 + 50 + 100 + 0.75);
+  EXPECT_DOUBLE_EQ(out[3], 6 + 60 + 200 + 1.0);
+  EXPECT_DOUBLE_EQ(out[4], 3 + 50 + 900 + 1.25);
+
+  const double dout[] = {1, 2, 3, 4, 5, 6};
+  std::vector<double> dwpe(6, 0.0);
+  head.embed_backward(dout, tokens, 3, dwpe.data(), 1, 3);
+  const auto dtoken = store.read_grad(layout.at("lightrnn_token"));
+  const std::vector<double> expected = {3, 4, 0, 0, 0, 0, 0, 0, 1 + 5, 2 + 6};
+  EXPECT_EQ(dtoken, expected);
+  const auto dcol = store.read_grad(layout.at("lightrnn_col"));
+  EXPECT_EQ(dcol, (std::vector<double>{0, 0, 0, 0, 1 + 3 + 5, 2 + 4 + 6}));
+}
+
 // log_probs over V = 50257 tokens in a 225 × 225 table (368 empty cells, an empty last row when
 // sequential): exactly V entries, each written and finite, summing to one; and they match the loss.
 void check_full_vocabulary(bool scattered) {

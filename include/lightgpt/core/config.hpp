@@ -33,6 +33,10 @@ struct ModelConfig {
   // LightRnnHead: rows (= columns) of the token table; 0 means ceil(sqrt(vocab_size)).
   int lightrnn_rows = 0;
   RowConditioning lightrnn_conditioning = RowConditioning::linear_gelu;
+  // LightRnnHead: add an untied per-token input vector (V × C) to E_row[r] + E_col[c], so that the
+  // trunk sees which token it reads and not only its cell's row and column. Costs V·C parameters
+  // (the output stays factorised); pays off in small models trained on little data.
+  bool lightrnn_token_embedding = false;
   // MTP: a per-depth adapter (LayerNorm + C × C linear + residual) before the shared head tables.
   bool mtp_adapter = false;
   // AfnoMixer: soft-shrink threshold, hidden width factor of the block MLP, multiplicative gate.
@@ -93,6 +97,7 @@ struct ModelConfig {
     out << "vocab_size=" << vocab_size << "\nmax_seq_len=" << max_seq_len << "\nn_layer=" << n_layer
         << "\nn_head=" << n_head << "\nd_model=" << d_model << "\nlightrnn_rows=" << lightrnn_rows
         << "\nlightrnn_conditioning=" << static_cast<int>(lightrnn_conditioning)
+        << "\nlightrnn_token_embedding=" << int(lightrnn_token_embedding)
         << "\nmtp_adapter=" << int(mtp_adapter)
         << "\nafno_sparsity_threshold=" << afno_sparsity_threshold
         << "\nafno_hidden_factor=" << afno_hidden_factor << "\nafno_gate=" << int(afno_gate) << "\n";
@@ -105,6 +110,7 @@ struct ModelConfig {
     ModelConfig config;
     int conditioning = static_cast<int>(config.lightrnn_conditioning);
     int adapter = config.mtp_adapter, gate = config.afno_gate;
+    int token_embedding = config.lightrnn_token_embedding;
     struct Field {
       const char* name;
       int* integer;
@@ -119,6 +125,7 @@ struct ModelConfig {
                       {"d_model", &config.d_model, nullptr, true},
                       {"lightrnn_rows", &config.lightrnn_rows, nullptr, false},
                       {"lightrnn_conditioning", &conditioning, nullptr, false},
+                      {"lightrnn_token_embedding", &token_embedding, nullptr, false},
                       {"mtp_adapter", &adapter, nullptr, false},
                       {"afno_sparsity_threshold", nullptr, &config.afno_sparsity_threshold, false},
                       {"afno_hidden_factor", &config.afno_hidden_factor, nullptr, false},
@@ -158,6 +165,7 @@ struct ModelConfig {
     }
     config.lightrnn_conditioning = static_cast<RowConditioning>(conditioning);
     config.mtp_adapter = adapter != 0;
+    config.lightrnn_token_embedding = token_embedding != 0;
     config.afno_gate = gate != 0;
     config.validate();
     return config;

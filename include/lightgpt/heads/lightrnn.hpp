@@ -1,5 +1,7 @@
 // LightRnnHead<MTP<K>> (Li et al., NeurIPS 2016; DESIGN §3): every token sits in one cell (r, c) of
-// an R × R table (LightRnnCodebook). Input embedding E_row[r] + E_col[c]; output
+// an R × R table (LightRnnCodebook). Input embedding E_row[r] + E_col[c], plus an untied vector
+// per token with ModelConfig::lightrnn_token_embedding (indexed by token id, so reallocation leaves
+// it in place); output
 // P(w | h) = P(r | h) · P(c | h, r) with row logits h·E_rowᵀ and column logits s(h, r)·E_colᵀ over
 // the same two tables, where s is one step of the paper's recurrence, nonlinear in h and the row:
 // s = GELU(W·h + z_r + b) by default, with a learned vector z_r per row (the paper feeds the row
@@ -66,6 +68,9 @@ class LightRnnHeadImpl {
     const std::int64_t R = config.lightrnn_table_rows(), C = config.d_model;
     layout.add("lightrnn_row", {R, C}, false, Init::normal(0.02));
     layout.add("lightrnn_col", {R, C}, false, Init::normal(0.02));
+    if (config.lightrnn_token_embedding) {
+      layout.add("lightrnn_token", {config.vocab_size, C}, false, Init::normal(0.02));
+    }
   }
   // After the trunk: the conditioning step's W, b and row vectors z_r (linear_gelu only), then
   // MTP adapters. z_r starts at the scale of W·h for a unit-variance h (std 0.02·√C), so that the
@@ -85,6 +90,7 @@ class LightRnnHeadImpl {
   void bind_parameters(const ParameterLayout& layout, T* params, A* grads) {
     row_.bind(layout, params, grads);
     col_.bind(layout, params, grads);
+    if (layout.find(token_.name) != nullptr) token_.bind(layout, params, grads);
     if (linear_) {
       w_.bind(layout, params, grads);
       b_.bind(layout, params, grads);
@@ -128,12 +134,12 @@ class LightRnnHeadImpl {
   template <class Tok>
   void embed_forward(T* out, const Tok* tokens, int row_stride, const T* wpe, int B, int T_) {
     O::lightrnn_embedding_forward(out, tokens, row_stride, token_cell_.data(), row_.value,
-                                  col_.value, wpe, B, T_, C_, R_);
+                                  col_.value, token_.value, wpe, B, T_, C_, R_);
   }
   template <class Tok>
   void embed_backward(const T* dout, const Tok* tokens, int row_stride, A* dwpe, int B, int T_) {
-    O::lightrnn_embedding_backward(row_.grad, col_.grad, dwpe, dout, tokens, row_stride,
-                                   token_cell_.data(), B, T_, C_, R_);
+    O::lightrnn_embedding_backward(row_.grad, col_.grad, token_.grad, dwpe, dout, tokens,
+                                   row_stride, token_cell_.data(), B, T_, C_, R_);
   }
 
   // Scores `depths` targets for each of the B·T hidden states; depth[j-1] is the full token NLL
@@ -355,6 +361,7 @@ class LightRnnHeadImpl {
   Buffer<std::int32_t, Backend> token_cell_, cell_token_, row_count_;
   Buffer<A, Backend> statistics_;
   bool statistics_paused_ = false;
+  BoundTensor<T, A> token_{"lightrnn_token"};  // bound only with lightrnn_token_embedding
   BoundTensor<T, A> row_{"lightrnn_row"}, col_{"lightrnn_col"}, w_{"lightrnn_w"}, b_{"lightrnn_b"},
       z_{"lightrnn_z"};
   T *row_logits_ = nullptr, *slope_ = nullptr, *state_ = nullptr, *col_logits_ = nullptr,

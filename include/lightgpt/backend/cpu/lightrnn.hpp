@@ -21,31 +21,39 @@
 namespace lightgpt::cpu {
 
 struct LightRnnOps {
-  // out[b, t, :] = row_table[r(w)] + col_table[c(w)] + wpe[t] for w = tokens[b·row_stride + t].
+  // out[b, t, :] = row_table[r(w)] + col_table[c(w)] (+ token_table[w]) + wpe[t] for
+  // w = tokens[b·row_stride + t]; token_table (V × C) may be null.
   template <class T, class Tok>
   static void lightrnn_embedding_forward(T* out, const Tok* tokens, int row_stride,
                                          const std::int32_t* token_cell, const T* row_table,
-                                         const T* col_table, const T* wpe, int B, int T_, int C,
-                                         int R) {
+                                         const T* col_table, const T* token_table, const T* wpe,
+                                         int B, int T_, int C, int R) {
 #pragma omp parallel for schedule(static)
     for (int bt = 0; bt < B * T_; ++bt) {
       const int b = bt / T_, t = bt % T_;
-      const int cell = token_cell[tokens[b * row_stride + t]];
+      const std::size_t token = static_cast<std::size_t>(tokens[b * row_stride + t]);
+      const int cell = token_cell[token];
       const T* row = row_table + static_cast<std::size_t>(cell / R) * C;
       const T* col = col_table + static_cast<std::size_t>(cell % R) * C;
       const T* position = wpe + static_cast<std::size_t>(t) * C;
       T* y = out + static_cast<std::size_t>(bt) * C;
-      for (int c = 0; c < C; ++c) {
-        using lightgpt::detail::widen;
-        y[c] = T(widen(row[c]) + widen(col[c]) + widen(position[c]));
+      using lightgpt::detail::widen;
+      if (token_table == nullptr) {
+        for (int c = 0; c < C; ++c) y[c] = T(widen(row[c]) + widen(col[c]) + widen(position[c]));
+      } else {
+        const T* own = token_table + token * C;
+        for (int c = 0; c < C; ++c) {
+          y[c] = T(widen(row[c]) + widen(col[c]) + widen(own[c]) + widen(position[c]));
+        }
       }
     }
   }
 
-  // Accumulates dout into the table rows and wpe rows the forward read.
+  // Accumulates dout into the table rows, token rows (dtoken_table may be null) and wpe rows the
+  // forward read.
   template <class T, class A, class Tok>
-  static void lightrnn_embedding_backward(A* drow_table, A* dcol_table, A* dwpe, const T* dout,
-                                          const Tok* tokens, int row_stride,
+  static void lightrnn_embedding_backward(A* drow_table, A* dcol_table, A* dtoken_table, A* dwpe,
+                                          const T* dout, const Tok* tokens, int row_stride,
                                           const std::int32_t* token_cell, int B, int T_, int C,
                                           int R) {
     const int blocks = (C + detail::kColumnBlock - 1) / detail::kColumnBlock;
@@ -55,7 +63,8 @@ struct LightRnnOps {
       const int c1 = std::min(C, c0 + detail::kColumnBlock);
       for (int bt = 0; bt < B * T_; ++bt) {
         const int b = bt / T_, t = bt % T_;
-        const int cell = token_cell[tokens[b * row_stride + t]];
+        const std::size_t token = static_cast<std::size_t>(tokens[b * row_stride + t]);
+        const int cell = token_cell[token];
         const T* g = dout + static_cast<std::size_t>(bt) * C;
         A* row = drow_table + static_cast<std::size_t>(cell / R) * C;
         A* col = dcol_table + static_cast<std::size_t>(cell % R) * C;
@@ -64,6 +73,10 @@ struct LightRnnOps {
           row[c] += A(g[c]);
           col[c] += A(g[c]);
           position[c] += A(g[c]);
+        }
+        if (dtoken_table != nullptr) {
+          A* own = dtoken_table + token * C;
+          for (int c = c0; c < c1; ++c) own[c] += A(g[c]);
         }
       }
     }

@@ -55,15 +55,17 @@ template <class T, class Tok>
 __global__ void lightrnn_embedding_forward_kernel(T* out, const Tok* tokens, int row_stride,
                                                   const std::int32_t* token_cell,
                                                   const T* row_table, const T* col_table,
-                                                  const T* wpe, int T_, int C, int R,
-                                                  std::size_t total) {
+                                                  const T* token_table, const T* wpe, int T_,
+                                                  int C, int R, std::size_t total) {
   for (std::size_t i = blockIdx.x * std::size_t(blockDim.x) + threadIdx.x; i < total;
        i += std::size_t(gridDim.x) * blockDim.x) {
     const int n = static_cast<int>(i / C), c = static_cast<int>(i % C);
-    const int cell = token_cell[tokens[token_index(n, T_, row_stride)]];
-    out[i] =
-        T(load(row_table, std::size_t(cell / R) * C + c) +
-          load(col_table, std::size_t(cell % R) * C + c) + load(wpe, std::size_t(n % T_) * C + c));
+    const std::size_t token = static_cast<std::size_t>(tokens[token_index(n, T_, row_stride)]);
+    const int cell = token_cell[token];
+    float sum = load(row_table, std::size_t(cell / R) * C + c) +
+                load(col_table, std::size_t(cell % R) * C + c);
+    if (token_table != nullptr) sum += load(token_table, token * C + c);
+    out[i] = T(sum + load(wpe, std::size_t(n % T_) * C + c));
   }
 }
 
@@ -386,24 +388,27 @@ inline unsigned lightrnn_blocks(int N) {
 }  // namespace kernels
 
 struct LightRnnOps {
-  // out[b, t, :] = row_table[r(w)] + col_table[c(w)] + wpe[t] for w = tokens[b·row_stride + t].
+  // out[b, t, :] = row_table[r(w)] + col_table[c(w)] (+ token_table[w]) + wpe[t] for
+  // w = tokens[b·row_stride + t]; token_table (V × C) may be null.
   template <class T, class Tok>
   static void lightrnn_embedding_forward(T* out, const Tok* tokens, int row_stride,
                                          const std::int32_t* token_cell, const T* row_table,
-                                         const T* col_table, const T* wpe, int B, int T_, int C,
-                                         int R) {
+                                         const T* col_table, const T* token_table, const T* wpe,
+                                         int B, int T_, int C, int R) {
     const std::size_t count = static_cast<std::size_t>(B) * T_ * C;
     if (count == 0) return;
     kernels::lightrnn_embedding_forward_kernel<<<elementwise_blocks(count), 256, 0,
                                                  context().stream()>>>(
-        out, tokens, row_stride, token_cell, row_table, col_table, wpe, T_, C, R, count);
+        out, tokens, row_stride, token_cell, row_table, col_table, token_table, wpe, T_, C, R,
+        count);
     LIGHTGPT_CUDA_CHECK_LAUNCH();
   }
 
-  // Accumulates dout into the table rows and wpe rows the forward read (deterministic).
+  // Accumulates dout into the table rows, token rows (dtoken_table may be null) and wpe rows the
+  // forward read (deterministic).
   template <class T, class A, class Tok>
-  static void lightrnn_embedding_backward(A* drow_table, A* dcol_table, A* dwpe, const T* dout,
-                                          const Tok* tokens, int row_stride,
+  static void lightrnn_embedding_backward(A* drow_table, A* dcol_table, A* dtoken_table, A* dwpe,
+                                          const T* dout, const Tok* tokens, int row_stride,
                                           const std::int32_t* token_cell, int B, int T_, int C,
                                           int R) {
     static_assert(std::is_same_v<A, float>, "CUDA layers keep fp32 parameter gradients");
@@ -415,6 +420,10 @@ struct LightRnnOps {
                         rows, N, C, drow_table, static_cast<float*>(nullptr));
     kernels::keyed_sums(kernels::CellKey<Tok>{tokens, row_stride, T_, token_cell, R, true}, bits,
                         rows, N, C, dcol_table, static_cast<float*>(nullptr));
+    if (dtoken_table != nullptr) {
+      kernels::keyed_sums(kernels::TokenKey<Tok>{tokens, row_stride, T_}, 31, rows, N, C,
+                          dtoken_table, static_cast<float*>(nullptr));
+    }
     if (dwpe != nullptr) {
       const std::size_t count = static_cast<std::size_t>(T_) * C;
       kernels::position_embedding_backward_kernel<<<elementwise_blocks(count), 256, 0,
