@@ -12,6 +12,8 @@
 #include <cstddef>
 #include <cstdint>
 #include <limits>
+#include <type_traits>
+#include <vector>
 
 #include "../../core/precision.hpp"
 #include "../contract.hpp"
@@ -271,9 +273,8 @@ struct LightRnnOps {
   }
 
   // GELU and its slope (core/elementwise.hpp's gelu and gelu_grad, term for term) from one tanh
-  // per element. For fp32/fp64 the tanh runs over the whole row through Eigen's vectorised tanh
-  // (for float its fast rational approximation, within a few ulp of std::tanh; std::tanh for
-  // double), its arguments staged in `state`; 16-bit storage widens to fp32 element by element.
+  // per element, the row's tanh vectorised (detail::gelu_tanh) and staged in `state`; 16-bit
+  // storage stages it in fp32.
   template <class T>
   static void condition_one(T* slope, T* state, const T* base, const T* row, int n, int C) {
     using W = lightgpt::detail::widened_t<T>;
@@ -282,26 +283,24 @@ struct LightRnnOps {
     const std::size_t offset = static_cast<std::size_t>(n) * C;
     const T* b = base + offset;
     T* y = state + offset;
-    auto finish = [&](int c, W x, W th) {
+    auto x_of = [&](int c) {
+      return W(lightgpt::detail::widen(b[c]) + lightgpt::detail::widen(row[c]));
+    };
+    auto finish = [&](int c, W th) {
+      const W x = x_of(c);
       y[c] = T(W(0.5) * x * (W(1) + th));
       if (slope) {
         slope[offset + c] = T(W(0.5) * (W(1) + th) + W(0.5) * x * (W(1) - th * th) * kSqrt2OverPi *
                                                          (W(1) + W(3) * kCubic * x * x));
       }
     };
-    if constexpr (is_16bit_v<T>) {
-      for (int c = 0; c < C; ++c) {
-        const W x = lightgpt::detail::widen(b[c]) + lightgpt::detail::widen(row[c]);
-        finish(c, x, std::tanh(kSqrt2OverPi * (x + kCubic * x * x * x)));
-      }
+    if constexpr (std::is_same_v<T, W>) {
+      detail::gelu_tanh(y, C, x_of);
+      for (int c = 0; c < C; ++c) finish(c, y[c]);
     } else {
-      for (int c = 0; c < C; ++c) {
-        const T x = b[c] + row[c];
-        y[c] = kSqrt2OverPi * (x + kCubic * x * x * x);
-      }
-      auto t = Eigen::Map<Eigen::Array<T, Eigen::Dynamic, 1>>(y, C);
-      t = t.tanh();
-      for (int c = 0; c < C; ++c) finish(c, b[c] + row[c], y[c]);
+      std::vector<W> th(static_cast<std::size_t>(C));
+      detail::gelu_tanh(th.data(), C, x_of);
+      for (int c = 0; c < C; ++c) finish(c, th[c]);
     }
   }
 };

@@ -90,20 +90,28 @@ struct NormActOps {
     }
   }
 
+  // GELU (core/elementwise.hpp's formulas) over chunks of kGeluChunk elements, the tanh of each
+  // chunk vectorised (detail::gelu_tanh); out and din may alias in and dout.
+  static constexpr int kGeluChunk = 256;
+
   template <class T>
   static void gelu_forward(T* out, const T* in, std::size_t count) {
-#pragma omp parallel for schedule(static)
-    for (std::ptrdiff_t i = 0; i < static_cast<std::ptrdiff_t>(count); ++i) {
-      out[i] = T(lightgpt::detail::gelu(widen(in[i])));
-    }
+    for_gelu_chunks(in, count, [&](std::size_t i, auto x, auto th) {
+      using W = decltype(x);
+      out[i] = T(W(0.5) * x * (W(1) + th));
+    });
   }
 
   template <class T>
   static void gelu_backward(Grad<T> din, const T* dout, const T* in, std::size_t count) {
-#pragma omp parallel for schedule(static)
-    for (std::ptrdiff_t i = 0; i < static_cast<std::ptrdiff_t>(count); ++i) {
-      store(din, i, widen(dout[i]) * lightgpt::detail::gelu_grad(widen(in[i])));
-    }
+    for_gelu_chunks(in, count, [&](std::size_t i, auto x, auto th) {
+      using W = decltype(x);
+      constexpr W kSqrt2OverPi = W(0.7978845608028654);
+      constexpr W kCubic = W(0.044715);
+      const W slope = W(0.5) * (W(1) + th) + W(0.5) * x * (W(1) - th * th) * kSqrt2OverPi *
+                                                 (W(1) + W(3) * kCubic * x * x);
+      store(din, i, widen(dout[i]) * slope);
+    });
   }
 
   template <class T>
@@ -157,6 +165,21 @@ struct NormActOps {
   }
 
  private:
+  // f(i, x, tanh(√(2/π)·(x + 0.044715·x³))) for every i < count, x = in[i] widened.
+  template <class T, class F>
+  static void for_gelu_chunks(const T* in, std::size_t count, F f) {
+    using W = lightgpt::detail::widened_t<T>;
+    const std::ptrdiff_t chunks = static_cast<std::ptrdiff_t>((count + kGeluChunk - 1) / kGeluChunk);
+#pragma omp parallel for schedule(static)
+    for (std::ptrdiff_t chunk = 0; chunk < chunks; ++chunk) {
+      const std::size_t begin = static_cast<std::size_t>(chunk) * kGeluChunk;
+      const int n = static_cast<int>(std::min<std::size_t>(kGeluChunk, count - begin));
+      alignas(64) W th[kGeluChunk];
+      detail::gelu_tanh(th, n, [&](int i) { return W(widen(in[begin + i])); });
+      for (int i = 0; i < n; ++i) f(begin + i, W(widen(in[begin + i])), th[i]);
+    }
+  }
+
   template <class T>
   static auto widen(T x) {
     return lightgpt::detail::widen(x);
