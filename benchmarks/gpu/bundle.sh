@@ -2,7 +2,8 @@
 # Builds what the GPU machine lacks, here (nvcc, Eigen, GoogleTest): the CUDA test binary and the
 # GPU benchmarks (GPT-2 step, dense vs LightRNN head, AFNO vs attention) for sm_90, with libstdc++/libgcc and GoogleTest linked statically and libgomp
 # copied alongside, into gpu-bundle/ (git-ignored, must stay under 60 MB). cudart, cuBLASLt and
-# cuFFT come from the GPU machine's CUDA 13. Usage: benchmarks/gpu/bundle.sh
+# cuFFT come from the GPU machine's CUDA 13. Host code is built for generic x86-64 (LIGHTGPT_NATIVE=OFF):
+# the GPU machine's CPU may lack this one's vector instructions. Usage: benchmarks/gpu/bundle.sh
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 BUILD=${BUILD:-$ROOT/build-gpu-bundle}
@@ -10,7 +11,7 @@ BUNDLE=$ROOT/gpu-bundle
 JOBS=${JOBS:-2}
 
 cmake -S "$ROOT" -B "$BUILD" -DCMAKE_BUILD_TYPE=Release -DLIGHTGPT_ENABLE_CUDA=ON \
-  -DCMAKE_CUDA_ARCHITECTURES=90 -DLIGHTGPT_BUILD_EXAMPLES=OFF \
+  -DCMAKE_CUDA_ARCHITECTURES=90 -DLIGHTGPT_BUILD_EXAMPLES=OFF -DLIGHTGPT_NATIVE=OFF \
   -DCMAKE_EXE_LINKER_FLAGS="-static-libstdc++ -static-libgcc" >/dev/null
 BINARIES="test_cuda bench_gpt2 bench_gpu_heads bench_gpu_afno"
 # shellcheck disable=SC2086

@@ -259,8 +259,9 @@ int main(int argc, char** argv) {
     p.model.validate();
     t.validate();
     o.sampling.validate();
-    o.preset = p;
     const Variant& variant = find_variant(p);
+    p.composition = variant.type;  // the composition that runs, flags applied
+    o.preset = p;
     variant.run(o);
   } catch (const lightgpt::Error& error) {
     std::fprintf(stderr, "train: %s\n", error.what());
