@@ -95,18 +95,12 @@ BENCHMARK(BM_AttentionForwardBackward)
     ->Unit(benchmark::kMillisecond)
     ->UseRealTime();
 
-// One training step (forward + backward + AdamW) of a 2-layer C = 256 model with the full GPT-2
-// vocabulary, B·T = 512 positions.
-void BM_TrainingStep(benchmark::State& state) {
-  using Model = lightgpt::GPT<lightgpt::Fp32, lightgpt::DenseHead<>, lightgpt::Attention, Cpu>;
-  lightgpt::ModelConfig config;
-  config.n_layer = 2;
-  config.n_head = 4;
-  config.d_model = 256;
-  config.max_seq_len = 128;
+// Whole training steps (forward + backward + AdamW) on B × T random tokens; tok/s as a counter.
+template <class Model>
+void time_training_steps(benchmark::State& state, const lightgpt::ModelConfig& config, int B,
+                         int T) {
   Model model(config, 1);
   lightgpt::AdamW<Cpu, float> optimizer(model.parameters().layout());
-  const int B = 4, T = 128;
   std::vector<int> tokens(std::size_t(B) * (T + 1));
   lightgpt::Rng rng(5);
   for (int& id : tokens) id = int(rng.next_u64() % config.vocab_size);
@@ -118,6 +112,18 @@ void BM_TrainingStep(benchmark::State& state) {
   }
   state.counters["tok/s"] =
       benchmark::Counter(double(B) * T * state.iterations(), benchmark::Counter::kIsRate);
+}
+
+// One training step (forward + backward + AdamW) of a 2-layer C = 256 model with the full GPT-2
+// vocabulary, B·T = 512 positions.
+void BM_TrainingStep(benchmark::State& state) {
+  using Model = lightgpt::GPT<lightgpt::Fp32, lightgpt::DenseHead<>, lightgpt::Attention, Cpu>;
+  lightgpt::ModelConfig config;
+  config.n_layer = 2;
+  config.n_head = 4;
+  config.d_model = 256;
+  config.max_seq_len = 128;
+  time_training_steps<Model>(state, config, 4, 128);
 }
 BENCHMARK(BM_TrainingStep)->Unit(benchmark::kMillisecond)->UseRealTime();
 
@@ -157,20 +163,7 @@ void BM_TinyCpuStep(benchmark::State& state) {
   using Model = lightgpt::GPT<lightgpt::Fp32, lightgpt::LightRnnHead<>, lightgpt::Attention, Cpu>;
   lightgpt::ModelConfig config = lightgpt::preset("tiny-cpu").model;
   config.lightrnn_token_embedding = state.range(0) != 0;
-  Model model(config, 1);
-  lightgpt::AdamW<Cpu, float> optimizer(model.parameters().layout());
-  const int B = 32, T = 16;
-  std::vector<int> tokens(std::size_t(B) * (T + 1));
-  lightgpt::Rng rng(5);
-  for (int& id : tokens) id = int(rng.next_u64() % config.vocab_size);
-  for (auto _ : state) {
-    model.zero_grad();
-    benchmark::DoNotOptimize(model.forward(tokens.data(), B, T));
-    model.backward();
-    optimizer.step(model.parameters(), 1e-4);
-  }
-  state.counters["tok/s"] =
-      benchmark::Counter(double(B) * T * state.iterations(), benchmark::Counter::kIsRate);
+  time_training_steps<Model>(state, config, 32, 16);
 }
 BENCHMARK(BM_TinyCpuStep)->Arg(0)->Arg(1)->Unit(benchmark::kMillisecond)->UseRealTime();
 
