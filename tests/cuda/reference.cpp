@@ -91,12 +91,19 @@ float mean(const float* values, std::size_t count) { return O::mean(values, coun
 double sum_of_squares(const float* values, std::size_t count) {
   return O::sum_of_squares(values, count);
 }
+AdamWStep<float> adamw_step(const AdamWScalars& s) {
+  return {s.lr,  s.beta1, s.beta2, s.eps, s.weight_decay, s.bias_correction1, s.bias_correction2,
+          s.grad_scale};
+}
 void adamw_update(float* params, float* master, float* m, float* v, const float* grads,
                   std::size_t count, const AdamWScalars& s) {
-  const AdamWStep<float> step{
-      s.lr,        s.beta1, s.beta2, s.eps, s.weight_decay, s.bias_correction1, s.bias_correction2,
-      s.grad_scale};
-  O::adamw_update(params, master, m, v, grads, count, step);
+  O::adamw_update(params, master, m, v, grads, count, adamw_step(s));
+}
+void adamw_update_sparse_rows(float* params, float* master, float* m, float* v, const float* grads,
+                              std::int64_t* seen, std::size_t rows, std::size_t width,
+                              std::int64_t step_index, int window, const AdamWScalars& s) {
+  O::adamw_update_sparse_rows(params, master, m, v, grads, seen, rows, width, step_index, window,
+                              adamw_step(s));
 }
 
 StepResult training_step(const ModelConfig& config, std::uint64_t seed,

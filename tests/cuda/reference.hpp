@@ -52,6 +52,9 @@ struct AdamWScalars {
 };
 void adamw_update(float* params, float* master, float* m, float* v, const float* grads,
                   std::size_t count, const AdamWScalars& step);
+void adamw_update_sparse_rows(float* params, float* master, float* m, float* v, const float* grads,
+                              std::int64_t* seen, std::size_t rows, std::size_t width,
+                              std::int64_t step_index, int window, const AdamWScalars& step);
 
 // Whole-model runs of GPT<Fp32, DenseHead<>, Attention, Cpu> built with (config, seed).
 struct StepResult {

@@ -417,5 +417,41 @@ TYPED_TEST(CudaOps, AdamWUpdateAndGradientNorm) {
   EXPECT_LT(relative_error(d_params.download(), params), value_tolerance<T>());
 }
 
+// 300 rows of 70 (a partial last warp pass): rows with a gradient, rows idle within the window,
+// rows idle past it (left alone), and rows whose moments catch up on the skipped steps.
+TYPED_TEST(CudaOps, AdamWSparseRowsMatchTheCpu) {
+  LIGHTGPT_REQUIRE_GPU();
+  using T = TypeParam;
+  const std::size_t rows = 300, width = 70, count = rows * width;
+  const std::int64_t step_index = 50;
+  const int window = 10;
+  auto grads = random_values<float>(count, 84, 0.1f);
+  std::vector<std::int64_t> seen(rows);
+  for (std::size_t r = 0; r < rows; ++r) {
+    if (r % 3 != 0) std::fill(grads.begin() + r * width, grads.begin() + (r + 1) * width, 0.0f);
+    seen[r] = r % 5 == 0 ? kAdamWNeverSeen : step_index - 1 - std::int64_t(r % 23);
+  }
+  auto master = random_values<float>(count, 85);
+  auto m = random_values<float>(count, 86, 0.01f);
+  auto v = random_values<float>(count, 87, 0.01f);
+  for (float& x : v) x = std::abs(x);
+  std::vector<float> params(count);
+  const ref::AdamWScalars s{1e-3f, 0.9f, 0.95f, 1e-8f, 0.0f, 0.99f, 0.92f, 1.0f};
+  DeviceArray<float> d_grads(grads), d_master(master), d_m(m), d_v(v);
+  DeviceArray<std::int64_t> d_seen(seen);
+  DeviceArray<T> d_params(count);
+  ref::adamw_update_sparse_rows(params.data(), master.data(), m.data(), v.data(), grads.data(),
+                                seen.data(), rows, width, step_index, window, s);
+  const AdamWStep<float> step{
+      s.lr,        s.beta1, s.beta2, s.eps, s.weight_decay, s.bias_correction1, s.bias_correction2,
+      s.grad_scale};
+  O::adamw_update_sparse_rows(d_params.get(), d_master.get(), d_m.get(), d_v.get(),
+                              d_grads.get(), d_seen.get(), rows, width, step_index, window, step);
+  EXPECT_EQ(d_seen.download(), seen);
+  EXPECT_LT(relative_error(d_master.download(), master), 1e-6);
+  EXPECT_LT(relative_error(d_m.download(), m), 1e-6);
+  EXPECT_LT(relative_error(d_v.download(), v), 1e-6);
+}
+
 }  // namespace
 }  // namespace lightgpt::testing

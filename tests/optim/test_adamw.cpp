@@ -1,8 +1,13 @@
-// AdamW on its own, against values worked out by hand (DESIGN §5 defaults).
+// AdamW on its own, against values worked out by hand (DESIGN §5 defaults), and its row-sparse
+// update against the dense one.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <lightgpt/lightgpt.hpp>
+#include <vector>
+
+#include "scratch.hpp"
 
 namespace lightgpt {
 namespace {
@@ -80,12 +85,117 @@ TEST(AdamW, NonFiniteGradientsLeaveWeightsUntouched) {
   EXPECT_EQ(optimizer.steps(), 0);
 }
 
+// A 4 × 3 table flagged sparse_rows against the same table updated densely, window 3. Row 0 has
+// a gradient every step, row 1 at odd steps (idle less than the window), row 2 at steps 1 and
+// 10 (idle 8 steps: left alone for steps 5–9), row 3 never.
+struct SparseTable {
+  ParameterStore<Fp64, Cpu> store;
+  explicit SparseTable(bool sparse) : store(layout(sparse)) {
+    const double values[] = {1, 2, 3, -1, -2, -3, 0.5, 0.25, -0.5, 4, 5, 6};
+    store.write(table(), values);
+  }
+  static ParameterLayout layout(bool sparse) {
+    ParameterLayout layout;
+    layout.add("table", {4, 3}, false, Init::zeros(), sparse);
+    return layout;
+  }
+  const TensorInfo& table() const { return store.layout().at("table"); }
+  std::vector<double> row(int r) const {
+    const auto all = store.read(table());
+    return {all.begin() + 3 * r, all.begin() + 3 * r + 3};
+  }
+  void set_grads(int step) {
+    double* g = store.grads() + table().offset;
+    std::fill(g, g + 12, 0.0);
+    for (int c = 0; c < 3; ++c) g[c] = 0.1 * (c + 1) * (step % 2 ? 1 : -1);
+    if (step % 2 == 1) g[3] = 0.7, g[5] = -0.2;
+    if (step == 1 || step == 10) g[6] = -0.4, g[7] = 0.9, g[8] = 0.3;
+  }
+};
+
+TEST(AdamW, SparseRowsMatchDenseAdamWButForLongIdleRows) {
+  AdamWConfig config;
+  config.grad_clip = 0;
+  config.sparse_rows_window = 3;
+  SparseTable sparse(true), dense(false);
+  AdamW<Cpu, double> a(sparse.store.layout(), config), b(dense.store.layout(), config);
+  std::vector<double> row2_at_4, row2_at_9;
+  for (int step = 1; step <= 10; ++step) {
+    sparse.set_grads(step);
+    dense.set_grads(step);
+    a.step(sparse.store, 0.1);
+    b.step(dense.store, 0.1);
+    EXPECT_EQ(sparse.row(0), dense.row(0)) << "step " << step;
+    EXPECT_EQ(sparse.row(1), dense.row(1)) << "step " << step;
+    EXPECT_EQ(sparse.row(3), (std::vector<double>{4, 5, 6})) << "step " << step;
+    EXPECT_EQ(dense.row(3), (std::vector<double>{4, 5, 6})) << "step " << step;
+    if (step <= 4) EXPECT_EQ(sparse.row(2), dense.row(2)) << "step " << step;
+    if (step == 4) row2_at_4 = dense.row(2);
+    if (step == 9) row2_at_9 = dense.row(2);
+    if (step > 4 && step < 10) EXPECT_EQ(sparse.row(2), row2_at_4) << "left alone, step " << step;
+  }
+  EXPECT_EQ(a.last_gradient_steps()[0], 10);
+  EXPECT_EQ(a.last_gradient_steps()[1], 9);
+  EXPECT_EQ(a.last_gradient_steps()[2], 10);
+  EXPECT_EQ(a.last_gradient_steps()[3], kAdamWNeverSeen);
+  // At step 10 row 2's moments caught up with the 5 skipped steps' decay, so both took the same
+  // step; the weights differ by exactly the dense run's drift over steps 5–9, and it was not zero.
+  const std::size_t at = sparse.table().offset + 6;
+  for (int c = 0; c < 3; ++c) {
+    EXPECT_NEAR(a.first_moment()[at + c], b.first_moment()[at + c], 1e-15);
+    EXPECT_NEAR(a.second_moment()[at + c], b.second_moment()[at + c], 1e-15);
+    const double drift = row2_at_4[c] - row2_at_9[c];
+    EXPECT_GT(std::abs(drift), 1e-4) << c;
+    EXPECT_NEAR(sparse.row(2)[c] - dense.row(2)[c], drift, 1e-12) << c;
+  }
+}
+
+// The rows' last-gradient steps travel with the moments in the checkpoint; a file without them
+// is refused for a layout with sparse rows.
+TEST(AdamW, SparseRowStepsRoundTripThroughTheCheckpoint) {
+  testing::TempDir dir;
+  AdamWConfig config;
+  config.sparse_rows_window = 3;
+  SparseTable table(true);
+  AdamW<Cpu, double> optimizer(table.store.layout(), config);
+  for (int step = 1; step <= 4; ++step) {
+    table.set_grads(step);
+    optimizer.step(table.store, 0.1);
+  }
+  {
+    CheckpointWriter out(dir.path() / "opt.ckpt");
+    write_optimizer_section(out, optimizer);
+    out.commit();
+  }
+  AdamW<Cpu, double> restored(table.store.layout(), config);
+  read_optimizer_section(CheckpointReader(dir.path() / "opt.ckpt"), restored);
+  EXPECT_EQ(restored.steps(), 4);
+  for (int r = 0; r < 4; ++r) {
+    EXPECT_EQ(restored.last_gradient_steps()[r], optimizer.last_gradient_steps()[r]) << r;
+  }
+  {
+    CheckpointWriter out(dir.path() / "dense.ckpt");
+    SparseTable dense(false);  // the same tensor, not flagged: no adamw_rows section
+    write_optimizer_section(out, AdamW<Cpu, double>(dense.store.layout()));
+    out.commit();
+  }
+  try {
+    read_optimizer_section(CheckpointReader(dir.path() / "dense.ckpt"), restored);
+    FAIL() << "no error";
+  } catch (const Error& error) {
+    EXPECT_NE(std::string(error.what()).find("adamw_rows"), std::string::npos) << error.what();
+  }
+}
+
 TEST(AdamW, RejectsInvalidHyperparameters) {
   AdamWConfig config;
   config.beta2 = 1.0;
   EXPECT_THROW(config.validate(), Error);
   config = {};
   config.eps = 0;
+  EXPECT_THROW(config.validate(), Error);
+  config = {};
+  config.sparse_rows_window = -1;
   EXPECT_THROW(config.validate(), Error);
 }
 

@@ -3,6 +3,9 @@
 // accumulate while scratch gradients are overwritten; a null pointer means "not needed".
 #pragma once
 
+#include <cstdint>
+#include <limits>
+
 #include <cstddef>
 
 namespace lightgpt {
@@ -38,5 +41,8 @@ struct AdamWStep {
   A bias_correction2;
   A grad_scale;  // multiplies every gradient first: global-norm clipping
 };
+
+// adamw_update_sparse_rows: the step at which a row had its last gradient, for rows never seen.
+inline constexpr std::int64_t kAdamWNeverSeen = std::numeric_limits<std::int64_t>::min() / 4;
 
 }  // namespace lightgpt

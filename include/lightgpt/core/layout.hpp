@@ -42,19 +42,24 @@ struct TensorInfo {
   std::size_t numel = 0;
   bool weight_decay = false;
   Init init;
+  // Few rows (dimension 0) have a gradient in any one step, e.g. an input embedding table that
+  // no output reads: AdamW may leave long-idle rows alone (optim/adamw.hpp).
+  bool sparse_rows = false;
 };
 
 class ParameterLayout {
  public:
   // Appends a tensor; the order of calls is the order in memory.
-  void add(std::string name, std::vector<std::int64_t> shape, bool weight_decay, Init init) {
+  void add(std::string name, std::vector<std::int64_t> shape, bool weight_decay, Init init,
+           bool sparse_rows = false) {
     LIGHTGPT_CHECK(find(name) == nullptr, "parameter '", name, "' declared twice");
     std::size_t numel = 1;
     for (std::int64_t dim : shape) {
       LIGHTGPT_CHECK(dim > 0, "parameter '", name, "' has a non-positive dimension ", dim);
       numel *= static_cast<std::size_t>(dim);
     }
-    TensorInfo info{std::move(name), std::move(shape), size_, numel, weight_decay, init};
+    TensorInfo info{std::move(name), std::move(shape), size_, numel, weight_decay, init,
+                    sparse_rows};
     size_ = align(size_ + numel);
     tensors_.push_back(std::move(info));
   }

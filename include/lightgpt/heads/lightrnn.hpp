@@ -69,7 +69,8 @@ class LightRnnHeadImpl {
     layout.add("lightrnn_row", {R, C}, false, Init::normal(0.02));
     layout.add("lightrnn_col", {R, C}, false, Init::normal(0.02));
     if (config.lightrnn_token_embedding) {
-      layout.add("lightrnn_token", {config.vocab_size, C}, false, Init::normal(0.02));
+      layout.add("lightrnn_token", {config.vocab_size, C}, false, Init::normal(0.02),
+                 /*sparse_rows=*/true);
     }
   }
   // After the trunk: the conditioning step's W, b and row vectors z_r (linear_gelu only), then

@@ -3,6 +3,8 @@
 //   composition  head and mixer, e.g. "head=dense<mtp=1> mixer=attention"
 //   parameters   every tensor by name and shape, in the master precision (fp32; fp64 for Fp64)
 //   adamw        step count, then both moments in the same tensor format
+//   adamw_rows   with sparse_rows tensors only: the step of each of their rows' last gradient
+//                (u64 count, then i64 per row, in layout order)
 //   step         the training step (u64)
 // Precision and backend are not part of the composition: a checkpoint loads into any of them.
 #pragma once
@@ -133,6 +135,15 @@ void write_optimizer_section(CheckpointWriter& out, const Optimizer& optimizer) 
     });
   }
   out.end_section();
+  const std::size_t rows = Optimizer::sparse_row_count(optimizer.layout());
+  if (rows > 0) {
+    std::vector<std::int64_t> seen(rows);
+    O::copy_to_host(seen.data(), optimizer.last_gradient_steps(), rows);
+    out.begin_section("adamw_rows");
+    out.write_value(static_cast<std::uint64_t>(rows));
+    out.write(seen.data(), rows * sizeof(std::int64_t));
+    out.end_section();
+  }
 }
 
 template <class Optimizer>
@@ -149,6 +160,20 @@ void read_optimizer_section(const CheckpointReader& in, Optimizer& optimizer) {
                             });
   }
   LIGHTGPT_CHECK(section.at_end(), section.context(), ": unexpected bytes after the moments");
+  const std::size_t rows = Optimizer::sparse_row_count(optimizer.layout());
+  if (rows > 0) {
+    LIGHTGPT_CHECK(in.has("adamw_rows"), section.context(),
+                   ": the checkpoint lacks the section 'adamw_rows' that its sparse-row tensors "
+                   "need");
+    SectionReader row_section = in.section("adamw_rows");
+    const auto count = row_section.read_value<std::uint64_t>();
+    LIGHTGPT_CHECK(count == rows, row_section.context(), ": ", count,
+                   " rows, the model's sparse-row tensors have ", rows);
+    std::vector<std::int64_t> seen(rows);
+    row_section.read(seen.data(), rows * sizeof(std::int64_t));
+    LIGHTGPT_CHECK(row_section.at_end(), row_section.context(), ": unexpected bytes after the rows");
+    O::copy_from_host(optimizer.last_gradient_steps(), seen.data(), rows);
+  }
   optimizer.set_steps(steps);
 }
 

@@ -1,10 +1,12 @@
 // AdamW with decoupled weight decay (Loshchilov & Hutter), applied per tensor: only tensors the
 // layout flags for decay (matrices) are decayed. Gradients are clipped by their global norm before
-// the update. Moments live in two allocations parallel to the parameter layout.
+// the update. Moments live in two allocations parallel to the parameter layout. Tensors flagged
+// sparse_rows (an input embedding table) skip rows idle for longer than sparse_rows_window steps.
 #pragma once
 
 #include <cmath>
 #include <cstdint>
+#include <vector>
 
 #include "../backend/contract.hpp"
 #include "../core/arena.hpp"
@@ -19,6 +21,10 @@ struct AdamWConfig {
   double eps = 1e-8;
   double weight_decay = 0.1;
   double grad_clip = 1.0;  // global-norm clip; 0 disables clipping
+  // Tensors flagged sparse_rows: a row is updated for this many steps after its last gradient
+  // and then left alone until its next one (Ops::adamw_update_sparse_rows). After 100 steps
+  // Adam's step from the remaining momentum is below (β1/√β2)^100 ≈ 3e-4 of its first.
+  int sparse_rows_window = 100;
 
   void validate() const {
     LIGHTGPT_CHECK(beta1 >= 0 && beta1 < 1, "AdamW beta1 must lie in [0, 1), got ", beta1);
@@ -27,6 +33,8 @@ struct AdamWConfig {
     LIGHTGPT_CHECK(weight_decay >= 0, "AdamW weight_decay must be non-negative, got ",
                    weight_decay);
     LIGHTGPT_CHECK(grad_clip >= 0, "AdamW grad_clip must be non-negative, got ", grad_clip);
+    LIGHTGPT_CHECK(sparse_rows_window >= 0, "AdamW sparse_rows_window must be non-negative, got ",
+                   sparse_rows_window);
   }
 };
 
@@ -36,10 +44,13 @@ class AdamW {
   using O = Ops<Backend>;
 
   AdamW(const ParameterLayout& layout, AdamWConfig config = {})
-      : layout_(layout), config_(config), m_(layout.size()), v_(layout.size()) {
+      : layout_(layout), config_(config), m_(layout.size()), v_(layout.size()),
+        seen_(sparse_row_count(layout)) {
     config_.validate();
     O::fill_zero(m_.data(), m_.size());
     O::fill_zero(v_.data(), v_.size());
+    const std::vector<std::int64_t> never(seen_.size(), kAdamWNeverSeen);
+    O::copy_from_host(seen_.data(), never.data(), never.size());
   }
 
   // One update from the store's gradients times grad_multiplier (1 / loss scale when the loss was
@@ -54,6 +65,7 @@ class AdamW {
     const double clip =
         (config_.grad_clip > 0 && norm > config_.grad_clip ? config_.grad_clip / norm : 1.0) *
         grad_multiplier;
+    std::size_t seen_at = 0;
     for (const TensorInfo& tensor : layout_.tensors()) {
       AdamWStep<A> update{A(lr),
                           A(config_.beta1),
@@ -64,11 +76,32 @@ class AdamW {
                           A(1.0 - std::pow(config_.beta2, double(steps_))),
                           A(clip)};
       const std::size_t at = tensor.offset;
-      O::adamw_update(store.values() + at, store.master() + at, m_.data() + at, v_.data() + at,
-                      store.grads() + at, tensor.numel, update);
+      if (tensor.sparse_rows) {
+        const auto rows = static_cast<std::size_t>(tensor.shape.front());
+        O::adamw_update_sparse_rows(store.values() + at, store.master() + at, m_.data() + at,
+                                    v_.data() + at, store.grads() + at, seen_.data() + seen_at,
+                                    rows, tensor.numel / rows, steps_, config_.sparse_rows_window,
+                                    update);
+        seen_at += rows;
+      } else {
+        O::adamw_update(store.values() + at, store.master() + at, m_.data() + at, v_.data() + at,
+                        store.grads() + at, tensor.numel, update);
+      }
     }
     return norm;
   }
+
+  // Rows of the sparse_rows tensors, in layout order: the step of each row's last gradient (the
+  // checkpoint keeps them with the moments).
+  static std::size_t sparse_row_count(const ParameterLayout& layout) {
+    std::size_t rows = 0;
+    for (const TensorInfo& tensor : layout.tensors()) {
+      if (tensor.sparse_rows) rows += static_cast<std::size_t>(tensor.shape.front());
+    }
+    return rows;
+  }
+  std::int64_t* last_gradient_steps() { return seen_.data(); }
+  const std::int64_t* last_gradient_steps() const { return seen_.data(); }
 
   const AdamWConfig& config() const { return config_; }
   const ParameterLayout& layout() const { return layout_; }
@@ -83,6 +116,7 @@ class AdamW {
   ParameterLayout layout_;
   AdamWConfig config_;
   Buffer<A, Backend> m_, v_;
+  Buffer<std::int64_t, Backend> seen_;
   std::int64_t steps_ = 0;
 };
 

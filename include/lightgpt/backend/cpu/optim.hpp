@@ -6,6 +6,8 @@
 #include <algorithm>
 #include <cmath>
 #include <cstddef>
+#include <cstdint>
+#include <limits>
 #include <vector>
 
 #include "../contract.hpp"
@@ -40,16 +42,59 @@ struct OptimOps {
                            const AdamWStep<A>& step) {
 #pragma omp parallel for schedule(static)
     for (std::ptrdiff_t i = 0; i < static_cast<std::ptrdiff_t>(count); ++i) {
-      A g = grads[i] * step.grad_scale;
-      m[i] = step.beta1 * m[i] + (A(1) - step.beta1) * g;
-      v[i] = step.beta2 * v[i] + (A(1) - step.beta2) * g * g;
-      A m_hat = m[i] / step.bias_correction1;
-      A v_hat = v[i] / step.bias_correction2;
-      A w = master[i];
-      w -= step.lr * (m_hat / (std::sqrt(v_hat) + step.eps) + step.weight_decay * w);
-      master[i] = w;
-      params[i] = T(w);
+      adamw_element(params[i], master[i], m[i], v[i], grads[i], step);
     }
+  }
+
+  // adamw_update over a rows × width tensor of which few rows have a gradient in any one step
+  // (TensorInfo::sparse_rows). Row r is updated exactly as by adamw_update when it has a gradient
+  // now (then seen[r] = step_index) or had one within the last `window` steps; otherwise it is
+  // left alone. When a row left alone for k steps next has a gradient, its moments first take the
+  // k steps' decay (m·β1^k, v·β2^k: what k zero-gradient updates do to them), so the row differs
+  // from plain AdamW only by the weight movement of those k steps, driven by a first moment that
+  // had already decayed for `window` steps. Rows never seen have seen[r] = kAdamWNeverSeen.
+  template <class T, class A>
+  static void adamw_update_sparse_rows(T* params, A* master, A* m, A* v, const A* grads,
+                                       std::int64_t* seen, std::size_t rows, std::size_t width,
+                                       std::int64_t step_index, int window,
+                                       const AdamWStep<A>& step) {
+#pragma omp parallel for schedule(static)
+    for (std::ptrdiff_t r = 0; r < static_cast<std::ptrdiff_t>(rows); ++r) {
+      const std::size_t begin = static_cast<std::size_t>(r) * width;
+      const A* g = grads + begin;
+      const bool has_gradient = std::any_of(g, g + width, [](A x) { return x != A(0); });
+      if (has_gradient) {
+        const std::int64_t skipped = step_index - 1 - (seen[r] + window);
+        if (skipped > 0) {
+          const A decay1 = A(std::pow(double(step.beta1), double(skipped)));
+          const A decay2 = A(std::pow(double(step.beta2), double(skipped)));
+          for (std::size_t c = begin; c < begin + width; ++c) {
+            m[c] *= decay1;
+            v[c] *= decay2;
+          }
+        }
+        seen[r] = step_index;
+      } else if (step_index - seen[r] > window) {
+        continue;
+      }
+      for (std::size_t c = begin; c < begin + width; ++c) {
+        adamw_element(params[c], master[c], m[c], v[c], grads[c], step);
+      }
+    }
+  }
+
+ private:
+  template <class T, class A>
+  static void adamw_element(T& param, A& master, A& m, A& v, A grad, const AdamWStep<A>& step) {
+    const A g = grad * step.grad_scale;
+    m = step.beta1 * m + (A(1) - step.beta1) * g;
+    v = step.beta2 * v + (A(1) - step.beta2) * g * g;
+    const A m_hat = m / step.bias_correction1;
+    const A v_hat = v / step.bias_correction2;
+    A w = master;
+    w -= step.lr * (m_hat / (std::sqrt(v_hat) + step.eps) + step.weight_decay * w);
+    master = w;
+    param = T(w);
   }
 };
 

@@ -49,21 +49,62 @@ __global__ void sum_partials_kernel(A* result, const A* partials, int count) {
 }
 
 template <class T, class A>
+__device__ inline void adamw_element(T* params, A* master, A* m, A* v, const A* grads,
+                                     std::size_t i, const AdamWStep<A>& step) {
+  const A g = grads[i] * step.grad_scale;
+  const A m_i = step.beta1 * m[i] + (A(1) - step.beta1) * g;
+  const A v_i = step.beta2 * v[i] + (A(1) - step.beta2) * g * g;
+  m[i] = m_i;
+  v[i] = v_i;
+  const A m_hat = m_i / step.bias_correction1;
+  const A v_hat = v_i / step.bias_correction2;
+  A w = master[i];
+  w -= step.lr * (m_hat / (sqrt(v_hat) + step.eps) + step.weight_decay * w);
+  master[i] = w;
+  params[i] = T(w);
+}
+
+template <class T, class A>
 __global__ void adamw_kernel(T* params, A* master, A* m, A* v, const A* grads, std::size_t count,
                              AdamWStep<A> step) {
   for (std::size_t i = blockIdx.x * std::size_t(blockDim.x) + threadIdx.x; i < count;
        i += std::size_t(gridDim.x) * blockDim.x) {
-    const A g = grads[i] * step.grad_scale;
-    const A m_i = step.beta1 * m[i] + (A(1) - step.beta1) * g;
-    const A v_i = step.beta2 * v[i] + (A(1) - step.beta2) * g * g;
-    m[i] = m_i;
-    v[i] = v_i;
-    const A m_hat = m_i / step.bias_correction1;
-    const A v_hat = v_i / step.bias_correction2;
-    A w = master[i];
-    w -= step.lr * (m_hat / (sqrt(v_hat) + step.eps) + step.weight_decay * w);
-    master[i] = w;
-    params[i] = T(w);
+    adamw_element(params, master, m, v, grads, i, step);
+  }
+}
+
+// One warp per row: the CPU's adamw_update_sparse_rows, row by row.
+constexpr int kSparseRowWarps = 8;
+
+template <class T, class A>
+__global__ void adamw_sparse_rows_kernel(T* params, A* master, A* m, A* v, const A* grads,
+                                         std::int64_t* seen, std::size_t rows, std::size_t width,
+                                         std::int64_t step_index, int window, AdamWStep<A> step) {
+  const std::size_t r = blockIdx.x * std::size_t(kSparseRowWarps) + threadIdx.x / 32;
+  if (r >= rows) return;  // the whole warp leaves together
+  const int lane = threadIdx.x % 32;
+  const std::size_t begin = r * width, end = begin + width;
+  bool mine = false;
+  for (std::size_t c = begin + lane; c < end; c += 32) mine |= grads[c] != A(0);
+  const bool has_gradient = __any_sync(0xffffffffu, mine);
+  const std::int64_t last = seen[r];
+  if (has_gradient) {
+    const std::int64_t skipped = step_index - 1 - (last + window);
+    if (skipped > 0) {
+      const A decay1 = A(pow(double(step.beta1), double(skipped)));
+      const A decay2 = A(pow(double(step.beta2), double(skipped)));
+      for (std::size_t c = begin + lane; c < end; c += 32) {
+        m[c] *= decay1;
+        v[c] *= decay2;
+      }
+    }
+    __syncwarp();
+    if (lane == 0) seen[r] = step_index;
+  } else if (step_index - last > window) {
+    return;
+  }
+  for (std::size_t c = begin + lane; c < end; c += 32) {
+    adamw_element(params, master, m, v, grads, c, step);
   }
 }
 
@@ -101,6 +142,22 @@ struct OptimOps {
     if (count == 0) return;
     kernels::adamw_kernel<<<elementwise_blocks(count), 256, 0, context().stream()>>>(
         params, master, m, v, grads, count, step);
+    LIGHTGPT_CUDA_CHECK_LAUNCH();
+  }
+
+  // The CPU's adamw_update_sparse_rows (backend/cpu/optim.hpp); seen is device memory.
+  template <class T, class A>
+  static void adamw_update_sparse_rows(T* params, A* master, A* m, A* v, const A* grads,
+                                       std::int64_t* seen, std::size_t rows, std::size_t width,
+                                       std::int64_t step_index, int window,
+                                       const AdamWStep<A>& step) {
+    if (rows == 0) return;
+    const auto blocks = static_cast<unsigned>((rows + kernels::kSparseRowWarps - 1) /
+                                              kernels::kSparseRowWarps);
+    kernels::adamw_sparse_rows_kernel<<<blocks, 32 * kernels::kSparseRowWarps, 0,
+                                        context().stream()>>>(params, master, m, v, grads, seen,
+                                                              rows, width, step_index, window,
+                                                              step);
     LIGHTGPT_CUDA_CHECK_LAUNCH();
   }
 };
