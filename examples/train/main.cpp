@@ -105,7 +105,7 @@ int main(int argc, char** argv) {
       n_head, d_model, lightrnn_rows, ngram_k, val_batches;
   std::optional<long long> warmup, warmdown, mtp_rampup_steps, steps, eval_every,
       checkpoint_every, realloc_every;
-  std::optional<double> learning_rate, mtp_weight, cocont_alpha, afno_sparsity_threshold;
+  std::optional<double> learning_rate, dropout, mtp_weight, cocont_alpha, afno_sparsity_threshold;
   std::optional<bool> mtp_enabled, use_cocont, lightrnn_token_embedding;
   std::optional<std::string> mixer, precision, head, backend, out_dir;
   std::string ngram_path;
@@ -126,6 +126,8 @@ int main(int argc, char** argv) {
   app.add_option("--warmup", warmup, "Linear warmup steps");
   app.add_option("--warmdown", warmdown, "Linear warmdown steps at the end");
   app.add_option("--steps", steps, "Optimizer steps");
+  app.add_option("--dropout", dropout,
+                 "Dropout of the embedding and of each residual branch while training, in [0, 1)");
   app.add_option("--eval_every", eval_every, "Steps between validations (0: at the end only)");
   app.add_option("--val_batches", val_batches, "Fixed validation batches of B x (T+1) tokens");
   app.add_option("--checkpoint_every", checkpoint_every, "Steps between checkpoints (0: at the end)");
@@ -219,6 +221,7 @@ int main(int argc, char** argv) {
     apply(t.warmup, warmup);
     apply(t.warmdown, warmdown);
     apply(t.steps, steps);
+    apply(t.dropout, dropout);
     apply(t.eval_every, eval_every);
     apply(t.val_batches, val_batches);
     apply(t.checkpoint_every, checkpoint_every);

@@ -4,6 +4,7 @@
 // translation unit includes the backend's headers first.
 #pragma once
 
+#include <algorithm>
 #include <cstdio>
 #include <filesystem>
 #include <functional>
@@ -46,16 +47,26 @@ struct RunOptions {
   SamplingOptions sampling;
 };
 
-inline void print_baselines(const RunOptions& options, int vocab_size) {
-  std::vector<Shard> train, val;
+// The baselines on exactly the tokens validation scores: the first `scored` targets of the
+// validation stream (its first scored + 1 tokens, across shards as the loader reads them).
+inline void print_baselines(const RunOptions& options, int vocab_size, std::uint64_t scored) {
+  std::vector<Shard> train;
   for (const auto& path : expand_shard_pattern(options.train_data)) train.emplace_back(path);
-  for (const auto& path : expand_shard_pattern(options.val_data)) val.emplace_back(path);
-  std::vector<std::span<const std::uint16_t>> train_parts, val_parts;
+  std::vector<std::span<const std::uint16_t>> train_parts;
   for (const Shard& s : train) train_parts.push_back(s.tokens());
-  for (const Shard& s : val) val_parts.push_back(s.tokens());
+  std::vector<std::uint16_t> stream;
+  for (const auto& path : expand_shard_pattern(options.val_data)) {
+    if (stream.size() > scored) break;
+    const Shard shard(path);
+    const auto tokens = shard.tokens();
+    const std::size_t take = std::min<std::size_t>(tokens.size(), scored + 1 - stream.size());
+    stream.insert(stream.end(), tokens.begin(), tokens.begin() + take);
+  }
+  const std::span<const std::uint16_t> val_parts[] = {stream};
   const NgramBaselines b = ngram_baselines(train_parts, val_parts, vocab_size);
-  std::printf("baselines on the validation split: unigram %.4f, interpolated bigram %.4f "
-              "(lambda %.2f)\n", b.unigram, b.bigram, b.lambda);
+  std::printf("baselines on the %llu validation tokens scored: unigram %.4f, interpolated bigram "
+              "%.4f (lambda %.2f)\n", static_cast<unsigned long long>(stream.size() - 1),
+              b.unigram, b.bigram, b.lambda);
 }
 
 template <class Model>
@@ -109,7 +120,14 @@ void train_composition(const RunOptions& options) {
               train_config.batch_size * train_config.seq_len * train_config.grad_accum,
               static_cast<long long>(train_config.steps), options.train_data.c_str(),
               static_cast<unsigned long long>(train.total_tokens()));
-  if (options.baselines && val) print_baselines(options, p.model.vocab_size);
+  if (options.baselines && val) {
+    const std::uint64_t batches = train_config.val_batches > 0
+                                      ? std::uint64_t(train_config.val_batches)
+                                      : val->steps_per_epoch();
+    print_baselines(options, p.model.vocab_size,
+                    batches * std::uint64_t(train_config.batch_size) *
+                        std::uint64_t(train_config.seq_len));
+  }
   std::fflush(stdout);
 
   Trainer<Model> trainer(model, train_config, train, val ? &*val : nullptr);

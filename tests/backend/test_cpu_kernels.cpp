@@ -216,5 +216,35 @@ TEST(CpuOptim, SumOfSquaresIsExactOnIntegers) {
   EXPECT_EQ(O::sum_of_squares(values.data(), values.size()), expected);
 }
 
+// Inverted dropout: about 1 − p of the elements kept, each exactly in / (1 − p), the rest 0; the
+// mask depends on (seed, index) only, so the same call on a gradient (the backward) and the
+// in-place call draw the same one.
+TEST(CpuDropout, KeepsAboutOneMinusPScaledAndRedrawsTheSameMask) {
+  const std::size_t n = 200000;
+  const double p = 0.25;
+  std::vector<float> in(n), out(n), grad(n, 1.0f), dgrad(n), other(n);
+  for (std::size_t i = 0; i < n; ++i) in[i] = float(i % 97) - 48.5f;
+  O::dropout(out.data(), in.data(), n, p, 1234);
+  O::dropout(dgrad.data(), grad.data(), n, p, 1234);
+  O::dropout(other.data(), in.data(), n, p, 1235);
+  std::size_t kept = 0, same_as_other_seed = 0;
+  for (std::size_t i = 0; i < n; ++i) {
+    const bool keep = dgrad[i] != 0.0f;
+    kept += keep;
+    same_as_other_seed += keep == (other[i] != 0.0f);
+    ASSERT_EQ(out[i], keep ? float(in[i] * float(1.0 / (1.0 - p))) : 0.0f) << i;
+    ASSERT_EQ(dgrad[i], keep ? float(1.0 / (1.0 - p)) : 0.0f) << i;
+  }
+  // Binomial(n, 0.75): standard deviation 0.001 of n; the two seeds agree on 0.75² + 0.25².
+  EXPECT_NEAR(double(kept) / n, 1 - p, 0.006);
+  EXPECT_NEAR(double(same_as_other_seed) / n, 0.625, 0.006);
+  // Threshold is on the hash's top 24 bits: p = 0 keeps everything, as an identity.
+  std::vector<float> in_place = in;
+  O::dropout(in_place.data(), in_place.data(), n, p, 1234);
+  EXPECT_EQ(in_place, out);
+  O::dropout(in_place.data(), in.data(), n, 0.0, 1234);
+  EXPECT_EQ(in_place, in);
+}
+
 }  // namespace
 }  // namespace lightgpt

@@ -47,6 +47,10 @@ void gelu_backward(float* din, bool accumulate, const float* dout, const float* 
 void residual_forward(float* out, const float* a, const float* b, std::size_t count) {
   O::residual_forward(out, a, b, count);
 }
+
+void dropout(float* out, const float* in, std::size_t count, double p, std::uint64_t seed) {
+  O::dropout(out, in, count, p, seed);
+}
 void embedding_forward(float* out, const std::int32_t* tokens, int row_stride, const float* wte,
                        const float* wpe, int B, int T, int C) {
   O::embedding_forward(out, tokens, row_stride, wte, wpe, B, T, C);
@@ -107,8 +111,9 @@ void adamw_update_sparse_rows(float* params, float* master, float* m, float* v, 
 }
 
 StepResult training_step(const ModelConfig& config, std::uint64_t seed,
-                         const std::vector<std::int32_t>& tokens, int B, int T) {
+                         const std::vector<std::int32_t>& tokens, int B, int T, double dropout) {
   DenseFp32 model(config, seed);
+  model.set_dropout(float(dropout));
   StepResult result;
   model.zero_grad();
   result.loss = model.forward(tokens.data(), B, T);

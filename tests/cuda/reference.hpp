@@ -27,6 +27,7 @@ void gelu_forward(float* out, const float* in, std::size_t count);
 void gelu_backward(float* din, bool accumulate, const float* dout, const float* in,
                    std::size_t count);
 void residual_forward(float* out, const float* a, const float* b, std::size_t count);
+void dropout(float* out, const float* in, std::size_t count, double p, std::uint64_t seed);
 void embedding_forward(float* out, const std::int32_t* tokens, int row_stride, const float* wte,
                        const float* wpe, int B, int T, int C);
 void embedding_backward(float* dwte, float* dwpe, const float* dout, const std::int32_t* tokens,
@@ -61,8 +62,10 @@ struct StepResult {
   float loss = 0;
   std::vector<std::vector<float>> grads;  // per tensor, in layout order
 };
+// One forward and backward; dropout p with the model's default dropout seed (0).
 StepResult training_step(const ModelConfig& config, std::uint64_t seed,
-                         const std::vector<std::int32_t>& tokens, int B, int T);
+                         const std::vector<std::int32_t>& tokens, int B, int T,
+                         double dropout = 0.0);
 // Losses of `steps` AdamW steps (constant lr, default AdamWConfig), batch s at
 // tokens + s·B·(T + 1).
 std::vector<float> training_curve(const ModelConfig& config, std::uint64_t seed,

@@ -174,6 +174,27 @@ TYPED_TEST(CudaOps, GeluForwardBackwardInPlaceAndResidual) {
   EXPECT_LT(relative_error(d_in.download(), sum), value_tolerance<T>());
 }
 
+// The same mask as the CPU's (a hash of seed and index), in place and out of place; fp32 values
+// are bit-identical, and every storage type zeroes exactly the CPU's elements.
+TYPED_TEST(CudaOps, DropoutDrawsTheCpuMask) {
+  LIGHTGPT_REQUIRE_GPU();
+  using T = TypeParam;
+  const std::size_t count = 100003;
+  const auto in = random_values<T>(count, 31);
+  std::vector<float> expected(count);
+  ref::dropout(expected.data(), in.data(), count, 0.3, 77);
+  DeviceArray<T> d_in(in), d_out(count);
+  O::dropout(d_out.get(), d_in.get(), count, 0.3, 77);
+  O::dropout(d_in.get(), d_in.get(), count, 0.3, 77);
+  const auto out = d_out.download(), in_place = d_in.download();
+  for (std::size_t i = 0; i < count; ++i) {
+    ASSERT_EQ(out[i] == 0.0f, expected[i] == 0.0f) << i;
+    ASSERT_EQ(in_place[i], out[i]) << i;
+  }
+  if constexpr (std::is_same_v<T, float>) EXPECT_EQ(out, expected);
+  EXPECT_LT(relative_error(out, expected), value_tolerance<T>());
+}
+
 // ------------------------------------------------------------------------------------ Embedding
 
 // Repeated tokens (a small id range) and a row stride longer than T, as in a training window.

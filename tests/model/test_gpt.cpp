@@ -50,6 +50,26 @@ TEST(Gpt, EvaluateEqualsTrainingForwardMainLoss) {
   EXPECT_DOUBLE_EQ(model.evaluate(tokens.data(), 2, 10), trained);
 }
 
+// Dropout acts in training forwards only, draws its masks from the dropout seed (which each
+// training forward advances) and leaves evaluate() the undropped NLL.
+TEST(Gpt, DropoutActsInTrainingForwardsOnly) {
+  DenseFp64 model(tiny_config(), 3);
+  const auto tokens = random_tokens(2 * 11, tiny_config().vocab_size, 4);
+  const double clean = model.forward(tokens.data(), 2, 10);
+  const double clean_eval = model.evaluate(tokens.data(), 2, 10);
+  model.set_dropout(0.5);
+  model.set_dropout_seed(17);
+  const double dropped = model.forward(tokens.data(), 2, 10);
+  EXPECT_EQ(model.dropout_seed(), 18u);
+  EXPECT_NE(dropped, clean);
+  EXPECT_NE(model.forward(tokens.data(), 2, 10), dropped);  // seed 18: another mask
+  model.set_dropout_seed(17);
+  EXPECT_EQ(model.forward(tokens.data(), 2, 10), dropped);
+  EXPECT_EQ(model.evaluate(tokens.data(), 2, 10), clean_eval);
+  EXPECT_THROW(model.set_dropout(1.0), Error);
+  EXPECT_THROW(model.set_dropout(-0.1), Error);
+}
+
 TEST(Gpt, LogProbsSumToOneAndMatchTheLoss) {
   ModelConfig config = tiny_config();
   DenseFp64 model(config, 5);

@@ -1,5 +1,6 @@
 // Central finite differences in Fp64 against backward() for sampled elements of every parameter
-// tensor, for the next-token objective and for the MTP objective L_main + w · mean_j L_aux(j).
+// tensor, for the next-token objective and for the MTP objective L_main + w · mean_j L_aux(j),
+// and with dropout (a fixed mask per seed, so the objective stays smooth).
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -15,6 +16,7 @@ constexpr int kB = 2, kT = 7;
 
 template <class Model>
 double objective(Model& model, const std::vector<std::int32_t>& tokens, double mtp_weight) {
+  model.set_dropout_seed(5);
   model.forward(tokens.data(), kB, kT);
   const auto& losses = model.losses();
   double aux = 0;
@@ -23,9 +25,10 @@ double objective(Model& model, const std::vector<std::int32_t>& tokens, double m
 }
 
 template <class Model>
-void check_every_tensor(double mtp_weight) {
+void check_every_tensor(double mtp_weight, double dropout = 0.0) {
   Model model(tiny_config(), 7);
   model.set_mtp_weight(mtp_weight);
+  model.set_dropout(dropout);
   const auto tokens = random_tokens(kB * (kT + Model::mtp_depth), tiny_config().vocab_size, 11);
   model.zero_grad();
   objective(model, tokens, mtp_weight);
@@ -62,6 +65,8 @@ void check_every_tensor(double mtp_weight) {
 TEST(GradCheck, DenseHeadAttentionEveryTensor) { check_every_tensor<DenseFp64>(0.0); }
 TEST(GradCheck, DenseHeadMtp2EveryTensor) { check_every_tensor<Mtp2Fp64>(0.35); }
 TEST(GradCheck, DenseHeadMtp3EveryTensor) { check_every_tensor<Mtp3Fp64>(0.5); }
+TEST(GradCheck, DropoutEveryTensor) { check_every_tensor<DenseFp64>(0.0, 0.3); }
+TEST(GradCheck, DropoutMtp2EveryTensor) { check_every_tensor<Mtp2Fp64>(0.35, 0.3); }
 
 // Vocabulary padding rows of wte never take part in the softmax: zero gradient.
 TEST(GradCheck, PaddedVocabularyRowsGetNoGradient) {

@@ -150,6 +150,26 @@ TEST(AdamW, SparseRowsMatchDenseAdamWButForLongIdleRows) {
   }
 }
 
+// sparse_rows_lr_scale multiplies the sparse tensors' learning rate and nothing else: the first
+// Adam step moves each element with a gradient by lr (its sign against the gradient's), so the
+// sparse table moves by 3 · 0.1 where a dense copy moves by 0.1.
+TEST(AdamW, SparseRowsLearningRateScale) {
+  AdamWConfig config;
+  config.grad_clip = 0;
+  config.sparse_rows_lr_scale = 3;
+  SparseTable sparse(true), dense(false);
+  AdamW<Cpu, double> a(sparse.store.layout(), config), b(dense.store.layout(), config);
+  sparse.set_grads(1);
+  dense.set_grads(1);
+  const auto before = sparse.row(0);
+  a.step(sparse.store, 0.1);
+  b.step(dense.store, 0.1);
+  for (int c = 0; c < 3; ++c) {  // row 0's gradient is 0.1·(c + 1) > 0 at step 1
+    EXPECT_NEAR(sparse.row(0)[c], before[c] - 0.3, 1e-6) << c;
+    EXPECT_NEAR(dense.row(0)[c], before[c] - 0.1, 1e-6) << c;
+  }
+}
+
 // The rows' last-gradient steps travel with the moments in the checkpoint; a file without them
 // is refused for a layout with sparse rows.
 TEST(AdamW, SparseRowStepsRoundTripThroughTheCheckpoint) {
@@ -196,6 +216,9 @@ TEST(AdamW, RejectsInvalidHyperparameters) {
   EXPECT_THROW(config.validate(), Error);
   config = {};
   config.sparse_rows_window = -1;
+  EXPECT_THROW(config.validate(), Error);
+  config = {};
+  config.sparse_rows_lr_scale = 0;
   EXPECT_THROW(config.validate(), Error);
 }
 

@@ -77,29 +77,37 @@ TEST(Trainer, MtpModelReportsEveryDepth) {
   EXPECT_DOUBLE_EQ(m.mtp_weight, 0.5);
 }
 
-TEST(Trainer, ResumeReproducesTheUninterruptedRunBitForBit) {
-  Fixture f;
+// Runs `config` for 8 steps uninterrupted and as 4 + save + resume + 4; returns the first run's
+// losses after checking that the resumed run repeats them bit for bit.
+std::vector<double> expect_bit_exact_resume(Fixture& f, const TrainConfig& config,
+                                            const std::filesystem::path& checkpoint) {
   std::vector<double> uninterrupted;
   {
     DenseFp32 model(tiny_config(), 3);
     Loader train = f.train_loader(), val = f.val_loader();
-    Trainer<DenseFp32> trainer(model, f.config(8), train, &val);
+    Trainer<DenseFp32> trainer(model, config, train, &val);
     for (int i = 0; i < 8; ++i) uninterrupted.push_back(trainer.step().train_loss);
   }
-  const auto checkpoint = f.dir / "half.ckpt";
   {
     DenseFp32 model(tiny_config(), 3);
     Loader train = f.train_loader(), val = f.val_loader();
-    Trainer<DenseFp32> trainer(model, f.config(8), train, &val);
+    Trainer<DenseFp32> trainer(model, config, train, &val);
     for (int i = 0; i < 4; ++i) EXPECT_EQ(trainer.step().train_loss, uninterrupted[i]);
     trainer.save(checkpoint);
   }
   DenseFp32 model(tiny_config(), 99);  // different initial weights: all state comes from the file
   Loader train = f.train_loader(), val = f.val_loader();
-  Trainer<DenseFp32> trainer(model, f.config(8), train, &val);
+  Trainer<DenseFp32> trainer(model, config, train, &val);
   trainer.resume(checkpoint);
   EXPECT_EQ(trainer.steps_done(), 4);
   for (int i = 4; i < 8; ++i) EXPECT_EQ(trainer.step().train_loss, uninterrupted[i]) << i;
+  return uninterrupted;
+}
+
+TEST(Trainer, ResumeReproducesTheUninterruptedRunBitForBit) {
+  Fixture f;
+  const auto checkpoint = f.dir / "half.ckpt";
+  expect_bit_exact_resume(f, f.config(8), checkpoint);
 
   // The metrics of a resumed run() drop records past the checkpoint.
   TrainConfig c = f.config(8);
@@ -117,6 +125,21 @@ TEST(Trainer, ResumeReproducesTheUninterruptedRunBitForBit) {
   const auto lines = lines_of(resumed.metrics_path());
   ASSERT_EQ(lines.size(), 8u);
   for (int i = 0; i < 8; ++i) EXPECT_EQ(json_number(lines[i], "step"), i + 1);
+}
+
+// The dropout masks follow from the step, so a resumed run draws the ones the uninterrupted run
+// drew; and they do act (the losses differ from the run without dropout).
+TEST(Trainer, ResumeWithDropoutReproducesTheRunBitForBit) {
+  Fixture f;
+  TrainConfig dropped = f.config(8);
+  dropped.dropout = 0.2;
+  const auto with = expect_bit_exact_resume(f, dropped, f.dir / "dropout.ckpt");
+  std::vector<double> without;
+  DenseFp32 model(tiny_config(), 3);
+  Loader train = f.train_loader(), val = f.val_loader();
+  Trainer<DenseFp32> trainer(model, f.config(8), train, &val);
+  for (int i = 0; i < 8; ++i) without.push_back(trainer.step().train_loss);
+  EXPECT_NE(with, without);
 }
 
 TEST(Trainer, RejectsCorruptOrMismatchedCheckpoints) {
@@ -193,6 +216,9 @@ TEST(Trainer, BadSettingsNameTheFlag) {
   c = f.config(8);
   c.learning_rate = std::nan("");
   EXPECT_NE(message(c).find("--learning_rate"), std::string::npos);
+  c = f.config(8);
+  c.dropout = 1.0;
+  EXPECT_NE(message(c).find("--dropout"), std::string::npos);
 
   DenseFp32 model(tiny_config(), 3);
   Loader train = f.train_loader(2), val = f.val_loader();  // K = 2 for a next-token model

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cmath>
+#include <cstdint>
 
 #include "platform.hpp"
 
@@ -50,5 +51,20 @@ struct OnlineSoftmax {
     return max + log(sum);
   }
 };
+
+// Dropout's keep decision for element i under `seed`: a stateless hash, so the forward and the
+// backward (and the CPU and the GPU) draw the same mask without storing it. An element is kept
+// when the hash's top 24 bits are at least `threshold` = round(p · 2^24); see dropout_threshold.
+LIGHTGPT_HD inline bool dropout_keep(std::uint64_t seed, std::uint64_t i, std::uint32_t threshold) {
+  std::uint64_t z = seed + (i + 1) * 0x9e3779b97f4a7c15ull;
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+  z ^= z >> 31;
+  return static_cast<std::uint32_t>(z >> 40) >= threshold;
+}
+
+inline std::uint32_t dropout_threshold(double p) {
+  return static_cast<std::uint32_t>(std::lround(p * double(1u << 24)));
+}
 
 }  // namespace lightgpt::detail

@@ -1,6 +1,8 @@
 // The transformer blocks of the trunk, GPT-2's pre-LayerNorm layout, with the token mixer as a
 // policy: x → x + mix(LN1(x)) → (that) + proj(GELU(fc(LN2(·)))). Per-layer tensors are stacked over
 // layers in llm.c's order (ln1w, ln1b, <mixer>, ln2w, ln2b, fcw, fcb, fcprojw, fcprojb).
+// Training forwards may drop out the mixer's and the MLP's outputs before each residual add
+// (GPT-2's resid_pdrop); the masks are recomputed from their seeds in the backward.
 #pragma once
 
 #include <cmath>
@@ -8,6 +10,7 @@
 
 #include "../backend/contract.hpp"
 #include "../core/config.hpp"
+#include "../core/elementwise.hpp"
 #include "../core/layout.hpp"
 
 namespace lightgpt::detail {
@@ -67,6 +70,20 @@ class Blocks {
     mixer_.bind_gradients(bind, positions);
   }
 
+  // Residual dropout for the following training forwards and their backwards: probability p
+  // (0 turns it off) and the seed the masks derive from (each layer and site its own stream).
+  void set_dropout(double p, std::uint64_t seed) {
+    dropout_p_ = p;
+    dropout_seed_ = seed;
+  }
+
+  // The seed of dropout site `site` (0: embedding; 1 + 2·layer + {0: mixer, 1: MLP}).
+  static std::uint64_t dropout_site_seed(std::uint64_t seed, int site) {
+    std::uint64_t z = seed ^ (0xd1b54a32d192ed03ull * static_cast<std::uint64_t>(site + 1));
+    z = (z ^ (z >> 32)) * 0x9e3779b97f4a7c15ull;
+    return z ^ (z >> 29);
+  }
+
   // Runs layer `layer` on x, storing its activations in `slot`; returns the layer's output.
   // Without keep_for_backward the LayerNorm statistics and attention log-sum-exps are not kept.
   const T* forward(int layer, int slot, const T* x, int B, int T_, bool keep_for_backward) {
@@ -76,8 +93,11 @@ class Blocks {
     O::layernorm_forward(s.ln1, keep_for_backward ? s.ln1_mean : nullptr,
                          keep_for_backward ? s.ln1_rstd : nullptr, x, ln1w_.value + lC,
                          ln1b_.value + lC, N, C_);
+    const bool drop = keep_for_backward && dropout_p_ > 0;
+    const std::size_t NC = static_cast<std::size_t>(N) * C_;
     mixer_.forward(layer, slot, s.mixed, s.ln1, B, T_, keep_for_backward);
-    O::residual_forward(s.residual2, x, s.mixed, static_cast<std::size_t>(N) * C_);
+    if (drop) O::dropout(s.mixed, s.mixed, NC, dropout_p_, site_seed(layer, 0));
+    O::residual_forward(s.residual2, x, s.mixed, NC);
     O::layernorm_forward(s.ln2, keep_for_backward ? s.ln2_mean : nullptr,
                          keep_for_backward ? s.ln2_rstd : nullptr, s.residual2, ln2w_.value + lC,
                          ln2b_.value + lC, N, C_);
@@ -85,7 +105,8 @@ class Blocks {
     O::gelu_forward(s.fch_gelu, s.fch, static_cast<std::size_t>(N) * 4 * C_);
     O::matmul_forward(s.fcproj, s.fch_gelu, fcprojw_.value + lC * 4 * C_, fcprojb_.value + lC, N,
                       4 * C_, C_);
-    O::residual_forward(s.residual3, s.residual2, s.fcproj, static_cast<std::size_t>(N) * C_);
+    if (drop) O::dropout(s.fcproj, s.fcproj, NC, dropout_p_, site_seed(layer, 1));
+    O::residual_forward(s.residual3, s.residual2, s.fcproj, NC);
     return s.residual3;
   }
 
@@ -94,8 +115,16 @@ class Blocks {
     const int N = B * T_;
     Slot s = slot_at(layer, N);
     const std::size_t lC = static_cast<std::size_t>(layer) * C_;
+    const std::size_t NC = static_cast<std::size_t>(N) * C_;
+    // With dropout, each branch sees the residual gradient through its mask: the MLP's copy in
+    // dln_ and the mixer's in dhidden_, each free at that point.
+    const T* dmlp = dresidual;
+    if (dropout_p_ > 0) {
+      O::dropout(dln_, dresidual, NC, dropout_p_, site_seed(layer, 1));
+      dmlp = dln_;
+    }
     O::matmul_backward(overwrite(dhidden_), accumulate(fcprojw_.grad + lC * 4 * C_),
-                       accumulate(fcprojb_.grad + lC), dresidual, s.fch_gelu,
+                       accumulate(fcprojb_.grad + lC), dmlp, s.fch_gelu,
                        fcprojw_.value + lC * 4 * C_, N, 4 * C_, C_);
     O::gelu_backward(overwrite(dhidden_), dhidden_, s.fch, static_cast<std::size_t>(N) * 4 * C_);
     O::matmul_backward(overwrite(dln_), accumulate(fcw_.grad + lC * 4 * C_),
@@ -104,7 +133,12 @@ class Blocks {
     O::layernorm_backward(accumulate(dresidual), accumulate(ln2w_.grad + lC),
                           accumulate(ln2b_.grad + lC), dln_, s.residual2, ln2w_.value + lC,
                           s.ln2_mean, s.ln2_rstd, N, C_);
-    mixer_.backward(layer, overwrite(dln_), dresidual, s.ln1, B, T_);
+    const T* dmixed = dresidual;
+    if (dropout_p_ > 0) {
+      O::dropout(dhidden_, dresidual, NC, dropout_p_, site_seed(layer, 0));
+      dmixed = dhidden_;
+    }
+    mixer_.backward(layer, overwrite(dln_), dmixed, s.ln1, B, T_);
     O::layernorm_backward(accumulate(dresidual), accumulate(ln1w_.grad + lC),
                           accumulate(ln1b_.grad + lC), dln_, x, ln1w_.value + lC, s.ln1_mean,
                           s.ln1_rstd, N, C_);
@@ -162,8 +196,14 @@ class Blocks {
             ln1_mean_ + rows, ln1_rstd_ + rows,     ln2_mean_ + rows,  ln2_rstd_ + rows};
   }
 
+  std::uint64_t site_seed(int layer, int branch) const {
+    return dropout_site_seed(dropout_seed_, 1 + 2 * layer + branch);
+  }
+
   MixerImpl mixer_;
   int C_;
+  double dropout_p_ = 0;
+  std::uint64_t dropout_seed_ = 0;
   Tensor ln1w_{"ln1w"}, ln1b_{"ln1b"}, ln2w_{"ln2w"}, ln2b_{"ln2b"};
   Tensor fcw_{"fcw"}, fcb_{"fcb"}, fcprojw_{"fcprojw"}, fcprojb_{"fcprojb"};
   T *ln1_ = nullptr, *mixed_ = nullptr, *residual2_ = nullptr, *ln2_ = nullptr;

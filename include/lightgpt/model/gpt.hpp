@@ -84,6 +84,19 @@ class GPT {
   void set_mtp_weight(A weight) { mtp_weight_ = weight; }
   A mtp_weight() const { return mtp_weight_; }
 
+  // Dropout of training forwards (GPT-2's embd_pdrop and resid_pdrop, one probability p for the
+  // token + position embedding and for the mixer's and MLP's outputs before each residual add);
+  // 0, the default, turns it off. evaluate(), log_probs() and decoding never drop. The masks
+  // are hashes of the dropout seed, which advances after every training forward; a trainer that
+  // must reproduce a run (resume) sets it per micro-step with set_dropout_seed.
+  void set_dropout(A p) {
+    LIGHTGPT_CHECK(p >= A(0) && p < A(1), "set_dropout: p must lie in [0, 1), got ", p);
+    dropout_p_ = p;
+  }
+  A dropout() const { return dropout_p_; }
+  void set_dropout_seed(std::uint64_t seed) { dropout_seed_ = seed; }
+  std::uint64_t dropout_seed() const { return dropout_seed_; }
+
   // CoCoNT n-gram target smoothing (loss/cocont.hpp): with a bigram table set, the main loss of
   // training forwards becomes (1−α)·CE + α·KL(P_ngram ‖ P_θ) (LightRNN: at the row level), its KL
   // reported as losses().cocont; evaluate(), log_probs() and losses().main stay pure NLL. The
@@ -125,6 +138,8 @@ class GPT {
                                              int row_stride = -1) {
     const int window = T_ + mtp_depth;
     stage_tokens(tokens, B, T_, window, row_stride < 0 ? window : row_stride, true, "forward");
+    forward_dropout_seed_ = dropout_seed_++;
+    blocks_.set_dropout(double(dropout_p_), forward_dropout_seed_);
     run_trunk(true);
     losses_ = head_.forward(lnf_, tokens_, window_, batch_, seq_len_, mtp_depth, true);
     backward_ready_ = true;
@@ -154,6 +169,7 @@ class GPT {
       const T* input = layer == 0 ? encoded_ : blocks_.output(layer - 1, N);
       blocks_.backward(layer, dresidual_, input, batch_, seq_len_);
     }
+    if (dropout_p_ > A(0)) drop_embedding(dresidual_);
     head_.embed_backward(dresidual_, tokens_, window_, wpe_.grad, batch_, seq_len_);
     backward_ready_ = false;
   }
@@ -319,6 +335,7 @@ class GPT {
   void run_trunk(bool training) {
     const int N = batch_ * seq_len_;
     head_.embed_forward(encoded_, tokens_, window_, wpe_.value, batch_, seq_len_);
+    if (training && dropout_p_ > A(0)) drop_embedding(encoded_);
     const T* x = encoded_;
     for (int layer = 0; layer < config_.n_layer; ++layer) {
       x = blocks_.forward(layer, training ? layer : 0, x, batch_, seq_len_, training);
@@ -326,6 +343,14 @@ class GPT {
     blocks_output_ = x;
     O::layernorm_forward(lnf_, training ? lnf_mean_ : nullptr, training ? lnf_rstd_ : nullptr, x,
                          lnfw_.value, lnfb_.value, N, C());
+  }
+
+  // The embedding's dropout mask (site 0) applied in place, to the embedding forward and to the
+  // gradient reaching it.
+  void drop_embedding(T* values) {
+    O::dropout(values, values, static_cast<std::size_t>(batch_) * seq_len_ * C(),
+               double(dropout_p_),
+               detail::Blocks<Backend, P, MixerImpl>::dropout_site_seed(forward_dropout_seed_, 0));
   }
 
   // Binds every activation for `positions` (all layers when training, one layer's worth when
@@ -379,6 +404,8 @@ class GPT {
   int batch_ = 0, seq_len_ = 0, window_ = 0;
   bool backward_ready_ = false;
   A mtp_weight_ = A(0);
+  A dropout_p_ = A(0);
+  std::uint64_t dropout_seed_ = 0, forward_dropout_seed_ = 0;
   A cocont_alpha_ = A(0.1);
   HeadLosses<A> losses_;
 };

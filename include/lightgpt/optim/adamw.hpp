@@ -25,6 +25,9 @@ struct AdamWConfig {
   // and then left alone until its next one (Ops::adamw_update_sparse_rows). After 100 steps
   // Adam's step from the remaining momentum is below (β1/√β2)^100 ≈ 3e-4 of its first.
   int sparse_rows_window = 100;
+  // Learning-rate multiplier of the sparse_rows tensors. A token's row has a gradient only in the
+  // steps whose batch holds the token, so rare tokens' rows move little at the trunk's rate.
+  double sparse_rows_lr_scale = 1.0;
 
   void validate() const {
     LIGHTGPT_CHECK(beta1 >= 0 && beta1 < 1, "AdamW beta1 must lie in [0, 1), got ", beta1);
@@ -35,6 +38,8 @@ struct AdamWConfig {
     LIGHTGPT_CHECK(grad_clip >= 0, "AdamW grad_clip must be non-negative, got ", grad_clip);
     LIGHTGPT_CHECK(sparse_rows_window >= 0, "AdamW sparse_rows_window must be non-negative, got ",
                    sparse_rows_window);
+    LIGHTGPT_CHECK(sparse_rows_lr_scale > 0 && std::isfinite(sparse_rows_lr_scale),
+                   "AdamW sparse_rows_lr_scale must be positive, got ", sparse_rows_lr_scale);
   }
 };
 
@@ -67,7 +72,7 @@ class AdamW {
         grad_multiplier;
     std::size_t seen_at = 0;
     for (const TensorInfo& tensor : layout_.tensors()) {
-      AdamWStep<A> update{A(lr),
+      AdamWStep<A> update{A(tensor.sparse_rows ? lr * config_.sparse_rows_lr_scale : lr),
                           A(config_.beta1),
                           A(config_.beta2),
                           A(config_.eps),

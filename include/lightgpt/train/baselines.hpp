@@ -1,6 +1,8 @@
 // Count-based reference points for a validation loss: the cross-entropy (nats per token) of the
-// validation split under a unigram model and under an interpolated bigram model, both estimated
-// from the training split. A language model that uses its context must beat the bigram.
+// validation tokens under a unigram model and under an interpolated bigram model, both estimated
+// from the training split. Like a model's loss, both score every token of a validation part that
+// has a predecessor (the first token of a part is context only). A language model that uses its
+// context must beat the bigram.
 //
 //   P_uni(b)    = (count(b) + 1) / (N + V)                      (add-one)
 //   P_bi(b | a) = λ · count(a, b) / count(a) + (1 − λ) · P_uni(b)   (P_uni where count(a) = 0)
@@ -55,9 +57,9 @@ inline NgramBaselines ngram_baselines(std::span<const std::span<const std::uint1
     for (std::size_t i = 0; i < part.size(); ++i) {
       LIGHTGPT_CHECK(part[i] < vocab_size, "ngram_baselines: token ", part[i],
                      " is outside the vocabulary of ", vocab_size);
-      uni_loss -= std::log(p_uni(part[i]));
-      ++uni_count;
       if (i + 1 == part.size()) continue;
+      uni_loss -= std::log(p_uni(part[i + 1]));
+      ++uni_count;
       const int a = part[i], b = part[i + 1];
       double bi = -1;
       if (context[a] > 0) {

@@ -43,8 +43,11 @@ struct TrainConfig {
   double mtp_weight = 0.0;
   std::int64_t mtp_rampup_steps = 0;
   bool mtp_decay = false;
+  // Dropout of the embedding and of each residual branch in training forwards (GPT::set_dropout);
+  // 0 turns it off. The masks follow from the step, so a resumed run draws the same ones.
+  double dropout = 0.0;
   std::int64_t eval_every = 0;        // 0: validate only at the end
-  int val_batches = 8;                // fixed validation batches of B × (T + 1) tokens
+  int val_batches = 8;                // fixed validation batches of B × (T + 1) tokens; 0: all
   std::int64_t checkpoint_every = 0;  // 0: checkpoint only at the end
   // LightRNN bootstrap reallocation: every realloc_every steps the codebook is re-placed from the
   // row/column losses of those steps' training forwards (0: never). A resumed run restarts the
@@ -61,7 +64,9 @@ struct TrainConfig {
     positive(seq_len, "--seq_len");
     positive(grad_accum, "--grad_accum");
     positive(steps, "--steps");
-    positive(val_batches, "--val_batches");
+    LIGHTGPT_CHECK(val_batches >= 0,
+                   "--val_batches must be 0 (the whole validation split) or positive, got ",
+                   val_batches);
     LIGHTGPT_CHECK(learning_rate >= 0 && std::isfinite(learning_rate),
                    "--learning_rate must be finite and non-negative, got ", learning_rate);
     LIGHTGPT_CHECK(warmup >= 0, "--warmup must be non-negative, got ", warmup);
@@ -72,6 +77,7 @@ struct TrainConfig {
                    "--mtp_weight must be finite and non-negative, got ", mtp_weight);
     LIGHTGPT_CHECK(mtp_rampup_steps >= 0, "--mtp_rampup_steps must be non-negative, got ",
                    mtp_rampup_steps);
+    LIGHTGPT_CHECK(dropout >= 0 && dropout < 1, "--dropout must lie in [0, 1), got ", dropout);
     LIGHTGPT_CHECK(eval_every >= 0, "--eval_every must be 0 (end only) or positive, got ",
                    eval_every);
     LIGHTGPT_CHECK(checkpoint_every >= 0,
@@ -157,6 +163,7 @@ class Trainer {
       LIGHTGPT_CHECK(std::uint64_t(config_.val_batches) <= val_->steps_per_epoch(),
                      "--val_batches (", config_.val_batches, ") exceeds the ",
                      val_->steps_per_epoch(), " batches the validation shards hold");
+      if (config_.val_batches == 0) config_.val_batches = int(val_->steps_per_epoch());
       val_start_ = val_->position();
     }
     std::filesystem::create_directories(config_.out_dir);
@@ -273,8 +280,12 @@ class Trainer {
     }
     m.loss_scale = kLossScaling ? scaler_.scale() : 1.0;
     const A scale = A(m.loss_scale / config_.grad_accum);
+    model_.set_dropout(A(config_.dropout));
     for (int micro = 0; micro < config_.grad_accum; ++micro) {
       const Batch batch = train_.next();
+      model_.set_dropout_seed(train_.options().seed * 0x9e3779b97f4a7c15ull +
+                              std::uint64_t(step_) * std::uint64_t(config_.grad_accum) +
+                              std::uint64_t(micro));
       model_.forward(batch.tokens, batch.B, batch.T, batch.row_stride);
       const auto& losses = model_.losses();
       m.depths = losses.depths;

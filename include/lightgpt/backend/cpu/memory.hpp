@@ -1,6 +1,7 @@
 // Host memory for the CPU backend: 256-byte aligned allocations, plain copies.
 #pragma once
 
+#include <algorithm>
 #include <cstddef>
 #include <cstdlib>
 #include <cstring>
@@ -25,9 +26,21 @@ struct Memory<Cpu> {
 namespace cpu {
 
 struct MemoryOps {
+  // Large fills (the gradients of a model, every step) are split across threads.
   template <class T>
   static void fill_zero(T* dst, std::size_t count) {
-    if (count) std::memset(static_cast<void*>(dst), 0, count * sizeof(T));
+    constexpr std::size_t kChunk = std::size_t(1) << 18;
+    if (count <= kChunk) {
+      if (count) std::memset(static_cast<void*>(dst), 0, count * sizeof(T));
+      return;
+    }
+    const auto chunks = static_cast<std::ptrdiff_t>((count + kChunk - 1) / kChunk);
+#pragma omp parallel for schedule(static)
+    for (std::ptrdiff_t chunk = 0; chunk < chunks; ++chunk) {
+      const std::size_t begin = static_cast<std::size_t>(chunk) * kChunk;
+      const std::size_t n = std::min(count - begin, kChunk);
+      std::memset(static_cast<void*>(dst + begin), 0, n * sizeof(T));
+    }
   }
   template <class T>
   static void copy(T* dst, const T* src, std::size_t count) {

@@ -122,6 +122,22 @@ struct NormActOps {
     }
   }
 
+  // Inverted dropout: out[i] = in[i] / (1 − p) where dropout_keep(seed, i) and 0 elsewhere. The
+  // mask is a function of (seed, i) alone, so the backward is the same call on the gradient;
+  // out may alias in.
+  template <class T>
+  static void dropout(T* out, const T* in, std::size_t count, double p, std::uint64_t seed) {
+    using W = lightgpt::detail::widened_t<T>;
+    const std::uint32_t threshold = lightgpt::detail::dropout_threshold(p);
+    const W scale = W(1.0 / (1.0 - p));
+#pragma omp parallel for schedule(static)
+    for (std::ptrdiff_t i = 0; i < static_cast<std::ptrdiff_t>(count); ++i) {
+      const bool keep = lightgpt::detail::dropout_keep(seed, static_cast<std::uint64_t>(i),
+                                                       threshold);
+      out[i] = keep ? T(widen(in[i]) * scale) : T(0);
+    }
+  }
+
   // out[b, t, :] = wte[token(b, t)] + wpe[t]; row b of the tokens starts at b * row_stride.
   template <class T, class Tok>
   static void embedding_forward(T* out, const Tok* tokens, int row_stride, const T* wte,

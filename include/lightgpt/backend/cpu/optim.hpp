@@ -1,5 +1,6 @@
-// Optimizer kernels on the CPU: a deterministic sum of squares (fixed-size chunks summed in index
-// order, independent of the thread count) for the global gradient norm, and the AdamW update with
+// Optimizer kernels on the CPU: a deterministic sum of squares (fixed-size chunks, each summed in
+// kLanes interleaved partial sums that the compiler can keep in vector registers, then everything
+// added in a fixed order, independent of the thread count) for the global gradient norm, and the AdamW update with
 // decoupled weight decay, writing the fp32/fp64 master weights and the working copy.
 #pragma once
 
@@ -16,6 +17,7 @@ namespace lightgpt::cpu {
 
 struct OptimOps {
   static constexpr std::size_t kNormChunk = 1 << 14;
+  static constexpr std::size_t kLanes = 8;
 
   template <class A>
   static double sum_of_squares(const A* values, std::size_t count) {
@@ -26,8 +28,16 @@ struct OptimOps {
     for (std::ptrdiff_t chunk = 0; chunk < chunks; ++chunk) {
       const std::size_t begin = static_cast<std::size_t>(chunk) * kNormChunk;
       const std::size_t end = std::min(count, begin + kNormChunk);
+      double lanes[kLanes] = {};
+      std::size_t i = begin;
+      for (; i + kLanes <= end; i += kLanes) {
+        for (std::size_t k = 0; k < kLanes; ++k) {
+          lanes[k] += double(values[i + k]) * double(values[i + k]);
+        }
+      }
+      for (std::size_t k = 0; i < end; ++i, ++k) lanes[k] += double(values[i]) * double(values[i]);
       double sum = 0;
-      for (std::size_t i = begin; i < end; ++i) sum += double(values[i]) * double(values[i]);
+      for (double lane : lanes) sum += lane;
       partial[static_cast<std::size_t>(chunk)] = sum;
     }
     double total = 0;
@@ -58,11 +68,13 @@ struct OptimOps {
                                        std::int64_t* seen, std::size_t rows, std::size_t width,
                                        std::int64_t step_index, int window,
                                        const AdamWStep<A>& step) {
-#pragma omp parallel for schedule(static)
+    // Token tables put the frequent (busy) rows first: interleaved chunks balance the threads.
+#pragma omp parallel for schedule(static, 64)
     for (std::ptrdiff_t r = 0; r < static_cast<std::ptrdiff_t>(rows); ++r) {
       const std::size_t begin = static_cast<std::size_t>(r) * width;
       const A* g = grads + begin;
-      const bool has_gradient = std::any_of(g, g + width, [](A x) { return x != A(0); });
+      bool has_gradient = false;  // no early exit: most rows are zero, and this vectorises
+      for (std::size_t c = 0; c < width; ++c) has_gradient |= g[c] != A(0);
       if (has_gradient) {
         const std::int64_t skipped = step_index - 1 - (seen[r] + window);
         if (skipped > 0) {

@@ -121,6 +121,16 @@ __global__ void residual_forward_kernel(T* out, const T* a, const T* b, std::siz
   }
 }
 
+template <class T>
+__global__ void dropout_kernel(T* out, const T* in, std::size_t count, float scale,
+                               std::uint64_t seed, std::uint32_t threshold) {
+  for (std::size_t i = blockIdx.x * std::size_t(blockDim.x) + threadIdx.x; i < count;
+       i += std::size_t(gridDim.x) * blockDim.x) {
+    const bool keep = lightgpt::detail::dropout_keep(seed, i, threshold);
+    out[i] = keep ? T(load(in, i) * scale) : T(0.0f);
+  }
+}
+
 template <class T, class Tok>
 __global__ void embedding_forward_kernel(T* out, const Tok* tokens, int row_stride, const T* wte,
                                          const T* wpe, int B, int T_, int C) {
@@ -232,6 +242,15 @@ struct NormActOps {
     if (count == 0) return;
     kernels::residual_forward_kernel<<<elementwise_blocks(count), 256, 0, context().stream()>>>(
         out, a, b, count);
+    LIGHTGPT_CUDA_CHECK_LAUNCH();
+  }
+
+  // Inverted dropout with the CPU's mask (dropout_keep of (seed, i)); out may alias in.
+  template <class T>
+  static void dropout(T* out, const T* in, std::size_t count, double p, std::uint64_t seed) {
+    if (count == 0) return;
+    kernels::dropout_kernel<<<elementwise_blocks(count), 256, 0, context().stream()>>>(
+        out, in, count, float(1.0 / (1.0 - p)), seed, lightgpt::detail::dropout_threshold(p));
     LIGHTGPT_CUDA_CHECK_LAUNCH();
   }
 
