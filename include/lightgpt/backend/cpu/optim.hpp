@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "../contract.hpp"
+#include "eigen.hpp"
 
 namespace lightgpt::cpu {
 
@@ -50,9 +51,13 @@ struct OptimOps {
   template <class T, class A>
   static void adamw_update(T* params, A* master, A* m, A* v, const A* grads, std::size_t count,
                            const AdamWStep<A>& step) {
+    constexpr std::size_t kChunk = 4096;
+    const auto chunks = static_cast<std::ptrdiff_t>((count + kChunk - 1) / kChunk);
 #pragma omp parallel for schedule(static)
-    for (std::ptrdiff_t i = 0; i < static_cast<std::ptrdiff_t>(count); ++i) {
-      adamw_element(params[i], master[i], m[i], v[i], grads[i], step);
+    for (std::ptrdiff_t chunk = 0; chunk < chunks; ++chunk) {
+      const std::size_t begin = static_cast<std::size_t>(chunk) * kChunk;
+      adamw_span(params + begin, master + begin, m + begin, v + begin, grads + begin,
+                 std::min(kChunk, count - begin), step);
     }
   }
 
@@ -73,8 +78,11 @@ struct OptimOps {
     for (std::ptrdiff_t r = 0; r < static_cast<std::ptrdiff_t>(rows); ++r) {
       const std::size_t begin = static_cast<std::size_t>(r) * width;
       const A* g = grads + begin;
-      bool has_gradient = false;  // no early exit: most rows are zero, and this vectorises
-      for (std::size_t c = 0; c < width; ++c) has_gradient |= g[c] != A(0);
+      // A vectorised reduction, not an early exit: most rows are all zero.
+      const bool has_gradient =
+          Eigen::Map<const Eigen::Array<A, Eigen::Dynamic, 1>>(g, Eigen::Index(width))
+              .abs()
+              .maxCoeff() != A(0);
       if (has_gradient) {
         const std::int64_t skipped = step_index - 1 - (seen[r] + window);
         if (skipped > 0) {
@@ -89,24 +97,31 @@ struct OptimOps {
       } else if (step_index - seen[r] > window) {
         continue;
       }
-      for (std::size_t c = begin; c < begin + width; ++c) {
-        adamw_element(params[c], master[c], m[c], v[c], grads[c], step);
-      }
+      adamw_span(params + begin, master + begin, m + begin, v + begin, grads + begin, width,
+                 step);
     }
   }
 
  private:
+  // AdamW on n consecutive elements, as Eigen array expressions (vectorised; std::sqrt in a
+  // plain loop keeps the compiler from vectorising, for errno's sake):
+  //   g = grad · scale; m = β1·m + (1 − β1)·g; v = β2·v + (1 − β2)·g²;
+  //   w -= lr · ((m / bc1) / (√(v / bc2) + eps) + wd · w).
   template <class T, class A>
-  static void adamw_element(T& param, A& master, A& m, A& v, A grad, const AdamWStep<A>& step) {
-    const A g = grad * step.grad_scale;
-    m = step.beta1 * m + (A(1) - step.beta1) * g;
-    v = step.beta2 * v + (A(1) - step.beta2) * g * g;
-    const A m_hat = m / step.bias_correction1;
-    const A v_hat = v / step.bias_correction2;
-    A w = master;
-    w -= step.lr * (m_hat / (std::sqrt(v_hat) + step.eps) + step.weight_decay * w);
-    master = w;
-    param = T(w);
+  static void adamw_span(T* params, A* master, A* m, A* v, const A* grads, std::size_t n,
+                         const AdamWStep<A>& step) {
+    using Array = Eigen::Array<A, Eigen::Dynamic, 1>;
+    const auto size = static_cast<Eigen::Index>(n);
+    Eigen::Map<Array> first(m, size), second(v, size), weights(master, size);
+    const auto g = Eigen::Map<const Array>(grads, size) * step.grad_scale;
+    first = step.beta1 * first + (A(1) - step.beta1) * g;
+    second = step.beta2 * second + (A(1) - step.beta2) * g * g;
+    weights -= step.lr * ((first / step.bias_correction1) /
+                              ((second / step.bias_correction2).sqrt() + step.eps) +
+                          step.weight_decay * weights);
+    if (static_cast<const void*>(params) != static_cast<const void*>(master)) {
+      for (std::size_t i = 0; i < n; ++i) params[i] = T(master[i]);
+    }
   }
 };
 
