@@ -1,7 +1,8 @@
-// Optimizer kernels on the CPU: a deterministic sum of squares (fixed-size chunks, each summed in
-// kLanes interleaved partial sums that the compiler can keep in vector registers, then everything
-// added in a fixed order, independent of the thread count) for the global gradient norm, and the AdamW update with
-// decoupled weight decay, writing the fp32/fp64 master weights and the working copy.
+// Optimizer kernels on the CPU: a deterministic sum of squares for the global gradient norm
+// (fixed-size chunks, each summed in kLanes interleaved partial sums that the compiler can keep in
+// vector registers, then everything added in a fixed order, independent of the thread count), and
+// the AdamW update with decoupled weight decay (Eigen array expressions, vectorised), writing the
+// fp32/fp64 master weights and the working copy.
 #pragma once
 
 #include <algorithm>
