@@ -113,18 +113,34 @@ struct SparseTable {
   }
 };
 
-TEST(AdamW, SparseRowsMatchDenseAdamWButForLongIdleRows) {
-  AdamWConfig config;
-  config.grad_clip = 0;
-  config.sparse_rows_window = 3;
-  SparseTable sparse(true), dense(false);
-  AdamW<Cpu, double> a(sparse.store.layout(), config), b(dense.store.layout(), config);
-  std::vector<double> row2_at_4, row2_at_9;
-  for (int step = 1; step <= 10; ++step) {
+// The table flagged sparse_rows and its dense twin, each with its own AdamW (no clipping), fed
+// the same gradients.
+struct SparseAndDense {
+  SparseTable sparse{true}, dense{false};
+  AdamW<Cpu, double> a, b;
+  explicit SparseAndDense(AdamWConfig config)
+      : a(sparse.store.layout(), clipless(config)), b(dense.store.layout(), clipless(config)) {}
+  void step(int step, double lr) {
     sparse.set_grads(step);
     dense.set_grads(step);
-    a.step(sparse.store, 0.1);
-    b.step(dense.store, 0.1);
+    a.step(sparse.store, lr);
+    b.step(dense.store, lr);
+  }
+  static AdamWConfig clipless(AdamWConfig config) {
+    config.grad_clip = 0;
+    return config;
+  }
+};
+
+TEST(AdamW, SparseRowsMatchDenseAdamWButForLongIdleRows) {
+  AdamWConfig config;
+  config.sparse_rows_window = 3;
+  SparseAndDense pair(config);
+  const SparseTable &sparse = pair.sparse, &dense = pair.dense;
+  const AdamW<Cpu, double> &a = pair.a, &b = pair.b;
+  std::vector<double> row2_at_4, row2_at_9;
+  for (int step = 1; step <= 10; ++step) {
+    pair.step(step, 0.1);
     EXPECT_EQ(sparse.row(0), dense.row(0)) << "step " << step;
     EXPECT_EQ(sparse.row(1), dense.row(1)) << "step " << step;
     EXPECT_EQ(sparse.row(3), (std::vector<double>{4, 5, 6})) << "step " << step;
@@ -155,18 +171,13 @@ TEST(AdamW, SparseRowsMatchDenseAdamWButForLongIdleRows) {
 // sparse table moves by 3 · 0.1 where a dense copy moves by 0.1.
 TEST(AdamW, SparseRowsLearningRateScale) {
   AdamWConfig config;
-  config.grad_clip = 0;
   config.sparse_rows_lr_scale = 3;
-  SparseTable sparse(true), dense(false);
-  AdamW<Cpu, double> a(sparse.store.layout(), config), b(dense.store.layout(), config);
-  sparse.set_grads(1);
-  dense.set_grads(1);
-  const auto before = sparse.row(0);
-  a.step(sparse.store, 0.1);
-  b.step(dense.store, 0.1);
+  SparseAndDense pair(config);
+  const auto before = pair.sparse.row(0);
+  pair.step(1, 0.1);
   for (int c = 0; c < 3; ++c) {  // row 0's gradient is 0.1·(c + 1) > 0 at step 1
-    EXPECT_NEAR(sparse.row(0)[c], before[c] - 0.3, 1e-6) << c;
-    EXPECT_NEAR(dense.row(0)[c], before[c] - 0.1, 1e-6) << c;
+    EXPECT_NEAR(pair.sparse.row(0)[c], before[c] - 0.3, 1e-6) << c;
+    EXPECT_NEAR(pair.dense.row(0)[c], before[c] - 0.1, 1e-6) << c;
   }
 }
 
