@@ -37,14 +37,14 @@ TEST(Fp16, RoundsToNearestEvenWithSubnormalsAndOverflow) {
   EXPECT_EQ(bits(0x2.8p-24f), 0x0002);           // 2.5 · 2^-24: tie, to even 2
   EXPECT_EQ(bits(0x3.8p-24f), 0x0004);           // 3.5 · 2^-24: tie, to even 4
   for (std::uint32_t h = 0; h < 0x7C00; ++h) {  // every finite half survives the round trip
-    const half value = half::from_bits(static_cast<std::uint16_t>(h));
+    const float16 value = float16::from_bits(static_cast<std::uint16_t>(h));
     ASSERT_EQ(detail::float_to_half(static_cast<float>(value)).bits, h);
     ASSERT_EQ(detail::float_to_half(-static_cast<float>(value)).bits, h | 0x8000);
   }
-  EXPECT_TRUE(std::isinf(static_cast<float>(half::from_bits(0x7C00))));
+  EXPECT_TRUE(std::isinf(static_cast<float>(float16::from_bits(0x7C00))));
   EXPECT_TRUE(std::isnan(static_cast<float>(detail::float_to_half(std::nanf("")))));
-  EXPECT_FLOAT_EQ(static_cast<float>(half::from_bits(0x0001)), 0x1.0p-24f);
-  EXPECT_FLOAT_EQ(static_cast<float>(half(3.140625)), 3.140625f);
+  EXPECT_FLOAT_EQ(static_cast<float>(float16::from_bits(0x0001)), 0x1.0p-24f);
+  EXPECT_FLOAT_EQ(static_cast<float>(float16(3.140625)), 3.140625f);
 }
 
 TEST(Gelu, MatchesTheTanhFormulaAndItsDerivative) {

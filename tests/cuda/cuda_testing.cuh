@@ -109,7 +109,7 @@ constexpr double gradient_tolerance() {
 #define LIGHTGPT_EXPECT_CLOSE(actual, expected, tolerance) \
   EXPECT_LT(::lightgpt::testing::relative_error((actual), (expected)), (tolerance)) << #actual
 
-using StorageTypes = ::testing::Types<float, bfloat16, half>;
+using StorageTypes = ::testing::Types<float, bfloat16, float16>;
 
 struct StorageTypeNames {
   template <class T>

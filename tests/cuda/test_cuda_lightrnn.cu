@@ -485,7 +485,7 @@ float expect_step_matches(const ref::LightRnnSetup& setup, const std::vector<std
   const ref::LightRnnStep expected =
       ref::lightrnn_training_step(config, kSeed, setup, tokens, kB, kT);
   // fp16 gradients this small need a loss scale (as in training), divided out below.
-  const float grad_scale = std::is_same_v<T, half> ? 1024.0f : 1.0f;
+  const float grad_scale = std::is_same_v<T, float16> ? 1024.0f : 1.0f;
   Model model(config, kSeed);
   apply(model, setup);
   model.zero_grad();
@@ -658,8 +658,8 @@ TYPED_TEST(CudaLightRnnModel, CheckpointEvaluatesOnCpu) {
   for (int step = 0; step < 3; ++step) {
     model.zero_grad();
     model.forward(tokens.data() + step * window, kB, kT);
-    model.backward(std::is_same_v<T, half> ? 1024.0f : 1.0f);
-    optimizer.step(model.parameters(), 3e-3, std::is_same_v<T, half> ? 1.0 / 1024 : 1.0);
+    model.backward(std::is_same_v<T, float16> ? 1024.0f : 1.0f);
+    optimizer.step(model.parameters(), 3e-3, std::is_same_v<T, float16> ? 1.0 / 1024 : 1.0);
   }
   const std::vector<std::int32_t> held_out(tokens.begin() + 3 * window, tokens.end());
   const float gpu = model.evaluate(held_out.data(), kB, kT);

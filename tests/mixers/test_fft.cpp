@@ -227,7 +227,7 @@ TEST(FftConvolution, DecodingStepEqualsTheDirectSum) {
 // contraction may differ between the two instantiations). Parameter gradients stay fp32.
 template <class T>
 class AfnoKernels16 : public ::testing::Test {};
-using SixteenBitTypes = ::testing::Types<bfloat16, half>;
+using SixteenBitTypes = ::testing::Types<bfloat16, float16>;
 TYPED_TEST_SUITE(AfnoKernels16, SixteenBitTypes);
 
 template <class T>

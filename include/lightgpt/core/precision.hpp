@@ -13,7 +13,7 @@
 namespace lightgpt {
 
 struct bfloat16;
-struct half;
+struct float16;
 
 namespace detail {
 
@@ -97,15 +97,15 @@ struct bfloat16 {
   LIGHTGPT_HD explicit operator double() const { return static_cast<float>(*this); }
 };
 
-struct half {
+struct float16 {
   std::uint16_t bits;
 
-  half() = default;
+  float16() = default;
   template <class U>
-  requires std::is_arithmetic_v<U> LIGHTGPT_HD explicit half(U value)
+  requires std::is_arithmetic_v<U> LIGHTGPT_HD explicit float16(U value)
       : bits(detail::half_bits(static_cast<float>(value))) {}
-  LIGHTGPT_HD static half from_bits(std::uint16_t raw) {
-    half h;
+  LIGHTGPT_HD static float16 from_bits(std::uint16_t raw) {
+    float16 h;
     h.bits = raw;
     return h;
   }
@@ -114,14 +114,14 @@ struct half {
 };
 
 template <class T>
-inline constexpr bool is_16bit_v = std::is_same_v<T, bfloat16> || std::is_same_v<T, half>;
+inline constexpr bool is_16bit_v = std::is_same_v<T, bfloat16> || std::is_same_v<T, float16>;
 
 namespace detail {
 
 LIGHTGPT_HD inline bfloat16 float_to_bf16(float x) { return bfloat16::from_bits(bf16_bits(x)); }
 LIGHTGPT_HD inline float bf16_to_float(bfloat16 x) { return static_cast<float>(x); }
-LIGHTGPT_HD inline half float_to_half(float x) { return half::from_bits(half_bits(x)); }
-LIGHTGPT_HD inline float half_to_float(half x) { return static_cast<float>(x); }
+LIGHTGPT_HD inline float16 float_to_half(float x) { return float16::from_bits(half_bits(x)); }
+LIGHTGPT_HD inline float half_to_float(float16 x) { return static_cast<float>(x); }
 
 // The arithmetic type of a storage type: fp32 for the 16-bit types, the type itself otherwise.
 template <class T>
@@ -133,7 +133,7 @@ struct widened<bfloat16> {
   using type = float;
 };
 template <>
-struct widened<half> {
+struct widened<float16> {
   using type = float;
 };
 template <class T>
@@ -170,7 +170,7 @@ struct Bf16 {
 
 // fp16 storage; training with it uses dynamic loss scaling.
 struct Fp16 {
-  using storage_t = half;
+  using storage_t = float16;
   using accum_t = float;
   static constexpr std::string_view name = "fp16";
   static constexpr bool cpu_only = false;

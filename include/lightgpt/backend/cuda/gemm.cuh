@@ -33,7 +33,7 @@ constexpr cudaDataType_t data_type() {
   } else if constexpr (std::is_same_v<T, bfloat16>) {
     return CUDA_R_16BF;
   } else {
-    static_assert(std::is_same_v<T, half>, "CUDA kernels take float, bfloat16 or half");
+    static_assert(std::is_same_v<T, float16>, "CUDA kernels take float, bfloat16 or float16");
     return CUDA_R_16F;
   }
 }

@@ -157,8 +157,8 @@ inline void add_bias_rows(void* C, cudaDataType_t type, const void* bias, int M,
     add_bias_rows_kernel<<<blocks, 256, 0, stream>>>(static_cast<bfloat16*>(C),
                                                      static_cast<const bfloat16*>(bias), M, N, ldc);
   } else {
-    add_bias_rows_kernel<<<blocks, 256, 0, stream>>>(static_cast<half*>(C),
-                                                     static_cast<const half*>(bias), M, N, ldc);
+    add_bias_rows_kernel<<<blocks, 256, 0, stream>>>(static_cast<float16*>(C),
+                                                     static_cast<const float16*>(bias), M, N, ldc);
   }
   LIGHTGPT_CUDA_CHECK_LAUNCH();
 }
