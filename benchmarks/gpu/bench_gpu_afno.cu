@@ -235,7 +235,7 @@ int main(int argc, char** argv) {
   Options options;
   if (!parse(argc, argv, options)) return 2;
   if (!lightgpt::cuda::device_available()) {
-    std::printf("no usable GPU\n");
+    std::printf("no usable GPU: %s\n", lightgpt::cuda::device_unavailable_reason().c_str());
     return 1;
   }
   cudaDeviceProp props{};

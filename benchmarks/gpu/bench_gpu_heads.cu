@@ -132,7 +132,7 @@ int main(int argc, char** argv) {
     return 0;
   }
   if (!lg::cuda::device_available()) {
-    std::printf("no usable GPU\n");
+    std::printf("no usable GPU: %s\n", lg::cuda::device_unavailable_reason().c_str());
     return 1;
   }
   const int max_batch = lg::bench::arg_int(argc, argv, "--batch", 16);

@@ -14,8 +14,17 @@
 
 namespace lightgpt::testing {
 
-#define LIGHTGPT_REQUIRE_GPU() \
-  if (!::lightgpt::cuda::device_available()) GTEST_SKIP() << "no usable GPU"
+// Without a usable GPU a CUDA test skips, printing the runtime's reason — unless the environment
+// sets LIGHTGPT_REQUIRE_GPU (the GPU check does), where "no GPU" is itself the failure to report.
+inline bool gpu_required() { return cuda::environment_flag("LIGHTGPT_REQUIRE_GPU"); }
+
+#define LIGHTGPT_REQUIRE_GPU()                                                           \
+  if (::lightgpt::cuda::device_available()) {                                            \
+  } else if (::lightgpt::testing::gpu_required())                                        \
+    FAIL() << "no usable GPU and LIGHTGPT_REQUIRE_GPU is set: "                          \
+           << ::lightgpt::cuda::device_unavailable_reason();                             \
+  else                                                                                   \
+    GTEST_SKIP() << "no usable GPU: " << ::lightgpt::cuda::device_unavailable_reason()
 
 template <class T>
 class DeviceArray {

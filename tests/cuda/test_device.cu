@@ -9,6 +9,8 @@
 #include <type_traits>
 #include <vector>
 
+#include "cuda_testing.cuh"
+
 // A user's `using namespace lightgpt;` at global scope must leave CUDA's own ::half usable: the
 // library's fp16 storage type is lightgpt::float16, so `half` below is unambiguous.
 using namespace lightgpt;
@@ -38,7 +40,7 @@ float ulps_apart(float a, float b) {
 }
 
 TEST(CudaDevice, SharedElementwiseMathAndBf16RoundingMatchTheHost) {
-  if (!cuda::device_available()) GTEST_SKIP() << "no usable CUDA device";
+  LIGHTGPT_REQUIRE_GPU();
   const int n = 1000;
   std::vector<float> in(n), out(n), grad(n);
   std::vector<bfloat16> rounded(n);
@@ -65,6 +67,31 @@ TEST(CudaDevice, SharedElementwiseMathAndBf16RoundingMatchTheHost) {
     EXPECT_LE(ulps_apart(grad[i], detail::gelu_grad(in[i])), 16.0f) << in[i];
     EXPECT_EQ(rounded[i].bits, detail::float_to_bf16(in[i] * 1.0037f).bits) << in[i];
   }
+}
+
+// The probe keeps the runtime's own words: a machine without a usable GPU says why (no driver, a
+// driver too old for this runtime, no device visible) instead of skipping in silence.
+TEST(CudaDevice, UnavailableDeviceKeepsTheRuntimesReason) {
+  const std::string& reason = cuda::device_unavailable_reason();
+  if (cuda::device_available()) {
+    EXPECT_TRUE(reason.empty()) << reason;
+  } else {
+    EXPECT_NE(reason.find("cudaGetDeviceCount"), std::string::npos) << reason;
+    EXPECT_EQ(&reason, &cuda::device_unavailable_reason()) << "probed once per process";
+  }
+}
+
+// With LIGHTGPT_POISON_ALLOCATIONS set (as the GPU check runs the tests), every new allocation
+// reads back as all-ones bytes, so a kernel that reads what nothing wrote sees NaN.
+TEST(CudaDevice, PoisonedAllocationsReadBackAsAllOnes) {
+  LIGHTGPT_REQUIRE_GPU();
+  if (!cuda::poison_allocations()) GTEST_SKIP() << "LIGHTGPT_POISON_ALLOCATIONS is not set";
+  const std::size_t bytes = (std::size_t(1) << 20) + 3;
+  void* device = Memory<Cuda>::allocate(bytes);
+  std::vector<unsigned char> host(bytes, 0);
+  LIGHTGPT_CUDA_CHECK(cudaMemcpy(host.data(), device, bytes, cudaMemcpyDeviceToHost));
+  Memory<Cuda>::release(device);
+  for (std::size_t i = 0; i < bytes; ++i) ASSERT_EQ(host[i], 0xff) << "byte " << i;
 }
 
 TEST(CudaDevice, ErrorsNameTheCall) {

@@ -27,7 +27,8 @@ inline void check_cublas(cublasStatus_t status, const char* call) {
 // Launch errors are sticky per kernel launch; checked right after every launch.
 #define LIGHTGPT_CUDA_CHECK_LAUNCH() LIGHTGPT_CUDA_CHECK(cudaGetLastError())
 
-// cudaMalloc with the failure turned into a lightgpt::Error. Running out of memory is recoverable
+// cudaMalloc with the failure turned into a lightgpt::Error, and the new memory poisoned when
+// LIGHTGPT_POISON_ALLOCATIONS is set (device.cuh). Running out of memory is recoverable
 // (a caller may retry with a smaller batch), so the runtime's last error is cleared first: later
 // launch checks must not report it again.
 inline void* device_allocate(std::size_t bytes) {
@@ -38,6 +39,8 @@ inline void* device_allocate(std::size_t bytes) {
     LIGHTGPT_CHECK(false, "cudaMalloc of ", bytes, " bytes failed: ", cudaGetErrorName(status),
                    " (", cudaGetErrorString(status), ")");
   }
+  // Synchronous on purpose: the poison must land before any stream's first write.
+  if (poison_allocations()) LIGHTGPT_CUDA_CHECK(cudaMemset(ptr, 0xff, bytes));
   return ptr;
 }
 // cudaFree for destructors: a failure is cleared, never thrown.
