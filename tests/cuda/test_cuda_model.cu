@@ -1,6 +1,7 @@
 // GPT<P, DenseHead<>, Attention> on the GPU against the CPU Fp32 reference (reference.hpp): one
 // whole training step (loss and every parameter gradient), 20 AdamW steps tracking the reference
-// loss curve, incremental decoding, and run-to-run determinism. Both sides build their model from
+// loss curve, incremental decoding, and run-to-run determinism; then GPT-2's own shapes
+// (V = 50257, T = 1024) and a batch whose logits have more than 2³¹ elements. Both sides build their model from
 // the same (config, seed), so they start from the same weights (16-bit working copies rounded).
 #include <gtest/gtest.h>
 
@@ -166,6 +167,97 @@ TYPED_TEST(CudaModel, TwoRunsAreBitIdentical) {
   const auto second = run(second_grads);
   EXPECT_EQ(first, second);
   EXPECT_TRUE(first_grads == second_grads) << "gradients differ between runs";
+}
+
+
+// GPT-2's vocabulary and context (V = 50257 padded to 50304, T = 1024) with B·T·4C = 1.5 M MLP
+// elements, more than one grid-stride pass of the element-wise launches (SMs × 32 blocks × 256
+// threads ≈ 1.1 M on an H200): one fp32 training step against the CPU Fp32 reference.
+TEST_F(CudaTest, Gpt2VocabularyAndContextStepMatchesCpuFp32) {
+  LIGHTGPT_REQUIRE_GPU();
+  ModelConfig config;
+  config.vocab_size = 50257;
+  config.max_seq_len = 1024;
+  config.n_layer = 1;
+  config.n_head = 2;
+  config.d_model = 96;
+  const int B = 4, T = 1024;
+  const auto tokens = random_ids(std::size_t(B) * (T + 1), config.vocab_size, 11);
+  const reference::StepResult expected = reference::training_step(config, kSeed, tokens, B, T);
+
+  CudaDense<Fp32> model(config, kSeed);
+  model.zero_grad();
+  const float loss = model.forward(tokens.data(), B, T);
+  model.backward();
+  EXPECT_LT(std::abs(loss - expected.loss) / expected.loss, value_tolerance<float>())
+      << "cpu " << expected.loss << ", gpu " << loss;
+  EXPECT_NEAR(loss, std::log(50257.0), 0.5) << "an untrained model is near uniform";
+  const auto& tensors = model.parameters().layout().tensors();
+  ASSERT_EQ(tensors.size(), expected.grads.size());
+  for (std::size_t i = 0; i < tensors.size(); ++i) {
+    EXPECT_LT(relative_error(model.parameters().read_grad(tensors[i]), expected.grads[i]),
+              gradient_tolerance<float>())
+        << tensors[i].name;
+  }
+}
+
+// B·T·Vp = 44 · 1024 · 50304 ≈ 2.27·10⁹ logits: every index past 2³¹ must be 64-bit. The whole
+// batch's loss, per-position losses and gradients must equal those of the same rows taken four at
+// a time (small batches whose indices all fit in 31 bits), so a wrapped index cannot pass.
+TEST_F(CudaTest, LogitsPastTwoToThe31MatchSmallBatches) {
+  LIGHTGPT_REQUIRE_GPU();
+  std::size_t free_bytes = 0, total_bytes = 0;
+  LIGHTGPT_CUDA_CHECK(cudaMemGetInfo(&free_bytes, &total_bytes));
+  if (free_bytes < (std::size_t(40) << 30)) GTEST_SKIP() << "needs 40 GiB of free device memory";
+  ModelConfig config;
+  config.vocab_size = 50257;
+  config.max_seq_len = 1024;
+  config.n_layer = 1;
+  config.n_head = 2;
+  config.d_model = 64;
+  const int B = 44, T = 1024, chunk = 4;
+  ASSERT_GT(double(B) * T * 50304, double(1u << 31));
+  const std::size_t window = T + 1;
+  const auto tokens = random_ids(B * window, config.vocab_size, 12);
+
+  // fp32 without TF32: the small batches' GEMMs may pick other algorithms, which moves results by
+  // rounding only (≈ 1e-7), far below what reading another row's logits would.
+  CudaDense<Fp32> model(config, kSeed);
+  const auto& tensors = model.parameters().layout().tensors();
+  auto gradients = [&] {
+    std::vector<float> all;
+    for (const TensorInfo& tensor : tensors) {
+      const auto g = model.parameters().read_grad(tensor);
+      all.insert(all.end(), g.begin(), g.end());
+    }
+    return all;
+  };
+
+  model.zero_grad();
+  const float loss = model.forward(tokens.data(), B, T);
+  std::vector<float> token_losses(std::size_t(B) * T);
+  model.token_losses(token_losses.data());
+  model.backward();
+  const std::vector<float> whole_grads = gradients();
+  ASSERT_TRUE(std::isfinite(loss));
+  EXPECT_NEAR(loss, std::log(50257.0), 0.5) << "an untrained model is near uniform";
+
+  // The same rows, `chunk` at a time, each chunk's gradient weighted by its share of positions.
+  model.zero_grad();
+  double chunk_loss_sum = 0;
+  std::vector<float> chunk_token_losses(std::size_t(chunk) * T);
+  for (int first = 0; first < B; first += chunk) {
+    chunk_loss_sum += model.forward(tokens.data() + first * window, chunk, T);
+    model.token_losses(chunk_token_losses.data());
+    for (std::size_t i = 0; i < chunk_token_losses.size(); ++i) {
+      ASSERT_NEAR(chunk_token_losses[i], token_losses[std::size_t(first) * T + i],
+                  1e-4f * std::abs(token_losses[std::size_t(first) * T + i]))
+          << "row " << first + int(i / T) << ", position " << i % T;
+    }
+    model.backward(float(chunk) / float(B));
+  }
+  EXPECT_NEAR(chunk_loss_sum / (B / chunk), loss, 1e-5 * loss);
+  EXPECT_LT(relative_error(gradients(), whole_grads), 1e-4) << "gradients of the whole batch";
 }
 
 }  // namespace

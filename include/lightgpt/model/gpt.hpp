@@ -316,16 +316,17 @@ class GPT {
     LIGHTGPT_CHECK(tokens != nullptr, caller, ": tokens is null");
     LIGHTGPT_CHECK(row_stride > 0, caller, ": row_stride must be positive, got ", row_stride);
     ensure_arena(training, static_cast<std::size_t>(B) * T_, B * window);
-    host_tokens_.resize(static_cast<std::size_t>(B) * window);
+    const std::size_t count = static_cast<std::size_t>(B) * window;
+    std::int32_t* staged = token_staging_.acquire(count);
     for (int b = 0; b < B; ++b) {
       for (int i = 0; i < window; ++i) {
         const long long id = static_cast<long long>(tokens[std::size_t(b) * row_stride + i]);
         LIGHTGPT_CHECK(id >= 0 && id < config_.vocab_size, caller, ": token id ", id, " at row ", b,
                        ", position ", i, " is outside [0, vocab_size = ", config_.vocab_size, ")");
-        host_tokens_[static_cast<std::size_t>(b) * window + i] = static_cast<std::int32_t>(id);
+        staged[static_cast<std::size_t>(b) * window + i] = static_cast<std::int32_t>(id);
       }
     }
-    O::copy_from_host(tokens_, host_tokens_.data(), host_tokens_.size());
+    token_staging_.upload(tokens_, count);
     batch_ = B;
     seq_len_ = T_;
     window_ = window;
@@ -395,7 +396,8 @@ class GPT {
   A* decode_log_probs_ = nullptr;
   std::vector<A> decode_host_;
   int decode_position_ = 0;
-  std::vector<std::int32_t> host_tokens_;
+  // Token ids validated on the host, then uploaded without stalling the stream.
+  typename O::template HostStaging<std::int32_t> token_staging_;
   std::int32_t* tokens_ = nullptr;
   T *encoded_ = nullptr, *lnf_ = nullptr, *dresidual_ = nullptr, *dlnf_ = nullptr;
   A *lnf_mean_ = nullptr, *lnf_rstd_ = nullptr;

@@ -6,6 +6,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <new>
+#include <vector>
 
 #include "../tags.hpp"
 
@@ -55,6 +56,21 @@ struct MemoryOps {
   static void copy_from_host(T* dst, const T* host_src, std::size_t count) {
     copy(dst, host_src, count);
   }
+
+  // A host buffer the caller fills and then uploads without waiting (the CUDA backend's pinned
+  // staging); on the CPU the upload is a plain copy.
+  template <class T>
+  class HostStaging {
+   public:
+    T* acquire(std::size_t count) {
+      if (buffer_.size() < count) buffer_.resize(count);
+      return buffer_.data();
+    }
+    void upload(T* dst, std::size_t count) { copy(dst, buffer_.data(), count); }
+
+   private:
+    std::vector<T> buffer_;
+  };
 };
 
 }  // namespace cpu

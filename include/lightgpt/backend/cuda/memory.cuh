@@ -1,6 +1,7 @@
 // Device memory for the CUDA backend: plain cudaMalloc/cudaFree (256-byte aligned by the runtime),
 // fills and copies on the context's stream. Copies to and from the host synchronise the stream,
-// so host buffers can be reused (or read) as soon as the call returns.
+// so host buffers can be reused (or read) as soon as the call returns; HostStaging uploads from
+// pinned memory without that wait.
 #pragma once
 
 #include <cuda_runtime.h>
@@ -50,6 +51,55 @@ struct MemoryOps {
                                         context().stream()));
     context().synchronize();
   }
+
+  // Uploads that do not stall the stream (a training step's tokens): the host fills pinned memory
+  // from acquire() and upload() queues the copy behind the work already on the stream, so the host
+  // goes on launching while the GPU is still busy with the previous step. acquire() waits only
+  // for this buffer's previous upload, which the host must not overwrite while it is in flight.
+  template <class T>
+  class HostStaging {
+   public:
+    HostStaging() = default;
+    HostStaging(const HostStaging&) = delete;
+    HostStaging& operator=(const HostStaging&) = delete;
+    ~HostStaging() {
+      if (uploaded_ != nullptr) {
+        cudaEventSynchronize(uploaded_);
+        cudaEventDestroy(uploaded_);
+      }
+      if (buffer_ != nullptr) cudaFreeHost(buffer_);
+      cudaGetLastError();
+    }
+
+    T* acquire(std::size_t count) {
+      if (uploaded_ != nullptr) LIGHTGPT_CUDA_CHECK(cudaEventSynchronize(uploaded_));
+      if (count > capacity_) {
+        if (buffer_ != nullptr) LIGHTGPT_CUDA_CHECK(cudaFreeHost(buffer_));
+        buffer_ = nullptr;
+        capacity_ = 0;
+        LIGHTGPT_CUDA_CHECK(cudaMallocHost(reinterpret_cast<void**>(&buffer_), count * sizeof(T)));
+        capacity_ = count;
+      }
+      return buffer_;
+    }
+    void upload(T* dst, std::size_t count) {
+      if (count == 0) return;
+      LIGHTGPT_CHECK(count <= capacity_, "HostStaging::upload of ", count,
+                     " values from a buffer of ", capacity_);
+      const cudaStream_t stream = context().stream();
+      if (uploaded_ == nullptr) {
+        LIGHTGPT_CUDA_CHECK(cudaEventCreateWithFlags(&uploaded_, cudaEventDisableTiming));
+      }
+      LIGHTGPT_CUDA_CHECK(
+          cudaMemcpyAsync(dst, buffer_, count * sizeof(T), cudaMemcpyHostToDevice, stream));
+      LIGHTGPT_CUDA_CHECK(cudaEventRecord(uploaded_, stream));
+    }
+
+   private:
+    T* buffer_ = nullptr;
+    std::size_t capacity_ = 0;
+    cudaEvent_t uploaded_ = nullptr;
+  };
 };
 
 }  // namespace cuda
