@@ -7,6 +7,8 @@
 #include <cmath>
 #include <string>
 
+#include <lightgpt/testing/gradcheck.hpp>
+
 #include "instances.hpp"
 
 namespace lightgpt::testing {
@@ -15,50 +17,17 @@ namespace {
 constexpr int kB = 2, kT = 7;
 
 template <class Model>
-double objective(Model& model, const std::vector<std::int32_t>& tokens, double mtp_weight) {
-  model.set_dropout_seed(5);
-  model.forward(tokens.data(), kB, kT);
-  const auto& losses = model.losses();
-  double aux = 0;
-  for (int j = 1; j < losses.depths; ++j) aux += losses.depth[j];
-  return losses.main + (losses.depths > 1 ? mtp_weight * aux / (losses.depths - 1) : 0.0);
-}
-
-template <class Model>
 void check_every_tensor(double mtp_weight, double dropout = 0.0) {
   Model model(tiny_config(), 7);
   model.set_mtp_weight(mtp_weight);
   model.set_dropout(dropout);
   const auto tokens = random_tokens(kB * (kT + Model::mtp_depth), tiny_config().vocab_size, 11);
-  model.zero_grad();
-  objective(model, tokens, mtp_weight);
-  model.backward();
-
-  auto& store = model.parameters();
-  Rng pick(3);
-  for (const TensorInfo& tensor : store.layout().tensors()) {
-    const auto grads = store.read_grad(tensor);
-    auto values = store.read(tensor);
-    std::vector<std::size_t> samples = {0, tensor.numel - 1};
-    for (int i = 0; i < 6; ++i) samples.push_back(pick.next_u64() % tensor.numel);
-    for (std::size_t index : samples) {
-      const double original = values[index];
-      const double h = 1e-5;
-      values[index] = original + h;
-      store.write(tensor, values.data());
-      const double plus = objective(model, tokens, mtp_weight);
-      values[index] = original - h;
-      store.write(tensor, values.data());
-      const double minus = objective(model, tokens, mtp_weight);
-      values[index] = original;
-      store.write(tensor, values.data());
-
-      const double numeric = (plus - minus) / (2 * h);
-      const double analytic = grads[index];
-      const double scale = std::max({std::abs(numeric), std::abs(analytic), 1e-4});
-      EXPECT_LT(std::abs(numeric - analytic) / scale, 1e-6)
-          << tensor.name << "[" << index << "]: analytic " << analytic << ", numeric " << numeric;
-    }
+  const GradCheckReport report =
+      gradient_check(model, training_objective<Model>(tokens, kB, kT));
+  ASSERT_EQ(report.entries.size(), 8 * model.parameters().layout().tensors().size());
+  for (const GradCheckEntry& e : report.entries) {
+    EXPECT_LT(e.error, 1e-6) << e.tensor << "[" << e.index << "]: analytic " << e.analytic
+                             << ", numeric " << e.numeric;
   }
 }
 

@@ -6,11 +6,13 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <numeric>
 #include <string>
 #include <vector>
 
 #include "error.hpp"
+#include "rng.hpp"
 
 namespace lightgpt {
 
@@ -18,20 +20,36 @@ inline constexpr std::size_t kTensorAlignElements = 128;
 
 // How a tensor is initialised (GPT-2's scheme: normal for matrices and embeddings, ones for
 // LayerNorm gains, zeros for biases; `decay` for long-convolution filters).
+struct TensorInfo;
+
 struct Init {
-  enum class Kind { normal, zeros, ones, decay } kind = Kind::zeros;
+  // A part's own scheme: value(tensor, i, rng) for element i of the flat tensor, drawing from the
+  // tensor's own random stream, so the model's seed still decides every value.
+  using Custom = std::function<double(const TensorInfo& tensor, std::size_t index, Rng& rng)>;
+
+  enum class Kind { normal, zeros, ones, decay, custom } kind = Kind::zeros;
   double std = 0.0;
   // Leading rows that are initialised (the rest stay zero): used for the padded vocabulary.
   std::int64_t valid_rows = -1;
   // decay: a tensor (..., R, S) holds R filters of S taps; filter r is (1 - e^-a)·e^(-a·s) with
   // rates a spaced geometrically from slowest_rate (r = 0) to fastest_rate (r = R - 1).
   double slowest_rate = 0.0, fastest_rate = 0.0;
+  Custom custom_value;
 
   static Init normal(double std_dev) { return {Kind::normal, std_dev, -1}; }
   static Init zeros() { return {Kind::zeros, 0.0, -1}; }
   static Init ones() { return {Kind::ones, 0.0, -1}; }
   static Init decay(double slowest, double fastest) {
     return {Kind::decay, 0.0, -1, slowest, fastest};
+  }
+  // E.g. a convolution that starts as the identity:
+  //   Init::custom([](const TensorInfo&, std::size_t i, Rng&) { return i % K == 0 ? 1.0 : 0.0; })
+  static Init custom(Custom value) {
+    LIGHTGPT_CHECK(static_cast<bool>(value), "Init::custom needs a callable");
+    Init init;
+    init.kind = Kind::custom;
+    init.custom_value = std::move(value);
+    return init;
   }
 };
 

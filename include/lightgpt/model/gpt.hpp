@@ -5,6 +5,49 @@
 //
 // Token windows: row b of a batch starts at tokens + b·row_stride and holds T + mtp_depth ids; the
 // inputs are ids [0, T) and the depth-j target of position t is id t + j.
+//
+// Call map of one training step, in order (Trainer::step in train/trainer.hpp drives it; paths are
+// under include/lightgpt/). Ops::f is a kernel of Ops<Backend>; [family] names its header,
+// backend/cpu/<family>.hpp and backend/cuda/<family>.cuh alike. Head:: and Mixer:: stand for
+// Head::impl and Mixer::impl. Dropout steps run only with dropout > 0. What the step computes:
+// docs/design.md, "Training objective".
+//   0   GPT::zero_grad → ParameterStore::zero_grad: Ops::fill_zero   [model/parameters.hpp; memory]
+//   then for each of the grad_accum micro-batches:
+//   forward
+//   1   GPT::forward → stage_tokens: ids checked on the host, staged as int32       [model/gpt.hpp]
+//   2     ensure_arena → bind_activations: arena sized and bound    [model/gpt.hpp; core/arena.hpp]
+//   3     run_trunk → Head::embed_forward: token embedding + wpe   [heads/*.hpp; norm_act|lightrnn]
+//   4     drop_embedding: Ops::dropout of the embedding                   [model/gpt.hpp; norm_act]
+//   5     Blocks::forward for layer 0 … L−1, each:                                [model/block.hpp]
+//   5a      Ops::layernorm_forward (ln1)                                                 [norm_act]
+//   5b      Mixer::forward: mix(ln1)                                [mixers/attention.hpp|afno.hpp]
+//   5c      Ops::dropout, Ops::residual_forward: x + mix                                 [norm_act]
+//   5d      Ops::layernorm_forward (ln2)                                                 [norm_act]
+//   5e      Ops::matmul_forward (fc), Ops::gelu_forward                            [gemm; norm_act]
+//   5f      Ops::matmul_forward (fcproj)                                                     [gemm]
+//   5g      Ops::dropout, Ops::residual_forward: + MLP                                   [norm_act]
+//   6     Ops::layernorm_forward (lnf)                                    [model/gpt.hpp; norm_act]
+//   7   Head::forward: logits, log-sum-exps, CE per MTP depth (+ CoCoNT KL) → HeadLosses
+//                                               [heads/dense.hpp|lightrnn.hpp; gemm, loss|lightrnn]
+//   backward
+//   8   GPT::backward → Head::backward: d(objective)/d(lnf output) into dlnf, head gradients
+//                                               [heads/dense.hpp|lightrnn.hpp; loss|lightrnn, gemm]
+//   9     Ops::layernorm_backward (lnf), overwriting dresidual            [model/gpt.hpp; norm_act]
+//   10    Blocks::backward for layer L−1 … 0, each:                               [model/block.hpp]
+//   10a     Ops::dropout of dresidual with the MLP branch's mask                         [norm_act]
+//   10b     Ops::matmul_backward (fcproj), Ops::gelu_backward                      [gemm; norm_act]
+//   10c     Ops::matmul_backward (fc)                                                        [gemm]
+//   10d     Ops::layernorm_backward (ln2), accumulating into dresidual                   [norm_act]
+//   10e     Ops::dropout of dresidual with the mixer's mask                              [norm_act]
+//   10f     Mixer::backward: d(ln1), the mixer's gradients          [mixers/attention.hpp|afno.hpp]
+//   10g     Ops::layernorm_backward (ln1), accumulating into dresidual                   [norm_act]
+//   11    drop_embedding: Ops::dropout of dresidual                       [model/gpt.hpp; norm_act]
+//   12    Head::embed_backward: token-table and wpe gradients      [heads/*.hpp; norm_act|lightrnn]
+//   update
+//   13  AdamW::step: Ops::sum_of_squares, global-norm clip, Ops::adamw_update(_sparse_rows)
+//                                                                          [optim/adamw.hpp; optim]
+//   14  LossScaler::update (Fp16 only): skips an overflowing step, adapts the scale
+//                                                                           [optim/loss_scaler.hpp]
 #pragma once
 
 #include <cstdint>
@@ -24,6 +67,7 @@
 #include "../heads/head_losses.hpp"
 #include "../loss/bigram.hpp"
 #include "block.hpp"
+#include "contract.hpp"
 #include "parameters.hpp"
 #include "sampling.hpp"
 
@@ -60,6 +104,12 @@ class GPT {
   using T = typename P::storage_t;
   using A = typename P::accum_t;
   static constexpr int mtp_depth = Head::mtp_depth;
+  // The parts' implementations for this backend and precision, checked against their contracts
+  // (model/contract.hpp) member by member.
+  using HeadImpl = typename Head::template impl<Backend, P>;
+  using MixerImpl = typename Mixer::template impl<Backend, P>;
+  static_assert(detail::check_head_contract<HeadImpl, T, A>());
+  static_assert(detail::check_mixer_contract<MixerImpl, T, A>());
 
   GPT(const ModelConfig& config, std::uint64_t seed)
       : config_(validated(config)), store_(make_layout(config_)), head_(config_), blocks_(config_) {
@@ -101,14 +151,27 @@ class GPT {
   // training forwards becomes (1−α)·CE + α·KL(P_ngram ‖ P_θ) (LightRNN: at the row level), its KL
   // reported as losses().cocont; evaluate(), log_probs() and losses().main stay pure NLL. The
   // head uploads its targets once here; α is run-time state and changing it rebuilds nothing.
-  void set_cocont(BigramTable table) {
+  void set_cocont(BigramTable table)
+    requires head_contract::smooths_targets<HeadImpl, BigramTable>
+  {
     LIGHTGPT_CHECK(table.vocab_size() == config_.vocab_size,
                    "set_cocont: the bigram table was built for vocab_size ", table.vocab_size(),
                    ", but the model has vocab_size ", config_.vocab_size);
     head_.set_cocont(std::move(table));
   }
-  void clear_cocont() { head_.clear_cocont(); }
-  bool cocont_enabled() const { return head_.cocont_enabled(); }
+  void clear_cocont()
+    requires head_contract::smooths_targets<HeadImpl, BigramTable>
+  {
+    head_.clear_cocont();
+  }
+  // False for a head without n-gram smoothing (the capability is optional).
+  bool cocont_enabled() const {
+    if constexpr (head_contract::smooths_targets<HeadImpl, BigramTable>) {
+      return head_.cocont_enabled();
+    } else {
+      return false;
+    }
+  }
   void set_cocont_alpha(A alpha) {
     LIGHTGPT_CHECK(alpha >= A(0) && alpha <= A(1),
                    "set_cocont_alpha: alpha must lie in [0, 1], got ", alpha);
@@ -203,6 +266,10 @@ class GPT {
   int decode_position() const { return decode_position_; }
 
   std::span<const A> decode(int token) {
+    static_assert(mixer_contract::decodes<MixerImpl, T>,
+                  "GPT::decode and generate need a mixer with incremental decoding: Mixer::impl is "
+                  "missing bind_decode(ArenaBinder&, int layers) or decode(int layer, T* out, "
+                  "const T* in, int t)");
     LIGHTGPT_CHECK(token >= 0 && token < config_.vocab_size, "decode: token id ", token,
                    " is outside [0, vocab_size = ", config_.vocab_size, ")");
     LIGHTGPT_CHECK(decode_position_ < config_.max_seq_len, "decode: the sequence already holds "
@@ -269,8 +336,6 @@ class GPT {
 
  private:
   using O = Ops<Backend>;
-  using HeadImpl = typename Head::template impl<Backend, P>;
-  using MixerImpl = typename Mixer::template impl<Backend, P>;
   using Tensor = BoundTensor<T, A>;
 
   static ModelConfig validated(const ModelConfig& config) {

@@ -70,6 +70,9 @@ class ParameterStore {
           case Init::Kind::decay:
             host[i] = A(decay_tap(tensor, i));
             break;
+          case Init::Kind::custom:
+            host[i] = A(tensor.init.custom_value(tensor, i, rng));
+            break;
         }
       }
       write(tensor, host.data());

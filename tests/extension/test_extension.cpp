@@ -1,0 +1,118 @@
+// Parts written outside the library compose with it: a user mixer (a causal depthwise
+// convolution) and a user head (untied embeddings, no optional capabilities), defined in this
+// folder only. Both meet the contract concepts, gradient-check in Fp64 alone and beside the
+// library's own parts, train through Trainer in Fp32, decode like the full forward, and round-trip
+// a checkpoint — with no library file knowing they exist. docs/extending.md walks through them.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <lightgpt/testing/gradcheck.hpp>
+#include <lightgpt/train/trainer.hpp>
+#include <vector>
+
+#include "../train/fixture.hpp"
+#include "causal_conv_mixer.hpp"
+#include "untied_head.hpp"
+
+namespace lightgpt::testing {
+namespace {
+
+using research::CausalConvMixer;
+using research::UntiedHead;
+
+template <class P>
+using UserModel = GPT<P, UntiedHead, CausalConvMixer<3>, Cpu>;
+template <class P>
+using MixedModel = GPT<P, DenseHead<MTP<2>>, CausalConvMixer<2>, Cpu>;
+
+static_assert(HeadImplementation<UserModel<Fp64>::HeadImpl, double, double>);
+static_assert(MixerImplementation<UserModel<Fp64>::MixerImpl, double, double>);
+static_assert(mixer_contract::decodes<UserModel<Fp32>::MixerImpl, float>);
+static_assert(!head_contract::smooths_targets<UserModel<Fp32>::HeadImpl, BigramTable>,
+              "the user head has no CoCoNT members, and needs none");
+
+template <class Model>
+void expect_gradients_match_finite_differences(double mtp_weight) {
+  Model model(tiny_config(), 7);
+  model.set_mtp_weight(mtp_weight);
+  constexpr int B = 2, T = 6;
+  const auto tokens = random_tokens(B * (T + Model::mtp_depth), tiny_config().vocab_size, 11);
+  const GradCheckReport report = gradient_check(model, training_objective<Model>(tokens, B, T));
+  ASSERT_FALSE(report.entries.empty());
+  const GradCheckEntry& worst = report.worst();
+  EXPECT_LT(worst.error, 1e-6) << worst.tensor << "[" << worst.index << "]: analytic "
+                               << worst.analytic << ", numeric " << worst.numeric;
+  for (const char* name : {"convw", "convb"}) {
+    EXPECT_TRUE(std::any_of(report.entries.begin(), report.entries.end(),
+                            [&](const GradCheckEntry& e) { return e.tensor == name; }))
+        << name << " was not checked";
+  }
+}
+
+TEST(Extension, UserHeadAndMixerGradientsMatchFiniteDifferences) {
+  expect_gradients_match_finite_differences<UserModel<Fp64>>(0.0);
+}
+
+TEST(Extension, UserMixerBesideLibraryHeadGradientsMatchFiniteDifferences) {
+  expect_gradients_match_finite_differences<MixedModel<Fp64>>(0.35);
+}
+
+// Init::custom: the convolution's first tap starts near 1, the others near 0.
+TEST(Extension, CustomInitialisationIsDrawnFromTheModelSeed) {
+  UserModel<Fp32> a(tiny_config(), 3), b(tiny_config(), 3), c(tiny_config(), 4);
+  const TensorInfo& convw = a.parameters().layout().at("convw");
+  const auto values = a.parameters().read(convw);
+  for (std::size_t i = 0; i < values.size(); ++i) {
+    EXPECT_NEAR(values[i], i % 3 == 0 ? 1.0 : 0.0, 0.1) << i;
+  }
+  EXPECT_EQ(values, b.parameters().read(convw));
+  EXPECT_NE(values, c.parameters().read(convw));
+}
+
+// Incremental decoding through the user mixer's cache gives the full forward's log-probabilities.
+TEST(Extension, DecodeMatchesTheFullForward) {
+  UserModel<Fp64> model(tiny_config(), 5);
+  const int V = tiny_config().vocab_size, T = 7;
+  const auto sequence = random_tokens(T, V, 2);
+  std::vector<double> full(std::size_t(T) * V);
+  model.log_probs(sequence.data(), 1, T, full.data());
+  model.decode_reset();
+  for (int t = 0; t < T; ++t) {
+    const auto step = model.decode(sequence[t]);
+    for (int v = 0; v < V; ++v) ASSERT_NEAR(step[v], full[std::size_t(t) * V + v], 1e-12) << t;
+  }
+}
+
+// The Trainer drives a model whose head has no CoCoNT, codebook or sections of its own; it
+// learns, and its checkpoint loads into a fresh model with identical results.
+TEST(Extension, TrainsThroughTrainerAndRoundTripsACheckpoint) {
+  Fixture f;
+  UserModel<Fp32> model(tiny_config(), 1);
+  EXPECT_FALSE(model.cocont_enabled());
+  Loader train = f.train_loader(), val = f.val_loader();
+  Trainer<UserModel<Fp32>> trainer(model, f.config(20), train, &val);
+  const double before = trainer.validate();
+  const TrainSummary summary = trainer.run();
+  EXPECT_EQ(summary.steps, 20);
+  EXPECT_LT(summary.final_val_loss, before - 0.3) << "validation loss did not fall";
+
+  UserModel<Fp32> restored(tiny_config(), 99);
+  EXPECT_EQ(load_checkpoint(trainer.checkpoint_path(), restored), 20u);
+  const auto tokens = random_tokens(2 * 9, tiny_config().vocab_size, 4);
+  EXPECT_EQ(model.evaluate(tokens.data(), 2, 8), restored.evaluate(tokens.data(), 2, 8));
+  for (const TensorInfo& tensor : model.parameters().layout().tensors()) {
+    EXPECT_EQ(model.parameters().read(tensor), restored.parameters().read(tensor)) << tensor.name;
+  }
+
+  // A checkpoint of another composition is refused, naming both.
+  GPT<Fp32, UntiedHead, CausalConvMixer<2>, Cpu> other(tiny_config(), 1);
+  try {
+    load_checkpoint(trainer.checkpoint_path(), other);
+    FAIL() << "a causal-conv<3> checkpoint loaded into causal-conv<2>";
+  } catch (const Error& error) {
+    EXPECT_NE(std::string(error.what()).find("causal-conv<3>"), std::string::npos) << error.what();
+  }
+}
+
+}  // namespace
+}  // namespace lightgpt::testing
