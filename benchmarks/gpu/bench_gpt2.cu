@@ -6,6 +6,11 @@
 // (LayerNorm, GELU, residual, embedding, loss) and the optimizer; "other" is the step minus their
 // sum. A plain program (no Google Benchmark): the GPU machine runs it from the bundle and
 // benchmarks/gpu/run.sh reads its `RESULT key=value` lines.
+//
+// The loss is checked, since a fast step that computes garbage is no result: the first step's
+// loss (random weights, random tokens) must be within 1 nat of ln V = 10.825, and every loss
+// must be finite. A failed check prints `RESULT loss_check=FAIL ...` and makes the exit status 1,
+// after the timings (which are still worth having from a GPU that may be lent for minutes).
 #include <cuda_runtime.h>
 
 #include <cmath>
@@ -29,6 +34,7 @@ using T = lightgpt::bfloat16;
 using O = lightgpt::Ops<Cuda>;
 
 constexpr double kPeakBf16 = 989e12;
+constexpr double kInitLossTolerance = 1.0;  // nats from ln V at initialisation
 
 using lightgpt::bench::arg_int;
 using lightgpt::bench::Device;
@@ -66,13 +72,14 @@ int main(int argc, char** argv) {
   std::uniform_int_distribution<int> id(0, V - 1);
   std::vector<std::int32_t> tokens;
   int B = 0;
+  float init_loss = 0;
   for (int candidate = max_batch; candidate >= 1; candidate /= 2) {
     try {
       model.reserve(candidate, T_);
       tokens.resize(std::size_t(candidate) * (T_ + 1));
       for (auto& t : tokens) t = id(engine);
       model.zero_grad();
-      model.forward(tokens.data(), candidate, T_);
+      init_loss = static_cast<float>(model.forward(tokens.data(), candidate, T_));
       model.backward();
       optimizer.step(model.parameters(), 6e-4);
       lightgpt::cuda::context().synchronize();
@@ -85,12 +92,28 @@ int main(int argc, char** argv) {
   if (B == 0) return 1;
   const std::size_t tokens_per_step = std::size_t(B) * T_;
   std::printf("RESULT batch=%d\n", B);
+  // The first step's loss: a model at initialisation predicts close to uniformly, ln V nats.
+  const double ln_v = std::log(double(V));
+  std::string loss_failure;
+  std::printf("RESULT loss_init=%.4f\n", init_loss);
+  if (!std::isfinite(init_loss)) {
+    loss_failure = "loss at initialisation is " + std::to_string(init_loss);
+  } else if (std::fabs(init_loss - ln_v) > kInitLossTolerance) {
+    char text[160];
+    std::snprintf(text, sizeof text, "loss at initialisation %.4f is %.2f nats from ln V = %.4f",
+                  init_loss, std::fabs(init_loss - ln_v), ln_v);
+    loss_failure = text;
+  }
+  if (!loss_failure.empty()) std::fprintf(stderr, "bench_gpt2: FAIL: %s\n", loss_failure.c_str());
+  std::fflush(stdout);
 
   Timer timer;
   float last_loss = 0;
+  bool all_finite = true;
   const double step_s = timer.seconds(steps, [&] {
     model.zero_grad();
-    last_loss = model.forward(tokens.data(), B, T_);
+    last_loss = static_cast<float>(model.forward(tokens.data(), B, T_));
+    all_finite = all_finite && std::isfinite(last_loss);
     model.backward();
     optimizer.step(model.parameters(), 6e-4);
   });
@@ -104,7 +127,13 @@ int main(int argc, char** argv) {
   const double tokens_per_s = tokens_per_step / step_s;
   const double achieved = tokens_per_s * flops_per_token;
 
-  std::printf("RESULT loss=%.4f\n", last_loss);
+  std::printf("RESULT loss_last=%.4f\n", last_loss);
+  if (!all_finite && loss_failure.empty()) {
+    loss_failure = "a training step's loss is not finite (last " + std::to_string(last_loss) + ")";
+    std::fprintf(stderr, "bench_gpt2: FAIL: %s\n", loss_failure.c_str());
+  }
+  std::printf("RESULT loss_check=%s%s\n", loss_failure.empty() ? "ok" : "FAIL: ",
+              loss_failure.c_str());
   std::printf("RESULT step_ms=%.2f\n", step_s * 1e3);
   std::printf("RESULT tokens_per_s=%.0f\n", tokens_per_s);
   std::printf("RESULT model_tflops=%.1f\n", achieved / 1e12);
@@ -194,6 +223,10 @@ int main(int argc, char** argv) {
                 (step_s - gemm_s - attention_s - elementwise_s - optimizer_s) * 1e3);
   } catch (const lightgpt::Error& error) {
     std::printf("component timings skipped: %s\n", error.what());
+  }
+  if (!loss_failure.empty()) {
+    std::printf("bench_gpt2: FAIL: %s\n", loss_failure.c_str());
+    return 1;
   }
   return 0;
 }
