@@ -1,12 +1,14 @@
 // LightRnnHead: a hand-computed loss, full-vocabulary log-probabilities that sum to one over
-// exactly the V tokens (with empty rows and cells), the parameter count, and bootstrap reallocation
-// in a model: a lower cost on its own statistics, training that goes on, and a checkpoint that
-// keeps the new codebook.
+// exactly the V tokens (with empty rows and cells), the batched ops behind them, decoding against
+// log_probs, the parameter count, and bootstrap reallocation in a model: a lower cost on its own
+// statistics, training that goes on, and a checkpoint that keeps the new codebook.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <limits>
+#include <random>
 #include <set>
 
 #include "head_instances.hpp"
@@ -231,6 +233,97 @@ void check_full_vocabulary(bool scattered) {
 
 TEST(LightRnnHead, LogProbsSumToOneOverExactlyVTokens) { check_full_vocabulary(false); }
 TEST(LightRnnHead, LogProbsSumToOneWithScatteredEmptyCells) { check_full_vocabulary(true); }
+
+// The batched ops of full-vocabulary log_probs on hand-set inputs: R = 4 rows of 4 cells holding
+// V = 11 tokens (row 2 empty, scattered empty cells), N = 2 positions conditioned on rows 1..3 in
+// one call. Outputs are NaN-poisoned, so the tokens of row 0 (not asked for) must stay NaN.
+TEST(LightRnnOps, ConditionRowsAndLogProbsRowsCoverARangeOfRows) {
+  using O = Ops<Cpu>;
+  const int R = 4, C = 3, N = 2, V = 11, first = 1, rows = 3;
+  const double nan = std::numeric_limits<double>::quiet_NaN();
+  std::vector<std::int32_t> cell_token(R * R, -1);
+  const int cells[V] = {0, 1, 3, 4, 6, 7, 13, 14, 15, 12, 2};
+  for (int w = 0; w < V; ++w) cell_token[cells[w]] = w;
+  const std::vector<double> base = {0.3, -1.2, 0.8, 2.0, -0.1, -0.7};
+  const std::vector<double> row_table = {1, 2, 3, -0.5, 0.25, 1.5, 0.6, -0.9, 0.1, -2, 0.4, 0.9};
+  std::vector<double> state(rows * N * C, nan);
+  O::lightrnn_condition_rows(state.data(), base.data(), row_table.data(), first, rows, N, C);
+  for (int g = 0; g < rows; ++g) {
+    for (int n = 0; n < N; ++n) {
+      for (int c = 0; c < C; ++c) {
+        EXPECT_NEAR(state[(g * N + n) * C + c], gelu(base[n * C + c] + row_table[(first + g) * C + c]),
+                    1e-14)
+            << "row " << first + g << ", position " << n << ", column " << c;
+      }
+    }
+  }
+
+  const std::vector<double> row_logits = {0.5, -1, 2, 0.25, 1.5, 0.3, -0.4, 0.9};
+  const std::vector<double> row_lse = {2.7, 1.9};  // any values: only differences are taken
+  std::vector<double> col_logits(rows * N * R);
+  for (std::size_t i = 0; i < col_logits.size(); ++i) col_logits[i] = std::sin(1.7 * i);
+  std::vector<double> out(N * V, nan);
+  O::lightrnn_log_probs_rows(out.data(), row_logits.data(), row_lse.data(), col_logits.data(),
+                             cell_token.data(), first, rows, N, R, V);
+  for (int n = 0; n < N; ++n) {
+    for (int w = 0; w < V; ++w) {
+      const int row = cells[w] / R, column = cells[w] % R;
+      const double got = out[n * V + w];
+      if (row == 0) {
+        EXPECT_TRUE(std::isnan(got)) << "token " << w << " of row 0 was written";
+        continue;
+      }
+      const double* cols = col_logits.data() + ((row - first) * N + n) * R;
+      double sum = 0;
+      for (int c = 0; c < R; ++c) {
+        if (cell_token[row * R + c] >= 0) sum += std::exp(cols[c]);
+      }
+      const double expected = row_logits[n * R + row] - row_lse[n] + cols[column] - std::log(sum);
+      EXPECT_NEAR(got, expected, 1e-14) << "token " << w << ", position " << n;
+    }
+  }
+}
+
+// Decoding one position conditions it on every row at once; log_probs over T = 5 positions takes
+// three rows per step. Both must give the same distributions, with an empty row inside the table (row 3)
+// and scattered empty cells, for one depth and for MTP<2>.
+template <class Model>
+void check_decoding_matches_log_probs() {
+  ModelConfig config = tiny_config();
+  config.vocab_size = 200;  // R = 15
+  config.d_model = 16;
+  config.max_seq_len = 8;
+  Model model(config, 21);
+  const int V = config.vocab_size, R = config.lightrnn_table_rows(), T = 5;
+  std::vector<std::int32_t> cells;
+  for (int cell = 0; cell < R * R; ++cell) {
+    if (cell / R != 3) cells.push_back(cell);
+  }
+  std::shuffle(cells.begin(), cells.end(), std::mt19937(5));
+  cells.resize(V);
+  model.head().set_codebook(LightRnnCodebook::from_cells(R, cells));
+  ASSERT_EQ(model.head().codebook().row_counts()[3], 0);
+  const auto tokens = random_tokens(T, V, 9);
+  std::vector<double> full(std::size_t(T) * V);
+  model.log_probs(tokens.data(), 1, T, full.data());
+  model.decode_reset();
+  for (int t = 0; t < T; ++t) {
+    const auto step = model.decode(tokens[t]);
+    ASSERT_EQ(step.size(), std::size_t(V));
+    double total = 0;
+    for (int v = 0; v < V; ++v) {
+      ASSERT_NEAR(step[v], full[std::size_t(t) * V + v], 1e-12) << "position " << t << ", token "
+                                                                 << v;
+      total += std::exp(step[v]);
+    }
+    EXPECT_NEAR(total, 1.0, 1e-12) << "position " << t;
+  }
+}
+
+TEST(LightRnnHead, DecodingMatchesLogProbs) { check_decoding_matches_log_probs<LightRnnFp64>(); }
+TEST(LightRnnHead, Mtp2DecodingMatchesLogProbs) {
+  check_decoding_matches_log_probs<LightRnnMtp2Fp64>();
+}
 
 TEST(LightRnnHead, CodebookOfAnotherShapeIsRejected) {
   LightRnnFp32 model(tiny_config(), 1);

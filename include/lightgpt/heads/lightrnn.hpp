@@ -106,8 +106,8 @@ class LightRnnHeadImpl {
     bind(row_logits_, row_slots * positions * R_);
     bind(row_lse_, row_slots * positions);
     bind(slope_, Depth * positions * C_);
-    bind(state_, Depth * positions * C_);
-    bind(col_logits_, Depth * positions * R_);
+    bind(state_, state_pairs(positions) * C_);
+    bind(col_logits_, state_pairs(positions) * R_);
     bind(col_lse_, Depth * positions);
     bind(losses_, Depth * positions);
     bind(dstate_, positions * C_);
@@ -238,9 +238,13 @@ class LightRnnHeadImpl {
     conditioning_backward(dhidden.ptr, dpre_sum, hidden, N);
   }
 
-  // out[n, v] = log P(v | hidden_n) over the V real tokens: the row distribution once, then for
-  // each non-empty row r the column distribution of s(h, r) at every position.
+  // out[n, v] = log P(v | hidden_n) over the V real tokens: the row distribution once, then the
+  // column distributions of s(h, r) for groups of consecutive non-empty rows r, each group one
+  // conditioning step, one C × R product over all its (row, position) pairs and one pass writing
+  // the log-probabilities. A group takes as many rows as the state buffers hold: every row when
+  // decoding one position, so a decoded token costs a handful of launches, not three per row.
   void log_probs(A* out, const T* hidden, int N) {
+    if (N == 0) return;
     O::matmul_forward(row_logits_, hidden, row_.value, static_cast<const T*>(nullptr), N, C_, R_);
     O::lightrnn_row_logsumexp(row_lse_, row_logits_, row_count_.data(), N, R_);
     const T* base = hidden;
@@ -248,12 +252,21 @@ class LightRnnHeadImpl {
       O::matmul_forward(base_, hidden, w_.value, b_.value, N, C_, C_);
       base = base_;
     }
-    for (int r = 0; r < R_; ++r) {
-      if (codebook_.row_counts()[r] == 0) continue;
-      O::lightrnn_condition_row(state_, base, row_vectors(), r, N, C_);
-      O::matmul_forward(col_logits_, state_, col_.value, static_cast<const T*>(nullptr), N, C_, R_);
-      O::lightrnn_log_probs_row(out, row_logits_, row_lse_, col_logits_, cell_token_.data(), r, N,
-                                R_, V_);
+    const std::vector<std::int32_t>& counts = codebook_.row_counts();
+    const int group = static_cast<int>(state_pairs(N) / N);
+    for (int first = 0; first < R_;) {
+      if (counts[first] == 0) {
+        ++first;
+        continue;
+      }
+      int rows = std::min(group, R_ - first);
+      while (counts[first + rows - 1] == 0) --rows;
+      O::lightrnn_condition_rows(state_, base, row_vectors(), first, rows, N, C_);
+      O::matmul_forward(col_logits_, state_, col_.value, static_cast<const T*>(nullptr), rows * N,
+                        C_, R_);
+      O::lightrnn_log_probs_rows(out, row_logits_, row_lse_, col_logits_, cell_token_.data(), first,
+                                 rows, N, R_, V_);
+      first += rows;
     }
   }
 
@@ -320,6 +333,11 @@ class LightRnnHeadImpl {
 
   // The row's vector in the conditioning step: z_r with W (linear_gelu), else E_row[r].
   const T* row_vectors() const { return linear_ ? z_.value : row_.value; }
+  // (row, position) pairs the conditioned states and column logits hold: one per depth and
+  // position for training, and at least R, so that log_probs conditions one position on all rows.
+  std::size_t state_pairs(std::size_t positions) const {
+    return std::max<std::size_t>(Depth * positions, static_cast<std::size_t>(R_));
+  }
   std::size_t table_cells() const { return static_cast<std::size_t>(V_) * R_; }
 
   T* row_logits(int j, int N) const {

@@ -109,15 +109,17 @@ struct LightRnnOps {
     }
   }
 
-  // state = GELU(base + row_table[row]) at every position for one fixed row (full-vocabulary
-  // log_probs; no slope is kept).
+  // state[(g·N + n)·C + c] = GELU(base[n·C + c] + row_table[(first_row + g)·C + c]) for g < rows:
+  // every position's state conditioned on each of `rows` consecutive table rows (full-vocabulary
+  // log_probs and decoding, which condition on many rows per call; no slope is kept).
   template <class T>
-  static void lightrnn_condition_row(T* state, const T* base, const T* row_table, int row, int N,
-                                     int C) {
+  static void lightrnn_condition_rows(T* state, const T* base, const T* row_table, int first_row,
+                                      int rows, int N, int C) {
 #pragma omp parallel for schedule(static)
-    for (int n = 0; n < N; ++n) {
-      condition_one(static_cast<T*>(nullptr), state, base,
-                    row_table + static_cast<std::size_t>(row) * C, n, C);
+    for (int pair = 0; pair < rows * N; ++pair) {
+      const int g = pair / N, n = pair % N;
+      condition_one(static_cast<T*>(nullptr), state + static_cast<std::size_t>(g) * N * C, base,
+                    row_table + static_cast<std::size_t>(first_row + g) * C, n, C);
     }
   }
 
@@ -209,16 +211,18 @@ struct LightRnnOps {
     }
   }
 
-  // out[n, token] = log P(row) + log P(column | row) for every token of table row `row`, given the
-  // row logits/lse and the column logits of states conditioned on that row (out is N × V).
+  // out[n, token] = log P(row) + log P(column | row) for every token of the table rows
+  // [first_row, first_row + rows), given the row logits/lse and col_logits[(g·N + n)·R + c], the
+  // column logits of position n's state conditioned on row first_row + g (out is N × V).
   template <class T, class A>
-  static void lightrnn_log_probs_row(A* out, const T* row_logits, const A* row_lse,
-                                     const T* col_logits, const std::int32_t* cell_token, int row,
-                                     int N, int R, int V) {
-    const std::int32_t* cells = cell_token + static_cast<std::size_t>(row) * R;
+  static void lightrnn_log_probs_rows(A* out, const T* row_logits, const A* row_lse,
+                                      const T* col_logits, const std::int32_t* cell_token,
+                                      int first_row, int rows, int N, int R, int V) {
 #pragma omp parallel for schedule(static)
-    for (int n = 0; n < N; ++n) {
-      const T* cols = col_logits + static_cast<std::size_t>(n) * R;
+    for (int pair = 0; pair < rows * N; ++pair) {
+      const int row = first_row + pair / N, n = pair % N;
+      const std::int32_t* cells = cell_token + static_cast<std::size_t>(row) * R;
+      const T* cols = col_logits + static_cast<std::size_t>(pair) * R;
       const A row_log_prob = A(row_logits[static_cast<std::size_t>(n) * R + row]) - row_lse[n];
       const A lse = masked_lse<T, A>(cols, cells, R, 0);
       for (int c = 0; c < R; ++c) {
