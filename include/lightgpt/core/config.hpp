@@ -1,6 +1,7 @@
 // ModelConfig: the run-time shape of a model (the compile-time composition is the GPT<...> type).
-// `validate()` turns every inconsistent field into a lightgpt::Error that names the field, and
-// the config serialises to `key=value` lines so checkpoints stay human-inspectable.
+// `validate()` turns every inconsistent or implausible field, and a model too large to hold, into a
+// lightgpt::Error that names the field; the config serialises to `key=value` lines so checkpoints
+// stay human-inspectable.
 #pragma once
 
 #include <charconv>
@@ -16,6 +17,17 @@ namespace lightgpt {
 // The vocabulary is padded to this many rows so that the logits GEMM has friendly shapes
 // (the same choice as llm.c); padded rows never receive probability.
 inline constexpr int kVocabPadding = 128;
+
+// Upper bounds of ModelConfig::validate(). They sit far above any model lightgpt trains, and exist
+// so that a corrupted header or a mistyped flag is an error before anything is allocated, and so
+// that every size derived from a valid config fits comfortably in 64 bits.
+inline constexpr int kMaxVocabSize = 1 << 30;
+inline constexpr int kMaxSeqLen = 1 << 20;
+inline constexpr int kMaxLayers = 1024;
+inline constexpr int kMaxModelWidth = 1 << 16;
+inline constexpr int kMaxAfnoHiddenFactor = 64;
+inline constexpr std::uint64_t kMaxParameterBytes = std::uint64_t{1} << 38;   // 256 GiB of fp32
+inline constexpr std::uint64_t kMaxActivationBytes = std::uint64_t{1} << 38;  // one row, fp32
 
 // How LightRnnHead conditions the column distribution on the row (DESIGN §3).
 enum class RowConditioning : int {
@@ -59,20 +71,59 @@ struct ModelConfig {
     return r;
   }
 
+  // An upper bound on the parameters of any head and mixer built from this config (MTP adapters
+  // aside): the dense token table (which also bounds LightRNN's untied one), LightRNN's tables,
+  // positions, and per layer attention or AFNO plus the MLP. Checked arithmetic throughout.
+  std::uint64_t parameter_bound() const {
+    const char* what = "ModelConfig parameter count";
+    const std::uint64_t C = std::uint64_t(d_model), L = std::uint64_t(n_layer);
+    const std::uint64_t R = std::uint64_t(lightrnn_table_rows());
+    const std::uint64_t CC = checked_mul(C, C, what);
+    std::uint64_t count = checked_mul(std::uint64_t(padded_vocab_size()), C, what);
+    count = checked_add(count, checked_add(checked_mul(3 * R, C, what), CC + C, what), what);
+    count = checked_add(count, checked_mul(std::uint64_t(max_seq_len), C, what), what);
+    const std::uint64_t per_layer = checked_add(
+        checked_mul(12 + 4 * std::uint64_t(afno_hidden_factor), CC, what), 16 * C, what);
+    count = checked_add(count, checked_mul(L, per_layer, what), what);
+    return checked_add(count, 2 * C, what);
+  }
+  // The parameters every composition has: positions, two layer norms and the MLP per layer, the
+  // final layer norm. A lower bound that file sizes are checked against before allocating.
+  std::uint64_t trunk_parameter_count() const {
+    const char* what = "ModelConfig parameter count";
+    const std::uint64_t C = std::uint64_t(d_model);
+    const std::uint64_t per_layer = checked_add(checked_mul(8 * C, C, what), 9 * C, what);
+    return checked_add(checked_add(checked_mul(std::uint64_t(max_seq_len), C, what),
+                                   checked_mul(std::uint64_t(n_layer), per_layer, what), what),
+                       2 * C, what);
+  }
+  // Bytes of the fp32 activations of one row at full context: per layer the block's vectors and
+  // every head's T × T attention scores, plus the logits.
+  std::uint64_t activation_bytes_per_row() const {
+    const char* what = "ModelConfig activation size";
+    const std::uint64_t T = std::uint64_t(max_seq_len), C = std::uint64_t(d_model);
+    const std::uint64_t scores = checked_mul(std::uint64_t(n_head), T, what);
+    const std::uint64_t per_layer = checked_add(checked_mul(16, C, what), scores, what);
+    const std::uint64_t per_position = checked_add(
+        checked_mul(std::uint64_t(n_layer), per_layer, what),
+        2 * std::uint64_t(padded_vocab_size()), what);
+    return checked_mul(checked_mul(T, per_position, what), 4, what);
+  }
+
   void validate() const {
-    auto positive = [](auto value, const char* field) {
+    auto in_range = [](long long value, long long high, const char* field) {
       LIGHTGPT_CHECK(value > 0, "ModelConfig.", field, " must be positive, got ", value);
+      LIGHTGPT_CHECK(value <= high, "ModelConfig.", field, " (", value,
+                     ") is larger than the supported ", high);
     };
-    positive(vocab_size, "vocab_size");
-    positive(max_seq_len, "max_seq_len");
-    positive(n_layer, "n_layer");
-    positive(n_head, "n_head");
-    positive(d_model, "d_model");
-    positive(afno_hidden_factor, "afno_hidden_factor");
+    in_range(vocab_size, kMaxVocabSize, "vocab_size");
+    in_range(max_seq_len, kMaxSeqLen, "max_seq_len");
+    in_range(n_layer, kMaxLayers, "n_layer");
+    in_range(d_model, kMaxModelWidth, "d_model");
+    in_range(n_head, d_model, "n_head");
+    in_range(afno_hidden_factor, kMaxAfnoHiddenFactor, "afno_hidden_factor");
     LIGHTGPT_CHECK(d_model % n_head == 0, "ModelConfig.d_model (", d_model,
                    ") must be divisible by ModelConfig.n_head (", n_head, ")");
-    LIGHTGPT_CHECK(vocab_size <= (1 << 30), "ModelConfig.vocab_size (", vocab_size,
-                   ") is larger than the supported 2^30");
     LIGHTGPT_CHECK(lightrnn_rows >= 0, "ModelConfig.lightrnn_rows must be 0 (automatic) or "
                    "positive, got ", lightrnn_rows);
     LIGHTGPT_CHECK(static_cast<long long>(lightrnn_table_rows()) * lightrnn_table_rows() >=
@@ -80,6 +131,11 @@ struct ModelConfig {
                    "ModelConfig.lightrnn_rows (", lightrnn_rows, ") is too small: R² = ",
                    static_cast<long long>(lightrnn_rows) * lightrnn_rows,
                    " must be at least vocab_size (", vocab_size, ")");
+    // More rows only add empty cells; twice the smallest R already leaves three quarters empty.
+    const int smallest_rows = ModelConfig{.vocab_size = vocab_size}.lightrnn_table_rows();
+    LIGHTGPT_CHECK(lightrnn_rows <= 2 * smallest_rows, "ModelConfig.lightrnn_rows (",
+                   lightrnn_rows, ") is too large: at most 2 × ceil(sqrt(vocab_size)) = ",
+                   2 * smallest_rows, " for vocab_size ", vocab_size);
     LIGHTGPT_CHECK(lightrnn_conditioning == RowConditioning::linear_gelu ||
                        lightrnn_conditioning == RowConditioning::gelu,
                    "ModelConfig.lightrnn_conditioning must be 0 (linear_gelu) or 1 (gelu), got ",
@@ -87,6 +143,15 @@ struct ModelConfig {
     LIGHTGPT_CHECK(afno_sparsity_threshold >= 0 && afno_sparsity_threshold < 1e30,
                    "ModelConfig.afno_sparsity_threshold must be finite and non-negative, got ",
                    afno_sparsity_threshold);
+    const std::uint64_t parameter_bytes = checked_mul(parameter_bound(), 4, "ModelConfig");
+    LIGHTGPT_CHECK(parameter_bytes <= kMaxParameterBytes, "ModelConfig: the parameters (",
+                   format_bytes(parameter_bytes), " in fp32) exceed the supported ",
+                   format_bytes(kMaxParameterBytes), " (n_layer ", n_layer, ", d_model ", d_model,
+                   ", vocab_size ", vocab_size, ", max_seq_len ", max_seq_len, ")");
+    const std::uint64_t activation_bytes = activation_bytes_per_row();
+    LIGHTGPT_CHECK(activation_bytes <= kMaxActivationBytes, "ModelConfig: the activations of one ",
+                   "row of max_seq_len ", max_seq_len, " tokens (", format_bytes(activation_bytes),
+                   ") exceed the supported ", format_bytes(kMaxActivationBytes));
   }
 
   bool operator==(const ModelConfig&) const = default;
@@ -167,7 +232,11 @@ struct ModelConfig {
     config.mtp_adapter = adapter != 0;
     config.lightrnn_token_embedding = token_embedding != 0;
     config.afno_gate = gate != 0;
-    config.validate();
+    try {
+      config.validate();
+    } catch (const Error& error) {
+      throw Error(detail::concat(source, ": ", error.message()));
+    }
     return config;
   }
 };

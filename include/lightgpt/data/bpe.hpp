@@ -563,7 +563,7 @@ class Tokenizer {
       for (unsigned char b : id_to_bytes_[id]) append_utf8(key, to_unicode[b]);
       utf8_to_id.emplace(std::move(key), static_cast<int>(id));
     }
-    std::vector<bool> consumed(id_to_bytes_.size(), false);
+    std::vector<bool> consumed(id_to_bytes_.size(), false), made(id_to_bytes_.size(), false);
     std::size_t line_start = 0;
     int line_no = 0;
     int rank = 0;
@@ -588,11 +588,21 @@ class Tokenizer {
       LIGHTGPT_CHECK(!consumed[c->second], "'", file, "' line ", line_no, ": merge '", line,
                      "' makes a token that an earlier merge already consumed; merges must be in "
                      "training order");
+      LIGHTGPT_CHECK(!made[c->second], "'", file, "' line ", line_no, ": merge '", line,
+                     "' makes a token that an earlier merge already makes");
+      made[c->second] = true;
       consumed[a->second] = consumed[b->second] = true;
       LIGHTGPT_CHECK(merges_.emplace(pair_key(a->second, b->second), Merge{rank, c->second}).second,
                      "'", file, "' line ", line_no, ": merge '", line, "' appears twice");
       ++rank;
     }
+    // Every token that is not a byte or <|endoftext|> is made by exactly one merge, so a
+    // truncated or padded merge list (which would silently change the ids) cannot match.
+    const std::size_t needed = id_to_bytes_.size() - 256 - (eot_id_ >= 0 ? 1 : 0);
+    LIGHTGPT_CHECK(static_cast<std::size_t>(rank) == needed, "'", file, "' holds ", rank,
+                   " merges, but the vocabulary's ", id_to_bytes_.size(), " tokens need exactly ",
+                   needed, " (one per token beyond the 256 bytes",
+                   eot_id_ >= 0 ? " and <|endoftext|>" : "", "): truncated or mismatched file?");
   }
 
   void compile_pattern() {

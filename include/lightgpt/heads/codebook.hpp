@@ -129,48 +129,19 @@ class LightRnnCodebook {
     return bytes;
   }
 
-  // Inverse of serialize(); every inconsistency is a lightgpt::Error naming `source`.
+  // Inverse of serialize(); every inconsistency is a lightgpt::Error naming `source`. The stated
+  // sizes are checked against the byte count, and R against V (at most twice ceil(sqrt(V)), as
+  // ModelConfig allows), before the V tokens and R² cells are allocated.
   static LightRnnCodebook parse(std::string_view bytes, std::string_view source) {
-    const std::size_t header = sizeof(kCodebookMagic) + 3 * sizeof(std::uint32_t);
-    LIGHTGPT_CHECK(bytes.size() >= sizeof(kCodebookMagic) &&
-                       std::memcmp(bytes.data(), kCodebookMagic, sizeof(kCodebookMagic)) == 0,
-                   source, " is not a LightRNN codebook (bad magic)");
-    LIGHTGPT_CHECK(bytes.size() >= header + sizeof(std::uint32_t), source,
-                   " is truncated: ", bytes.size(), " bytes, the header alone needs ",
-                   header + sizeof(std::uint32_t));
-    auto get = [&bytes](std::size_t offset) {
-      std::uint32_t value;
-      std::memcpy(&value, bytes.data() + offset, sizeof(value));
-      return value;
-    };
-    const std::uint32_t version = get(8), vocab_size = get(12), rows = get(16);
-    LIGHTGPT_CHECK(version == kCodebookVersion, source, " has codebook version ", version,
-                   "; this build reads version ", kCodebookVersion);
-    LIGHTGPT_CHECK(vocab_size > 0 && vocab_size <= (1u << 30) && rows > 0 && rows <= (1u << 15),
-                   source, ": implausible vocab_size ", vocab_size, " or rows ", rows,
-                   " (corrupted file)");
-    const std::size_t expected = header + std::size_t(vocab_size) * 4 + 4;
-    LIGHTGPT_CHECK(bytes.size() == expected, source, " has ", bytes.size(),
-                   " bytes; a codebook of ", vocab_size, " tokens has ", expected,
-                   bytes.size() < expected ? " (truncated)" : " (trailing bytes)");
-    LIGHTGPT_CHECK(detail::crc32_update(0, bytes.data(), expected - 4) == get(expected - 4), source,
-                   " fails its checksum (corrupted file)");
-    std::vector<std::int32_t> cells(vocab_size);
-    for (std::uint32_t w = 0; w < vocab_size; ++w) {
-      cells[w] = static_cast<std::int32_t>(get(header + std::size_t(w) * 4));
-    }
-    return from_cells(static_cast<int>(rows), std::move(cells), source);
+    return parse_checked(bytes, source, 0, 0);
   }
 
-  // parse() that also requires this vocabulary size and table size.
+  // parse() that also requires this vocabulary size and table size, checked before allocating.
   static LightRnnCodebook parse(std::string_view bytes, std::string_view source, int vocab_size,
                                 int rows) {
-    LightRnnCodebook codebook = parse(bytes, source);
-    LIGHTGPT_CHECK(codebook.vocab_size() == vocab_size && codebook.rows() == rows, source,
-                   " holds a codebook of ", codebook.vocab_size(), " tokens in ", codebook.rows(),
-                   " × ", codebook.rows(), " cells, but this model has vocab_size ", vocab_size,
-                   " and ", rows, " rows");
-    return codebook;
+    LIGHTGPT_CHECK(vocab_size > 0 && rows > 0, source, ": the model's vocab_size (", vocab_size,
+                   ") and rows (", rows, ") must be positive");
+    return parse_checked(bytes, source, vocab_size, rows);
   }
 
   // Written to `<path>.tmp` and renamed over `path`.
@@ -318,6 +289,49 @@ class LightRnnCodebook {
       cell_token_[token_cell_[w]] = w;
       ++row_count_[token_cell_[w] / rows_];
     }
+  }
+
+  static LightRnnCodebook parse_checked(std::string_view bytes, std::string_view source,
+                                        int expected_vocab, int expected_rows) {
+    const std::size_t header = sizeof(kCodebookMagic) + 3 * sizeof(std::uint32_t);
+    LIGHTGPT_CHECK(bytes.size() >= sizeof(kCodebookMagic) &&
+                       std::memcmp(bytes.data(), kCodebookMagic, sizeof(kCodebookMagic)) == 0,
+                   source, " is not a LightRNN codebook (bad magic)");
+    LIGHTGPT_CHECK(bytes.size() >= header + sizeof(std::uint32_t), source,
+                   " is truncated: ", bytes.size(), " bytes, the header alone needs ",
+                   header + sizeof(std::uint32_t));
+    auto get = [&bytes](std::size_t offset) {
+      std::uint32_t value;
+      std::memcpy(&value, bytes.data() + offset, sizeof(value));
+      return value;
+    };
+    const std::uint32_t version = get(8), vocab_size = get(12), rows = get(16);
+    LIGHTGPT_CHECK(version == kCodebookVersion, source, " has codebook version ", version,
+                   "; this build reads version ", kCodebookVersion);
+    LIGHTGPT_CHECK(expected_vocab <= 0 || (vocab_size == std::uint32_t(expected_vocab) &&
+                                           rows == std::uint32_t(expected_rows)),
+                   source, " holds a codebook of ", vocab_size, " tokens in ", rows, " × ", rows,
+                   " cells, but this model has vocab_size ", expected_vocab, " and ",
+                   expected_rows, " rows");
+    LIGHTGPT_CHECK(vocab_size > 0 && vocab_size <= (1u << 30), source, ": implausible vocab_size ",
+                   vocab_size, " (corrupted file)");
+    const std::uint64_t expected = header + std::uint64_t(vocab_size) * 4 + 4;
+    LIGHTGPT_CHECK(bytes.size() == expected, source, " has ", bytes.size(),
+                   " bytes; a codebook of ", vocab_size, " tokens has ", expected,
+                   bytes.size() < expected ? " (truncated)" : " (trailing bytes)");
+    std::uint64_t smallest_rows = 1;
+    while (smallest_rows * smallest_rows < vocab_size) ++smallest_rows;
+    LIGHTGPT_CHECK(rows <= 2 * smallest_rows, source, ": rows ", rows, " is implausible for ",
+                   vocab_size, " tokens (at most 2 × ceil(sqrt(vocab_size)) = ", 2 * smallest_rows,
+                   "; corrupted file)");
+    LIGHTGPT_CHECK(!detail::kVerifyChecksums ||
+                       detail::crc32_update(0, bytes.data(), expected - 4) == get(expected - 4),
+                   source, " fails its checksum (corrupted file)");
+    std::vector<std::int32_t> cells(vocab_size);
+    for (std::uint32_t w = 0; w < vocab_size; ++w) {
+      cells[w] = static_cast<std::int32_t>(get(header + std::size_t(w) * 4));
+    }
+    return from_cells(static_cast<int>(rows), std::move(cells), source);
   }
 
   static void check_shape(long long vocab_size, int rows, std::string_view source) {

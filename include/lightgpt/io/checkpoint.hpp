@@ -7,14 +7,18 @@
 //                (u64 count, then i64 per row, in layout order)
 //   step         the training step (u64)
 // Precision and backend are not part of the composition: a checkpoint loads into any of them.
+// Writing refuses non-finite parameters and moments (a diverged model is never saved); reading
+// checks every stated size against the section's length and the model before allocating.
 #pragma once
 
+#include <cmath>
 #include <cstdint>
 #include <filesystem>
 #include <string>
 #include <type_traits>
 #include <vector>
 
+#include "../backend/contract.hpp"
 #include "../core/config.hpp"
 #include "../core/error.hpp"
 #include "../core/layout.hpp"
@@ -32,9 +36,11 @@ constexpr std::uint8_t dtype_code() {
   return sizeof(A) == 8 ? kDtypeF64 : kDtypeF32;
 }
 
-// Writes `count` tensors, fetching each one's host values with `values(tensor)`.
+// Writes `count` tensors, fetching each one's host values with `values(tensor)`. A non-finite
+// value is an Error naming the tensor (`what` names the section): the file is then not committed.
 template <class A, class Fetch>
-void write_tensors(CheckpointWriter& out, const ParameterLayout& layout, Fetch&& values) {
+void write_tensors(CheckpointWriter& out, const ParameterLayout& layout, const char* what,
+                   Fetch&& values) {
   out.write_value(static_cast<std::uint32_t>(layout.tensors().size()));
   for (const TensorInfo& tensor : layout.tensors()) {
     out.write_string(tensor.name);
@@ -42,6 +48,11 @@ void write_tensors(CheckpointWriter& out, const ParameterLayout& layout, Fetch&&
     for (std::int64_t dim : tensor.shape) out.write_value(dim);
     out.write_value(dtype_code<A>());
     const std::vector<A> host = values(tensor);
+    for (std::size_t i = 0; i < host.size(); ++i) {
+      LIGHTGPT_CHECK(std::isfinite(host[i]), "refusing to write checkpoint '", out.path().string(),
+                     "': ", what, " tensor '", tensor.name, "' holds ", double(host[i]),
+                     " at element ", i, " (the model has diverged)");
+    }
     out.write(host.data(), host.size() * sizeof(A));
   }
 }
@@ -58,6 +69,8 @@ void read_tensors(SectionReader& in, const ParameterLayout& layout, Store&& stor
     LIGHTGPT_CHECK(name == tensor.name, in.context(), ": found tensor '", name, "' where '",
                    tensor.name, "' was expected");
     const auto dims = in.read_value<std::uint32_t>();
+    LIGHTGPT_CHECK(dims == tensor.shape.size(), in.context(), ": tensor '", name, "' has ", dims,
+                   " dimensions, this model expects ", tensor.shape.size());
     std::vector<std::int64_t> shape(dims);
     for (std::int64_t& dim : shape) dim = in.read_value<std::int64_t>();
     auto shape_text = [](const std::vector<std::int64_t>& s) {
@@ -70,6 +83,10 @@ void read_tensors(SectionReader& in, const ParameterLayout& layout, Store&& stor
     const auto dtype = in.read_value<std::uint8_t>();
     LIGHTGPT_CHECK(dtype == kDtypeF32 || dtype == kDtypeF64, in.context(), ": tensor '", name,
                    "' has unknown element type code ", int(dtype));
+    const std::size_t element = dtype == kDtypeF64 ? 8 : 4;
+    LIGHTGPT_CHECK(tensor.numel <= in.remaining() / element, in.context(), ": tensor '", name,
+                   "' needs ", tensor.numel * element, " bytes, the section has ", in.remaining(),
+                   " left (truncated)");
     std::vector<A> host(tensor.numel);
     if (dtype == dtype_code<A>()) {
       in.read(host.data(), host.size() * sizeof(A));
@@ -81,6 +98,10 @@ void read_tensors(SectionReader& in, const ParameterLayout& layout, Store&& stor
       std::vector<double> stored(tensor.numel);
       in.read(stored.data(), stored.size() * sizeof(double));
       for (std::size_t i = 0; i < host.size(); ++i) host[i] = A(stored[i]);
+    }
+    for (std::size_t i = 0; i < host.size(); ++i) {
+      LIGHTGPT_CHECK(std::isfinite(host[i]), in.context(), ": tensor '", name, "' holds ",
+                     double(host[i]), " at element ", i, " (a diverged or corrupted model)");
     }
     store(tensor, host);
   }
@@ -94,7 +115,7 @@ void write_model_sections(CheckpointWriter& out, const Model& model) {
   out.add_section("config", model.config().serialize());
   out.add_section("composition", Model::composition());
   out.begin_section("parameters");
-  detail::write_tensors<A>(out, model.parameters().layout(),
+  detail::write_tensors<A>(out, model.parameters().layout(), "parameter",
                            [&](const TensorInfo& t) { return model.parameters().read(t); });
   out.end_section();
   // Head state that is not a parameter tensor (LightRnnHead's codebook) adds its own sections.
@@ -128,7 +149,9 @@ void write_optimizer_section(CheckpointWriter& out, const Optimizer& optimizer) 
   out.begin_section("adamw");
   out.write_value(static_cast<std::int64_t>(optimizer.steps()));
   for (const A* moment : {optimizer.first_moment(), optimizer.second_moment()}) {
-    detail::write_tensors<A>(out, optimizer.layout(), [&](const TensorInfo& t) {
+    const char* what =
+        moment == optimizer.first_moment() ? "AdamW first-moment" : "AdamW second-moment";
+    detail::write_tensors<A>(out, optimizer.layout(), what, [&](const TensorInfo& t) {
       std::vector<A> host(t.numel);
       O::copy_to_host(host.data(), moment + t.offset, t.numel);
       return host;
@@ -172,6 +195,11 @@ void read_optimizer_section(const CheckpointReader& in, Optimizer& optimizer) {
     std::vector<std::int64_t> seen(rows);
     row_section.read(seen.data(), rows * sizeof(std::int64_t));
     LIGHTGPT_CHECK(row_section.at_end(), row_section.context(), ": unexpected bytes after the rows");
+    for (std::size_t i = 0; i < rows; ++i) {
+      LIGHTGPT_CHECK(seen[i] == kAdamWNeverSeen || (seen[i] >= 0 && seen[i] <= steps),
+                     row_section.context(), ": row ", i, " was last updated at step ", seen[i],
+                     ", outside [0, ", steps, "] (corrupted file)");
+    }
     O::copy_from_host(optimizer.last_gradient_steps(), seen.data(), rows);
   }
   optimizer.set_steps(steps);
@@ -199,6 +227,21 @@ void save_checkpoint(const std::filesystem::path& path, const Model& model,
   out.write_value(step);
   out.end_section();
   out.commit();
+}
+
+// The model config a checkpoint states, checked before a program builds a model from it: valid,
+// and not promising more parameters than the file holds (every composition has at least the
+// trunk's positions, layer norms and MLPs, each value at least 4 bytes).
+inline ModelConfig read_checkpoint_config(const CheckpointReader& in) {
+  const std::string source = "checkpoint '" + in.path().string() + "'";
+  const ModelConfig config = ModelConfig::parse(in.section("config").rest(), source);
+  const std::uint64_t needed = checked_mul(config.trunk_parameter_count(), 4, source);
+  const std::uint64_t held = in.section_size("parameters");
+  LIGHTGPT_CHECK(held >= needed, source, ": its config (n_layer ", config.n_layer, ", d_model ",
+                 config.d_model, ", max_seq_len ", config.max_seq_len, ") needs at least ",
+                 needed, " bytes of parameters, the section 'parameters' holds ", held,
+                 " (corrupted file)");
+  return config;
 }
 
 inline std::uint64_t read_step_section(const CheckpointReader& in) {

@@ -3,8 +3,13 @@
 // always detected. Little-endian layout (version 1):
 //   "LGPTCKPT" | u32 version | u32 section count | sections…
 //   section: u32 name length | name | u64 payload length | u32 crc32(payload) | payload
-// The writer streams into `<path>.tmp` and renames it over `path` only on commit().
+// The writer streams into `<path>.tmp` (removing a stale one left by a killed writer), syncs it,
+// renames it over `path` only on commit() and syncs the directory, so the name always points to
+// a whole file, also across a power loss.
 #pragma once
+
+#include <fcntl.h>
+#include <unistd.h>
 
 #include <array>
 #include <cerrno>
@@ -25,6 +30,63 @@ inline constexpr char kCheckpointMagic[8] = {'L', 'G', 'P', 'T', 'C', 'K', 'P', 
 inline constexpr std::uint32_t kCheckpointVersion = 1;
 
 namespace detail {
+
+// Fuzzing builds define LIGHTGPT_FUZZ_SKIP_CHECKSUMS so that mutated inputs reach the parsers
+// behind the CRCs (checkpoint sections, codebooks, bigram tables); nothing else may.
+#if defined(LIGHTGPT_FUZZ_SKIP_CHECKSUMS)
+inline constexpr bool kVerifyChecksums = false;
+#else
+inline constexpr bool kVerifyChecksums = true;
+#endif
+
+// fsync of an open stream's data, then of the directory holding `path` (after a rename, so that
+// the new name itself is durable).
+inline void sync_stream(std::FILE* file, const std::filesystem::path& path) {
+  LIGHTGPT_CHECK(std::fflush(file) == 0 && ::fsync(::fileno(file)) == 0, "cannot sync '",
+                 path.string(), "': ", std::strerror(errno));
+}
+inline void sync_directory_of(const std::filesystem::path& path) {
+  const std::filesystem::path dir =
+      path.parent_path().empty() ? std::filesystem::path(".") : path.parent_path();
+  const int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  LIGHTGPT_CHECK(fd >= 0, "cannot open the directory '", dir.string(), "' to sync it: ",
+                 std::strerror(errno));
+  const bool synced = ::fsync(fd) == 0;
+  const int saved = errno;
+  ::close(fd);
+  LIGHTGPT_CHECK(synced, "cannot sync the directory '", dir.string(), "': ", std::strerror(saved));
+}
+
+// Closes a written temporary, syncs it, renames it over `path` and syncs the directory.
+inline void commit_temporary(std::FILE* file, const std::filesystem::path& temp,
+                             const std::filesystem::path& path) {
+  bool synced = true;
+  try {
+    sync_stream(file, temp);
+  } catch (...) {
+    synced = false;
+  }
+  const bool closed = std::fclose(file) == 0;
+  LIGHTGPT_CHECK(synced && closed, "writing '", temp.string(), "' failed: ", std::strerror(errno));
+  std::error_code error;
+  std::filesystem::rename(temp, path, error);
+  LIGHTGPT_CHECK(!error, "cannot rename '", temp.string(), "' to '", path.string(),
+                 "': ", error.message());
+  sync_directory_of(path);
+}
+
+// A stale temporary of `path` (from a writer that was killed) is removed before a new one is
+// written; a directory or other non-file there is an error rather than something to delete.
+inline void remove_stale_temporary(const std::filesystem::path& temp) {
+  std::error_code error;
+  const auto status = std::filesystem::symlink_status(temp, error);
+  if (error || !std::filesystem::exists(status)) return;
+  LIGHTGPT_CHECK(std::filesystem::is_regular_file(status), "cannot write '", temp.string(),
+                 "': something other than a file is in the way");
+  std::filesystem::remove(temp, error);
+  LIGHTGPT_CHECK(!error, "cannot remove the stale temporary '", temp.string(), "': ",
+                 error.message());
+}
 
 inline std::uint32_t crc32_update(std::uint32_t crc, const void* data, std::size_t size) {
   static const std::array<std::uint32_t, 256> table = [] {
@@ -48,6 +110,7 @@ class CheckpointWriter {
  public:
   explicit CheckpointWriter(std::filesystem::path path)
       : path_(std::move(path)), temp_(path_.string() + ".tmp") {
+    detail::remove_stale_temporary(temp_);
     file_ = std::fopen(temp_.c_str(), "wb");
     LIGHTGPT_CHECK(file_ != nullptr, "cannot open checkpoint '", temp_.string(),
                    "' for writing: ", std::strerror(errno));
@@ -58,7 +121,8 @@ class CheckpointWriter {
   ~CheckpointWriter() {
     if (file_) {
       std::fclose(file_);
-      std::filesystem::remove(temp_);
+      std::error_code ignored;
+      std::filesystem::remove(temp_, ignored);
     }
   }
   CheckpointWriter(const CheckpointWriter&) = delete;
@@ -105,20 +169,24 @@ class CheckpointWriter {
     end_section();
   }
 
-  // Flushes, syncs and atomically replaces `path`; before this the old file is untouched.
+  // Syncs and atomically replaces `path`, then syncs its directory; before this the old file is
+  // untouched.
   void commit() {
     LIGHTGPT_CHECK(!in_section_, "checkpoint commit() inside a section");
     std::fseek(file_, sizeof(kCheckpointMagic) + sizeof(std::uint32_t), SEEK_SET);
     put_value(sections_);
-    const bool flushed = std::fflush(file_) == 0;
-    const bool closed = std::fclose(file_) == 0;
+    std::FILE* file = file_;
     file_ = nullptr;
-    LIGHTGPT_CHECK(flushed && closed, "writing checkpoint '", temp_.string(), "' failed");
-    std::error_code error;
-    std::filesystem::rename(temp_, path_, error);
-    LIGHTGPT_CHECK(!error, "cannot rename '", temp_.string(), "' to '", path_.string(),
-                   "': ", error.message());
+    try {
+      detail::commit_temporary(file, temp_, path_);
+    } catch (...) {
+      std::error_code ignored;
+      std::filesystem::remove(temp_, ignored);
+      throw;
+    }
   }
+
+  const std::filesystem::path& path() const { return path_; }
 
  private:
   void put(const void* data, std::size_t size) {
@@ -166,6 +234,7 @@ class SectionReader {
     return text;
   }
   std::string_view rest() const { return {payload_.data() + pos_, payload_.size() - pos_}; }
+  std::size_t remaining() const { return payload_.size() - pos_; }
   bool at_end() const { return pos_ == payload_.size(); }
   const std::string& context() const { return context_; }
 
@@ -184,6 +253,9 @@ class CheckpointReader {
     std::fseek(file, 0, SEEK_END);
     const long long file_size = std::ftell(file);
     std::fclose(file);
+    std::error_code error;
+    LIGHTGPT_CHECK(file_size >= 0 && std::filesystem::is_regular_file(path_, error),
+                   "checkpoint '", path_.string(), "' is not a regular file");
     file_size_ = static_cast<std::uint64_t>(file_size);
 
     char magic[sizeof(kCheckpointMagic)] = {};
@@ -226,11 +298,20 @@ class CheckpointReader {
     std::vector<char> payload(entry->size);
     std::uint64_t pos = entry->offset;
     read_at(pos, payload.data(), payload.size(), "section '" + entry->name + "'");
-    LIGHTGPT_CHECK(detail::crc32_update(0, payload.data(), payload.size()) == entry->crc,
+    LIGHTGPT_CHECK(!detail::kVerifyChecksums ||
+                       detail::crc32_update(0, payload.data(), payload.size()) == entry->crc,
                    "checkpoint '", path_.string(), "': section '", name,
                    "' fails its checksum (corrupted file)");
     return SectionReader(std::move(payload),
                          "checkpoint '" + path_.string() + "', section '" + entry->name + "'");
+  }
+
+  // The payload length of a section as the file states it (checked against the file's length).
+  std::uint64_t section_size(std::string_view name) const {
+    const Entry* entry = find(name);
+    LIGHTGPT_CHECK(entry != nullptr, "checkpoint '", path_.string(), "' has no section '", name,
+                   "'");
+    return entry->size;
   }
 
   const std::filesystem::path& path() const { return path_; }

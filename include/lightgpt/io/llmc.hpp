@@ -14,6 +14,8 @@
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
+#include <initializer_list>
+#include <limits>
 #include <string>
 #include <system_error>
 #include <type_traits>
@@ -75,26 +77,37 @@ struct LlmcTensor {
 };
 
 // llm.c's parameter order and sizes for a config; the file size and the model's layout are both
-// checked against this list.
+// checked against this list. Every product is checked, so no config can wrap a size.
 inline std::vector<LlmcTensor> llmc_tensors(const ModelConfig& c) {
-  const std::size_t V = static_cast<std::size_t>(c.padded_vocab_size()), T = c.max_seq_len,
-                    L = c.n_layer, C = c.d_model;
-  return {{"wte", V * C},        {"wpe", T * C},           {"ln1w", L * C},
-          {"ln1b", L * C},       {"qkvw", L * 3 * C * C},  {"qkvb", L * 3 * C},
-          {"attprojw", L * C * C}, {"attprojb", L * C},    {"ln2w", L * C},
-          {"ln2b", L * C},       {"fcw", L * 4 * C * C},   {"fcb", L * 4 * C},
-          {"fcprojw", L * C * 4 * C}, {"fcprojb", L * C},  {"lnfw", C},
-          {"lnfb", C}};
+  const std::uint64_t V = static_cast<std::uint64_t>(c.padded_vocab_size()),
+                      T = static_cast<std::uint64_t>(c.max_seq_len),
+                      L = static_cast<std::uint64_t>(c.n_layer),
+                      C = static_cast<std::uint64_t>(c.d_model);
+  auto n = [](std::initializer_list<std::uint64_t> factors) {
+    std::uint64_t product = 1;
+    for (std::uint64_t f : factors) product = checked_mul(product, f, "llm.c tensor size");
+    LIGHTGPT_CHECK(product <= std::numeric_limits<std::size_t>::max(), "llm.c tensor of ",
+                   product, " values does not fit in memory");
+    return static_cast<std::size_t>(product);
+  };
+  return {{"wte", n({V, C})},           {"wpe", n({T, C})},          {"ln1w", n({L, C})},
+          {"ln1b", n({L, C})},          {"qkvw", n({L, 3, C, C})},   {"qkvb", n({L, 3, C})},
+          {"attprojw", n({L, C, C})},   {"attprojb", n({L, C})},     {"ln2w", n({L, C})},
+          {"ln2b", n({L, C})},          {"fcw", n({L, 4, C, C})},    {"fcb", n({L, 4, C})},
+          {"fcprojw", n({L, C, 4, C})}, {"fcprojb", n({L, C})},      {"lnfw", n({C})},
+          {"lnfb", n({C})}};
 }
 
 inline std::size_t llmc_element_bytes(LlmcVersion version) {
   return version == LlmcVersion::bf16 ? 2 : 4;
 }
 
-inline std::uintmax_t llmc_file_bytes(const ModelConfig& config, LlmcVersion version) {
-  std::uintmax_t bytes = kLlmcHeaderBytes;
+inline std::uint64_t llmc_file_bytes(const ModelConfig& config, LlmcVersion version) {
+  std::uint64_t bytes = kLlmcHeaderBytes;
   for (const LlmcTensor& tensor : llmc_tensors(config)) {
-    bytes += tensor.numel * llmc_element_bytes(version);
+    bytes = checked_add(bytes,
+                        checked_mul(tensor.numel, llmc_element_bytes(version), "llm.c file size"),
+                        "llm.c file size");
   }
   return bytes;
 }
@@ -167,8 +180,12 @@ inline LlmcHeader read_llmc_header(const std::filesystem::path& path) {
   const ModelConfig& config = result.config;
   LIGHTGPT_CHECK(config.d_model % config.n_head == 0, source, ": header[6] (d_model = ",
                  config.d_model, ") is not divisible by header[5] (n_head = ", config.n_head, ")");
-  LIGHTGPT_CHECK(config.vocab_size <= (1 << 30), source, ": header[3] (vocab_size = ",
-                 config.vocab_size, ") is larger than the supported 2^30");
+  try {
+    config.validate();
+  } catch (const Error& error) {
+    throw Error(detail::concat(source, ": the header's config is not one lightgpt can build: ",
+                               error.message()));
+  }
   result.padded_vocab_size = header[7];
   LIGHTGPT_CHECK(header[7] >= config.vocab_size, source, ": header[7] (padded_vocab_size = ",
                  header[7], ") is smaller than header[3] (vocab_size = ", config.vocab_size, ")");
@@ -177,7 +194,7 @@ inline LlmcHeader read_llmc_header(const std::filesystem::path& path) {
                  "; lightgpt pads vocab_size = ", config.vocab_size, " to a multiple of ",
                  kVocabPadding, ", i.e. ", config.padded_vocab_size());
 
-  const std::uintmax_t expected = detail::llmc_file_bytes(config, result.version);
+  const std::uint64_t expected = detail::llmc_file_bytes(config, result.version);
   LIGHTGPT_CHECK(file_bytes >= expected, source, " is truncated: its header implies ", expected,
                  " bytes, the file has ", file_bytes);
   LIGHTGPT_CHECK(file_bytes == expected, source, " has ", file_bytes - expected,

@@ -1,6 +1,7 @@
 // Drawing the next token from a model's next-token log-probabilities: temperature and top-k act
 // on the full (joint) distribution over the V tokens — for LightRnnHead that is P(r)·P(c|r), never
-// each factor separately. Temperature 0 is greedy decoding.
+// each factor separately. Temperature 0 is greedy decoding. Non-finite log-probabilities (a
+// diverged model) are an error, never a token.
 #pragma once
 
 #include <algorithm>
@@ -34,6 +35,16 @@ int sample_token(std::span<const A> log_probs, const SamplingOptions& options, R
                  std::vector<int>& order) {
   const int V = static_cast<int>(log_probs.size());
   LIGHTGPT_CHECK(V > 0, "sample_token: empty distribution");
+  // A diverged model yields NaN or +inf; sampling from it would print garbage with success.
+  bool any_finite = false;
+  for (int i = 0; i < V; ++i) {
+    LIGHTGPT_CHECK(!std::isnan(log_probs[i]) && log_probs[i] != std::numeric_limits<A>::infinity(),
+                   "the model's next-token log-probability of token ", i, " is ",
+                   double(log_probs[i]), ": its parameters have diverged, nothing can be sampled");
+    any_finite = any_finite || std::isfinite(log_probs[i]);
+  }
+  LIGHTGPT_CHECK(any_finite, "the model gives every token log-probability -inf: its parameters "
+                 "have diverged, nothing can be sampled");
   if (options.temperature == 0) {
     return static_cast<int>(std::max_element(log_probs.begin(), log_probs.end()) -
                             log_probs.begin());

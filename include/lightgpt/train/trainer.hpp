@@ -4,6 +4,7 @@
 // It validates on a fixed set of batches every eval_every steps, logs every metric to
 // <out_dir>/metrics.jsonl and one line per step to the console, and writes atomic checkpoints
 // (model, optimizer, loader position, RNG, step) that resume() continues bit for bit on the CPU.
+// A non-finite train or validation loss stops the run before that state is ever checkpointed.
 #pragma once
 
 #include <algorithm>
@@ -166,7 +167,14 @@ class Trainer {
       if (config_.val_batches == 0) config_.val_batches = int(val_->steps_per_epoch());
       val_start_ = val_->position();
     }
-    std::filesystem::create_directories(config_.out_dir);
+    std::error_code error;
+    std::filesystem::create_directories(config_.out_dir, error);
+    LIGHTGPT_CHECK(!error && std::filesystem::is_directory(config_.out_dir, error),
+                   "--out_dir '", config_.out_dir, "' cannot be used as a directory",
+                   error ? ": " + error.message() : std::string(" (a file of that name exists)"));
+    // A checkpoint temporary left by a killed run is never a checkpoint; it is removed here, and
+    // in any case by the next save.
+    detail::remove_stale_temporary(checkpoint_path().string() + ".tmp");
     model_.reserve(config_.batch_size, config_.seq_len);
   }
 
@@ -196,11 +204,25 @@ class Trainer {
     const auto best = section.read_value<double>();
     LIGHTGPT_CHECK(section.at_end(), section.context(), ": unexpected bytes after the state");
     scaler_.read_section(in);
-    LIGHTGPT_CHECK(grad_accum == config_.grad_accum, "checkpoint '", path.string(),
-                   "' was trained with --grad_accum ", grad_accum, ", this run has ",
-                   config_.grad_accum);
-    LIGHTGPT_CHECK(step >= 0 && step <= config_.steps, "checkpoint '", path.string(),
-                   "' is at step ", step, ", beyond --steps ", config_.steps);
+    // Every section must agree with the others: a corrupted one is an error, never ignored.
+    const std::uint64_t stored_step = read_step_section(in);
+    const std::string source = "checkpoint '" + path.string() + "'";
+    LIGHTGPT_CHECK(grad_accum == config_.grad_accum, source, " was trained with --grad_accum ",
+                   grad_accum, ", this run has ", config_.grad_accum);
+    LIGHTGPT_CHECK(step >= 0 && step <= config_.steps, source, " is at step ", step,
+                   ", beyond --steps ", config_.steps);
+    LIGHTGPT_CHECK(stored_step == static_cast<std::uint64_t>(step), source, ": section 'step' (",
+                   stored_step, ") disagrees with section 'trainer' (step ", step,
+                   "; corrupted file)");
+    LIGHTGPT_CHECK(optimizer_.steps() <= step, source, ": section 'adamw' has taken ",
+                   optimizer_.steps(), " steps, more than the run's ", step, " (corrupted file)");
+    const std::int64_t per_step =
+        std::int64_t(config_.grad_accum) * config_.batch_size * config_.seq_len;
+    LIGHTGPT_CHECK(tokens == step * per_step, source, ": section 'trainer' counts ", tokens,
+                   " tokens, but ", step, " steps of ", per_step, " tokens make ", step * per_step,
+                   " (corrupted file, or another --batch_size or --seq_len)");
+    LIGHTGPT_CHECK(std::isnan(best) || std::isfinite(best), source,
+                   ": section 'trainer' holds the best val_loss ", best, " (corrupted file)");
     train_.restore(position);
     step_ = step;
     tokens_ = tokens;
@@ -365,8 +387,15 @@ class Trainer {
                                                 step_ == config_.steps);
       if (evaluate) {
         last_val = validate();
-        if (!(best_val_ <= last_val)) best_val_ = last_val;
         record.add("val_loss", last_val);
+        if (!std::isfinite(last_val)) {
+          log_.write(record);
+          throw Error(detail::concat("training stopped at step ", step_,
+                                     ": the validation loss is not finite (", last_val,
+                                     "); the model has diverged and was not checkpointed",
+                                     checkpoint_note()));
+        }
+        if (!(best_val_ <= last_val)) best_val_ = last_val;
       }
       log_.write(record);
       if (config_.console) {
@@ -387,7 +416,13 @@ class Trainer {
       }
       if ((config_.checkpoint_every > 0 && step_ % config_.checkpoint_every == 0) ||
           step_ == config_.steps) {
-        save(checkpoint_path());
+        try {
+          save(checkpoint_path());
+        } catch (const Error& error) {
+          throw Error(detail::concat("training stopped at step ", step_, ": ",
+                                     error.message(),
+                                     checkpoint_note()));
+        }
       }
     }
     summary.steps = step_;
