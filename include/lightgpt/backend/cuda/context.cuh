@@ -62,16 +62,25 @@ class Context {
   // cuBLASLt's recommended workspace for Hopper.
   static constexpr std::size_t kWorkspaceBytes = std::size_t(32) << 20;
 
-  // The context of the current device, created on first use.
+  // The context of the current device, created on first use. Every kernel call asks for it, so
+  // the hot path is cudaGetDevice (a read of the runtime's per-thread state) and a compare with
+  // this thread's last answer; the mutex is taken only when a thread meets a device anew.
+  // Contexts are never destroyed, so a cached pointer stays valid.
   static Context& current() {
-    static std::mutex mutex;
-    static std::map<int, Context*> contexts;
     int device = 0;
     LIGHTGPT_CUDA_CHECK(cudaGetDevice(&device));
-    std::lock_guard<std::mutex> lock(mutex);
-    Context*& context = contexts[device];
-    if (context == nullptr) context = new Context(device);
-    return *context;
+    thread_local int last_device = -1;
+    thread_local Context* last = nullptr;
+    if (device != last_device) {
+      static std::mutex mutex;
+      static std::map<int, Context*> contexts;
+      std::lock_guard<std::mutex> lock(mutex);
+      Context*& context = contexts[device];
+      if (context == nullptr) context = new Context(device);
+      last = context;
+      last_device = device;
+    }
+    return *last;
   }
 
   cudaStream_t stream() const { return stream_; }
