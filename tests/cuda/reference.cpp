@@ -1,9 +1,11 @@
-// The CPU Fp32 reference behind reference.hpp: Ops<Cpu> and GPT<Fp32, DenseHead<>, Attention, Cpu>
-// on host buffers. Compiled by the host compiler; the CUDA tests link it.
+// The CPU Fp32 reference behind reference.hpp: Ops<Cpu>, the attention mixer and
+// GPT<Fp32, DenseHead<>, Attention, Cpu> on host buffers. Compiled by the host compiler; the CUDA
+// tests link it.
 #include "reference.hpp"
 
 #include <instances.hpp>
 #include <lightgpt/lightgpt.hpp>
+#include <utility>
 
 namespace lightgpt::testing::reference {
 namespace {
@@ -70,8 +72,37 @@ void attention_backward(float* dqkv, bool accumulate, const float* dout, const f
   O::attention_backward(grad(dqkv, accumulate), dout, qkv, out, lse, B, T, C, NH, scratch.data());
 }
 void attention_decode(float* out, const float* qkv, int t, int C, int NH) {
-  std::vector<float> scores(static_cast<std::size_t>(NH) * (t + 1));
+  std::vector<float> scores(O::attention_decode_scratch_size<float>(t + 1, C, NH));
   O::attention_decode(out, qkv, t, C, NH, scores.data());
+}
+
+MixerStep attention_mixer_step(const ModelConfig& config,
+                               const std::vector<std::vector<float>>& params,
+                               const std::vector<float>& x, const std::vector<float>& dout, int B,
+                               int T) {
+  using Mixer = detail::AttentionMixer<Cpu, Fp32>;
+  ParameterLayout layout;
+  Mixer::declare(layout, config);
+  ParameterStore<Fp32, Cpu> store(std::move(layout));
+  const auto& tensors = store.layout().tensors();
+  for (std::size_t i = 0; i < tensors.size(); ++i) store.write(tensors[i], params.at(i).data());
+  Mixer mixer(config);
+  mixer.bind_parameters(store.layout(), store.values(), store.grads());
+  const std::size_t positions = static_cast<std::size_t>(B) * T;
+  auto bind_all = [&](ArenaBinder& bind) {
+    mixer.bind_activations(bind, 1, positions);
+    mixer.bind_gradients(bind, positions);
+  };
+  ArenaBinder measure;
+  bind_all(measure);
+  Buffer<std::byte, Cpu> arena(measure.bytes());
+  ArenaBinder bind(arena.data());
+  bind_all(bind);
+  MixerStep step{std::vector<float>(x.size()), std::vector<float>(x.size()), {}};
+  mixer.forward(0, 0, step.out.data(), x.data(), B, T, true);
+  mixer.backward(0, overwrite(step.din.data()), dout.data(), x.data(), B, T);
+  for (const TensorInfo& tensor : tensors) step.grads.push_back(store.read_grad(tensor));
+  return step;
 }
 
 void row_logsumexp(float* lse, const float* logits, int N, int V, int Vp) {

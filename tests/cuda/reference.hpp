@@ -38,6 +38,18 @@ void attention_backward(float* dqkv, bool accumulate, const float* dout, const f
                         const float* out, const float* lse, int B, int T, int C, int NH);
 void attention_decode(float* out, const float* qkv, int t, int C, int NH);
 
+// One layer of the attention mixer, AttentionMixer<Cpu, Fp32> built from config (d_model, n_head,
+// max_seq_len; n_layer 1), with `params` per tensor in its layout order: the forward of x [B, T, C]
+// and the backward of dout (input gradient overwritten, parameter gradients from zero).
+struct MixerStep {
+  std::vector<float> out, din;
+  std::vector<std::vector<float>> grads;  // per tensor, in layout order
+};
+MixerStep attention_mixer_step(const ModelConfig& config,
+                               const std::vector<std::vector<float>>& params,
+                               const std::vector<float>& x, const std::vector<float>& dout, int B,
+                               int T);
+
 void row_logsumexp(float* lse, const float* logits, int N, int V, int Vp);
 void cross_entropy(float* losses, const float* lse, const float* logits,
                    const std::int32_t* targets, int row_stride, int B, int T, int Vp);

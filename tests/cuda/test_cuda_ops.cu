@@ -1,11 +1,17 @@
 // Every op of Ops<Cuda> that the dense head, attention, the trunk and AdamW call, against the CPU
 // Fp32 reference (reference.hpp), for fp32, bf16 and fp16 storage. Inputs are random and never
 // zero; every output is poisoned (NaN) before the GPU call, or holds random values where the op
-// accumulates, so unwritten elements and wrong modes fail. Tolerances: DESIGN §5.
+// accumulates, so unwritten elements and wrong modes fail. Tolerances: DESIGN §5. Also: batched
+// products whose strides break 16-byte alignment, the attention mixer below max_seq_len with its
+// scratch sized by the batch's T (and, without a GPU, the size arithmetic itself), fp16 attention
+// gradients small enough to be subnormal, and decoding against the full forward.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <type_traits>
+#include <utility>
 #include <vector>
 
 #include "cuda_testing.cuh"
@@ -23,19 +29,22 @@ TYPED_TEST_SUITE(CudaOps, StorageTypes, StorageTypeNames);
 
 // ---------------------------------------------------------------------------------------- GEMM
 
-// Bias aligned (the cuBLASLt epilogue), misaligned by one element (the separate bias kernel), and
-// absent.
+// Bias aligned (the cuBLASLt epilogue), misaligned by one element (the separate bias kernel),
+// absent, and aligned at another address (the cached plan of the first variant holds the first
+// bias pointer, so it must not serve this call).
 TYPED_TEST(CudaOps, MatmulForwardWithAndWithoutBias) {
   LIGHTGPT_REQUIRE_GPU();
   using T = TypeParam;
   const int N = 37, IC = 64, OC = 96;
   const auto in = random_values<T>(std::size_t(N) * IC, 1);
   const auto weight = random_values<T>(std::size_t(OC) * IC, 2, 0.2f);
-  const auto bias = random_values<T>(OC + 1, 3);
+  const auto bias = random_values<T>(OC + 16, 3);
   DeviceArray<T> d_in(in), d_weight(weight), d_bias(bias), d_out(std::size_t(N) * OC);
-  for (int variant = 0; variant < 3; ++variant) {
-    const float* host_bias = variant == 2 ? nullptr : bias.data() + variant;
-    const T* device_bias = variant == 2 ? nullptr : d_bias.get() + variant;
+  const int offsets[4] = {0, 1, -1, 16};
+  for (int variant = 0; variant < 4; ++variant) {
+    const int offset = offsets[variant];
+    const float* host_bias = offset < 0 ? nullptr : bias.data() + offset;
+    const T* device_bias = offset < 0 ? nullptr : d_bias.get() + offset;
     std::vector<float> expected(std::size_t(N) * OC);
     ref::matmul_forward(expected.data(), in.data(), weight.data(), host_bias, N, IC, OC);
     d_out.poison();
@@ -75,6 +84,44 @@ TYPED_TEST(CudaOps, MatmulBackwardOverwritesAndAccumulates) {
     EXPECT_LT(relative_error(d_din.download(), din), gradient_tolerance<T>()) << first_mode;
     EXPECT_LT(relative_error(d_dweight.download(), dweight), gradient_tolerance<T>()) << first_mode;
     EXPECT_LT(relative_error(d_dbias.download(), dbias), gradient_tolerance<T>()) << first_mode;
+  }
+}
+
+// Strided-batched products (as attention and AFNO issue them) whose leading dimensions and batch
+// strides are odd element counts, so no matrix after the first is 16-byte aligned, with the
+// operands' base pointers one element past an aligned address; each batch entry against the CPU.
+TYPED_TEST(CudaOps, BatchedGemmWithUnalignedStrides) {
+  LIGHTGPT_REQUIRE_GPU();
+  using T = TypeParam;
+  const int batch = 3, M = 13, N = 7, K = 5;
+  const std::int64_t stride_a = M * K + 2, stride_b = N * K + 2, stride_c = M * N + 2;
+  const auto a = random_values<T>(1 + batch * stride_a, 14);
+  const auto b = random_values<T>(1 + batch * stride_b, 15);
+  DeviceArray<T> d_a(a), d_b(b), d_c(1 + batch * stride_c);
+  cuda::GemmCall call;
+  call.trans_b = true;  // C = A · Bᵀ, B stored [N, K] as a weight
+  call.M = M, call.N = N, call.K = K;
+  call.A = d_a.get() + 1, call.a_type = cuda::data_type<T>(), call.lda = K;
+  call.stride_a = stride_a;
+  call.B = d_b.get() + 1, call.b_type = cuda::data_type<T>(), call.ldb = K;
+  call.stride_b = stride_b;
+  call.C = d_c.get() + 1, call.c_type = cuda::data_type<T>(), call.ldc = N;
+  call.stride_c = stride_c;
+  call.batch = batch;
+  cuda::gemm(call);
+  const auto c = d_c.download();
+  for (int i = 0; i < batch; ++i) {
+    std::vector<float> expected(std::size_t(M) * N);
+    ref::matmul_forward(expected.data(), a.data() + 1 + i * stride_a, b.data() + 1 + i * stride_b,
+                        nullptr, M, K, N);
+    const std::vector<float> actual(c.begin() + 1 + i * stride_c,
+                                    c.begin() + 1 + i * stride_c + M * N);
+    EXPECT_LT(relative_error(actual, expected), value_tolerance<T>()) << "batch entry " << i;
+  }
+  // The element before the first matrix and the gaps between them stay untouched (NaN).
+  for (std::size_t j = 0; j < c.size(); ++j) {
+    const bool inside = j >= 1 && (j - 1) % stride_c < std::size_t(M) * N;
+    if (!inside) EXPECT_TRUE(std::isnan(c[j])) << "element " << j;
   }
 }
 
@@ -249,8 +296,8 @@ void check_attention(const AttentionShape& s, std::uint32_t seed) {
 
   DeviceArray<T> d_qkv(qkv), d_dout(dout), d_out(out.size()), d_dqkv(dqkv.size());
   DeviceArray<float> d_lse(lse.size());
-  // Scratch sized for a larger batch and window than this call, as the model sizes it.
-  DeviceArray<T> scratch(O::attention_scratch_size<T>(positions + 8, s.T + 5, s.C, s.NH));
+  // Scratch of exactly the size this call asks for (NaN-poisoned).
+  DeviceArray<T> scratch(O::attention_scratch_size<T>(positions, s.T, s.C, s.NH));
   O::attention_forward(d_out.get(), d_lse.get(), d_qkv.get(), s.B, s.T, s.C, s.NH, scratch.get());
   const auto gpu_out = d_out.download();
   EXPECT_LT(relative_error(gpu_out, out), value_tolerance<T>());
@@ -275,28 +322,190 @@ void check_attention(const AttentionShape& s, std::uint32_t seed) {
   EXPECT_LT(relative_error(d_out.download(), out), value_tolerance<T>());
 }
 
+// T = 13: score rows of 52 bytes and batch strides of 676, so no score matrix after the first is
+// 16-byte aligned for the batched products.
 TYPED_TEST(CudaOps, AttentionSmallHeads) {
   LIGHTGPT_REQUIRE_GPU();
   check_attention<TypeParam>({2, 13, 64, 4}, 40);
 }
-// T > 64 (rows longer than two warp strides), hs = 32.
+// T = 70 > 64 (rows longer than two warp strides; 280-byte score rows), hs = 32.
 TYPED_TEST(CudaOps, AttentionLongerRows) {
   LIGHTGPT_REQUIRE_GPU();
   check_attention<TypeParam>({3, 70, 96, 3}, 50);
 }
 
-TYPED_TEST(CudaOps, AttentionDecodeMatchesTheCpu) {
+// fp16 gradients small enough that dS = P∘(dP − <dy, y>)·scale lies in fp16's subnormal range
+// (dy within ±1e-4, most of it subnormal itself). The CPU computes P and dS in fp32 and rounds
+// dq | dk | dv once; the GPU must round alike, so the comparison is against the CPU's fp16 result
+// (the fp32 reference rounded to fp16, from the same fp16 output y and log-sum-exps) at 1e-3.
+// Rounding P and dS to fp16 instead gives about 5e-3 here, the fp32-exact path about 5e-5.
+class CudaAttentionFp16 : public CudaTest {};
+TEST_F(CudaAttentionFp16, SmallGradientsKeepTheirBits) {
+  LIGHTGPT_REQUIRE_GPU();
+  const AttentionShape s{2, 70, 96, 3};
+  const std::size_t positions = std::size_t(s.B) * s.T;
+  const auto qkv = random_values<float16>(positions * 3 * s.C, 55, 1.5f);
+  const auto dout = random_values<float16>(positions * s.C, 56, 1e-4f);
+  std::vector<float> out(positions * s.C), lse(positions * s.NH);
+  ref::attention_forward(out.data(), lse.data(), qkv.data(), s.B, s.T, s.C, s.NH);
+  for (float& y : out) y = static_cast<float>(float16(y));  // the stored forward output
+  std::vector<float> expected(positions * 3 * s.C);
+  ref::attention_backward(expected.data(), false, dout.data(), qkv.data(), out.data(), lse.data(),
+                          s.B, s.T, s.C, s.NH);
+  for (float& g : expected) g = static_cast<float>(float16(g));
+
+  DeviceArray<float16> d_qkv(qkv), d_dout(dout), d_out(out), d_dqkv(expected.size());
+  DeviceArray<float> d_lse(lse);
+  DeviceArray<float16> scratch(O::attention_scratch_size<float16>(positions, s.T, s.C, s.NH));
+  O::attention_backward(overwrite(d_dqkv.get()), d_dout.get(), d_qkv.get(), d_out.get(),
+                        d_lse.get(), s.B, s.T, s.C, s.NH, scratch.get());
+  EXPECT_LT(relative_error(d_dqkv.download(), expected), 1e-3);
+}
+
+template <class T>
+using PrecisionOf = std::conditional_t<std::is_same_v<T, float>, Fp32,
+                                       std::conditional_t<std::is_same_v<T, bfloat16>, Bf16, Fp16>>;
+
+// One AttentionMixer<Cuda, P> layer on its own, bound as the model binds it (parameters in a
+// ParameterStore, activations in an arena sized for `positions`).
+template <class P>
+class GpuAttentionMixer {
+ public:
+  using Impl = detail::AttentionMixer<Cuda, P>;
+  using T = typename P::storage_t;
+
+  GpuAttentionMixer(const ModelConfig& config, const std::vector<std::vector<float>>& params,
+                    std::size_t positions)
+      : store_(layout(config)), mixer_(config) {
+    const auto& tensors = store_.layout().tensors();
+    for (std::size_t i = 0; i < tensors.size(); ++i) store_.write(tensors[i], params.at(i).data());
+    mixer_.bind_parameters(store_.layout(), store_.values(), store_.grads());
+    ArenaBinder measure;
+    bind_all(measure, positions);
+    arena_ = Buffer<std::byte, Cuda>(measure.bytes());
+    ArenaBinder bind(arena_.data());
+    bind_all(bind, positions);
+  }
+
+  static ParameterLayout layout(const ModelConfig& config) {
+    ParameterLayout layout;
+    Impl::declare(layout, config);
+    return layout;
+  }
+
+  // Forward of x and backward of dout, as reference::attention_mixer_step.
+  reference::MixerStep step(const std::vector<float>& x, const std::vector<float>& dout, int B,
+                            int T_) {
+    DeviceArray<T> d_x(x), d_dout(dout), d_out(x.size()), d_din(x.size());
+    store_.zero_grad();
+    mixer_.forward(0, 0, d_out.get(), d_x.get(), B, T_, true);
+    mixer_.backward(0, overwrite(d_din.get()), d_dout.get(), d_x.get(), B, T_);
+    reference::MixerStep result{d_out.download(), d_din.download(), {}};
+    for (const TensorInfo& tensor : store_.layout().tensors()) {
+      result.grads.push_back(store_.read_grad(tensor));
+    }
+    return result;
+  }
+
+  std::size_t scratch_size() const { return mixer_.scratch_size(); }
+
+ private:
+  void bind_all(ArenaBinder& bind, std::size_t positions) {
+    mixer_.bind_activations(bind, 1, positions);
+    mixer_.bind_gradients(bind, positions);
+  }
+
+  ParameterStore<P, Cuda> store_;
+  Impl mixer_;
+  Buffer<std::byte, Cuda> arena_;
+};
+
+// The mixer at T = 13 and 40 with max_seq_len = 256: output, input and parameter gradients against
+// the CPU; its scratch is what the largest call's (B·T, T) needs — grown by the longer call, kept
+// for the shorter one after it — far below what max_seq_len would ask for.
+TYPED_TEST(CudaOps, AttentionMixerBelowMaxSeqLen) {
   LIGHTGPT_REQUIRE_GPU();
   using T = TypeParam;
-  const int C = 64, NH = 4;
-  for (int t : {0, 9, 40}) {
-    const auto qkv = random_values<T>(std::size_t(t + 1) * 3 * C, 60 + t, 1.5f);
-    std::vector<float> out(C);
-    ref::attention_decode(out.data(), qkv.data(), t, C, NH);
-    DeviceArray<T> d_qkv(qkv), d_out(C);
-    DeviceArray<float> scores(std::size_t(NH) * (t + 1));
-    O::attention_decode(d_out.get(), d_qkv.get(), t, C, NH, scores.get());
-    EXPECT_LT(relative_error(d_out.download(), out), value_tolerance<T>()) << "t = " << t;
+  ModelConfig config;
+  config.n_layer = 1;
+  config.d_model = 64;
+  config.n_head = 4;
+  config.max_seq_len = 256;
+  std::vector<std::vector<float>> params;
+  for (const TensorInfo& tensor : GpuAttentionMixer<PrecisionOf<T>>::layout(config).tensors()) {
+    params.push_back(random_values<T>(tensor.numel, 100 + std::uint32_t(params.size()), 0.2f));
+  }
+  const int C = config.d_model, NH = config.n_head;
+  GpuAttentionMixer<PrecisionOf<T>> mixer(config, params, 40);
+  std::size_t largest = 0;
+  std::uint32_t seed = 110;
+  for (const auto& [B, T_] : {std::pair{2, 13}, std::pair{1, 40}, std::pair{2, 13}}) {
+    const std::size_t positions = std::size_t(B) * T_;
+    const auto x = random_values<T>(positions * C, seed++);
+    const auto dout = random_values<T>(positions * C, seed++);
+    const auto expected = ref::attention_mixer_step(config, params, x, dout, B, T_);
+    const auto actual = mixer.step(x, dout, B, T_);
+    EXPECT_LT(relative_error(actual.out, expected.out), value_tolerance<T>()) << "T = " << T_;
+    EXPECT_LT(relative_error(actual.din, expected.din), gradient_tolerance<T>()) << "T = " << T_;
+    ASSERT_EQ(actual.grads.size(), expected.grads.size());
+    for (std::size_t i = 0; i < actual.grads.size(); ++i) {
+      EXPECT_LT(relative_error(actual.grads[i], expected.grads[i]), gradient_tolerance<T>())
+          << "T = " << T_ << ", tensor " << i;
+    }
+    largest = std::max(largest, O::attention_scratch_size<T>(positions, T_, C, NH));
+    EXPECT_EQ(mixer.scratch_size(), largest) << "T = " << T_;
+  }
+  EXPECT_LT(largest, O::attention_scratch_size<T>(40, config.max_seq_len, C, NH) / 4);
+}
+
+// Host arithmetic only (runs without a GPU): the scratch follows the T it is given. GPT-2 small at
+// B = 16 needs 7 fp32 head copies of B·T·C plus two fp32 score arrays of B·NH·T² (about 1.96 GB
+// at T = 1024, 0.29 GB at T = 256), and for the same positions a shorter T needs fewer scores.
+TEST(CudaAttentionScratch, FollowsTheBatchLength) {
+  const int B = 16, C = 768, NH = 12;
+  auto bytes = [&](int T_) {
+    return O::attention_scratch_size<bfloat16>(std::size_t(B) * T_, T_, C, NH) * sizeof(bfloat16);
+  };
+  auto exact = [&](int T_) {
+    const double positions = double(B) * T_;
+    return 4.0 * (7 * positions * C + 2 * positions * NH * T_);
+  };
+  for (int T_ : {13, 256, 1024}) {
+    EXPECT_GE(double(bytes(T_)), exact(T_)) << "T = " << T_;
+    EXPECT_LE(double(bytes(T_)), exact(T_) + 8 * 256) << "T = " << T_;
+  }
+  EXPECT_LT(bytes(1024), std::size_t(2) << 30);
+  // Same positions, shorter sequences: the score arrays shrink with T.
+  EXPECT_LT(O::attention_scratch_size<float>(16384, 256, C, NH),
+            O::attention_scratch_size<float>(16384, 1024, C, NH) / 2);
+}
+
+// Decoding position t against the cached rows 0..t equals row t of the full forward over the same
+// q | k | v and the CPU's decode: one chunk of 64 cached positions, exactly one, one more, several;
+// head sizes 16 and 64.
+TYPED_TEST(CudaOps, AttentionDecodeMatchesTheForwardAndTheCpu) {
+  LIGHTGPT_REQUIRE_GPU();
+  using T = TypeParam;
+  const int T_ = 200;
+  for (const auto& [C, NH] : {std::pair{64, 4}, std::pair{128, 2}}) {
+    const auto qkv = random_values<T>(std::size_t(T_) * 3 * C, 60 + C, 1.5f);
+    DeviceArray<T> d_qkv(qkv), d_forward(std::size_t(T_) * C), d_out(C);
+    DeviceArray<T> scratch(O::attention_scratch_size<T>(T_, T_, C, NH));
+    O::attention_forward(d_forward.get(), static_cast<float*>(nullptr), d_qkv.get(), 1, T_, C, NH,
+                         scratch.get());
+    const auto forward = d_forward.download();
+    for (int t : {0, 9, 63, 64, 65, 130, 199}) {
+      std::vector<float> expected(C);
+      ref::attention_decode(expected.data(), qkv.data(), t, C, NH);
+      DeviceArray<float> decode_scratch(O::attention_decode_scratch_size<float>(t + 1, C, NH));
+      d_out.poison();
+      O::attention_decode(d_out.get(), d_qkv.get(), t, C, NH, decode_scratch.get());
+      const auto out = d_out.download();
+      const std::vector<float> row(forward.begin() + std::size_t(t) * C,
+                                   forward.begin() + std::size_t(t + 1) * C);
+      EXPECT_LT(relative_error(out, expected), value_tolerance<T>()) << "C " << C << ", t " << t;
+      EXPECT_LT(relative_error(out, row), value_tolerance<T>()) << "C " << C << ", t " << t;
+    }
   }
 }
 

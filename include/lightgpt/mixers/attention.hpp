@@ -1,7 +1,9 @@
 // Attention: GPT-2's causal multi-head self-attention as a token mixer. Parameters per layer, in
 // llm.c's slots: qkvw (3C × C, fused Q|K|V), qkvb, attprojw (C × C), attprojb. Activations kept for
 // backward: the fused qkv, the attention output before the projection, and one log-sum-exp per
-// (head, query); the backward recomputes attention probabilities from them.
+// (head, query); the backward recomputes attention probabilities from them. The kernels' scratch
+// (on the GPU, B·NH·T² scores) is sized by the T of the batch, which only the calls know, so it
+// lives outside the arena in one buffer shared by all layers, grown to the largest call so far.
 #pragma once
 
 #include <cmath>
@@ -9,6 +11,7 @@
 #include <string>
 
 #include "../backend/contract.hpp"
+#include "../core/arena.hpp"
 #include "../core/config.hpp"
 #include "../core/layout.hpp"
 
@@ -47,7 +50,6 @@ class AttentionMixer {
     bind(qkv_, slots * positions * 3 * C);
     bind(atty_, slots * positions * C);
     bind(lse_, slots * positions * NH_);
-    bind(scratch_, O::template attention_scratch_size<T>(positions, max_T_, C_, NH_));
   }
   // Gradient buffers shared by all layers.
   template <class Bind>
@@ -62,7 +64,7 @@ class AttentionMixer {
   void bind_decode(Bind& bind, int layers) {
     bind(cache_, static_cast<std::size_t>(layers) * max_T_ * 3 * C_);
     bind(decode_atty_, static_cast<std::size_t>(C_));
-    bind(decode_scores_, static_cast<std::size_t>(NH_) * max_T_);
+    bind(decode_scratch_, O::template attention_decode_scratch_size<A>(max_T_, C_, NH_));
   }
 
   // out[C] = the mixer output at position t from in[C] (this layer's input at t) and the inputs of
@@ -72,7 +74,7 @@ class AttentionMixer {
     T* qkv = cache_ + static_cast<std::size_t>(layer) * max_T_ * 3 * C_;
     O::matmul_forward(qkv + static_cast<std::size_t>(t) * 3 * C_, in,
                       qkvw_.value + layer_C * 3 * C_, qkvb_.value + layer_C * 3, 1, C_, 3 * C_);
-    O::attention_decode(decode_atty_, static_cast<const T*>(qkv), t, C_, NH_, decode_scores_);
+    O::attention_decode(decode_atty_, static_cast<const T*>(qkv), t, C_, NH_, decode_scratch_);
     O::matmul_forward(out, decode_atty_, attprojw_.value + layer_C * C_, attprojb_.value + layer_C,
                       1, C_, C_);
   }
@@ -86,7 +88,7 @@ class AttentionMixer {
     A* lse = keep_for_backward ? lse_ + static_cast<std::size_t>(slot) * N * NH_ : nullptr;
     O::matmul_forward(qkv, in, qkvw_.value + layer_C * 3 * C_, qkvb_.value + layer_C * 3, N, C_,
                       3 * C_);
-    O::attention_forward(atty, lse, qkv, B, T_, C_, NH_, scratch_);
+    O::attention_forward(atty, lse, qkv, B, T_, C_, NH_, scratch(B, T_));
     O::matmul_forward(out, atty, attprojw_.value + layer_C * C_, attprojb_.value + layer_C, N, C_,
                       C_);
   }
@@ -100,26 +102,42 @@ class AttentionMixer {
     O::matmul_backward(overwrite(datty_), accumulate(attprojw_.grad + layer_C * C_),
                        accumulate(attprojb_.grad + layer_C), dout, atty,
                        attprojw_.value + layer_C * C_, N, C_, C_);
-    O::attention_backward(overwrite(dqkv_), datty_, qkv, atty, lse, B, T_, C_, NH_, scratch_);
+    O::attention_backward(overwrite(dqkv_), datty_, qkv, atty, lse, B, T_, C_, NH_,
+                          scratch(B, T_));
     O::matmul_backward(din, accumulate(qkvw_.grad + layer_C * 3 * C_),
                        accumulate(qkvb_.grad + layer_C * 3), dqkv_, in,
                        qkvw_.value + layer_C * 3 * C_, N, C_, 3 * C_);
   }
 
+  // Elements of kernel scratch held: what the largest call so far needed.
+  std::size_t scratch_size() const { return scratch_.size(); }
+
  private:
   using Tensor = BoundTensor<T, A>;
+
+  // The scratch of a (B, T_) call. Growing releases the old buffer first, so the two never
+  // coexist (on the GPU the release waits for the kernels still using it).
+  T* scratch(int B, int T_) {
+    const std::size_t needed =
+        O::template attention_scratch_size<T>(static_cast<std::size_t>(B) * T_, T_, C_, NH_);
+    if (needed > scratch_.size()) {
+      scratch_ = Buffer<T, Backend>();
+      scratch_ = Buffer<T, Backend>(needed);
+    }
+    return scratch_.data();
+  }
 
   int C_, NH_, max_T_;
   Tensor qkvw_{"qkvw"}, qkvb_{"qkvb"}, attprojw_{"attprojw"}, attprojb_{"attprojb"};
   T* qkv_ = nullptr;
   T* atty_ = nullptr;
   A* lse_ = nullptr;
-  T* scratch_ = nullptr;
+  Buffer<T, Backend> scratch_;
   T* dqkv_ = nullptr;
   T* datty_ = nullptr;
   T* cache_ = nullptr;
   T* decode_atty_ = nullptr;
-  A* decode_scores_ = nullptr;
+  A* decode_scratch_ = nullptr;
 };
 
 }  // namespace detail

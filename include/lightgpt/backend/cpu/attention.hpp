@@ -37,16 +37,22 @@ struct AttentionOps {
 #endif
   }
 
-  // Scratch elements the attention kernels need for sequences up to max_T.
-  static std::size_t attention_scratch_size(int max_T) {
-    return static_cast<std::size_t>(max_threads()) * 2 * kQueryBlock * max_T;
+  // Scratch elements the attention kernels need for sequences up to T_ long.
+  static std::size_t attention_scratch_size(int T_) {
+    return static_cast<std::size_t>(max_threads()) * 2 * kQueryBlock * T_;
   }
-  // The contract's form (the model's call): the CPU kernels need per-thread blocks only, so the
-  // batch size, width and head count do not enter.
+  // The contract's form (the model's call, with its batch's B·T and T): the CPU kernels need
+  // per-thread blocks only, so the batch size, width and head count do not enter.
   template <class T>
-  static std::size_t attention_scratch_size(std::size_t /*positions*/, int max_T, int /*C*/,
+  static std::size_t attention_scratch_size(std::size_t /*positions*/, int T_, int /*C*/,
                                             int /*NH*/) {
-    return attention_scratch_size(max_T);
+    return attention_scratch_size(T_);
+  }
+  // Scratch values attention_decode needs for positions 0..positions−1: one score per head and
+  // position.
+  template <class A>
+  static std::size_t attention_decode_scratch_size(int positions, int /*C*/, int NH) {
+    return static_cast<std::size_t>(NH) * positions;
   }
 
   // qkv[B, T, 3C] holds q | k | v, head h in columns [h·hs, (h+1)·hs) of each; out[B, T, C].
@@ -190,7 +196,8 @@ struct AttentionOps {
  public:
   // Incremental decoding, one sequence: the query of position t against the cached keys and values
   // of positions 0..t. qkv holds rows of q | k | v (3C each) for positions 0..t; out[C]. Scores
-  // accumulate in A; `scores` holds NH · (t + 1) values of scratch.
+  // accumulate in A; `scores` holds attention_decode_scratch_size(t + 1, C, NH) = NH · (t + 1)
+  // values of scratch.
   template <class T, class A>
   static void attention_decode(T* out, const T* qkv, int t, int C, int NH, A* scores) {
     const int hs = C / NH;
