@@ -5,13 +5,13 @@
 
 #include <cstddef>
 #include <lightgpt/lightgpt.hpp>
+#include <lightgpt/testing/mixer_harness.hpp>
 
 namespace lightgpt::testing::reference {
 namespace {
 
 using O = Ops<Cpu>;
 using AfnoModel = GPT<Fp32, DenseHead<>, AfnoMixer<kAfnoBlocks>, Cpu>;
-using AfnoLayer = detail::AfnoMixerImpl<Cpu, Fp32, kAfnoBlocks>;
 
 Grad<float> grad(float* ptr, bool accumulate) {
   return {ptr, accumulate ? Mode::accumulate : Mode::overwrite};
@@ -30,41 +30,13 @@ void write_all(ParameterStore<Fp32, Cpu>& store, const Parameters& params) {
 
 // One AFNO layer with its parameters, activation arena and decoding cache, bound as the model
 // binds them (one layer of activations).
-class Layer {
+class Layer : public MixerHarness<AfnoMixer<kAfnoBlocks>, Fp32, Cpu> {
  public:
   Layer(const ModelConfig& config, const Parameters& params, std::size_t positions)
-      : store_(make_layout(config)), mixer_(config) {
-    write_all(store_, params);
-    mixer_.bind_parameters(store_.layout(), store_.values(), store_.grads());
-    ArenaBinder measure;
-    bind_all(measure, positions);
-    arena_ = Buffer<std::byte, Cpu>(measure.bytes());
-    ArenaBinder bind(arena_.data());
-    bind_all(bind, positions);
-    ArenaBinder measure_decode;
-    mixer_.bind_decode(measure_decode, 1);
-    decode_arena_ = Buffer<std::byte, Cpu>(measure_decode.bytes());
-    ArenaBinder bind_decode(decode_arena_.data());
-    mixer_.bind_decode(bind_decode, 1);
+      : MixerHarness(config, positions, 0, 1) {
+    write_parameters(params);
   }
-
-  ParameterStore<Fp32, Cpu>& store() { return store_; }
-  AfnoLayer& mixer() { return mixer_; }
-
- private:
-  static ParameterLayout make_layout(const ModelConfig& config) {
-    ParameterLayout layout;
-    AfnoLayer::declare(layout, config);
-    return layout;
-  }
-  void bind_all(ArenaBinder& bind, std::size_t positions) {
-    mixer_.bind_activations(bind, 1, positions);
-    mixer_.bind_gradients(bind, positions);
-  }
-
-  ParameterStore<Fp32, Cpu> store_;
-  AfnoLayer mixer_;
-  Buffer<std::byte, Cpu> arena_, decode_arena_;
+  ParameterStore<Fp32, Cpu>& store() { return parameters(); }
 };
 
 }  // namespace

@@ -15,6 +15,9 @@
 #include <string>
 #include <vector>
 
+#include <lightgpt/testing/determinism.hpp>
+#include <lightgpt/testing/mixer_harness.hpp>
+
 #include "cuda_testing.cuh"
 #include "reference_afno.hpp"
 
@@ -388,63 +391,33 @@ reference::Parameters random_layer_parameters(const ModelConfig& config, std::ui
   return params;
 }
 
-// One AfnoMixerImpl<Cuda, P, kBlocks> with the given parameters, bound as the model binds it;
-// the activation arena starts NaN-poisoned, so nothing is read before it is written.
+// One AfnoMixer<kBlocks> on the GPU with the given parameters, bound as the model binds it; the
+// arenas start NaN-poisoned, so nothing is read before it is written.
 template <class P>
-class GpuAfnoLayer {
+class GpuAfnoLayer : public MixerHarness<AfnoMixer<kBlocks>, P, Cuda> {
  public:
-  using Impl = detail::AfnoMixerImpl<Cuda, P, kBlocks>;
+  using Harness = MixerHarness<AfnoMixer<kBlocks>, P, Cuda>;
   using T = typename P::storage_t;
 
   GpuAfnoLayer(const ModelConfig& config, const reference::Parameters& params,
                std::size_t positions)
-      : store_(make_layout(config)), mixer_(config) {
-    const auto& tensors = store_.layout().tensors();
-    for (std::size_t i = 0; i < tensors.size(); ++i) store_.write(tensors[i], params[i].data());
-    mixer_.bind_parameters(store_.layout(), store_.values(), store_.grads());
-    ArenaBinder measure;
-    bind_all(measure, positions);
-    arena_ = Buffer<std::byte, Cuda>(measure.bytes());
-    LIGHTGPT_CUDA_CHECK(cudaMemset(arena_.data(), 0xff, measure.bytes()));
-    ArenaBinder bind(arena_.data());
-    bind_all(bind, positions);
-    ArenaBinder measure_decode;
-    mixer_.bind_decode(measure_decode, 1);
-    decode_arena_ = Buffer<std::byte, Cuda>(measure_decode.bytes());
-    LIGHTGPT_CUDA_CHECK(cudaMemset(decode_arena_.data(), 0xff, measure_decode.bytes()));
-    ArenaBinder bind_decode(decode_arena_.data());
-    mixer_.bind_decode(bind_decode, 1);
+      : Harness(config, positions, 0, 1, 1, /*poison=*/true) {
+    this->write_parameters(params);
   }
 
-  ParameterStore<P, Cuda>& store() { return store_; }
-  Impl& mixer() { return mixer_; }
+  ParameterStore<P, Cuda>& store() { return this->parameters(); }
 
   std::vector<float> forward(const DeviceArray<T>& in, int B, int T_) {
     DeviceArray<T> out(in.size());
-    mixer_.forward(0, 0, out.get(), in.get(), B, T_, true);
+    Harness::forward(0, out.get(), in.get(), B, T_);
     return out.download();
   }
   // The backward of the last forward; din overwritten.
   std::vector<float> backward(const DeviceArray<T>& in, const DeviceArray<T>& dout, int B, int T_) {
     DeviceArray<T> din(in.size());
-    mixer_.backward(0, overwrite(din.get()), dout.get(), in.get(), B, T_);
+    Harness::backward(0, overwrite(din.get()), dout.get(), in.get(), B, T_);
     return din.download();
   }
-
- private:
-  static ParameterLayout make_layout(const ModelConfig& config) {
-    ParameterLayout layout;
-    Impl::declare(layout, config);
-    return layout;
-  }
-  void bind_all(ArenaBinder& bind, std::size_t positions) {
-    mixer_.bind_activations(bind, 1, positions);
-    mixer_.bind_gradients(bind, positions);
-  }
-
-  ParameterStore<P, Cuda> store_;
-  Impl mixer_;
-  Buffer<std::byte, Cuda> arena_, decode_arena_;
 };
 
 TYPED_TEST(CudaAfnoLayer, ForwardAndGradientsMatchCpuFp32) {
@@ -652,29 +625,13 @@ TYPED_TEST(CudaAfnoModel, TwoRunsAreBitIdentical) {
   const ModelConfig config = model_config(model_threshold<T>());
   constexpr int steps = 3;
   const auto tokens = random_ids(std::size_t(steps) * kB * (kT + 1), config.vocab_size, 4);
-  auto run = [&](std::vector<float>& grads) {
-    CudaAfnoGpt<TypeParam> model(config, kSeed);
-    prepared_parameters(model, 1000);
-    AdamW<Cuda, float> optimizer(model.parameters().layout());
-    std::vector<float> losses;
-    for (int step = 0; step < steps; ++step) {
-      model.zero_grad();
-      losses.push_back(model.forward(tokens.data() + std::size_t(step) * kB * (kT + 1), kB, kT));
-      model.backward();
-      if (step + 1 < steps) optimizer.step(model.parameters(), 3e-3);
-    }
-    grads.clear();
-    for (const TensorInfo& tensor : model.parameters().layout().tensors()) {
-      const auto g = model.parameters().read_grad(tensor);
-      grads.insert(grads.end(), g.begin(), g.end());
-    }
-    return losses;
+  const auto run = [&] {
+    return record_training_run<CudaAfnoGpt<TypeParam>>(
+        config, kSeed, [](auto& model) { prepared_parameters(model, 1000); }, tokens, kB, kT,
+        steps);
   };
-  std::vector<float> first_grads, second_grads;
-  const auto first = run(first_grads);
-  const auto second = run(second_grads);
-  EXPECT_EQ(first, second);
-  EXPECT_TRUE(first_grads == second_grads) << "gradients differ between runs";
+  const TrainingRecord first = run();
+  EXPECT_TRUE(first == run()) << "losses or gradients differ between runs";
 }
 
 }  // namespace

@@ -9,6 +9,8 @@
 #include <cstdint>
 #include <vector>
 
+#include <lightgpt/testing/determinism.hpp>
+
 #include "cuda_testing.cuh"
 #include "reference.hpp"
 
@@ -143,30 +145,12 @@ TYPED_TEST(CudaModel, DecodeMatchesCpuFp32) {
 TYPED_TEST(CudaModel, TwoRunsAreBitIdentical) {
   LIGHTGPT_REQUIRE_GPU();
   cuda::context().set_allow_tf32(true);  // the default path must be deterministic too
-  const ModelConfig config = model_config();
-  const auto tokens = batches(5, 4);
-  auto run = [&](std::vector<float>& grads) {
-    CudaDense<TypeParam> model(config, kSeed);
-    AdamW<Cuda, float> optimizer(model.parameters().layout());
-    std::vector<float> losses;
-    for (int step = 0; step < 5; ++step) {
-      model.zero_grad();
-      losses.push_back(model.forward(tokens.data() + step * kB * (kT + 1), kB, kT));
-      model.backward();
-      if (step < 4) optimizer.step(model.parameters(), 3e-3);
-    }
-    grads.clear();
-    for (const TensorInfo& tensor : model.parameters().layout().tensors()) {
-      const auto g = model.parameters().read_grad(tensor);
-      grads.insert(grads.end(), g.begin(), g.end());
-    }
-    return losses;
+  const auto run = [] {
+    return record_training_run<CudaDense<TypeParam>>(model_config(), kSeed, [](auto&) {},
+                                                     batches(5, 4), kB, kT, 5);
   };
-  std::vector<float> first_grads, second_grads;
-  const auto first = run(first_grads);
-  const auto second = run(second_grads);
-  EXPECT_EQ(first, second);
-  EXPECT_TRUE(first_grads == second_grads) << "gradients differ between runs";
+  const TrainingRecord first = run();
+  EXPECT_TRUE(first == run()) << "losses or gradients differ between runs";
 }
 
 

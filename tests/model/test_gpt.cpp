@@ -6,6 +6,8 @@
 #include <numeric>
 #include <string>
 
+#include <lightgpt/testing/determinism.hpp>
+
 #include "instances.hpp"
 
 namespace lightgpt::testing {
@@ -143,31 +145,30 @@ TEST(Gpt, MemorisesOneBatchWithAdamW) {
   EXPECT_LT(loss, 0.1f);
 }
 
-std::vector<float> train_losses(int steps) {
+// Twenty AdamW steps on a learnable stream (an arithmetic progression mod V from a random start).
+TrainingRecord training_run() {
   ModelConfig config = tiny_config();
   config.d_model = 16;
-  DenseFp32 model(config, 42);
-  AdamW<Cpu, float> optimizer(model.parameters().layout());
-  std::vector<float> losses;
+  constexpr int steps = 20, B = 3, T = 10;
+  std::vector<std::int32_t> tokens;
   for (int step = 0; step < steps; ++step) {
-    // A learnable stream: an arithmetic progression mod V from a random start.
-    auto tokens = random_tokens(3 * 11, config.vocab_size, 100 + step);
-    for (std::size_t i = 1; i < tokens.size(); ++i) {
-      tokens[i] = (tokens[i - 1] + 5) % config.vocab_size;
+    auto batch = random_tokens(B * (T + 1), config.vocab_size, 100 + step);
+    for (std::size_t i = 1; i < batch.size(); ++i) {
+      batch[i] = (batch[i - 1] + 5) % config.vocab_size;
     }
-    model.zero_grad();
-    losses.push_back(model.forward(tokens.data(), 3, 10));
-    model.backward();
-    optimizer.step(model.parameters(), 3e-3);
+    tokens.insert(tokens.end(), batch.begin(), batch.end());
   }
-  return losses;
+  return record_training_run<DenseFp32>(config, 42, [](auto&) {}, tokens, B, T, steps);
 }
 
-TEST(Gpt, SameSeedGivesBitIdenticalLosses) {
-  const auto first = train_losses(20), second = train_losses(20);
-  ASSERT_EQ(first.size(), second.size());
-  for (std::size_t i = 0; i < first.size(); ++i) ASSERT_EQ(first[i], second[i]) << "step " << i;
-  EXPECT_LT(first.back(), first.front());
+TEST(Gpt, SameSeedGivesBitIdenticalLossesAndGradients) {
+  const TrainingRecord first = training_run(), second = training_run();
+  ASSERT_EQ(first.losses.size(), second.losses.size());
+  for (std::size_t i = 0; i < first.losses.size(); ++i) {
+    ASSERT_EQ(first.losses[i], second.losses[i]) << "record " << i;
+  }
+  EXPECT_TRUE(first.grads == second.grads) << "gradients differ between runs";
+  EXPECT_LT(first.losses[first.losses.size() - 2], first.losses.front()) << "it did not learn";
 }
 
 TEST(Gpt, ConfigErrorsNameTheField) {
