@@ -112,5 +112,33 @@ TEST(Extension, TrainsThroughTrainerAndRoundTripsACheckpoint) {
   }
 }
 
+// A user mixer that reuses a trunk tensor's name: the error names both declaring parts.
+template <class Backend, class P>
+struct ClashingMixerImpl : research::CausalConvMixerImpl<Backend, P, 2> {
+  using research::CausalConvMixerImpl<Backend, P, 2>::CausalConvMixerImpl;
+  static void declare(ParameterLayout& layout, const ModelConfig& config) {
+    research::CausalConvMixerImpl<Backend, P, 2>::declare(layout, config);
+    layout.add("fcw", {1}, false, Init::zeros());
+  }
+};
+struct ClashingMixer {
+  static constexpr bool is_mixer = true;
+  static std::string name() { return "clashing"; }
+  template <class Backend, class P>
+  using impl = ClashingMixerImpl<Backend, P>;
+};
+
+TEST(Extension, ATensorNameClashNamesBothParts) {
+  try {
+    GPT<Fp32, UntiedHead, ClashingMixer, Cpu> model(tiny_config(), 1);
+    FAIL() << "the clash went unnoticed";
+  } catch (const Error& error) {
+    EXPECT_NE(std::string(error.what()).find(
+                  "parameter 'fcw' declared twice: by mixer clashing and by trunk"),
+              std::string::npos)
+        << error.what();
+  }
+}
+
 }  // namespace
 }  // namespace lightgpt::testing

@@ -4,6 +4,8 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <lightgpt/train/trainer.hpp>
+#include <optional>
 
 #include "head_instances.hpp"
 
@@ -173,6 +175,25 @@ TEST(Mtp, WeightChangesGradientsNotLosses) {
     EXPECT_NEAR(grads[2][i], 0.75 * grads[0][i] + 0.25 * grads[1][i], 1e-14);
   }
   EXPECT_GT(difference, 1e-6);
+}
+
+// A model that names MTP<2> trains with its auxiliary loss from the start: without any setter
+// call, the gradient is that of w_mtp = kDefaultMtpWeight (0.35), not of w_mtp = 0.
+TEST(Mtp, AuxiliaryLossIsOnByDefault) {
+  const auto tokens = random_tokens(2 * 8, tiny_config().vocab_size, 3);
+  auto gradient = [&](std::optional<double> weight) {
+    LightRnnMtp2Fp64 model(tiny_config(), 2);
+    if (weight) model.set_mtp_weight(*weight);
+    model.zero_grad();
+    model.forward(tokens.data(), 2, 6);
+    model.backward();
+    return model.parameters().read_grad(model.parameters().layout().at("lightrnn_col"));
+  };
+  const auto by_default = gradient(std::nullopt);
+  EXPECT_EQ(by_default, gradient(kDefaultMtpWeight));
+  EXPECT_NE(by_default, gradient(0.0));
+  EXPECT_DOUBLE_EQ(LightRnnMtp2Fp64(tiny_config(), 2).mtp_weight(), 0.35);
+  EXPECT_DOUBLE_EQ(TrainConfig{}.mtp_weight, 0.35);
 }
 
 }  // namespace

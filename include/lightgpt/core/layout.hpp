@@ -63,21 +63,30 @@ struct TensorInfo {
   // Few rows (dimension 0) have a gradient in any one step, e.g. an input embedding table that
   // no output reads: AdamW may leave long-idle rows alone (optim/adamw.hpp).
   bool sparse_rows = false;
+  // Which part of the composition declared it ("head lightrnn<mtp=2>", "trunk", "mixer afno<8>").
+  std::string part;
 };
 
 class ParameterLayout {
  public:
   // Appends a tensor; the order of calls is the order in memory.
+  // The part whose tensors the following add() calls declare, named in errors.
+  void set_part(std::string part) { part_ = std::move(part); }
+
   void add(std::string name, std::vector<std::int64_t> shape, bool weight_decay, Init init,
            bool sparse_rows = false) {
-    LIGHTGPT_CHECK(find(name) == nullptr, "parameter '", name, "' declared twice");
+    if (const TensorInfo* earlier = find(name)) {
+      LIGHTGPT_CHECK(false, "parameter '", name, "' declared twice: by ",
+                     earlier->part.empty() ? "an unnamed part" : earlier->part, " and by ",
+                     part_.empty() ? "an unnamed part" : part_);
+    }
     std::size_t numel = 1;
     for (std::int64_t dim : shape) {
       LIGHTGPT_CHECK(dim > 0, "parameter '", name, "' has a non-positive dimension ", dim);
       numel *= static_cast<std::size_t>(dim);
     }
-    TensorInfo info{std::move(name), std::move(shape), size_, numel, weight_decay, init,
-                    sparse_rows};
+    TensorInfo info{std::move(name), std::move(shape), size_, numel, weight_decay, std::move(init),
+                    sparse_rows, part_};
     size_ = align(size_ + numel);
     tensors_.push_back(std::move(info));
   }
@@ -110,6 +119,7 @@ class ParameterLayout {
  private:
   std::vector<TensorInfo> tensors_;
   std::size_t size_ = 0;
+  std::string part_;
 };
 
 // A named tensor's working values and gradient, bound to a model's flat allocations.

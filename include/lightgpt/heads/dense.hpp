@@ -16,7 +16,7 @@
 #include "../core/config.hpp"
 #include "../core/layout.hpp"
 #include "../loss/cocont.hpp"
-#include "head_losses.hpp"
+#include "../core/losses.hpp"
 #include "mtp.hpp"
 
 namespace lightgpt {

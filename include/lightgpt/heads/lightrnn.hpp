@@ -35,7 +35,7 @@
 #include "../io/container.hpp"
 #include "../loss/cocont.hpp"
 #include "codebook.hpp"
-#include "head_losses.hpp"
+#include "../core/losses.hpp"
 #include "mtp.hpp"
 
 namespace lightgpt {

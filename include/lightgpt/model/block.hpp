@@ -7,6 +7,7 @@
 
 #include <cmath>
 #include <cstddef>
+#include <string>
 
 #include "../backend/contract.hpp"
 #include "../core/config.hpp"
@@ -25,12 +26,16 @@ class Blocks {
   explicit Blocks(const ModelConfig& config) : mixer_(config), C_(config.d_model) {}
 
   // Everything between wpe and lnfw, in order.
-  static void declare(ParameterLayout& layout, const ModelConfig& config) {
+  // The mixer's tensors are declared under `mixer_part`, the rest under "trunk".
+  static void declare(ParameterLayout& layout, const ModelConfig& config,
+                      const std::string& mixer_part) {
     const std::int64_t L = config.n_layer, C = config.d_model;
     const double projection_std = 0.02 / std::sqrt(2.0 * config.n_layer);
     layout.add("ln1w", {L, C}, false, Init::ones());
     layout.add("ln1b", {L, C}, false, Init::zeros());
+    layout.set_part(mixer_part);
     MixerImpl::declare(layout, config);
+    layout.set_part("trunk");
     layout.add("ln2w", {L, C}, false, Init::ones());
     layout.add("ln2b", {L, C}, false, Init::zeros());
     layout.add("fcw", {L, 4 * C, C}, true, Init::normal(0.02));

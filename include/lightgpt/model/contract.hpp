@@ -15,7 +15,7 @@
 #include "../core/arena.hpp"
 #include "../core/config.hpp"
 #include "../core/layout.hpp"
-#include "../heads/head_losses.hpp"
+#include "../core/losses.hpp"
 
 namespace lightgpt {
 

@@ -64,8 +64,9 @@
 #include "../core/error.hpp"
 #include "../core/platform.hpp"
 #include "../heads/codebook.hpp"
-#include "../heads/head_losses.hpp"
+#include "../core/losses.hpp"
 #include "../loss/bigram.hpp"
+#include "../optim/adamw.hpp"
 #include "block.hpp"
 #include "contract.hpp"
 #include "parameters.hpp"
@@ -110,6 +111,8 @@ class GPT {
   using MixerImpl = typename Mixer::template impl<Backend, P>;
   static_assert(detail::check_head_contract<HeadImpl, T, A>());
   static_assert(detail::check_mixer_contract<MixerImpl, T, A>());
+  // The optimizer whose types match this model's parameter store.
+  using Optimizer = AdamW<Backend, A>;
 
   GPT(const ModelConfig& config, std::uint64_t seed)
       : config_(validated(config)), store_(make_layout(config_)), head_(config_), blocks_(config_) {
@@ -130,7 +133,8 @@ class GPT {
   auto& head() { return head_; }
   const auto& head() const { return head_; }
 
-  // Weight of the auxiliary MTP losses (w_mtp); run-time state, changing it rebuilds nothing.
+  // Weight of the auxiliary MTP losses (w_mtp), kDefaultMtpWeight = 0.35 until set; run-time
+  // state, changing it rebuilds nothing. Irrelevant for MTP<1>.
   void set_mtp_weight(A weight) { mtp_weight_ = weight; }
   A mtp_weight() const { return mtp_weight_; }
 
@@ -346,11 +350,14 @@ class GPT {
   static ParameterLayout make_layout(const ModelConfig& config) {
     ParameterLayout layout;
     const std::int64_t C = config.d_model;
+    layout.set_part("head " + Head::name());
     HeadImpl::declare_input(layout, config);
+    layout.set_part("trunk");
     layout.add("wpe", {config.max_seq_len, C}, false, Init::normal(0.02));
-    detail::Blocks<Backend, P, MixerImpl>::declare(layout, config);
+    detail::Blocks<Backend, P, MixerImpl>::declare(layout, config, "mixer " + Mixer::name());
     layout.add("lnfw", {C}, false, Init::ones());
     layout.add("lnfb", {C}, false, Init::zeros());
+    layout.set_part("head " + Head::name());
     HeadImpl::declare_output(layout, config);
     return layout;
   }
@@ -470,7 +477,7 @@ class GPT {
 
   int batch_ = 0, seq_len_ = 0, window_ = 0;
   bool backward_ready_ = false;
-  A mtp_weight_ = A(0);
+  A mtp_weight_ = A(kDefaultMtpWeight);
   A dropout_p_ = A(0);
   std::uint64_t dropout_seed_ = 0, forward_dropout_seed_ = 0;
   A cocont_alpha_ = A(0.1);

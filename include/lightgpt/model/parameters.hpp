@@ -21,6 +21,7 @@ class ParameterStore {
   using T = typename P::storage_t;
   using A = typename P::accum_t;
   using O = Ops<Backend>;
+  using backend = Backend;
   static constexpr bool has_separate_master = !std::is_same_v<T, A>;
 
   explicit ParameterStore(ParameterLayout layout)

@@ -6,6 +6,7 @@
 
 #include <cmath>
 #include <cstdint>
+#include <type_traits>
 #include <vector>
 
 #include "../backend/contract.hpp"
@@ -63,6 +64,44 @@ class AdamW {
   // finite nothing is updated (the caller decides whether to stop or skip).
   template <class Store>
   double step(Store& store, double lr, double grad_multiplier = 1.0) {
+    static_assert(std::is_same_v<typename Store::backend, Backend>,
+                  "AdamW<Backend, A>::step: the model lives on another backend than the optimizer; "
+                  "declare the optimizer as Model::Optimizer");
+    static_assert(std::is_same_v<typename Store::A, A>,
+                  "AdamW<Backend, A>::step: A must be the model's accumulation type (float for "
+                  "Fp32/Bf16/Fp16, double for Fp64); declare the optimizer as Model::Optimizer");
+    if constexpr (std::is_same_v<typename Store::backend, Backend> &&
+                  std::is_same_v<typename Store::A, A>) {
+      return update(store, lr, grad_multiplier);
+    } else {
+      return 0.0;  // never reached: the assertions above stop the build before anything cascades
+    }
+  }
+
+  // Rows of the sparse_rows tensors, in layout order: the step of each row's last gradient (the
+  // checkpoint keeps them with the moments).
+  static std::size_t sparse_row_count(const ParameterLayout& layout) {
+    std::size_t rows = 0;
+    for (const TensorInfo& tensor : layout.tensors()) {
+      if (tensor.sparse_rows) rows += static_cast<std::size_t>(tensor.shape.front());
+    }
+    return rows;
+  }
+  std::int64_t* last_gradient_steps() { return seen_.data(); }
+  const std::int64_t* last_gradient_steps() const { return seen_.data(); }
+
+  const AdamWConfig& config() const { return config_; }
+  const ParameterLayout& layout() const { return layout_; }
+  std::int64_t steps() const { return steps_; }
+  void set_steps(std::int64_t steps) { steps_ = steps; }
+  A* first_moment() { return m_.data(); }
+  A* second_moment() { return v_.data(); }
+  const A* first_moment() const { return m_.data(); }
+  const A* second_moment() const { return v_.data(); }
+
+ private:
+  template <class Store>
+  double update(Store& store, double lr, double grad_multiplier) {
     const double norm =
         std::sqrt(O::sum_of_squares(store.grads(), layout_.size())) * grad_multiplier;
     if (!std::isfinite(norm)) return norm;
@@ -96,28 +135,6 @@ class AdamW {
     return norm;
   }
 
-  // Rows of the sparse_rows tensors, in layout order: the step of each row's last gradient (the
-  // checkpoint keeps them with the moments).
-  static std::size_t sparse_row_count(const ParameterLayout& layout) {
-    std::size_t rows = 0;
-    for (const TensorInfo& tensor : layout.tensors()) {
-      if (tensor.sparse_rows) rows += static_cast<std::size_t>(tensor.shape.front());
-    }
-    return rows;
-  }
-  std::int64_t* last_gradient_steps() { return seen_.data(); }
-  const std::int64_t* last_gradient_steps() const { return seen_.data(); }
-
-  const AdamWConfig& config() const { return config_; }
-  const ParameterLayout& layout() const { return layout_; }
-  std::int64_t steps() const { return steps_; }
-  void set_steps(std::int64_t steps) { steps_ = steps; }
-  A* first_moment() { return m_.data(); }
-  A* second_moment() { return v_.data(); }
-  const A* first_moment() const { return m_.data(); }
-  const A* second_moment() const { return v_.data(); }
-
- private:
   ParameterLayout layout_;
   AdamWConfig config_;
   Buffer<A, Backend> m_, v_;

@@ -19,10 +19,11 @@
 #include <vector>
 
 #include "../core/error.hpp"
+#include "../core/losses.hpp"
 #include "../core/rng.hpp"
 #include "../data/loader.hpp"
-#include "../io/checkpoint.hpp"
 #include "../core/precision.hpp"
+#include "../io/checkpoint.hpp"
 #include "../optim/adamw.hpp"
 #include "../optim/loss_scaler.hpp"
 #include "../optim/schedule.hpp"
@@ -41,7 +42,7 @@ struct TrainConfig {
   AdamWConfig adamw;
   // MTP: w_mtp ramps linearly from 0 to mtp_weight over mtp_rampup_steps, then (mtp_decay) falls
   // linearly to 0 by the last step.
-  double mtp_weight = 0.0;
+  double mtp_weight = kDefaultMtpWeight;
   std::int64_t mtp_rampup_steps = 0;
   bool mtp_decay = false;
   // Dropout of the embedding and of each residual branch in training forwards (GPT::set_dropout);
@@ -137,7 +138,7 @@ class Trainer {
  public:
   using A = typename Model::A;
   using Backend = typename Model::backend;
-  using Optimizer = AdamW<Backend, A>;
+  using Optimizer = typename Model::Optimizer;
   // fp16 trains with dynamic loss scaling; the other precisions never overflow their gradients.
   static constexpr bool kLossScaling = std::is_same_v<typename Model::precision, Fp16>;
 

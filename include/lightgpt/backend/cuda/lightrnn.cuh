@@ -17,7 +17,7 @@
 #include "../../core/elementwise.hpp"
 #include "../../core/error.hpp"
 #include "../../core/precision.hpp"
-#include "../../heads/head_losses.hpp"
+#include "../../core/losses.hpp"
 #include "context.cuh"
 #include "loss.cuh"
 #include "norm_act.cuh"

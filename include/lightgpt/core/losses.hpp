@@ -8,6 +8,10 @@
 namespace lightgpt {
 
 inline constexpr int kMaxMtpDepth = 8;
+// w_mtp, the weight of the mean auxiliary MTP loss, until set_mtp_weight or a trainer's schedule
+// changes it (the original scripts' --mtp_weight 0.35). Without a weight MTP<k> would silently
+// train as MTP<1>.
+inline constexpr double kDefaultMtpWeight = 0.35;
 
 template <class A>
 struct HeadLosses {
