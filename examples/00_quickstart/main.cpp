@@ -47,7 +47,13 @@ int main(int argc, char** argv) {
   app.add_option("--warmdown", warmdown, "Warmdown steps")->capture_default_str();
   app.add_option("--eval_every", eval_every, "Steps between validations")->capture_default_str();
   app.add_option("--val_batches", val_batches, "Validation batches")->capture_default_str();
-  CLI11_PARSE(app, argc, argv);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& error) {
+    // --help exits 0 with CLI11's text; a bad flag is one line and exit code 1.
+    return error.get_exit_code() == 0 ? app.exit(error)
+                                      : lightgpt::report_exception("quickstart");
+  }
 
   try {
     lightgpt::ModelConfig config;
@@ -113,9 +119,8 @@ int main(int argc, char** argv) {
     const double elapsed =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     std::printf("done in %.1f s; checkpoint %s\n", elapsed, path.c_str());
-  } catch (const lightgpt::Error& error) {
-    std::fprintf(stderr, "%s\n", error.what());
-    return 1;
+  } catch (...) {
+    return lightgpt::report_exception("quickstart");
   }
   return 0;
 }

@@ -31,7 +31,13 @@ int main(int argc, char** argv) {
       ->capture_default_str()
       ->check(CLI::Range(1, 65536));
   app.add_flag("-f,--force", force, "Replace an existing table");
-  CLI11_PARSE(app, argc, argv);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& error) {
+    // --help exits 0 with CLI11's text; a bad flag is one line and exit code 1.
+    return error.get_exit_code() == 0 ? app.exit(error)
+                                      : lightgpt::report_exception("build-bigram");
+  }
   try {
     LIGHTGPT_CHECK(force || !std::filesystem::exists(out), "'", out,
                    "' exists; pass --force to replace it");
@@ -62,9 +68,8 @@ int main(int argc, char** argv) {
     for (int a = 0; a < vocab_size; ++a) empty += table.successors(a).empty();
     std::printf("wrote %s: V = %d, K = %d, %zu tokens without successors; peak memory %.0f MB\n",
                 out.c_str(), vocab_size, k, empty, lightgpt::peak_host_memory_mb());
-  } catch (const lightgpt::Error& error) {
-    std::fprintf(stderr, "build-bigram: %s\n", error.what());
-    return 1;
+  } catch (...) {
+    return lightgpt::report_exception("build-bigram");
   }
   return 0;
 }

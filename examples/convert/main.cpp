@@ -9,6 +9,7 @@
 #include <cstdio>
 #include <exception>
 #include <filesystem>
+#include <optional>
 #include <string>
 
 #include <CLI/CLI.hpp>
@@ -45,21 +46,36 @@ int main(int argc, char** argv) {
       ->needs(to_llmc_flag);
   app.add_option("input", input, "File to read")->required()->check(CLI::ExistingFile);
   app.add_option("output", output, "File to write (replaced atomically)")->required();
-  CLI11_PARSE(app, argc, argv);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& error) {
+    // --help exits 0 with CLI11's text; a bad flag is one line and exit code 1.
+    return error.get_exit_code() == 0 ? app.exit(error)
+                                      : lightgpt::report_exception("convert");
+  }
 
   try {
+    // The model is built from the input's config, which the readers have checked against the
+    // file's length; running out of memory still names what needed how much.
+    std::optional<Model> built;
+    auto build = [&](const lightgpt::ModelConfig& config) -> Model& {
+      lightgpt::allocating("the model of '" + input + "' (parameters and gradients)",
+                           lightgpt::checked_mul(config.parameter_bound(), 2 * sizeof(float),
+                                                 "model"),
+                           [&] { built.emplace(config, 0); });
+      return *built;
+    };
     if (to_lightgpt) {
       const lightgpt::ModelConfig config = lightgpt::read_llmc_config(input);
-      Model model(config, 0);
+      Model& model = build(config);
       lightgpt::load_llmc(input, model);
       describe("read llm.c file", input, config, model);
       lightgpt::save_checkpoint(output, model, 0);
       std::fprintf(stderr, "wrote lightgpt checkpoint %s\n", output.c_str());
     } else {
-      const std::string source = "checkpoint '" + input + "'";
-      const lightgpt::ModelConfig config = lightgpt::ModelConfig::parse(
-          lightgpt::CheckpointReader(input).section("config").rest(), source);
-      Model model(config, 0);
+      const lightgpt::ModelConfig config =
+          lightgpt::read_checkpoint_config(lightgpt::CheckpointReader(input));
+      Model& model = build(config);
       lightgpt::load_checkpoint(input, model);
       describe("read lightgpt checkpoint", input, config, model);
       const auto version = bf16 ? lightgpt::LlmcVersion::bf16 : lightgpt::LlmcVersion::fp32;
@@ -67,9 +83,8 @@ int main(int argc, char** argv) {
       std::fprintf(stderr, "wrote llm.c file %s (version %d, %s)\n", output.c_str(),
                    static_cast<int>(version), bf16 ? "bf16" : "fp32");
     }
-  } catch (const std::exception& e) {
-    std::fprintf(stderr, "convert: %s\n", e.what());
-    return 1;
+  } catch (...) {
+    return lightgpt::report_exception("convert");
   }
   return 0;
 }

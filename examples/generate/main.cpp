@@ -10,6 +10,7 @@
 #include <cstdio>
 #include <lightgpt/data/bpe.hpp>
 #include <lightgpt/lightgpt.hpp>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -23,7 +24,11 @@ struct Request {
 
 template <class Model>
 void generate(const Request& r, const lightgpt::ModelConfig& config) {
-  Model model(config, 0);
+  std::optional<Model> built;
+  lightgpt::allocating("the model of " + r.checkpoint + " (parameters and gradients)",
+                       lightgpt::checked_mul(config.parameter_bound(), 2 * sizeof(float), "model"),
+                       [&] { built.emplace(config, 0); });
+  Model& model = *built;
   const std::uint64_t step = lightgpt::load_checkpoint(r.checkpoint, model);
   const lightgpt::Tokenizer tokenizer(r.encoder_json, r.vocab_bpe);
   std::vector<std::int32_t> prompt;
@@ -100,13 +105,18 @@ int main(int argc, char** argv) {
     encoder->required();
     vocab->required();
   }
-  CLI11_PARSE(app, argc, argv);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& error) {
+    // --help exits 0 with CLI11's text; a bad flag is one line and exit code 1.
+    return error.get_exit_code() == 0 ? app.exit(error)
+                                      : lightgpt::report_exception("generate");
+  }
   try {
     r.sampling.validate();
     const lightgpt::CheckpointReader in(r.checkpoint);
     const std::string source = "checkpoint '" + r.checkpoint + "'";
-    const lightgpt::ModelConfig config =
-        lightgpt::ModelConfig::parse(in.section("config").rest(), source);
+    const lightgpt::ModelConfig config = lightgpt::read_checkpoint_config(in);
     const std::string composition(in.section("composition").rest());
     std::string known;
     for (const Composition& c : kCompositions) {
@@ -118,8 +128,7 @@ int main(int argc, char** argv) {
     }
     throw lightgpt::Error(lightgpt::detail::concat(source, " holds the composition '",
                                                    composition, "'; this program knows ", known));
-  } catch (const lightgpt::Error& error) {
-    std::fprintf(stderr, "generate: %s\n", error.what());
-    return 1;
+  } catch (...) {
+    return lightgpt::report_exception("generate");
   }
 }

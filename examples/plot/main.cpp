@@ -101,7 +101,13 @@ int main(int argc, char** argv) {
   app.add_option("--label", labels, "Legend label per run (default: directory name)");
   app.add_option("--title", title, "Title")->capture_default_str();
   app.add_flag("--train", with_train, "Also draw train_loss (thin lines)");
-  CLI11_PARSE(app, argc, argv);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& error) {
+    // --help exits 0 with CLI11's text; a bad flag is one line and exit code 1.
+    return error.get_exit_code() == 0 ? app.exit(error)
+                                      : lightgpt::report_exception("plot");
+  }
   try {
     LIGHTGPT_CHECK(labels.empty() || labels.size() == inputs.size(), "--label given ",
                    labels.size(), " times for ", inputs.size(), " runs");
@@ -193,9 +199,8 @@ int main(int argc, char** argv) {
     LIGHTGPT_CHECK(file.good(), "writing '", out, "' failed");
     std::printf("plot: wrote %s (%zu run%s)\n", out.c_str(), runs.size(),
                 runs.size() == 1 ? "" : "s");
-  } catch (const lightgpt::Error& error) {
-    std::fprintf(stderr, "plot: %s\n", error.what());
-    return 1;
+  } catch (...) {
+    return lightgpt::report_exception("plot");
   }
   return 0;
 }

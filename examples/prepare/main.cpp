@@ -119,7 +119,13 @@ int main(int argc, char** argv) {
     encoder_opt->capture_default_str();
     vocab_opt->capture_default_str();
   }
-  CLI11_PARSE(app, argc, argv);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& error) {
+    // --help exits 0 with CLI11's text; a bad flag is one line and exit code 1.
+    return error.get_exit_code() == 0 ? app.exit(error)
+                                      : lightgpt::report_exception("prepare");
+  }
 
   try {
     LIGHTGPT_CHECK(brown != !inputs.empty(), "give either --brown or text files, not ",
@@ -178,9 +184,8 @@ int main(int argc, char** argv) {
     std::printf("val:   %zu tokens, %zu documents, %zu shard(s)\n", val.total(), val.documents(),
                 val.shards());
     std::printf("shards: %s/%s_{train,val}_*.bin\n", out.string().c_str(), name.c_str());
-  } catch (const std::exception& e) {
-    std::fprintf(stderr, "prepare: %s\n", e.what());
-    return 1;
+  } catch (...) {
+    return lightgpt::report_exception("prepare");
   }
   return 0;
 }

@@ -93,16 +93,15 @@ struct PresetFlags {
   }
 };
 
-// Runs `body`, turning a lightgpt::Error (bad data, a config the preset cannot take) into a
-// message and exit code 1.
+// Runs `body`, turning any exception (bad data, a config the preset cannot take, a filesystem
+// error, running out of memory) into a one-line message and exit code 1.
 template <class Body>
 int run_example(const char* program, Body&& body) {
   try {
     body();
     return 0;
-  } catch (const Error& error) {
-    std::fprintf(stderr, "%s: %s\n", program, error.what());
-    return 1;
+  } catch (...) {
+    return report_exception(program);
   }
 }
 

@@ -87,7 +87,13 @@ int main(int argc, char** argv) {
     vocab_opt->capture_default_str();
   }
   app.add_option("files", files, "Input files (default: standard input)")->check(CLI::ExistingFile);
-  CLI11_PARSE(app, argc, argv);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& error) {
+    // --help exits 0 with CLI11's text; a bad flag is one line and exit code 1.
+    return error.get_exit_code() == 0 ? app.exit(error)
+                                      : lightgpt::report_exception("tokenize");
+  }
 
   try {
     const lightgpt::Tokenizer tokenizer(encoder_json, vocab_bpe);
@@ -106,10 +112,9 @@ int main(int argc, char** argv) {
         }
       }
     }
-  } catch (const std::exception& e) {
+  } catch (...) {
     std::fflush(stdout);
-    std::fprintf(stderr, "tokenize: %s\n", e.what());
-    return 1;
+    return lightgpt::report_exception("tokenize");
   }
   return 0;
 }

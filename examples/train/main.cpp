@@ -182,7 +182,13 @@ int main(int argc, char** argv) {
   app.add_flag("--baselines,!--no-baselines", o.baselines,
                "Print unigram/bigram cross-entropies of the validation split (default: on for "
                "CPU presets)");
-  CLI11_PARSE(app, argc, argv);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& error) {
+    // --help exits 0 with CLI11's text; a bad flag is one line and exit code 1.
+    return error.get_exit_code() == 0 ? app.exit(error)
+                                      : lightgpt::report_exception("train");
+  }
 
   try {
     if (list_presets) {
@@ -266,9 +272,8 @@ int main(int argc, char** argv) {
     p.composition = variant.type;  // the composition that runs, flags applied
     o.preset = p;
     variant.run(o);
-  } catch (const lightgpt::Error& error) {
-    std::fprintf(stderr, "train: %s\n", error.what());
-    return 1;
+  } catch (...) {
+    return lightgpt::report_exception("train");
   }
   return 0;
 }

@@ -86,7 +86,13 @@ void train_composition(const RunOptions& options) {
   std::optional<Loader> val;
   if (!options.val_data.empty()) val.emplace(options.val_data, loader);
 
-  Model model(p.model, options.seed);
+  // Parameters, gradients, a master copy and AdamW's two moments: about five values each.
+  std::optional<Model> built;
+  allocating("the model (" + std::to_string(p.model.n_layer) + " layers, d_model " +
+                 std::to_string(p.model.d_model) + ") with its optimizer state",
+             checked_mul(p.model.parameter_bound(), 5 * sizeof(float), "model"),
+             [&] { built.emplace(p.model, options.seed); });
+  Model& model = *built;
   if (p.use_cocont) {
     BigramTable table;
     if (options.ngram_path.empty()) {
@@ -130,7 +136,18 @@ void train_composition(const RunOptions& options) {
   }
   std::fflush(stdout);
 
-  Trainer<Model> trainer(model, train_config, train, val ? &*val : nullptr);
+  // The activations of one micro-batch: B rows of T positions, each as costly as a position of a
+  // full-length row (the attention scores shrink with T, the estimate errs on the large side).
+  const std::uint64_t activation_bytes = checked_mul(
+      checked_mul(p.model.activation_bytes_per_row() / std::uint64_t(p.model.max_seq_len),
+                  std::uint64_t(train_config.seq_len), "activations"),
+      std::uint64_t(train_config.batch_size) * std::uint64_t(Model::mtp_depth), "activations");
+  std::optional<Trainer<Model>> built_trainer;
+  allocating("the activations of a " + std::to_string(train_config.batch_size) + " x " +
+                 std::to_string(train_config.seq_len) + " batch",
+             activation_bytes,
+             [&] { built_trainer.emplace(model, train_config, train, val ? &*val : nullptr); });
+  Trainer<Model>& trainer = *built_trainer;
   if (!options.resume.empty()) {
     trainer.resume(options.resume);
     std::printf("resumed from %s at step %lld\n", options.resume.c_str(),

@@ -1,6 +1,7 @@
 # Runs a program the way a user would and checks that it failed cleanly: exit code 1 (not a
-# signal, not another code), and a stderr of exactly one line that matches EXPECT. Optionally
-# STDIN feeds a file to it, and ABSENT names a file that must not exist afterwards.
+# signal, not another code), and a failure message of one line, the last on stderr (progress
+# lines may precede it), that matches EXPECT. Optionally STDIN feeds a file to it, and ABSENT
+# names a file that must not exist afterwards.
 #   cmake -DEXPECT=<regex> [-DSTDIN=<file>] [-DABSENT=<file>] -P expect_failure.cmake -- prog args…
 set(command)
 set(collect OFF)
@@ -21,12 +22,13 @@ if(DEFINED STDIN)
 endif()
 execute_process(COMMAND ${command} ${input_args} RESULT_VARIABLE rc OUTPUT_VARIABLE out
                 ERROR_VARIABLE err TIMEOUT 300)
-string(REGEX REPLACE "\n$" "" line "${err}")
 if(NOT rc STREQUAL "1")
   message(FATAL_ERROR "expected exit code 1, got '${rc}'\nstderr:\n${err}\nstdout:\n${out}")
 endif()
-if(line STREQUAL "" OR line MATCHES "\n")
-  message(FATAL_ERROR "expected one line on stderr, got:\n${err}")
+string(REGEX REPLACE "\n$" "" err_lines "${err}")
+string(REGEX REPLACE "^.*\n" "" line "${err_lines}")
+if(line STREQUAL "" OR NOT err MATCHES "\n$")
+  message(FATAL_ERROR "expected a failure message ending stderr, got:\n${err}")
 endif()
 if(NOT line MATCHES "${EXPECT}")
   message(FATAL_ERROR "stderr does not match '${EXPECT}':\n${line}")

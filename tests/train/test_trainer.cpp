@@ -3,7 +3,10 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstring>
+#include <filesystem>
 #include <fstream>
+#include <limits>
 #include <lightgpt/train/trainer.hpp>
 #include <string>
 #include <vector>
@@ -195,6 +198,137 @@ TEST(Trainer, NonFiniteLossStopsWithAClearMessageAndKeepsTheCheckpoint) {
   }
   EXPECT_EQ(read_bytes(trainer.checkpoint_path()), saved);
   EXPECT_EQ(trainer.steps_done(), 1);
+}
+
+// A flipped byte in the 'step' section (checksum recomputed) was once ignored by resume().
+TEST(Trainer, ResumeValidatesTheStepSectionAndTheTrainerState) {
+  Fixture f;
+  DenseFp32 model(tiny_config(), 3);
+  Loader train = f.train_loader(), val = f.val_loader();
+  Trainer<DenseFp32> trainer(model, f.config(8), train, &val);
+  trainer.step();
+  const auto path = f.dir / "run.ckpt";
+  trainer.save(path);
+  const std::vector<char> bytes = read_bytes(path);
+
+  // Rewrites one section of the saved file, every checksum valid, and returns resume's message.
+  auto resume_with = [&](const std::string& name, auto&& mutate) {
+    CheckpointReader in(path);
+    const auto corrupt = f.dir / ("corrupt-" + name + ".ckpt");
+    {
+      CheckpointWriter out(corrupt);
+      for (const char* section : {"config", "composition", "parameters", "adamw", "trainer",
+                                  "loss_scaler", "step"}) {
+        if (!in.has(section)) continue;
+        std::string payload(in.section(section).rest());
+        if (name == section) mutate(payload);
+        out.add_section(section, payload);
+      }
+      out.commit();
+    }
+    try {
+      trainer.resume(corrupt);
+    } catch (const Error& error) {
+      return std::string(error.what());
+    }
+    return std::string("accepted");
+  };
+  EXPECT_NE(resume_with("step", [](std::string& p) { p[0] ^= 0x04; })
+                .find("section 'step' (5) disagrees with section 'trainer' (step 1"),
+            std::string::npos);
+  EXPECT_NE(resume_with("trainer", [](std::string& p) { p[8] ^= 0x01; }).find("tokens"),
+            std::string::npos);
+  EXPECT_NE(resume_with("adamw", [](std::string& p) { p[0] = 9; }).find("section 'adamw'"),
+            std::string::npos);
+  EXPECT_NE(resume_with("trainer", [](std::string& p) {
+              const double inf = std::numeric_limits<double>::infinity();
+              std::memcpy(p.data() + p.size() - 8, &inf, 8);
+            }).find("best val_loss inf"),
+            std::string::npos);
+  EXPECT_EQ(resume_with("none", [](std::string&) {}), "accepted");
+  EXPECT_EQ(read_bytes(path), bytes);
+}
+
+// A learning rate of 1e30 makes step 1's update overflow: the validation loss of that state is
+// NaN, and training stops before the state is checkpointed (it once wrote it and called it intact).
+TEST(Trainer, DivergedRunStopsBeforeCheckpointingTheDivergedState) {
+  Fixture f;
+  DenseFp32 model(tiny_config(), 3);
+  Loader train = f.train_loader(), val = f.val_loader();
+  TrainConfig config = f.config(8);
+  config.learning_rate = 1e30;
+  config.warmup = config.warmdown = 0;
+  config.eval_every = 1;
+  config.checkpoint_every = 1;
+  Trainer<DenseFp32> trainer(model, config, train, &val);
+  try {
+    trainer.run();
+    FAIL() << "no error";
+  } catch (const Error& error) {
+    const std::string what = error.what();
+    EXPECT_NE(what.find("training stopped at step 1"), std::string::npos) << what;
+    EXPECT_NE(what.find("not finite"), std::string::npos) << what;
+    EXPECT_NE(what.find("no checkpoint was written"), std::string::npos) << what;
+  }
+  EXPECT_FALSE(std::filesystem::exists(trainer.checkpoint_path()));
+  EXPECT_FALSE(std::filesystem::exists(trainer.checkpoint_path().string() + ".tmp"));
+}
+
+// The checkpoint writer itself refuses non-finite state, here an overflowed AdamW moment, and the
+// run names the step it stopped at.
+TEST(Trainer, CheckpointWriterRefusesNonFiniteOptimizerState) {
+  Fixture f;
+  DenseFp32 model(tiny_config(), 3);
+  Loader train = f.train_loader();
+  TrainConfig config = f.config(2);
+  config.warmup = config.warmdown = 0;
+  config.eval_every = 0;
+  Trainer<DenseFp32> trainer(model, config, train, nullptr);
+  trainer.step();
+  trainer.optimizer().second_moment()[0] = std::numeric_limits<float>::infinity();
+  try {
+    trainer.save(trainer.checkpoint_path());
+    FAIL() << "no error";
+  } catch (const Error& error) {
+    const std::string what = error.what();
+    EXPECT_NE(what.find("refusing to write checkpoint"), std::string::npos) << what;
+    EXPECT_NE(what.find("AdamW second-moment tensor 'wte' holds inf"), std::string::npos) << what;
+  }
+  EXPECT_FALSE(std::filesystem::exists(trainer.checkpoint_path()));
+  EXPECT_FALSE(std::filesystem::exists(trainer.checkpoint_path().string() + ".tmp"));
+  try {
+    trainer.run();  // the moment turns the next update into NaN parameters
+    FAIL() << "no error";
+  } catch (const Error& error) {
+    const std::string what = error.what();
+    EXPECT_NE(what.find("training stopped at step 2: refusing to write checkpoint"),
+              std::string::npos)
+        << what;
+    EXPECT_NE(what.find("no checkpoint was written yet"), std::string::npos) << what;
+  }
+  EXPECT_FALSE(std::filesystem::exists(trainer.checkpoint_path()));
+}
+
+TEST(Trainer, RemovesAStaleCheckpointTemporaryAndRejectsAFileAsOutDir) {
+  Fixture f;
+  TrainConfig config = f.config(8);
+  std::filesystem::create_directories(config.out_dir);
+  const std::string stale = (std::filesystem::path(config.out_dir) / "checkpoint.bin.tmp").string();
+  write_bytes(stale, std::vector<char>(4096, 'x'));
+  DenseFp32 model(tiny_config(), 3);
+  Loader train = f.train_loader(), val = f.val_loader();
+  Trainer<DenseFp32> trainer(model, config, train, &val);
+  EXPECT_FALSE(std::filesystem::exists(stale));
+
+  config.out_dir = f.train_shard;  // an existing file
+  try {
+    Trainer<DenseFp32> refused(model, config, train, &val);
+    FAIL() << "no error";
+  } catch (const Error& error) {
+    EXPECT_NE(std::string(error.what()).find("--out_dir '" + f.train_shard + "'"),
+              std::string::npos)
+        << error.what();
+  }
 }
 
 TEST(Trainer, BadSettingsNameTheFlag) {

@@ -27,6 +27,7 @@
 #include "../core/precision.hpp"
 #include "../heads/dense.hpp"
 #include "../mixers/attention.hpp"
+#include "container.hpp"
 
 namespace lightgpt {
 
@@ -263,8 +264,9 @@ void load_llmc(const std::filesystem::path& path, Model& model) {
   }
 }
 
-// Writes the model as an llm.c file (fp32 or bf16, rounded to nearest even), atomically: `path`
-// is replaced only once the whole file is written. Padded wte rows are written as zeros.
+// Writes the model as an llm.c file (fp32 or bf16, rounded to nearest even), atomically and
+// durably: `path` is replaced only once the whole file is written and synced. Padded wte rows
+// are written as zeros.
 template <class Model>
 void save_llmc(const std::filesystem::path& path, const Model& model,
                LlmcVersion version = LlmcVersion::fp32) {
@@ -279,6 +281,7 @@ void save_llmc(const std::filesystem::path& path, const Model& model,
   detail::check_llmc_layout(layout, config);
 
   const std::filesystem::path temp = path.string() + ".tmp";
+  detail::remove_stale_temporary(temp);
   detail::LlmcFile out;
   out.file = std::fopen(temp.c_str(), "wb");
   LIGHTGPT_CHECK(out.file != nullptr, "cannot open '", temp.string(),
@@ -321,14 +324,9 @@ void save_llmc(const std::filesystem::path& path, const Model& model,
     put(raw.data(), raw.size());
   }
 
-  const bool flushed = std::fflush(out.file) == 0;
-  const bool closed = std::fclose(out.file) == 0;
+  std::FILE* file = out.file;
   out.file = nullptr;
-  LIGHTGPT_CHECK(flushed && closed, "writing '", temp.string(), "' failed");
-  std::error_code error;
-  std::filesystem::rename(temp, path, error);
-  LIGHTGPT_CHECK(!error, "cannot rename '", temp.string(), "' to '", path.string(),
-                 "': ", error.message());
+  detail::commit_temporary(file, temp, path);
   out.remove_on_failure.clear();
 }
 
