@@ -71,9 +71,9 @@ void lightrnn_condition_forward(float* slope, float* state, const float* base,
   O::lightrnn_condition_forward(slope, state, base, row_table, targets, row_stride, token_cell, B,
                                 T, C, R);
 }
-void lightrnn_condition_row(float* state, const float* base, const float* row_table, int row, int N,
-                            int C) {
-  O::lightrnn_condition_row(state, base, row_table, row, N, C);
+void lightrnn_condition_rows(float* state, const float* base, const float* row_table,
+                             int first_row, int rows, int N, int C) {
+  O::lightrnn_condition_rows(state, base, row_table, first_row, rows, N, C);
 }
 void lightrnn_cross_entropy(float* losses, float* col_lse, const float* row_logits,
                             const float* row_lse, const float* col_logits,
@@ -105,10 +105,11 @@ void lightrnn_condition_backward(float* dpre, const float* slope, float* drow_ta
   O::lightrnn_condition_backward(dpre, slope, drow_table, targets, row_stride, token_cell, B, T, C,
                                  R);
 }
-void lightrnn_log_probs_row(float* out, const float* row_logits, const float* row_lse,
-                            const float* col_logits, const std::int32_t* cell_token, int row, int N,
-                            int R, int V) {
-  O::lightrnn_log_probs_row(out, row_logits, row_lse, col_logits, cell_token, row, N, R, V);
+void lightrnn_log_probs_rows(float* out, const float* row_logits, const float* row_lse,
+                             const float* col_logits, const std::int32_t* cell_token, int first_row,
+                             int rows, int N, int R, int V) {
+  O::lightrnn_log_probs_rows(out, row_logits, row_lse, col_logits, cell_token, first_row, rows, N,
+                             R, V);
 }
 void lightrnn_accumulate_statistics(float* row_loss, float* col_loss, float* lse_scratch,
                                     const float* row_logits, const float* col_logits,

@@ -29,8 +29,8 @@ void lightrnn_row_logsumexp(float* lse, const float* logits, const std::int32_t*
 void lightrnn_condition_forward(float* slope, float* state, const float* base,
                                 const float* row_table, const std::int32_t* targets, int row_stride,
                                 const std::int32_t* token_cell, int B, int T, int C, int R);
-void lightrnn_condition_row(float* state, const float* base, const float* row_table, int row, int N,
-                            int C);
+void lightrnn_condition_rows(float* state, const float* base, const float* row_table,
+                             int first_row, int rows, int N, int C);
 void lightrnn_cross_entropy(float* losses, float* col_lse, const float* row_logits,
                             const float* row_lse, const float* col_logits,
                             const std::int32_t* targets, int row_stride,
@@ -57,9 +57,9 @@ void lightrnn_column_backward_inplace(float* logits, const float* lse, const std
 void lightrnn_condition_backward(float* dpre, const float* slope, float* drow_table,
                                  const std::int32_t* targets, int row_stride,
                                  const std::int32_t* token_cell, int B, int T, int C, int R);
-void lightrnn_log_probs_row(float* out, const float* row_logits, const float* row_lse,
-                            const float* col_logits, const std::int32_t* cell_token, int row, int N,
-                            int R, int V);
+void lightrnn_log_probs_rows(float* out, const float* row_logits, const float* row_lse,
+                             const float* col_logits, const std::int32_t* cell_token, int first_row,
+                             int rows, int N, int R, int V);
 void lightrnn_accumulate_statistics(float* row_loss, float* col_loss, float* lse_scratch,
                                     const float* row_logits, const float* col_logits,
                                     const std::int32_t* targets, int row_stride, int B, int T,

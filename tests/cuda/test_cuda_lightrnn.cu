@@ -68,7 +68,7 @@ int frequent_token(const Table& table) {
 }
 
 // 40% the frequent token, 30% other tokens of its row, the rest uniform: long runs of one key
-// (token, row) that cross the 128-entry chunks of the keyed sums.
+// (token, row) that cross many of the keyed sums' 32-entry chunks.
 std::vector<std::int32_t> skewed_ids(std::size_t count, const Table& table, std::uint32_t seed) {
   std::mt19937 engine(seed);
   std::uniform_real_distribution<double> uniform(0.0, 1.0);
@@ -215,16 +215,22 @@ TYPED_TEST(CudaLightRnnOps, RowLogsumexpCrossEntropyAndLogProbs) {
   EXPECT_LT(relative_error(d_col_lse.download(), col_lse), 1e-5);
   EXPECT_LT(relative_error(d_losses.download(), losses), 1e-5);
 
-  // Every non-empty row writes its tokens; together they cover all V (no NaN left).
+  // Two calls over row ranges [0, 7) (with the empty row 3) and [7, R), column logits for each
+  // (row, position) pair: together they write all V tokens (no NaN left).
+  const auto pair_logits = random_values<T>(std::size_t(R) * N * R, 14, 3.0f);
+  DeviceArray<T> d_pair_logits(pair_logits);
   std::vector<float> log_probs(std::size_t(N) * V);
   DeviceArray<float> d_log_probs(log_probs.size());
   d_row_lse.upload(row_lse);
-  for (int r = 0; r < R; ++r) {
-    if (table.row_count[r] == 0) continue;
-    ref::lightrnn_log_probs_row(log_probs.data(), row_logits.data(), row_lse.data(),
-                                col_logits.data(), table.cell_token.data(), r, N, R, V);
-    O::lightrnn_log_probs_row(d_log_probs.get(), d_row_logits.get(), d_row_lse.get(),
-                              d_col_logits.get(), d_cell_token.get(), r, N, R, V);
+  for (const int first : {0, 7}) {
+    const int rows = first == 0 ? 7 : R - 7;
+    const std::size_t offset = std::size_t(first) * N * R;
+    ref::lightrnn_log_probs_rows(log_probs.data(), row_logits.data(), row_lse.data(),
+                                 pair_logits.data() + offset, table.cell_token.data(), first, rows,
+                                 N, R, V);
+    O::lightrnn_log_probs_rows(d_log_probs.get(), d_row_logits.get(), d_row_lse.get(),
+                               d_pair_logits.get() + offset, d_cell_token.get(), first, rows, N, R,
+                               V);
   }
   const auto gpu_log_probs = d_log_probs.download();
   EXPECT_LT(relative_error(gpu_log_probs, log_probs), 1e-5);
@@ -235,7 +241,7 @@ TYPED_TEST(CudaLightRnnOps, RowLogsumexpCrossEntropyAndLogProbs) {
   }
 }
 
-TYPED_TEST(CudaLightRnnOps, ConditionForwardAndFixedRow) {
+TYPED_TEST(CudaLightRnnOps, ConditionForwardAndRowRange) {
   LIGHTGPT_REQUIRE_GPU();
   using T = TypeParam;
   const int V = 300, R = 20, B = 2, T_ = 9, N = B * T_, C = 40, row_stride = T_ + 3;
@@ -255,10 +261,14 @@ TYPED_TEST(CudaLightRnnOps, ConditionForwardAndFixedRow) {
   EXPECT_LT(relative_error(d_slope.download(), slope), value_tolerance<T>());
   EXPECT_LT(relative_error(d_state.download(), state), value_tolerance<T>());
 
-  ref::lightrnn_condition_row(state.data(), base.data(), row_table.data(), 7, N, C);
-  d_state.poison();
-  O::lightrnn_condition_row(d_state.get(), d_base.get(), d_row_table.get(), 7, N, C);
-  EXPECT_LT(relative_error(d_state.download(), state), value_tolerance<T>());
+  // Rows 5..17 at once: 13 states per position, more than one block per row.
+  const int first = 5, rows = 13;
+  std::vector<float> row_states(std::size_t(rows) * N * C);
+  ref::lightrnn_condition_rows(row_states.data(), base.data(), row_table.data(), first, rows, N, C);
+  DeviceArray<T> d_row_states(row_states.size());
+  O::lightrnn_condition_rows(d_row_states.get(), d_base.get(), d_row_table.get(), first, rows, N,
+                             C);
+  EXPECT_LT(relative_error(d_row_states.download(), row_states), value_tolerance<T>());
 }
 
 // ------------------------------------------------------------------------------------- backward
@@ -569,20 +579,42 @@ TYPED_TEST(CudaLightRnnModel, LogProbsMatchCpuFp32) {
   }
 }
 
-TYPED_TEST(CudaLightRnnModel, DecodeMatchesCpuFp32) {
+// Decoding conditions the position on every non-empty row in one batched step (all 24 rows here,
+// all 225 at GPT-2's V = 50257 in a 225 × 225 table whose last row is empty): each step's
+// distribution matches the CPU's decode and the GPU's own log_probs over the whole sequence, which
+// takes the rows a few at a time.
+TYPED_TEST(CudaLightRnnModel, DecodeMatchesCpuFp32AndFullForward) {
   LIGHTGPT_REQUIRE_GPU();
   using T = typename TypeParam::storage_t;
-  const ModelConfig config = model_config();
-  const ref::LightRnnSetup setup = base_setup();
-  const auto sequence = random_ids(10, config.vocab_size, 75);
-  const auto expected = ref::lightrnn_decode_log_probs(config, kSeed, setup, sequence);
-  CudaLightRnn<TypeParam> model(config, kSeed);
-  apply(model, setup);
-  model.decode_reset();
-  for (std::size_t i = 0; i < sequence.size(); ++i) {
-    const auto log_probs = model.decode(sequence[i]);
-    const std::vector<float> actual(log_probs.begin(), log_probs.end());
-    EXPECT_LT(relative_error(actual, expected[i]), value_tolerance<T>()) << "position " << i;
+  ModelConfig gpt2_vocabulary = model_config();
+  gpt2_vocabulary.vocab_size = 50257;
+  gpt2_vocabulary.lightrnn_rows = 0;  // R = 225
+  gpt2_vocabulary.n_layer = 1;
+  for (const ModelConfig& config : {model_config(), gpt2_vocabulary}) {
+    SCOPED_TRACE("V = " + std::to_string(config.vocab_size));
+    ref::LightRnnSetup setup = base_setup();
+    if (config.vocab_size != model_config().vocab_size) {
+      setup.token_cells =
+          LightRnnCodebook::sequential(config.vocab_size, config.lightrnn_table_rows())
+              .token_cells();
+    }
+    const int V = config.vocab_size, steps = 10;
+    const auto sequence = random_ids(steps, V, 75);
+    const auto expected = ref::lightrnn_decode_log_probs(config, kSeed, setup, sequence);
+    CudaLightRnn<TypeParam> model(config, kSeed);
+    apply(model, setup);
+    DeviceArray<float> d_full(std::size_t(steps) * V);
+    model.log_probs(sequence.data(), 1, steps, d_full.get());
+    const auto full = d_full.download();
+    model.decode_reset();
+    for (int i = 0; i < steps; ++i) {
+      const auto log_probs = model.decode(sequence[i]);
+      const std::vector<float> actual(log_probs.begin(), log_probs.end());
+      const std::vector<float> forward(full.begin() + std::size_t(i) * V,
+                                       full.begin() + std::size_t(i + 1) * V);
+      EXPECT_LT(relative_error(actual, expected[i]), value_tolerance<T>()) << "position " << i;
+      EXPECT_LT(relative_error(actual, forward), value_tolerance<T>()) << "position " << i;
+    }
   }
 }
 

@@ -2,9 +2,10 @@
 // empty rows and cells, same rounding points, CoCoNT's row soft target in the row backward).
 // Row-wise work over the R entries of a row or column distribution is one warp per position.
 // Every scatter into a table (embedding and conditioning backward, reallocation statistics) is a
-// deterministic keyed sum: positions are stably radix-sorted by their key (table row), runs of
-// equal keys are summed in position order by fixed lanes, and runs longer than one chunk of
-// sorted entries are finished by a second pass that adds per-chunk partials in chunk order.
+// keyed sum (norm_act.cuh): sorted by table row over ⌈log₂ R⌉ key bits, or by token id over
+// ⌈log₂ R²⌉ bits (every token has its own cell, so V ≤ R²), summed in fixed chunks. The
+// full-vocabulary log-probabilities condition every position on a whole range of rows per launch,
+// so decoding one token takes a handful of launches, not three per row.
 #pragma once
 
 #include <cuda_runtime.h>
@@ -46,11 +47,6 @@ __device__ inline A warp_masked_lse(const T* row, const std::int32_t* mask, int 
   return max + log(sum);
 }
 
-// Position n = b·T + t of a batch whose row b starts at b·row_stride.
-__device__ inline std::size_t token_index(int n, int T_, int row_stride) {
-  return static_cast<std::size_t>(n / T_) * row_stride + n % T_;
-}
-
 template <class T, class Tok>
 __global__ void lightrnn_embedding_forward_kernel(T* out, const Tok* tokens, int row_stride,
                                                   const std::int32_t* token_cell,
@@ -80,20 +76,32 @@ __global__ void lightrnn_row_logsumexp_kernel(A* lse, const T* logits,
 }
 
 // state = GELU(pre), slope = GELU'(pre) (when non-null) with pre = base + row_table[r], r the row
-// of position n's target, or `fixed_row` for every position when targets is null.
+// of position n's target.
 template <class T, class Tok>
 __global__ void lightrnn_condition_kernel(T* slope, T* state, const T* base, const T* row_table,
                                           const Tok* targets, int row_stride,
-                                          const std::int32_t* token_cell, int fixed_row, int T_,
-                                          int C, int R, std::size_t total) {
+                                          const std::int32_t* token_cell, int T_, int C, int R,
+                                          std::size_t total) {
   for (std::size_t i = blockIdx.x * std::size_t(blockDim.x) + threadIdx.x; i < total;
        i += std::size_t(gridDim.x) * blockDim.x) {
     const int n = static_cast<int>(i / C), c = static_cast<int>(i % C);
-    const int r =
-        targets != nullptr ? token_cell[targets[token_index(n, T_, row_stride)]] / R : fixed_row;
+    const int r = token_cell[targets[token_index(n, T_, row_stride)]] / R;
     const float x = load(base, i) + load(row_table, std::size_t(r) * C + c);
     state[i] = T(lightgpt::detail::gelu(x));
     if (slope != nullptr) slope[i] = T(lightgpt::detail::gelu_grad(x));
+  }
+}
+
+// Block row y: state[y·N·C + i] = GELU(base[i] + row_table[(first_row + y)·C + i % C]) for the
+// N·C elements i of the positions' states conditioned on row first_row + y.
+template <class T>
+__global__ void lightrnn_condition_rows_kernel(T* state, const T* base, const T* row_table,
+                                               int first_row, int C, std::size_t per_row) {
+  const T* row = row_table + (static_cast<std::size_t>(first_row) + blockIdx.y) * C;
+  T* out = state + blockIdx.y * per_row;
+  for (std::size_t i = blockIdx.x * std::size_t(blockDim.x) + threadIdx.x; i < per_row;
+       i += std::size_t(gridDim.x) * blockDim.x) {
+    out[i] = T(lightgpt::detail::gelu(load(base, i) + load(row, i % C)));
   }
 }
 
@@ -185,14 +193,17 @@ __global__ void scale_by_slope_kernel(T* dpre, const T* slope, std::size_t count
   }
 }
 
+// Block row y, one warp per position n: out[n, token] = log P(row) + log P(column | row) for the
+// tokens of row first_row + y, whose column logits are col_logits[(y·N + n)·R ...].
 template <class T, class A>
-__global__ void lightrnn_log_probs_row_kernel(A* out, const T* row_logits, const A* row_lse,
-                                              const T* col_logits, const std::int32_t* cell_token,
-                                              int row, int N, int R, int V) {
+__global__ void lightrnn_log_probs_rows_kernel(A* out, const T* row_logits, const A* row_lse,
+                                               const T* col_logits, const std::int32_t* cell_token,
+                                               int first_row, int N, int R, int V) {
   const int n = blockIdx.x * kLightRnnWarps + threadIdx.x / 32;
   if (n >= N) return;
+  const int row = first_row + static_cast<int>(blockIdx.y);
   const std::int32_t* cells = cell_token + static_cast<std::size_t>(row) * R;
-  const T* cols = col_logits + static_cast<std::size_t>(n) * R;
+  const T* cols = col_logits + (static_cast<std::size_t>(blockIdx.y) * N + n) * R;
   const A row_log_prob = A(load(row_logits, static_cast<std::size_t>(n) * R + row)) - row_lse[n];
   const A lse = warp_masked_lse<A>(cols, cells, 0, R);
   for (int c = threadIdx.x % 32; c < R; c += 32) {
@@ -202,10 +213,7 @@ __global__ void lightrnn_log_probs_row_kernel(A* out, const T* row_logits, const
   }
 }
 
-// ------------------------------------------------------------------------------ keyed sums
-
-constexpr int kKeyedLanes = 16;   // sorted entries walked in parallel per block (threadIdx.y)
-constexpr int kKeyedChunk = 128;  // sorted entries per block
+// ------------------------------------------------------------------------- keyed sum terms
 
 // The table row of position n: the row (or column) of the cell of token tokens[n's window index].
 template <class Tok>
@@ -218,16 +226,6 @@ struct CellKey {
   __device__ std::uint32_t operator()(int n) const {
     const int cell = token_cell[tokens[token_index(n, T_, row_stride)]];
     return static_cast<std::uint32_t>(column ? cell % R : cell / R);
-  }
-};
-
-// The token id at position n (reallocation statistics are kept per token).
-template <class Tok>
-struct TokenKey {
-  const Tok* tokens;
-  int row_stride, T_;
-  __device__ std::uint32_t operator()(int n) const {
-    return static_cast<std::uint32_t>(tokens[token_index(n, T_, row_stride)]);
   }
 };
 
@@ -245,141 +243,6 @@ struct StatisticsTerms {
     b += float(lse[N + n]) - load(col_logits, at);
   }
 };
-
-template <class KeyOf>
-__global__ void gather_keys_kernel(std::uint32_t* keys, std::int32_t* positions, KeyOf key_of,
-                                   int N) {
-  const int n = blockIdx.x * blockDim.x + threadIdx.x;
-  if (n >= N) return;
-  keys[n] = key_of(n);
-  positions[n] = n;
-}
-
-// partials[((chunk·2 + slot)·2 + output)·width + column].
-__device__ inline std::size_t keyed_partial_index(int chunk, int slot, int output, int column,
-                                                  int width) {
-  return (static_cast<std::size_t>(chunk * 2 + slot) * 2 + output) * width + column;
-}
-
-// Pass 1, block (chunk, column tile): every piece (run of equal keys within the chunk) is summed
-// by kKeyedLanes lanes over its entries in order, lanes combined in order. The chunk's first
-// piece goes to slot 0 and, if different, its last piece to slot 1 (they may continue into other
-// chunks); pieces in between are whole runs and are added to the table directly.
-template <class F>
-__global__ void keyed_sums_kernel(float* out_a, float* out_b, float* partials, F f,
-                                  const std::uint32_t* sorted_keys,
-                                  const std::int32_t* sorted_positions, int N, int width) {
-  __shared__ float shared_a[kKeyedLanes][kColumnTile + 1];
-  __shared__ float shared_b[kKeyedLanes][kColumnTile + 1];
-  const int chunk = blockIdx.x;
-  const int c = blockIdx.y * kColumnTile + threadIdx.x;
-  const int begin = chunk * kKeyedChunk, end = min(N, begin + kKeyedChunk);
-  const std::uint32_t last_key = sorted_keys[end - 1];
-  for (int i = begin; i < end; ++i) {
-    const std::uint32_t key = sorted_keys[i];
-    if (i > begin && sorted_keys[i - 1] == key) continue;  // uniform over the block
-    float a = 0.0f, b = 0.0f;
-    if (c < width) {
-      for (int j = i + threadIdx.y; j < end && sorted_keys[j] == key; j += kKeyedLanes) {
-        f(sorted_positions[j], c, a, b);
-      }
-    }
-    shared_a[threadIdx.y][threadIdx.x] = a;
-    shared_b[threadIdx.y][threadIdx.x] = b;
-    __syncthreads();
-    if (threadIdx.y == 0 && c < width) {
-      float sum_a = 0.0f, sum_b = 0.0f;
-      for (int lane = 0; lane < kKeyedLanes; ++lane) {
-        sum_a += shared_a[lane][threadIdx.x];
-        sum_b += shared_b[lane][threadIdx.x];
-      }
-      if (i == begin || key == last_key) {
-        const int slot = i == begin ? 0 : 1;
-        partials[keyed_partial_index(chunk, slot, 0, c, width)] = sum_a;
-        partials[keyed_partial_index(chunk, slot, 1, c, width)] = sum_b;
-      } else {
-        const std::size_t at = static_cast<std::size_t>(key) * width + c;
-        out_a[at] += sum_a;
-        if (out_b != nullptr) out_b[at] += sum_b;
-      }
-    }
-    __syncthreads();
-  }
-}
-
-// Pass 2, block (chunk, column tile): each boundary piece that starts a run (the chunk's first
-// piece when no earlier chunk holds its key, and its last piece when different from the first)
-// adds the run's slots in chunk order — its own, then slot 0 of every following chunk that
-// begins with the same key — to the table.
-template <class A>
-__global__ void keyed_sums_finish_kernel(A* out_a, A* out_b, const A* partials,
-                                         const std::uint32_t* sorted_keys, int N, int width,
-                                         int chunks) {
-  const int chunk = blockIdx.x;
-  const int c = blockIdx.y * kColumnTile + threadIdx.x;
-  if (c >= width) return;
-  const int begin = chunk * kKeyedChunk, last = min(N, begin + kKeyedChunk) - 1;
-  auto finish = [&](int slot, std::uint32_t key) {
-    A sum_a = partials[keyed_partial_index(chunk, slot, 0, c, width)];
-    A sum_b = partials[keyed_partial_index(chunk, slot, 1, c, width)];
-    for (int next = chunk + 1; next < chunks && sorted_keys[next * kKeyedChunk] == key; ++next) {
-      sum_a += partials[keyed_partial_index(next, 0, 0, c, width)];
-      sum_b += partials[keyed_partial_index(next, 0, 1, c, width)];
-    }
-    const std::size_t at = static_cast<std::size_t>(key) * width + c;
-    out_a[at] += sum_a;
-    if (out_b != nullptr) out_b[at] += sum_b;
-  };
-  const std::uint32_t first_key = sorted_keys[begin], last_key = sorted_keys[last];
-  if (begin == 0 || sorted_keys[begin - 1] != first_key) finish(0, first_key);
-  if (last_key != first_key) finish(1, last_key);
-}
-
-// out_a[key(n)·width + c] += Σ_n a(n, c) and out_b likewise (out_b may be null), where f(n, c, a,
-// b) adds position n's terms and key_of(n) < 2^key_bits. Deterministic: the order of every sum
-// depends only on the keys, never on scheduling. Scratch: Scratch::token_sort.
-template <class KeyOf, class F>
-void keyed_sums(KeyOf key_of, int key_bits, F f, int N, int width, float* out_a, float* out_b) {
-  if (N == 0 || width == 0) return;
-  Context& ctx = context();
-  cudaStream_t stream = ctx.stream();
-  const int chunks = (N + kKeyedChunk - 1) / kKeyedChunk;
-  auto aligned = [](std::size_t bytes) { return (bytes + 255) / 256 * 256; };
-  const std::size_t ints_bytes = aligned(sizeof(std::uint32_t) * std::size_t(N));
-  const std::size_t partials_bytes = aligned(sizeof(float) * 4 * std::size_t(chunks) * width);
-  std::size_t temp_bytes = 0;
-  LIGHTGPT_CUDA_CHECK(cub::DeviceRadixSort::SortPairs(
-      nullptr, temp_bytes, static_cast<const std::uint32_t*>(nullptr),
-      static_cast<std::uint32_t*>(nullptr), static_cast<const std::int32_t*>(nullptr),
-      static_cast<std::int32_t*>(nullptr), N, 0, key_bits, stream));
-  auto* base = static_cast<unsigned char*>(
-      ctx.scratch(Scratch::token_sort, 4 * ints_bytes + partials_bytes + temp_bytes));
-  auto* keys = reinterpret_cast<std::uint32_t*>(base);
-  auto* positions = reinterpret_cast<std::int32_t*>(base + ints_bytes);
-  auto* sorted_keys = reinterpret_cast<std::uint32_t*>(base + 2 * ints_bytes);
-  auto* sorted_positions = reinterpret_cast<std::int32_t*>(base + 3 * ints_bytes);
-  auto* partials = reinterpret_cast<float*>(base + 4 * ints_bytes);
-  void* temp = base + 4 * ints_bytes + partials_bytes;
-
-  gather_keys_kernel<<<(N + 255) / 256, 256, 0, stream>>>(keys, positions, key_of, N);
-  LIGHTGPT_CUDA_CHECK_LAUNCH();
-  LIGHTGPT_CUDA_CHECK(cub::DeviceRadixSort::SortPairs(
-      temp, temp_bytes, keys, sorted_keys, positions, sorted_positions, N, 0, key_bits, stream));
-  const dim3 grid(chunks, (width + kColumnTile - 1) / kColumnTile);
-  keyed_sums_kernel<<<grid, dim3(kColumnTile, kKeyedLanes), 0, stream>>>(
-      out_a, out_b, partials, f, sorted_keys, sorted_positions, N, width);
-  LIGHTGPT_CUDA_CHECK_LAUNCH();
-  keyed_sums_finish_kernel<<<grid, kColumnTile, 0, stream>>>(out_a, out_b, partials, sorted_keys, N,
-                                                             width, chunks);
-  LIGHTGPT_CUDA_CHECK_LAUNCH();
-}
-
-// Bits that hold every key below `count` (at least one).
-inline int key_bits_for(int count) {
-  int bits = 1;
-  while (bits < 31 && (1 << bits) < count) ++bits;
-  return bits;
-}
 
 inline unsigned lightrnn_blocks(int N) {
   return static_cast<unsigned>((N + kLightRnnWarps - 1) / kLightRnnWarps);
@@ -421,8 +284,9 @@ struct LightRnnOps {
     kernels::keyed_sums(kernels::CellKey<Tok>{tokens, row_stride, T_, token_cell, R, true}, bits,
                         rows, N, C, dcol_table, static_cast<float*>(nullptr));
     if (dtoken_table != nullptr) {
-      kernels::keyed_sums(kernels::TokenKey<Tok>{tokens, row_stride, T_}, 31, rows, N, C,
-                          dtoken_table, static_cast<float*>(nullptr));
+      kernels::keyed_sums(kernels::TokenKey<Tok>{tokens, row_stride, T_},
+                          kernels::key_bits_for(std::int64_t(R) * R), rows, N, C, dtoken_table,
+                          static_cast<float*>(nullptr));
     }
     if (dwpe != nullptr) {
       const std::size_t count = static_cast<std::size_t>(T_) * C;
@@ -453,19 +317,20 @@ struct LightRnnOps {
     const std::size_t count = static_cast<std::size_t>(B) * T_ * C;
     if (count == 0) return;
     kernels::lightrnn_condition_kernel<<<elementwise_blocks(count), 256, 0, context().stream()>>>(
-        slope, state, base, row_table, targets, row_stride, token_cell, 0, T_, C, R, count);
+        slope, state, base, row_table, targets, row_stride, token_cell, T_, C, R, count);
     LIGHTGPT_CUDA_CHECK_LAUNCH();
   }
 
-  // state = GELU(base + row_table[row]) at every position for one fixed row (no slope).
+  // state[(g·N + n)·C + c] = GELU(base[n·C + c] + row_table[(first_row + g)·C + c]) for g < rows:
+  // every position's state conditioned on each of `rows` consecutive table rows (no slope).
   template <class T>
-  static void lightrnn_condition_row(T* state, const T* base, const T* row_table, int row, int N,
-                                     int C) {
-    const std::size_t count = static_cast<std::size_t>(N) * C;
-    if (count == 0) return;
-    kernels::lightrnn_condition_kernel<<<elementwise_blocks(count), 256, 0, context().stream()>>>(
-        static_cast<T*>(nullptr), state, base, row_table, static_cast<const std::int32_t*>(nullptr),
-        1, static_cast<const std::int32_t*>(nullptr), row, 1, C, 1, count);
+  static void lightrnn_condition_rows(T* state, const T* base, const T* row_table, int first_row,
+                                      int rows, int N, int C) {
+    const std::size_t per_row = static_cast<std::size_t>(N) * C;
+    if (per_row == 0 || rows == 0) return;
+    const dim3 grid((elementwise_blocks(per_row) + rows - 1) / rows, rows);
+    kernels::lightrnn_condition_rows_kernel<<<grid, 256, 0, context().stream()>>>(
+        state, base, row_table, first_row, C, per_row);
     LIGHTGPT_CUDA_CHECK_LAUNCH();
   }
 
@@ -556,16 +421,18 @@ struct LightRnnOps {
                         static_cast<float*>(nullptr));
   }
 
-  // out[n, token] = log P(row) + log P(column | row) for every token of table row `row` (out is
-  // N × V, device memory).
+  // out[n, token] = log P(row) + log P(column | row) for every token of the table rows
+  // [first_row, first_row + rows), where col_logits[(g·N + n)·R + c] are the column logits of
+  // position n's state conditioned on row first_row + g (out is N × V, device memory).
   template <class T, class A>
-  static void lightrnn_log_probs_row(A* out, const T* row_logits, const A* row_lse,
-                                     const T* col_logits, const std::int32_t* cell_token, int row,
-                                     int N, int R, int V) {
-    if (N == 0) return;
-    kernels::lightrnn_log_probs_row_kernel<<<kernels::lightrnn_blocks(N),
-                                             32 * kernels::kLightRnnWarps, 0, context().stream()>>>(
-        out, row_logits, row_lse, col_logits, cell_token, row, N, R, V);
+  static void lightrnn_log_probs_rows(A* out, const T* row_logits, const A* row_lse,
+                                      const T* col_logits, const std::int32_t* cell_token,
+                                      int first_row, int rows, int N, int R, int V) {
+    if (N == 0 || rows == 0) return;
+    kernels::lightrnn_log_probs_rows_kernel<<<dim3(kernels::lightrnn_blocks(N), rows),
+                                              32 * kernels::kLightRnnWarps, 0,
+                                              context().stream()>>>(
+        out, row_logits, row_lse, col_logits, cell_token, first_row, N, R, V);
     LIGHTGPT_CUDA_CHECK_LAUNCH();
   }
 
@@ -589,7 +456,8 @@ struct LightRnnOps {
     kernels::lightrnn_row_logsumexp_kernel<<<blocks, 32 * kernels::kLightRnnWarps, 0, stream>>>(
         lse_scratch + N, col_logits, no_mask, N, R);
     LIGHTGPT_CUDA_CHECK_LAUNCH();
-    kernels::keyed_sums(kernels::TokenKey<Tok>{targets, row_stride, T_}, 31,
+    kernels::keyed_sums(kernels::TokenKey<Tok>{targets, row_stride, T_},
+                        kernels::key_bits_for(std::int64_t(R) * R),
                         kernels::StatisticsTerms<T, A>{row_logits, col_logits, lse_scratch, N, R},
                         N, R, row_loss, col_loss);
   }
