@@ -93,9 +93,10 @@ gomp=$(g++ -print-file-name=libgomp.so.1)
 } >"$BUNDLE/MANIFEST"
 
 failed=0
-# One CUDA runtime: shared, named once.
+# One CUDA runtime: shared, named once. (Outputs are captured before grep -q reads them: with
+# pipefail, a producer killed by SIGPIPE when grep -q stops early would fail the test itself.)
 for binary in $BINARIES; do
-  if link_line "$binary" | grep -q "cudart_static"; then
+  if grep -q "cudart_static" <<<"$(link_line "$binary")"; then
     echo "FAIL: $binary's link line names cudart_static (the static CUDA runtime)" >&2
     failed=1
   fi
@@ -106,7 +107,7 @@ for binary in $BINARIES; do
     echo "FAIL: $binary defines the CUDA runtime API itself (static cudart linked in)" >&2
     failed=1
   fi
-  if ! nm -D --undefined-only "$BUNDLE/$binary" | grep -q " cudaMalloc@"; then
+  if ! grep -q " cudaMalloc@libcudart" <<<"$(nm -D --undefined-only "$BUNDLE/$binary")"; then
     echo "FAIL: $binary does not take cudaMalloc from a shared library" >&2
     failed=1
   fi

@@ -10,9 +10,9 @@
 #   loader    ldd on every binary; any library "not found" is printed before anything runs
 #   tests     test_cuda, one process per test suite (LIST_TIMEOUT 20 to list the suites,
 #             SUITE_TIMEOUT 60 per suite, TESTS_BUDGET 150 for all suites and reruns); a failing
-#             suite is rerun once with CUDA_LAUNCH_BLOCKING=1 and the tail of that rerun shown,
+#             suite is rerun once with CUDA_LAUNCH_BLOCKING=1 and that rerun's error lines shown,
 #             so that an asynchronous fault is reported at the kernel that caused it (a suite
-#             that timed out is not rerun)
+#             that timed out, or failed for want of a usable GPU, is not rerun)
 #   gpt2      bench_gpt2 --batch B: tokens/s, MFU, the loss check (BENCH_TIMEOUT 90)
 #   pytorch   torch_gpt2.py: eager first, then torch.compile in what is left (TORCH_TIMEOUT 130);
 #             the eager figure stands when compiling does not finish
@@ -218,6 +218,12 @@ else
       sort -u | head -6 | tr '\n' ' ')
     say "$(printf '[tests] %-28s %s in %s s: %s' "$suite" "$(status_word "$rc" "$t")" \
       "$took" "${failing:-no gtest failure line (crashed?)}")"
+    # No usable GPU (LIGHTGPT_REQUIRE_GPU): the runtime's error says it all; a rerun cannot help.
+    no_gpu=$(grep -m 1 "no usable GPU" "$log")
+    if [ -n "$no_gpu" ]; then
+      say "    | $no_gpu"
+      continue
+    fi
     # Once more with synchronous launches: the error surfaces at the kernel that caused it.
     t=$(limit "$SUITE_TIMEOUT" "$tests_deadline")
     if [ "$t" -le 0 ]; then
@@ -230,8 +236,16 @@ else
     rerun_rc=$?
     verdict=$(status_word "$rerun_rc" "$t")
     [ "$rerun_rc" -eq 0 ] && verdict="PASS (fails only with asynchronous launches: a race?)"
-    say "    rerun with CUDA_LAUNCH_BLOCKING=1: $verdict; its last lines:"
-    tail -n 12 "$blocking_log" | sed 's/^/    | /' | tee -a "$SUMMARY"
+    # Its error lines (the CUDA error, gtest's failure messages), else its last lines.
+    errors=$(grep -v "^\[" "$blocking_log" |
+      grep -iE "error|illegal|fault|failure|exception|terminate|abort|unspecified" | head -n 8)
+    if [ -n "$errors" ]; then
+      say "    rerun with CUDA_LAUNCH_BLOCKING=1: $verdict; its errors:"
+      while IFS= read -r line; do say "    | $line"; done <<<"$errors"
+    else
+      say "    rerun with CUDA_LAUNCH_BLOCKING=1: $verdict; its last lines:"
+      tail -n 8 "$blocking_log" | sed 's/^/    | /' | tee -a "$SUMMARY"
+    fi
     echo "---- tail of $blocking_log"
     tail -n 40 "$blocking_log"
   done
@@ -317,7 +331,7 @@ run_logged "$t" "$log" "$BUNDLE/bench_gpu_heads"
 rc=$?
 cat "$log"
 say "[heads] bench_gpu_heads: $(status_word "$rc" "$t")"
-[ "$rc" -ne 0 ] && fail_stage heads
+[ "$rc" -ne 0 ] && fail_stage heads && tail -n 5 "$log" | sed 's/^/    | /' | tee -a "$SUMMARY"
 row "step ms: dense / LightRNN (batch $(or_na "$(value "$log" heads_batch)"))" \
   "$(or_na "$(value "$log" step_ms_dense)") / $(or_na "$(value "$log" step_ms_lightrnn)")"
 row "LightRNN speed-up / FLOP bound / share" "$(or_na "$(value "$log" speedup_lightrnn)") /\
@@ -335,7 +349,7 @@ run_logged "$t" "$log" "$BUNDLE/bench_gpu_afno"
 rc=$?
 cat "$log"
 say "[mixers] bench_gpu_afno: $(status_word "$rc" "$t")"
-[ "$rc" -ne 0 ] && fail_stage mixers
+[ "$rc" -ne 0 ] && fail_stage mixers && tail -n 5 "$log" | sed 's/^/    | /' | tee -a "$SUMMARY"
 for T in 1024 2048 4096 8192 16384; do
   row "AFNO / attention ms, T $T" "$(or_na "$(value "$log" "mixer_afno_ms_T$T")") /\
  $(or_na "$(value "$log" "mixer_attention_ms_T$T")")"

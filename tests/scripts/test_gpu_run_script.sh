@@ -6,8 +6,9 @@
 #   - a library that ldd reports "not found" is printed before any test runs, and ldd's
 #     "not a dynamic executable" (the stubs are scripts) is tolerated;
 #   - each test suite runs in its own process and gets a PASS / FAIL / TIMEOUT line; a failing
-#     suite is rerun once with CUDA_LAUNCH_BLOCKING=1 and that rerun's tail (naming the kernel)
-#     is shown; a suite that hangs is reported as timed out and the later suites still run;
+#     suite is rerun once with CUDA_LAUNCH_BLOCKING=1 and that rerun's error (naming the kernel)
+#     is shown; a suite that hangs is reported as timed out and the later suites still run; a
+#     suite that fails for want of a usable GPU shows the runtime's error and is not rerun;
 #   - the test processes get LIGHTGPT_REQUIRE_GPU=1, LIGHTGPT_POISON_ALLOCATIONS=1 and
 #     OMP_WAIT_POLICY=PASSIVE, and the loader path starts with the bundle's lib/ and includes
 #     PyTorch's NVIDIA library folders;
@@ -43,8 +44,9 @@ REAL_LDD=$(command -v ldd || echo /usr/bin/ldd)
 mkdir -p "$WORK/bundle/lib" "$WORK/bin" "$WORK/site/nvidia/cu13/lib"
 echo "lightgpt GPU bundle (fake, for the script test)" >"$WORK/bundle/MANIFEST"
 
-# test_cuda: four suites. CudaDevice passes; CudaOps/fp32 fails, and under CUDA_LAUNCH_BLOCKING=1
-# names the kernel; CudaModel/bf16 fails only with asynchronous launches; CudaHang/0 hangs.
+# test_cuda: five suites. CudaDevice passes; CudaOps/fp32 fails, and under CUDA_LAUNCH_BLOCKING=1
+# names the kernel; CudaModel/bf16 fails only with asynchronous launches; CudaHang/0 hangs;
+# CudaNoGpu fails as LIGHTGPT_REQUIRE_GPU makes a test fail without a usable GPU (not rerun).
 # STUB_HEALTHY=1 makes every suite pass at once.
 cat >"$WORK/bundle/test_cuda" <<'EOF'
 #!/usr/bin/env bash
@@ -57,6 +59,7 @@ if [ "${1:-}" = --gtest_list_tests ]; then
   printf 'CudaOps/fp32.  # TypeParam = float\n  Matmul\n  Attention\n'
   printf 'CudaModel/bf16.  # TypeParam = lightgpt::Bf16\n  Step\n'
   printf 'CudaHang/0.  # TypeParam = float\n  Forever\n'
+  printf 'CudaNoGpu.\n  Anything\n'
   exit 0
 fi
 suite=${1#--gtest_filter=}
@@ -95,6 +98,12 @@ case $suite in
   CudaHang/0)
     echo "[ RUN      ] CudaHang/0.Forever"
     sleep 60
+    ;;
+  CudaNoGpu)
+    echo "no usable GPU and LIGHTGPT_REQUIRE_GPU is set: cudaGetDeviceCount failed:" \
+      "cudaErrorNoDevice (no CUDA-capable device is detected)"
+    echo "[  FAILED  ] CudaNoGpu.Anything (0 ms)"
+    exit 1
     ;;
 esac
 EOF
@@ -226,11 +235,15 @@ expect "$summary" '^\[tests\] CudaModel/bf16 +FAIL' "suite failing asynchronousl
 expect "$summary" 'rerun with CUDA_LAUNCH_BLOCKING=1: PASS' "rerun that passes"
 expect "$summary" 'rerun with CUDA_LAUNCH_BLOCKING=1: FAIL' "rerun that fails"
 expect "$summary" '^\[tests\] CudaHang/0 +TIMEOUT after 3 s' "hanging suite timed out"
-expect "$summary" '^\[tests\] 1 passed, 2 failed, 1 timed out' "suite totals"
+expect "$summary" '^\[tests\] CudaNoGpu +FAIL' "suite failing for want of a GPU"
+expect "$summary" '^ +\| no usable GPU and LIGHTGPT_REQUIRE_GPU is set: .*cudaErrorNoDevice' \
+  "the runtime's error shown"
+expect "$summary" '^\[tests\] 1 passed, 3 failed, 1 timed out' "suite totals"
 expect "$record" 'BLOCKING=1 .*ARGS=--gtest_filter=CudaOps/fp32\.\*$' "CudaOps/fp32 rerun blocking"
 expect "$record" 'BLOCKING=1 .*ARGS=--gtest_filter=CudaModel/bf16\.\*$' "CudaModel/bf16 rerun"
 reject "$record" 'BLOCKING=1 .*CudaDevice' "a passing suite was rerun"
 reject "$record" 'BLOCKING=1 .*CudaHang' "a timed-out suite was rerun"
+reject "$record" 'BLOCKING=1 .*CudaNoGpu' "a suite without a GPU was rerun"
 [ "$(grep -c 'ARGS=--gtest_filter=' "$record")" -ge 6 ] ||
   fail "not one process per suite (fewer than 6 filtered runs)"
 reject "$record" 'REQUIRE_GPU=( |$)|POISON=( |$)|OMP=( |$)' "a test process missed the variables"
@@ -272,7 +285,7 @@ status=$?
 summary=$WORK/healthy/out/summary.txt
 [ "$status" -eq 0 ] || fail "run.sh exit status $status when every stage passed, not 0"
 expect "$summary" '^\[loader\] PASS' "healthy loader"
-expect "$summary" '^\[tests\] 4 passed, 0 failed, 0 timed out' "healthy tests"
+expect "$summary" '^\[tests\] 5 passed, 0 failed, 0 timed out' "healthy tests"
 expect "$summary" '^\[pytorch\] PASS: eager and compiled' "compiled figure when it finishes"
 expect "$summary" 'PyTorch compiled tokens/s +81920' "compiled figure"
 expect "$summary" 'lightgpt / PyTorch compiled tokens/s +0\.81' "speed ratio vs the best mode"
