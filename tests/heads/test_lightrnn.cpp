@@ -251,8 +251,8 @@ TEST(LightRnnOps, ConditionRowsAndLogProbsRowsCoverARangeOfRows) {
   for (int g = 0; g < rows; ++g) {
     for (int n = 0; n < N; ++n) {
       for (int c = 0; c < C; ++c) {
-        EXPECT_NEAR(state[(g * N + n) * C + c], gelu(base[n * C + c] + row_table[(first + g) * C + c]),
-                    1e-14)
+        EXPECT_NEAR(state[(g * N + n) * C + c],
+                    gelu(base[n * C + c] + row_table[(first + g) * C + c]), 1e-14)
             << "row " << first + g << ", position " << n << ", column " << c;
       }
     }
@@ -285,8 +285,8 @@ TEST(LightRnnOps, ConditionRowsAndLogProbsRowsCoverARangeOfRows) {
 }
 
 // Decoding one position conditions it on every row at once; log_probs over T = 5 positions takes
-// three rows per step. Both must give the same distributions, with an empty row inside the table (row 3)
-// and scattered empty cells, for one depth and for MTP<2>.
+// three rows per step. Both must give the same distributions, with an empty row inside the table
+// (row 3) and scattered empty cells, for one depth and for MTP<2>.
 template <class Model>
 void check_decoding_matches_log_probs() {
   ModelConfig config = tiny_config();
@@ -312,8 +312,8 @@ void check_decoding_matches_log_probs() {
     ASSERT_EQ(step.size(), std::size_t(V));
     double total = 0;
     for (int v = 0; v < V; ++v) {
-      ASSERT_NEAR(step[v], full[std::size_t(t) * V + v], 1e-12) << "position " << t << ", token "
-                                                                 << v;
+      ASSERT_NEAR(step[v], full[std::size_t(t) * V + v], 1e-12)
+          << "position " << t << ", token " << v;
       total += std::exp(step[v]);
     }
     EXPECT_NEAR(total, 1.0, 1e-12) << "position " << t;

@@ -429,10 +429,10 @@ struct LightRnnOps {
                                       const T* col_logits, const std::int32_t* cell_token,
                                       int first_row, int rows, int N, int R, int V) {
     if (N == 0 || rows == 0) return;
-    kernels::lightrnn_log_probs_rows_kernel<<<dim3(kernels::lightrnn_blocks(N), rows),
-                                              32 * kernels::kLightRnnWarps, 0,
-                                              context().stream()>>>(
-        out, row_logits, row_lse, col_logits, cell_token, first_row, N, R, V);
+    kernels::
+        lightrnn_log_probs_rows_kernel<<<dim3(kernels::lightrnn_blocks(N), rows),
+                                         32 * kernels::kLightRnnWarps, 0, context().stream()>>>(
+            out, row_logits, row_lse, col_logits, cell_token, first_row, N, R, V);
     LIGHTGPT_CUDA_CHECK_LAUNCH();
   }
 

@@ -429,8 +429,8 @@ struct NormActOps {
       LIGHTGPT_CUDA_CHECK_LAUNCH();
     }
     if (!dwte) return;
-    const int key_bits = V > 0 ? kernels::key_bits_for(V)
-                               : std::min(32, std::numeric_limits<Tok>::digits);
+    const int key_bits =
+        V > 0 ? kernels::key_bits_for(V) : std::min(32, std::numeric_limits<Tok>::digits);
     kernels::keyed_sums(kernels::TokenKey<Tok>{tokens, row_stride, T_}, key_bits,
                         kernels::RowSum<T>{dout, C}, N, C, dwte.ptr, static_cast<float*>(nullptr));
   }
