@@ -10,4 +10,9 @@ run(${CMAKE_COMMAND} --install ${LIGHTGPT_BUILD_DIR} --prefix ${WORK_DIR}/prefix
 run(${CMAKE_COMMAND} -S ${CONSUMER_SOURCE_DIR} -B ${WORK_DIR}/build
     -DCMAKE_PREFIX_PATH=${WORK_DIR}/prefix -DCMAKE_BUILD_TYPE=Release)
 run(${CMAKE_COMMAND} --build ${WORK_DIR}/build)
-run(${WORK_DIR}/build/consumer)
+if(GPT2_DIR)
+  # Tokenizing links PCRE2, which the consumer gets from the package and nothing else.
+  run(${WORK_DIR}/build/consumer ${GPT2_DIR}/encoder.json ${GPT2_DIR}/vocab.bpe)
+else()
+  run(${WORK_DIR}/build/consumer)
+endif()

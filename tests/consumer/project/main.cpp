@@ -1,13 +1,19 @@
 // A complete consumer of the installed package (the program shown in the README): compose a
-// model type, train it a few steps on a learnable synthetic stream, checkpoint it.
+// model type, train it a few steps on a learnable synthetic stream, checkpoint it. Given GPT-2's
+// encoder.json and vocab.bpe it also tokenizes, which links PCRE2 through the package alone.
 #include <cstdio>
+#include <lightgpt/data/bpe.hpp>
 #include <lightgpt/lightgpt.hpp>
 #include <vector>
 
 using Model =
     lightgpt::GPT<lightgpt::Fp32, lightgpt::DenseHead<>, lightgpt::Attention, lightgpt::Cpu>;
 
-int main() {
+int main(int argc, char** argv) {
+  if (argc == 3) {
+    const lightgpt::Tokenizer tokenizer(argv[1], argv[2]);
+    std::printf("consumer: 'Hello world' has %zu tokens\n", tokenizer.encode("Hello world").size());
+  }
   lightgpt::ModelConfig config;
   config.vocab_size = 64;
   config.max_seq_len = 32;
@@ -15,7 +21,7 @@ int main() {
   config.n_head = 2;
   config.d_model = 32;
   Model model(config, /*seed=*/1);
-  lightgpt::AdamW<lightgpt::Cpu, float> optimizer(model.parameters().layout());
+  Model::Optimizer optimizer(model.parameters().layout());
 
   const int B = 4, T = 32;
   std::vector<int> tokens(B * (T + 1));  // each row holds T inputs + 1 target
