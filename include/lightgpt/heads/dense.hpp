@@ -80,7 +80,8 @@ class DenseHeadImpl {
   }
   template <class Tok>
   void embed_backward(const T* dout, const Tok* tokens, int row_stride, A* dwpe, int B, int T_) {
-    O::embedding_backward(accumulate(dwte_), accumulate(dwpe), dout, tokens, row_stride, B, T_, C_);
+    O::embedding_backward(accumulate(dwte_), accumulate(dwpe), dout, tokens, row_stride, B, T_, C_,
+                          V_);
   }
 
   // Scores `depths` targets (1 = next token only) for each of the B·T hidden states; with

@@ -156,8 +156,9 @@ struct NormActOps {
   // Scatter-adds dout into the rows of wte and wpe that the forward read. Always accumulates:
   // a scatter cannot overwrite rows it never visits.
   template <class T, class G, class Tok>
+  // V (the number of distinct ids, when known) only narrows the GPU's sort; unused here.
   static void embedding_backward(Grad<G> dwte, Grad<G> dwpe, const T* dout, const Tok* tokens,
-                                 int row_stride, int B, int T_, int C) {
+                                 int row_stride, int B, int T_, int C, int /*V*/ = 0) {
     LIGHTGPT_CHECK(dwte.mode == Mode::accumulate && dwpe.mode == Mode::accumulate,
                    "embedding_backward only accumulates");
     const int blocks = (C + detail::kColumnBlock - 1) / detail::kColumnBlock;
