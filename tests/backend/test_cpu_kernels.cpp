@@ -6,7 +6,7 @@
 #include <algorithm>
 #include <cmath>
 #include <lightgpt/lightgpt.hpp>
-#include <utility>
+#include <lightgpt/testing/mixer_harness.hpp>
 #include <vector>
 
 namespace lightgpt {
@@ -181,41 +181,23 @@ TEST(CpuAttention, MatchesNaiveSoftmaxAcrossQueryBlocks) {
 // The attention mixer sizes its kernel scratch by the T of each call, not by max_seq_len: the
 // first call takes what its (B·T, T) asks, a longer one grows it, a shorter one reuses it.
 TEST(CpuAttention, MixerScratchFollowsTheBatchLength) {
-  using Mixer = detail::AttentionMixer<Cpu, Fp64>;
   ModelConfig config;
   config.n_layer = 1;
   config.d_model = 16;
   config.n_head = 2;
   config.max_seq_len = 512;
-  ParameterLayout layout;
-  Mixer::declare(layout, config);
-  ParameterStore<Fp64, Cpu> store(std::move(layout));
-  store.initialize(1);
-  Mixer mixer(config);
-  mixer.bind_parameters(store.layout(), store.values(), store.grads());
   const int B = 2;
-  const std::size_t positions = std::size_t(B) * 40;
-  auto bind_all = [&](ArenaBinder& bind) {
-    mixer.bind_activations(bind, 1, positions);
-    mixer.bind_gradients(bind, positions);
-  };
-  ArenaBinder measure;
-  bind_all(measure);
-  Buffer<std::byte, Cpu> arena(measure.bytes());
-  ArenaBinder bind(arena.data());
-  bind_all(bind);
-  EXPECT_EQ(mixer.scratch_size(), 0u);
+  testing::MixerHarness<Attention, Fp64, Cpu> layer(config, std::size_t(B) * 40, 1, 1);
+  EXPECT_EQ(layer.mixer().scratch_size(), 0u);
   std::size_t largest = 0;
   for (int T : {8, 40, 8}) {
     const auto x = random_vector(std::size_t(B) * T * config.d_model, 20 + T);
-    std::vector<double> out(x.size()), din(x.size());
-    mixer.forward(0, 0, out.data(), x.data(), B, T, true);
-    mixer.backward(0, overwrite(din.data()), out.data(), x.data(), B, T);
+    layer.backward(0, layer.forward(0, x, B, T), x, B, T);
     largest = std::max(largest, O::attention_scratch_size<double>(std::size_t(B) * T, T,
                                                                   config.d_model, config.n_head));
-    EXPECT_EQ(mixer.scratch_size(), largest) << "T = " << T;
+    EXPECT_EQ(layer.mixer().scratch_size(), largest) << "T = " << T;
   }
-  EXPECT_LT(largest, O::attention_scratch_size<double>(positions, config.max_seq_len,
+  EXPECT_LT(largest, O::attention_scratch_size<double>(std::size_t(B) * 40, config.max_seq_len,
                                                        config.d_model, config.n_head) /
                          10);
 }

@@ -5,7 +5,7 @@
 
 #include <instances.hpp>
 #include <lightgpt/lightgpt.hpp>
-#include <utility>
+#include <lightgpt/testing/mixer_harness.hpp>
 
 namespace lightgpt::testing::reference {
 namespace {
@@ -80,28 +80,12 @@ MixerStep attention_mixer_step(const ModelConfig& config,
                                const std::vector<std::vector<float>>& params,
                                const std::vector<float>& x, const std::vector<float>& dout, int B,
                                int T) {
-  using Mixer = detail::AttentionMixer<Cpu, Fp32>;
-  ParameterLayout layout;
-  Mixer::declare(layout, config);
-  ParameterStore<Fp32, Cpu> store(std::move(layout));
-  const auto& tensors = store.layout().tensors();
-  for (std::size_t i = 0; i < tensors.size(); ++i) store.write(tensors[i], params.at(i).data());
-  Mixer mixer(config);
-  mixer.bind_parameters(store.layout(), store.values(), store.grads());
-  const std::size_t positions = static_cast<std::size_t>(B) * T;
-  auto bind_all = [&](ArenaBinder& bind) {
-    mixer.bind_activations(bind, 1, positions);
-    mixer.bind_gradients(bind, positions);
-  };
-  ArenaBinder measure;
-  bind_all(measure);
-  Buffer<std::byte, Cpu> arena(measure.bytes());
-  ArenaBinder bind(arena.data());
-  bind_all(bind);
-  MixerStep step{std::vector<float>(x.size()), std::vector<float>(x.size()), {}};
-  mixer.forward(0, 0, step.out.data(), x.data(), B, T, true);
-  mixer.backward(0, overwrite(step.din.data()), dout.data(), x.data(), B, T);
-  for (const TensorInfo& tensor : tensors) step.grads.push_back(store.read_grad(tensor));
+  MixerHarness<Attention, Fp32, Cpu> layer(config, static_cast<std::size_t>(B) * T, 0, 1);
+  layer.write_parameters(params);
+  MixerStep step{layer.forward(0, x, B, T), layer.backward(0, dout, x, B, T), {}};
+  for (const TensorInfo& tensor : layer.parameters().layout().tensors()) {
+    step.grads.push_back(layer.parameters().read_grad(tensor));
+  }
   return step;
 }
 

@@ -14,6 +14,8 @@
 #include <utility>
 #include <vector>
 
+#include <lightgpt/testing/mixer_harness.hpp>
+
 #include "cuda_testing.cuh"
 #include "reference.hpp"
 
@@ -366,60 +368,6 @@ template <class T>
 using PrecisionOf = std::conditional_t<std::is_same_v<T, float>, Fp32,
                                        std::conditional_t<std::is_same_v<T, bfloat16>, Bf16, Fp16>>;
 
-// One AttentionMixer<Cuda, P> layer on its own, bound as the model binds it (parameters in a
-// ParameterStore, activations in an arena sized for `positions`).
-template <class P>
-class GpuAttentionMixer {
- public:
-  using Impl = detail::AttentionMixer<Cuda, P>;
-  using T = typename P::storage_t;
-
-  GpuAttentionMixer(const ModelConfig& config, const std::vector<std::vector<float>>& params,
-                    std::size_t positions)
-      : store_(layout(config)), mixer_(config) {
-    const auto& tensors = store_.layout().tensors();
-    for (std::size_t i = 0; i < tensors.size(); ++i) store_.write(tensors[i], params.at(i).data());
-    mixer_.bind_parameters(store_.layout(), store_.values(), store_.grads());
-    ArenaBinder measure;
-    bind_all(measure, positions);
-    arena_ = Buffer<std::byte, Cuda>(measure.bytes());
-    ArenaBinder bind(arena_.data());
-    bind_all(bind, positions);
-  }
-
-  static ParameterLayout layout(const ModelConfig& config) {
-    ParameterLayout layout;
-    Impl::declare(layout, config);
-    return layout;
-  }
-
-  // Forward of x and backward of dout, as reference::attention_mixer_step.
-  reference::MixerStep step(const std::vector<float>& x, const std::vector<float>& dout, int B,
-                            int T_) {
-    DeviceArray<T> d_x(x), d_dout(dout), d_out(x.size()), d_din(x.size());
-    store_.zero_grad();
-    mixer_.forward(0, 0, d_out.get(), d_x.get(), B, T_, true);
-    mixer_.backward(0, overwrite(d_din.get()), d_dout.get(), d_x.get(), B, T_);
-    reference::MixerStep result{d_out.download(), d_din.download(), {}};
-    for (const TensorInfo& tensor : store_.layout().tensors()) {
-      result.grads.push_back(store_.read_grad(tensor));
-    }
-    return result;
-  }
-
-  std::size_t scratch_size() const { return mixer_.scratch_size(); }
-
- private:
-  void bind_all(ArenaBinder& bind, std::size_t positions) {
-    mixer_.bind_activations(bind, 1, positions);
-    mixer_.bind_gradients(bind, positions);
-  }
-
-  ParameterStore<P, Cuda> store_;
-  Impl mixer_;
-  Buffer<std::byte, Cuda> arena_;
-};
-
 // The mixer at T = 13 and 40 with max_seq_len = 256: output, input and parameter gradients against
 // the CPU; its scratch is what the largest call's (B·T, T) needs — grown by the longer call, kept
 // for the shorter one after it — far below what max_seq_len would ask for.
@@ -431,12 +379,13 @@ TYPED_TEST(CudaOps, AttentionMixerBelowMaxSeqLen) {
   config.d_model = 64;
   config.n_head = 4;
   config.max_seq_len = 256;
+  const int C = config.d_model, NH = config.n_head;
+  MixerHarness<Attention, PrecisionOf<T>, Cuda> layer(config, 40, 0, 1);
   std::vector<std::vector<float>> params;
-  for (const TensorInfo& tensor : GpuAttentionMixer<PrecisionOf<T>>::layout(config).tensors()) {
+  for (const TensorInfo& tensor : layer.parameters().layout().tensors()) {
     params.push_back(random_values<T>(tensor.numel, 100 + std::uint32_t(params.size()), 0.2f));
   }
-  const int C = config.d_model, NH = config.n_head;
-  GpuAttentionMixer<PrecisionOf<T>> mixer(config, params, 40);
+  layer.write_parameters(params);
   std::size_t largest = 0;
   std::uint32_t seed = 110;
   for (const auto& [B, T_] : {std::pair{2, 13}, std::pair{1, 40}, std::pair{2, 13}}) {
@@ -444,16 +393,22 @@ TYPED_TEST(CudaOps, AttentionMixerBelowMaxSeqLen) {
     const auto x = random_values<T>(positions * C, seed++);
     const auto dout = random_values<T>(positions * C, seed++);
     const auto expected = ref::attention_mixer_step(config, params, x, dout, B, T_);
-    const auto actual = mixer.step(x, dout, B, T_);
-    EXPECT_LT(relative_error(actual.out, expected.out), value_tolerance<T>()) << "T = " << T_;
-    EXPECT_LT(relative_error(actual.din, expected.din), gradient_tolerance<T>()) << "T = " << T_;
-    ASSERT_EQ(actual.grads.size(), expected.grads.size());
-    for (std::size_t i = 0; i < actual.grads.size(); ++i) {
-      EXPECT_LT(relative_error(actual.grads[i], expected.grads[i]), gradient_tolerance<T>())
-          << "T = " << T_ << ", tensor " << i;
+    DeviceArray<T> d_x(x), d_dout(dout), d_out(x.size()), d_din(x.size());
+    layer.parameters().zero_grad();
+    layer.forward(0, d_out.get(), d_x.get(), B, T_);
+    layer.backward(0, overwrite(d_din.get()), d_dout.get(), d_x.get(), B, T_);
+    EXPECT_LT(relative_error(d_out.download(), expected.out), value_tolerance<T>()) << "T " << T_;
+    EXPECT_LT(relative_error(d_din.download(), expected.din), gradient_tolerance<T>())
+        << "T " << T_;
+    const auto& tensors = layer.parameters().layout().tensors();
+    ASSERT_EQ(tensors.size(), expected.grads.size());
+    for (std::size_t i = 0; i < tensors.size(); ++i) {
+      EXPECT_LT(relative_error(layer.parameters().read_grad(tensors[i]), expected.grads[i]),
+                gradient_tolerance<T>())
+          << "T " << T_ << ", " << tensors[i].name;
     }
     largest = std::max(largest, O::attention_scratch_size<T>(positions, T_, C, NH));
-    EXPECT_EQ(mixer.scratch_size(), largest) << "T = " << T_;
+    EXPECT_EQ(layer.mixer().scratch_size(), largest) << "T " << T_;
   }
   EXPECT_LT(largest, O::attention_scratch_size<T>(40, config.max_seq_len, C, NH) / 4);
 }
