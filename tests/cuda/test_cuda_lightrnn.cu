@@ -22,6 +22,8 @@
 #include <type_traits>
 #include <vector>
 
+#include <lightgpt/testing/determinism.hpp>
+
 #include "cuda_testing.cuh"
 #include "reference_lightrnn.hpp"
 
@@ -649,31 +651,12 @@ TYPED_TEST(CudaLightRnnModel, TwoRunsAreBitIdentical) {
   setup.cocont = &bigram;
   const std::size_t window = std::size_t(kB) * (kT + 2);
   const auto tokens = random_ids(3 * window, config.vocab_size, 77);
-  auto run = [&](std::vector<float>& grads) {
-    CudaLightRnn<TypeParam, 2> model(config, kSeed);
-    apply(model, setup);
-    AdamW<Cuda, float> optimizer(model.parameters().layout());
-    std::vector<float> losses;
-    for (int step = 0; step < 3; ++step) {
-      model.zero_grad();
-      losses.push_back(model.forward(tokens.data() + step * window, kB, kT));
-      losses.push_back(model.losses().depth[1]);
-      losses.push_back(model.losses().cocont);
-      model.backward();
-      if (step < 2) optimizer.step(model.parameters(), 3e-3);
-    }
-    grads.clear();
-    for (const TensorInfo& tensor : model.parameters().layout().tensors()) {
-      const auto g = model.parameters().read_grad(tensor);
-      grads.insert(grads.end(), g.begin(), g.end());
-    }
-    return losses;
+  const auto run = [&] {
+    return record_training_run<CudaLightRnn<TypeParam, 2>>(
+        config, kSeed, [&](auto& model) { apply(model, setup); }, tokens, kB, kT, 3);
   };
-  std::vector<float> first_grads, second_grads;
-  const auto first = run(first_grads);
-  const auto second = run(second_grads);
-  EXPECT_EQ(first, second);
-  EXPECT_TRUE(first_grads == second_grads) << "gradients differ between runs";
+  const TrainingRecord first = run();
+  EXPECT_TRUE(first == run()) << "losses (every depth, CoCoNT) or gradients differ between runs";
 }
 
 // A model trained on the GPU in 16-bit storage, saved, then evaluated on the CPU in fp32 from the
