@@ -1,7 +1,8 @@
 // A token mixer written outside the library, as a researcher would: a causal depthwise
-// convolution over the last K positions, y[t, c] = b[c] + Σ_k w[c, k] · x[t − k, c]. It knows
-// nothing of the library's internals beyond the mixer contract (lightgpt/model/contract.hpp) and
-// runs on the CPU backend with plain loops. docs/extending.md walks through it.
+// convolution over K positions d apart, y[t, c] = b[c] + Σ_k w[c, k] · x[t − k·d, c]. The dilation
+// d is a run-time setting kept in the model's config (option "causal-conv.dilation", default 1),
+// so checkpoints carry it. It knows nothing of the library's internals beyond the mixer contract
+// (lightgpt/model/contract.hpp) and runs on the CPU backend with plain loops. docs/extending.md.
 #pragma once
 
 #include <lightgpt/lightgpt.hpp>
@@ -18,7 +19,11 @@ class CausalConvMixerImpl {
   using T = typename P::storage_t;
   using A = typename P::accum_t;
 
-  explicit CausalConvMixerImpl(const lightgpt::ModelConfig& config) : C_(config.d_model) {}
+  explicit CausalConvMixerImpl(const lightgpt::ModelConfig& config)
+      : C_(config.d_model), dilation_(config.options.get("causal-conv.dilation", 1)) {
+    LIGHTGPT_CHECK(dilation_ >= 1 && dilation_ <= config.max_seq_len,
+                   "option causal-conv.dilation must lie in [1, max_seq_len], got ", dilation_);
+  }
 
   // Per-layer tensors, stacked over layers: K taps per channel and a bias. The first tap starts
   // near 1 so that a fresh block passes its input through.
@@ -49,8 +54,8 @@ class CausalConvMixerImpl {
         const std::size_t at = (std::size_t(row) * seq_len + t) * C_;
         for (int c = 0; c < C_; ++c) {
           A sum = A(b[c]);
-          for (int k = 0; k < K && k <= t; ++k) {
-            sum += A(w[c * K + k]) * A(in[at - std::size_t(k) * C_ + c]);
+          for (int k = 0; k < K && k * dilation_ <= t; ++k) {
+            sum += A(w[c * K + k]) * A(in[at - std::size_t(k) * dilation_ * C_ + c]);
           }
           out[at + c] = T(sum);
         }
@@ -73,8 +78,8 @@ class CausalConvMixerImpl {
         for (int c = 0; c < C_; ++c) {
           const A g = A(dout[at + c]);
           db[c] += g;
-          for (int k = 0; k < K && k <= t; ++k) {
-            const std::size_t source = at - std::size_t(k) * C_ + c;
+          for (int k = 0; k < K && k * dilation_ <= t; ++k) {
+            const std::size_t source = at - std::size_t(k) * dilation_ * C_ + c;
             dw[c * K + k] += g * A(in[source]);
             din.ptr[source] = T(A(din.ptr[source]) + A(w[c * K + k]) * g);
           }
@@ -83,26 +88,29 @@ class CausalConvMixerImpl {
     }
   }
 
-  // Decoding keeps the last K inputs of each layer.
+  // Decoding keeps the last (K − 1)·d + 1 inputs of each layer, in a ring.
   void bind_decode(lightgpt::ArenaBinder& bind, int layers) {
-    bind(history_, std::size_t(layers) * K * C_);
+    bind(history_, std::size_t(layers) * history_length() * C_);
   }
   void decode(int layer, T* out, const T* in, int t) {
-    T* history = history_ + std::size_t(layer) * K * C_;
-    for (int c = 0; c < C_; ++c) history[(t % K) * C_ + c] = in[c];
+    const int H = history_length();
+    T* history = history_ + std::size_t(layer) * H * C_;
+    for (int c = 0; c < C_; ++c) history[(t % H) * C_ + c] = in[c];
     const T* w = weight_.value + std::size_t(layer) * C_ * K;
     const T* b = bias_.value + std::size_t(layer) * C_;
     for (int c = 0; c < C_; ++c) {
       A sum = A(b[c]);
-      for (int k = 0; k < K && k <= t; ++k) {
-        sum += A(w[c * K + k]) * A(history[((t - k) % K) * C_ + c]);
+      for (int k = 0; k < K && k * dilation_ <= t; ++k) {
+        sum += A(w[c * K + k]) * A(history[((t - k * dilation_) % H) * C_ + c]);
       }
       out[c] = T(sum);
     }
   }
 
  private:
-  int C_;
+  int history_length() const { return (K - 1) * dilation_ + 1; }
+
+  int C_, dilation_;
   lightgpt::BoundTensor<T, A> weight_{"convw"}, bias_{"convb"};
   T* history_ = nullptr;
 };

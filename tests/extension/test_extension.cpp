@@ -10,6 +10,7 @@
 #include <lightgpt/train/trainer.hpp>
 #include <vector>
 
+#include "../scratch.hpp"
 #include "../train/fixture.hpp"
 #include "causal_conv_mixer.hpp"
 #include "untied_head.hpp"
@@ -138,6 +139,72 @@ TEST(Extension, ATensorNameClashNamesBothParts) {
               std::string::npos)
         << error.what();
   }
+}
+
+ModelConfig dilated_config() {
+  ModelConfig config = tiny_config();
+  config.options.set("causal-conv.dilation", 2);
+  return config;
+}
+
+// The user mixer's own setting (its dilation) lives in the model's config: the gradient and the
+// decoding honour it, a checkpoint carries it, a model rebuilt from the checkpoint's config gets
+// it back, and a model built without it refuses the checkpoint.
+TEST(Extension, APartsOwnSettingTravelsWithTheCheckpoint) {
+  const ModelConfig config = dilated_config();
+  {
+    UserModel<Fp64> model(config, 7);
+    const auto tokens = random_tokens(2 * 7, config.vocab_size, 11);
+    EXPECT_EQ(gradient_check(model, training_objective<UserModel<Fp64>>(tokens, 2, 6)).failures(
+                  1e-6),
+              "");
+    const int V = config.vocab_size, T = 7;
+    std::vector<double> full(std::size_t(T) * V);
+    model.log_probs(tokens.data(), 1, T, full.data());
+    model.decode_reset();
+    for (int t = 0; t < T; ++t) {
+      const auto step = model.decode(tokens[t]);
+      for (int v = 0; v < V; ++v) ASSERT_NEAR(step[v], full[std::size_t(t) * V + v], 1e-12) << t;
+    }
+  }
+  UserModel<Fp32> model(config, 1), undilated(tiny_config(), 1);
+  const auto tokens = random_tokens(4 * 9, config.vocab_size, 5);
+  EXPECT_NE(model.evaluate(tokens.data(), 4, 8), undilated.evaluate(tokens.data(), 4, 8))
+      << "the dilation changed nothing";
+  TempDir dir;
+  const auto path = dir / "dilated.ckpt";
+  save_checkpoint(path, model, 3);
+  const ModelConfig stored = read_checkpoint_config(CheckpointReader(path));
+  EXPECT_EQ(stored.options.get("causal-conv.dilation", 0), 2);
+  UserModel<Fp32> rebuilt(stored, 42);
+  EXPECT_EQ(load_checkpoint(path, rebuilt), 3u);
+  EXPECT_EQ(rebuilt.evaluate(tokens.data(), 4, 8), model.evaluate(tokens.data(), 4, 8));
+  try {
+    load_checkpoint(path, undilated);
+    FAIL() << "a dilated checkpoint loaded into an undilated model";
+  } catch (const Error& error) {
+    EXPECT_NE(std::string(error.what()).find("option.causal-conv.dilation=2"), std::string::npos)
+        << error.what();
+  }
+}
+
+TEST(Extension, PartOptionsAreCheckedWhereTheyAreRead) {
+  ModelConfig config = tiny_config();
+  config.options.set("causal-conv.dilation", "two");
+  try {
+    UserModel<Fp32> model(config, 1);
+    FAIL() << "a non-numeric dilation was accepted";
+  } catch (const Error& error) {
+    EXPECT_NE(std::string(error.what()).find("'causal-conv.dilation': 'two' is not an integer"),
+              std::string::npos)
+        << error.what();
+  }
+  EXPECT_THROW(config.options.set("bad key", "1"), Error);
+  EXPECT_THROW(config.options.set("causal-conv.note", "two\nlines"), Error);
+  // Options survive the config's text form, and a stray line in it names the file.
+  config.options.set("causal-conv.dilation", 3);
+  EXPECT_EQ(ModelConfig::parse(config.serialize(), "test"), config);
+  EXPECT_THROW(ModelConfig::parse(config.serialize() + "option.=1\n", "test"), Error);
 }
 
 }  // namespace

@@ -6,9 +6,12 @@
 
 #include <charconv>
 #include <cstdint>
+#include <functional>
+#include <map>
 #include <sstream>
 #include <string>
 #include <string_view>
+#include <type_traits>
 
 #include "error.hpp"
 
@@ -35,6 +38,64 @@ enum class RowConditioning : int {
   gelu = 1,         // s = GELU(h + E_row[r]), parameter-free, for the smallest models
 };
 
+// Settings of a part that keeps its own, such as a head or mixer written outside the library:
+// values under "part.key" names ("causal-conv.dilation"), saved in checkpoints with the rest of
+// the config as `option.part.key=value` lines, so a model rebuilt from a checkpoint's config gets
+// them back and a model built with other values refuses the checkpoint.
+class PartOptions {
+ public:
+  static constexpr std::size_t kMaxEntries = 256, kMaxKeyBytes = 128, kMaxValueBytes = 4096;
+
+  void set(const std::string& key, std::string value) {
+    LIGHTGPT_CHECK(!key.empty() && key.size() <= kMaxKeyBytes &&
+                       key.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                                             "0123456789_.-<>") == std::string::npos,
+                   "ModelConfig option name '", key, "' must be 1 to ", kMaxKeyBytes,
+                   " letters, digits or _ . - < >");
+    LIGHTGPT_CHECK(value.size() <= kMaxValueBytes && value.find('\n') == std::string::npos,
+                   "ModelConfig option '", key, "': the value must be one line of at most ",
+                   kMaxValueBytes, " bytes");
+    LIGHTGPT_CHECK(values_.size() < kMaxEntries || values_.count(key) != 0,
+                   "ModelConfig holds at most ", kMaxEntries, " options");
+    values_[key] = std::move(value);
+  }
+  template <class V>
+    requires std::is_arithmetic_v<V>
+  void set(const std::string& key, V value) {
+    std::ostringstream out;
+    out.precision(17);
+    out << +value;
+    set(key, out.str());
+  }
+
+  bool contains(std::string_view key) const { return values_.find(key) != values_.end(); }
+  const std::map<std::string, std::string, std::less<>>& entries() const { return values_; }
+
+  // The value of `key`, or `fallback` when the config does not set it.
+  std::string get(std::string_view key, std::string fallback) const {
+    const auto it = values_.find(key);
+    return it == values_.end() ? fallback : it->second;
+  }
+  template <class V>
+    requires(std::is_arithmetic_v<V> && !std::is_same_v<V, bool>)
+  V get(std::string_view key, V fallback) const {
+    const auto it = values_.find(key);
+    if (it == values_.end()) return fallback;
+    const std::string& text = it->second;
+    V value{};
+    const auto result = std::from_chars(text.data(), text.data() + text.size(), value);
+    LIGHTGPT_CHECK(result.ec == std::errc() && result.ptr == text.data() + text.size(),
+                   "ModelConfig option '", key, "': '", text, "' is not ",
+                   std::is_integral_v<V> ? "an integer" : "a number");
+    return value;
+  }
+
+  bool operator==(const PartOptions&) const = default;
+
+ private:
+  std::map<std::string, std::string, std::less<>> values_;
+};
+
 struct ModelConfig {
   int vocab_size = 50257;
   int max_seq_len = 1024;
@@ -55,6 +116,8 @@ struct ModelConfig {
   double afno_sparsity_threshold = 0.01;
   int afno_hidden_factor = 1;
   bool afno_gate = true;
+  // Settings of parts that keep their own (user heads and mixers).
+  PartOptions options;
 
   // GPT-2 small (124M), llm.c's d12.
   static ModelConfig gpt2_small() { return {}; }
@@ -156,6 +219,9 @@ struct ModelConfig {
 
   bool operator==(const ModelConfig&) const = default;
 
+  // Serialized options start with this prefix; the rest of the key is the option's name.
+  static constexpr std::string_view kOptionPrefix = "option.";
+
   std::string serialize() const {
     std::ostringstream out;
     out.precision(17);
@@ -166,6 +232,9 @@ struct ModelConfig {
         << "\nmtp_adapter=" << int(mtp_adapter)
         << "\nafno_sparsity_threshold=" << afno_sparsity_threshold
         << "\nafno_hidden_factor=" << afno_hidden_factor << "\nafno_gate=" << int(afno_gate) << "\n";
+    for (const auto& [key, value] : options.entries()) {
+      out << kOptionPrefix << key << '=' << value << '\n';
+    }
     return out.str();
   }
 
@@ -206,6 +275,14 @@ struct ModelConfig {
       LIGHTGPT_CHECK(eq != std::string_view::npos, source, ": config line '", line,
                      "' is not key=value");
       std::string_view key = line.substr(0, eq), value = line.substr(eq + 1);
+      if (key.starts_with(kOptionPrefix)) {
+        try {
+          config.options.set(std::string(key.substr(kOptionPrefix.size())), std::string(value));
+        } catch (const Error& error) {
+          throw Error(detail::concat(source, ": ", error.message()));
+        }
+        continue;
+      }
       Field* field = nullptr;
       for (Field& candidate : fields) {
         if (key == candidate.name) field = &candidate;
