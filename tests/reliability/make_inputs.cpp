@@ -60,10 +60,12 @@ void write_bad(const fs::path& dir) {
   section(wrapping, "config") = wrapping_config();
   write_checkpoint(dir / "wrapping.ckpt", wrapping);
   Sections deep = sections;
-  section(deep, "config") = "vocab_size=50257\nmax_seq_len=32\nn_layer=100000\nn_head=2\nd_model=16\n";
+  section(deep, "config") =
+      "vocab_size=50257\nmax_seq_len=32\nn_layer=100000\nn_head=2\nd_model=16\n";
   write_checkpoint(dir / "layers_1e5.ckpt", deep);
   Sections hollow = sections;
-  section(hollow, "config") = "vocab_size=50257\nmax_seq_len=1024\nn_layer=1000\nn_head=16\nd_model=1024\n";
+  section(hollow, "config") =
+      "vocab_size=50257\nmax_seq_len=1024\nn_layer=1000\nn_head=16\nd_model=1024\n";
   write_checkpoint(dir / "hollow.ckpt", hollow);
   Sections nan = sections;
   patch(section(nan, "parameters"), first_tensor_dims(section(nan, "parameters"), 0) + 4 + 16 + 1,

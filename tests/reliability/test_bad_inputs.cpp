@@ -310,7 +310,8 @@ std::vector<Case> cases() {
   const char* bigram = "bad.bigram";
   add(bigram_case("short", [](auto& b) { b.resize(20); }, {bigram, "40-byte header"}));
   add(bigram_case("magic", [](auto& b) { b[0] = 'X'; }, {bigram, "magic"}));
-  add(bigram_case("version", [](auto& b) { patch(b, 8, std::uint32_t(2)); }, {bigram, "version 2"}));
+  add(bigram_case("version", [](auto& b) { patch(b, 8, std::uint32_t(2)); },
+                  {bigram, "version 2"}));
   add(bigram_case("zero_vocab", [](auto& b) { patch(b, 12, std::uint32_t(0)); }, {bigram, "V=0"}));
   add(bigram_case("huge_k", [](auto& b) { patch(b, 16, std::uint32_t(1u << 31)); },
                   {bigram, "K=2147483648"}));
@@ -345,7 +346,8 @@ std::vector<Case> cases() {
         b = with_crc_fixed_codebook(b);
       }, {book, "32768", "this model has vocab_size 23 and 5 rows"}));
   add(codebook_case("magic", [](auto& b) { b[1] = 'X'; }, {book, "bad magic"}));
-  add(codebook_case("version", [](auto& b) { patch(b, 8, std::uint32_t(3)); }, {book, "version 3"}));
+  add(codebook_case("version", [](auto& b) { patch(b, 8, std::uint32_t(3)); },
+                    {book, "version 3"}));
   add(codebook_case("truncated", [](auto& b) { b.resize(b.size() - 5); }, {book, "truncated"}));
   add(codebook_case("checksum", [](auto& b) { b[22] ^= 1; }, {book, "checksum"}));
   add(codebook_case("shared_cell", [](auto& b) {
@@ -396,7 +398,8 @@ std::vector<Case> cases() {
                 },
                 needles};
   };
-  add(tokenizer_case("half_merges", [](std::string t) { return t.substr(0, t.find('\n', t.size() / 2) + 1); },
+  add(tokenizer_case("half_merges",
+                     [](std::string t) { return t.substr(0, t.find('\n', t.size() / 2) + 1); },
                      {"bad.bpe", "merges", "50000"}));
   add(tokenizer_case("empty_merges", [](std::string) { return std::string(); },
                      {"bad.bpe", "holds 0 merges"}));
@@ -442,7 +445,9 @@ TEST_P(BadInput, IsAnErrorNamingTheFileAndField) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Table, BadInput, ::testing::ValuesIn(cases()),
-                         [](const ::testing::TestParamInfo<Case>& info) { return info.param.name; });
+                         [](const ::testing::TestParamInfo<Case>& info) {
+                           return info.param.name;
+                         });
 
 TEST(BadInputTable, HoldsAtLeastSixtyFileCases) { EXPECT_GE(cases().size(), 60u); }
 

@@ -3,6 +3,7 @@
 // and sampled from, and checkpoint temporaries that outlived a killed writer.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <filesystem>
 #include <limits>
@@ -66,7 +67,8 @@ TEST(ModelConfigBounds, Gpt2SizesPassAndTheLimitsAreReported) {
   lightrnn.lightrnn_rows = 450;  // 2 × ceil(sqrt(50257))
   EXPECT_NO_THROW(lightrnn.validate());
   lightrnn.lightrnn_rows = 451;
-  EXPECT_NE(message_of([&] { lightrnn.validate(); }).find("at most 2 × ceil(sqrt(vocab_size)) = 450"),
+  EXPECT_NE(message_of([&] { lightrnn.validate(); })
+                .find("at most 2 × ceil(sqrt(vocab_size)) = 450"),
             std::string::npos);
 }
 
@@ -102,7 +104,8 @@ TEST(ReportException, OneLineForEveryKindOfException) {
   };
   EXPECT_EQ(report([] { throw Error("file 'a.bin': field x"); }),
             "prog: lightgpt: file 'a.bin': field x\n");
-  EXPECT_EQ(report([] { throw Error("config\nn_layer=2\n"); }), "prog: lightgpt: config n_layer=2 \n");
+  EXPECT_EQ(report([] { throw Error("config\nn_layer=2\n"); }),
+            "prog: lightgpt: config n_layer=2 \n");
   const std::string fs_error = report([] {
     throw fs::filesystem_error("create_directories", fs::path("runs/x"),
                                std::make_error_code(std::errc::file_exists));
