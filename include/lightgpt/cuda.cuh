@@ -5,7 +5,7 @@
 
 #include "backend/cuda/device.cuh"
 #include "backend/cuda/ops.cuh"
-#include "backend/tags.hpp"
+#include "core/backend_tags.hpp"
 #include "core/concepts.hpp"
 #include "core/config.hpp"
 #include "core/elementwise.hpp"

@@ -12,7 +12,7 @@
 #include "core/precision.hpp"
 #include "core/rng.hpp"
 
-#include "backend/tags.hpp"
+#include "core/backend_tags.hpp"
 #include "backend/cpu/ops.hpp"
 
 #include "heads/dense.hpp"

@@ -45,4 +45,18 @@ struct AdamWStep {
 // adamw_update_sparse_rows: the step at which a row had its last gradient, for rows never seen.
 inline constexpr std::int64_t kAdamWNeverSeen = std::numeric_limits<std::int64_t>::min() / 4;
 
+// What the loss kernels read (pointers into backend memory): for context token a, entries
+// [offsets[a], offsets[a + 1]) of classes/probs form P_ngram(· | a) over token ids (dense) or
+// table rows (LightRNN), and neg_entropy[a] = Σ p·log p. A null `offsets` means CoCoNT is off.
+template <class A>
+struct NgramTargets {
+  const std::int32_t* offsets = nullptr;
+  const std::int32_t* classes = nullptr;
+  const A* probs = nullptr;
+  const A* neg_entropy = nullptr;
+  A alpha = 0;
+
+  explicit operator bool() const { return offsets != nullptr; }
+};
+
 }  // namespace lightgpt

@@ -6,7 +6,7 @@
 #include <cstddef>
 #include <utility>
 
-#include "../backend/tags.hpp"
+#include "backend_tags.hpp"
 
 namespace lightgpt {
 

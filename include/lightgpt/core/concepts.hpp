@@ -5,7 +5,7 @@
 #include <concepts>
 #include <type_traits>
 
-#include "../backend/tags.hpp"
+#include "backend_tags.hpp"
 #include "precision.hpp"
 
 namespace lightgpt {

@@ -27,26 +27,13 @@
 #include <utility>
 #include <vector>
 
+#include "../backend/contract.hpp"
 #include "../core/arena.hpp"
 #include "../core/error.hpp"
 #include "../heads/codebook.hpp"
 #include "bigram.hpp"
 
 namespace lightgpt {
-
-// What the loss kernels read (pointers into backend memory): for context token a, entries
-// [offsets[a], offsets[a + 1]) of classes/probs form P_ngram(· | a) over token ids (dense) or
-// table rows (LightRNN), and neg_entropy[a] = Σ p·log p. A null `offsets` means CoCoNT is off.
-template <class A>
-struct NgramTargets {
-  const std::int32_t* offsets = nullptr;
-  const std::int32_t* classes = nullptr;
-  const A* probs = nullptr;
-  const A* neg_entropy = nullptr;
-  A alpha = 0;
-
-  explicit operator bool() const { return offsets != nullptr; }
-};
 
 // Host form of the per-context sparse distributions, in double; built from a BigramTable.
 struct NgramDistributions {

@@ -30,7 +30,7 @@
 #include <string>
 
 #include "../backend/contract.hpp"
-#include "../backend/tags.hpp"
+#include "../core/backend_tags.hpp"
 #include "../core/config.hpp"
 #include "../core/error.hpp"
 #include "../core/layout.hpp"

@@ -11,7 +11,7 @@
 #include <cstddef>
 
 #include "../../core/elementwise.hpp"
-#include "../../loss/cocont.hpp"
+#include "../contract.hpp"
 #include "eigen.hpp"
 
 namespace lightgpt::cpu {

@@ -8,7 +8,7 @@
 #include <new>
 #include <vector>
 
-#include "../tags.hpp"
+#include "../../core/backend_tags.hpp"
 
 namespace lightgpt {
 

@@ -9,7 +9,7 @@
 #include <cstddef>
 #include <new>
 
-#include "../tags.hpp"
+#include "../../core/backend_tags.hpp"
 #include "context.cuh"
 
 namespace lightgpt {

@@ -3,7 +3,7 @@
 // against.
 #pragma once
 
-#include "../tags.hpp"
+#include "../../core/backend_tags.hpp"
 #include "attention.cuh"
 #include "context.cuh"
 #include "device.cuh"
