@@ -10,11 +10,10 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <lightgpt/testing/mixer_harness.hpp>
 #include <type_traits>
 #include <utility>
 #include <vector>
-
-#include <lightgpt/testing/mixer_harness.hpp>
 
 #include "cuda_testing.cuh"
 #include "reference.hpp"

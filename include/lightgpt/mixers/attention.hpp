@@ -102,8 +102,7 @@ class AttentionMixer {
     O::matmul_backward(overwrite(datty_), accumulate(attprojw_.grad + layer_C * C_),
                        accumulate(attprojb_.grad + layer_C), dout, atty,
                        attprojw_.value + layer_C * C_, N, C_, C_);
-    O::attention_backward(overwrite(dqkv_), datty_, qkv, atty, lse, B, T_, C_, NH_,
-                          scratch(B, T_));
+    O::attention_backward(overwrite(dqkv_), datty_, qkv, atty, lse, B, T_, C_, NH_, scratch(B, T_));
     O::matmul_backward(din, accumulate(qkvw_.grad + layer_C * 3 * C_),
                        accumulate(qkvb_.grad + layer_C * 3), dqkv_, in,
                        qkvw_.value + layer_C * 3 * C_, N, C_, 3 * C_);

@@ -70,8 +70,8 @@ __global__ void split_heads_kernel(float* dst, const T* src, int B, int T_, int 
 // The inverse of split_heads, rounding to the storage type as it stores (or adds) into rows of
 // parts·C.
 template <class T>
-__global__ void merge_heads_kernel(T* dst, bool accumulate, const float* src, int B, int T_,
-                                   int NH, int hs, int parts) {
+__global__ void merge_heads_kernel(T* dst, bool accumulate, const float* src, int B, int T_, int NH,
+                                   int hs, int parts) {
   const int segment = blockIdx.x * kSplitWarps + threadIdx.y;
   if (segment >= parts * NH) return;
   const int p = segment / NH, h = segment - p * NH;
@@ -130,7 +130,8 @@ __global__ void causal_softmax_backward_kernel(SoftmaxBackwardArgs<T, A> args) {
   const int b = bh / args.NH, h = bh - b * args.NH;
   const std::size_t at = (std::size_t(b) * T_ + t) * args.NH * args.hs + std::size_t(h) * args.hs;
   A dot = 0;
-  for (int d = lane; d < args.hs; d += 32) dot += A(load(args.dout, at + d)) * load(args.out, at + d);
+  for (int d = lane; d < args.hs; d += 32)
+    dot += A(load(args.dout, at + d)) * load(args.out, at + d);
   dot = warp_sum(dot);
   const std::size_t base = static_cast<std::size_t>(row) * T_;
   const A row_lse = args.lse[row];
@@ -159,7 +160,8 @@ __global__ void attention_decode_partials_kernel(float* partials, const T* qkv, 
   float* q = shared;
   float* scores = q + hs;
   float* acc = scores + kDecodeChunk + warp * hs;
-  for (int d = threadIdx.x; d < hs; d += blockDim.x) q[d] = load(qkv, std::size_t(t) * row + head + d);
+  for (int d = threadIdx.x; d < hs; d += blockDim.x)
+    q[d] = load(qkv, std::size_t(t) * row + head + d);
   __syncthreads();
   for (int i = warp; i < count; i += kDecodeWarps) {
     const T* k = qkv + std::size_t(begin + i) * row + C + head;
@@ -312,8 +314,8 @@ struct AttentionOps {
   // record of hs + 2 floats per (head, chunk of kDecodeChunk positions).
   template <class A>
   static std::size_t attention_decode_scratch_size(int positions, int C, int NH) {
-    const std::size_t chunks = (std::size_t(positions) + kernels::kDecodeChunk - 1) /
-                               kernels::kDecodeChunk;
+    const std::size_t chunks =
+        (std::size_t(positions) + kernels::kDecodeChunk - 1) / kernels::kDecodeChunk;
     return std::size_t(NH) * chunks * (std::size_t(C / NH) + 2);
   }
 
@@ -332,8 +334,8 @@ struct AttentionOps {
     const float scale = 1.0f / std::sqrt(float(hs));
     heads_gemm(false, true, T_, T_, hs, w.q, hs, head_stride, w.k, hs, head_stride, w.scores, T_,
                score_stride, heads, scale);
-    kernels::causal_softmax_forward_kernel<<<warp_rows_blocks(rows), 256, 0,
-                                             context().stream()>>>(w.scores, lse, rows, T_);
+    kernels::causal_softmax_forward_kernel<<<warp_rows_blocks(rows), 256, 0, context().stream()>>>(
+        w.scores, lse, rows, T_);
     LIGHTGPT_CUDA_CHECK_LAUNCH();
     heads_gemm(false, false, T_, hs, T_, w.scores, T_, score_stride, w.v, hs, head_stride, w.y, hs,
                head_stride, heads, 1.0f);
@@ -358,8 +360,8 @@ struct AttentionOps {
                score_stride, heads, 1.0f);
     const kernels::SoftmaxBackwardArgs<T, A> args{w.scores, w.dprobs, lse, out, dout,
                                                   rows,     T_,       NH,  hs,  scale};
-    kernels::causal_softmax_backward_kernel<<<warp_rows_blocks(rows), 256, 0,
-                                              context().stream()>>>(args);
+    kernels::causal_softmax_backward_kernel<<<warp_rows_blocks(rows), 256, 0, context().stream()>>>(
+        args);
     LIGHTGPT_CUDA_CHECK_LAUNCH();
     // dV = Pᵀ·dY, dQ = dS·K, dK = dSᵀ·Q.
     heads_gemm(true, false, T_, hs, T_, w.scores, T_, score_stride, w.y, hs, head_stride, w.dv, hs,
@@ -388,8 +390,7 @@ struct AttentionOps {
                                                 shared, ctx.stream()>>>(
         scratch, qkv, t, C, NH, 1.0f / std::sqrt(float(hs)));
     LIGHTGPT_CUDA_CHECK_LAUNCH();
-    kernels::attention_decode_combine_kernel<<<NH, 64, 0, ctx.stream()>>>(out, scratch, chunks,
-                                                                          hs);
+    kernels::attention_decode_combine_kernel<<<NH, 64, 0, ctx.stream()>>>(out, scratch, chunks, hs);
     LIGHTGPT_CUDA_CHECK_LAUNCH();
   }
 };

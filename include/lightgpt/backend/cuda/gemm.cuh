@@ -186,10 +186,10 @@ inline GemmPlan* make_plan(const GemmCall& call, cublasComputeType_t compute,
   for (bool epilogue : {bias_epilogue, false}) {
     LtDesc desc;
     LIGHTGPT_CUBLAS_CHECK(cublasLtMatmulDescCreate(&desc.desc, compute, CUDA_R_32F));
-    LIGHTGPT_CUBLAS_CHECK(
-        cublasLtMatmulDescSetAttribute(desc.desc, CUBLASLT_MATMUL_DESC_TRANSA, &op_a, sizeof(op_a)));
-    LIGHTGPT_CUBLAS_CHECK(
-        cublasLtMatmulDescSetAttribute(desc.desc, CUBLASLT_MATMUL_DESC_TRANSB, &op_b, sizeof(op_b)));
+    LIGHTGPT_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(desc.desc, CUBLASLT_MATMUL_DESC_TRANSA,
+                                                         &op_a, sizeof(op_a)));
+    LIGHTGPT_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(desc.desc, CUBLASLT_MATMUL_DESC_TRANSB,
+                                                         &op_b, sizeof(op_b)));
     const cublasLtEpilogue_t kind = epilogue ? CUBLASLT_EPILOGUE_BIAS : CUBLASLT_EPILOGUE_DEFAULT;
     LIGHTGPT_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(desc.desc, CUBLASLT_MATMUL_DESC_EPILOGUE,
                                                          &kind, sizeof(kind)));
@@ -270,10 +270,9 @@ inline void gemm(const GemmCall& call) {
                     bias_epilogue ? std::int64_t(reinterpret_cast<std::uintptr_t>(call.bias)) : 0};
   // clang-format on
   const GemmPlan& plan = gemm_plan(key, call, compute, alignment, bias_epilogue, ctx);
-  LIGHTGPT_CUBLAS_CHECK(cublasLtMatmul(ctx.lt(), plan.desc, &call.alpha, call.B, plan.a, call.A,
-                                       plan.b, &call.beta, call.C, plan.c, call.C, plan.c,
-                                       &plan.algo, ctx.workspace(), ctx.workspace_bytes(),
-                                       ctx.stream()));
+  LIGHTGPT_CUBLAS_CHECK(cublasLtMatmul(
+      ctx.lt(), plan.desc, &call.alpha, call.B, plan.a, call.A, plan.b, &call.beta, call.C, plan.c,
+      call.C, plan.c, &plan.algo, ctx.workspace(), ctx.workspace_bytes(), ctx.stream()));
   if (call.bias != nullptr && !plan.bias_epilogue) {
     kernels::add_bias_rows(call.C, call.c_type, call.bias, call.M, call.N, call.ldc);
   }
