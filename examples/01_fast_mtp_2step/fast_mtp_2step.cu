@@ -1,5 +1,5 @@
 // 01 · fast-mtp-2step: GPT-2 small with the LightRNN head, two-token prediction and CoCoNT, on a
-// GPU. The seed's fastest recipe.
+// GPU. The original scripts' fastest recipe.
 //
 // In lightgpt a model variant is a type. Each template argument swaps one part at compile time,
 // and the compiler builds a trainer specialised for exactly that combination:
@@ -13,8 +13,8 @@
 //                     └ storage precision (AdamW keeps fp32 master weights and moments)
 //   The fourth argument, the backend, defaults to Cuda: this file is compiled by nvcc.
 //
-// lightgpt::preset("fast-mtp-2step") (train/presets.hpp) holds the model config and the seed's
-// hyper-parameters: batch 24 × 512 tokens, 16 accumulation steps, lr 0.0032, warmup 500,
+// lightgpt::preset("fast-mtp-2step") (train/presets.hpp) holds the model config and the original
+// scripts' hyper-parameters: batch 24 × 512 tokens, 16 accumulation steps, lr 0.0032, warmup 500,
 // warmdown 4000, MTP weight 0.35 ramped over 32 steps, CoCoNT α 0.1. Edit any field before the
 // model is built. Run:
 //

@@ -12,8 +12,8 @@
 //                     └ storage precision (AdamW keeps fp32 master weights and moments)
 //   The fourth argument, the backend, defaults to Cuda: this file is compiled by nvcc.
 //
-// lightgpt::preset("vanilla-lightrnn") holds the seed's hyper-parameters: batch 16 × 1024 tokens,
-// 8 accumulation steps, lr 0.0045, warmup 256, warmdown 3000, CoCoNT α 0.1. Run:
+// lightgpt::preset("vanilla-lightrnn") holds the original scripts' hyper-parameters: batch 16 ×
+// 1024 tokens, 8 accumulation steps, lr 0.0045, warmup 256, warmdown 3000, CoCoNT α 0.1. Run:
 //
 //   vanilla_lightrnn --train_data "data/fineweb10B/fineweb_train_*.bin" \
 //                    --val_data "data/fineweb10B/fineweb_val_*.bin" --out_dir runs/vanilla

@@ -1,5 +1,5 @@
-// plot — val_loss against tokens seen for one or more runs, as an SVG (the seed's dashboard
-// overlays only val_loss; --train adds each run's train_loss as a thin line).
+// plot — val_loss against tokens seen for one or more runs, as an SVG (the original scripts'
+// dashboard overlays only val_loss; --train adds each run's train_loss as a thin line).
 //
 //   plot runs/tiny-cpu runs/dense --out loss.svg --train
 //

@@ -1,4 +1,4 @@
-// train — one binary for every preset, with the seed's flags.
+// train — one binary for every preset, with the original scripts' flags.
 //
 //   train --preset tiny-cpu --train_data "data/brown/brown_train_*.bin"
 //         --val_data 'data/brown/brown_val_*.bin' --out_dir runs/tiny

@@ -1,6 +1,7 @@
 // Helpers shared by the CUDA tests: device arrays that upload and download through fp32 (rounding
 // to the storage type on the way up), NaN poisoning of outputs, random inputs, the typed-test list
-// and DESIGN §5's norm-wise comparison against the CPU reference.
+// and the norm-wise comparison of docs/design.md, "Numerics and determinism", against the CPU
+// reference.
 #pragma once
 
 #include <gtest/gtest.h>
@@ -104,8 +105,8 @@ inline double relative_error(const std::vector<float>& actual, const std::vector
   return norm > 0 ? std::sqrt(diff / norm) : (diff == 0 ? 0.0 : INFINITY);
 }
 
-// DESIGN §5: values (forward outputs, losses) within 1e-5 for fp32 without TF32 and 1e-2 for
-// 16-bit storage; gradients within 1e-4 and 5e-2, norm-wise.
+// docs/design.md, "Numerics and determinism": values (forward outputs, losses) within 1e-5 for fp32
+// without TF32 and 1e-2 for 16-bit storage; gradients within 1e-4 and 5e-2, norm-wise.
 template <class T>
 constexpr double value_tolerance() {
   return std::is_same_v<T, float> ? 1e-5 : 1e-2;
@@ -129,7 +130,8 @@ struct StorageTypeNames {
   }
 };
 
-// Turns TF32 off for the test (the fp32 tolerances of DESIGN §5 assume full fp32 products).
+// Turns TF32 off for the test (the fp32 tolerances of docs/design.md, "Numerics and determinism"
+// assume full fp32 products).
 class CudaTest : public ::testing::Test {
  protected:
   void SetUp() override {

@@ -1,11 +1,11 @@
 // LightRnnHead on the GPU against the CPU Fp32 reference (reference_lightrnn.hpp). CudaLightRnnOps:
-// every op of the LightRNN kernel family for fp32, bf16 and fp16 storage, on a table with an
-// empty row and scattered empty cells, with token streams skewed so that the deterministic
-// scatters see runs of equal keys across several chunks; outputs are NaN-poisoned (or random
-// where the op accumulates). CudaLightRnnModel: whole models — one training step of
-// LightRnnHead<> and of LightRnnHead<MTP<2>> with CoCoNT (loss, every depth, the KL and every
-// parameter gradient), log_probs, decoding, reallocation statistics, bit-identical reruns and
-// reproducible sampling. Tolerances: DESIGN §5 (fp32 with TF32 off).
+// every op of the LightRNN kernel family for fp32, bf16 and fp16 storage, on a table with an empty
+// row and scattered empty cells, with token streams skewed so that the deterministic scatters see
+// runs of equal keys across several chunks; outputs are NaN-poisoned (or random where the op
+// accumulates). CudaLightRnnModel: whole models — one training step of LightRnnHead<> and of
+// LightRnnHead<MTP<2>> with CoCoNT (loss, every depth, the KL and every parameter gradient),
+// log_probs, decoding, reallocation statistics, bit-identical reruns and reproducible sampling.
+// Tolerances: docs/design.md, "Numerics and determinism" (fp32 with TF32 off).
 #include <gtest/gtest.h>
 
 #include <algorithm>

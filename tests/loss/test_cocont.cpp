@@ -80,9 +80,10 @@ std::map<int, double> bigram_distribution(const BigramTable& table, int a) {
   return out;
 }
 
-// L_main of DESIGN §1 and the mean KL over the positions with a list, computed from the model's
-// full-vocabulary log_probs: token level for the dense head; for LightRNN the row log-probability
-// is the log-sum-exp of its tokens' joint log-probabilities, and CE(col | row) the remainder.
+// L_main of docs/design.md, "Training objective", and the mean KL over the positions with a list,
+// computed from the model's full-vocabulary log_probs: token level for the dense head; for LightRNN
+// the row log-probability is the log-sum-exp of its tokens' joint log-probabilities, and CE(col |
+// row) the remainder.
 struct Reference {
   double objective = 0, nll = 0, kl = 0;
 };

@@ -1,5 +1,5 @@
-// AdamW on its own, against values worked out by hand (DESIGN §5 defaults), and its row-sparse
-// update against the dense one.
+// AdamW on its own, against values worked out by hand (docs/design.md, "Optimizer" defaults), and
+// its row-sparse update against the dense one.
 #include <gtest/gtest.h>
 
 #include <algorithm>

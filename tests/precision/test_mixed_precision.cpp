@@ -1,5 +1,6 @@
-// Bf16/Fp16 storage on the CPU against the Fp32 reference (DESIGN §5: losses within 1e-2
-// relative, gradients within 5e-2 norm-wise), training curves, and fp16 dynamic loss scaling.
+// Bf16/Fp16 storage on the CPU against the Fp32 reference (docs/design.md, "Numerics and
+// determinism": losses within 1e-2 relative, gradients within 5e-2 norm-wise), training curves, and
+// fp16 dynamic loss scaling.
 #include <gtest/gtest.h>
 
 #include <cmath>

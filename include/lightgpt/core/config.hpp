@@ -32,7 +32,7 @@ inline constexpr int kMaxAfnoHiddenFactor = 64;
 inline constexpr std::uint64_t kMaxParameterBytes = std::uint64_t{1} << 38;   // 256 GiB of fp32
 inline constexpr std::uint64_t kMaxActivationBytes = std::uint64_t{1} << 38;  // one row, fp32
 
-// How LightRnnHead conditions the column distribution on the row (DESIGN §3).
+// How LightRnnHead conditions the column distribution on the row (docs/heads.md, "LightRnnHead").
 enum class RowConditioning : int {
   linear_gelu = 0,  // s = GELU(W·h + z_r + b): a C × C matrix W, a bias b, a vector per row (default)
   gelu = 1,         // s = GELU(h + E_row[r]), parameter-free, for the smallest models

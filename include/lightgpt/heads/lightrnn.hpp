@@ -1,20 +1,19 @@
-// LightRnnHead<MTP<K>> (Li et al., NeurIPS 2016; DESIGN §3): every token sits in one cell (r, c) of
-// an R × R table (LightRnnCodebook). Input embedding E_row[r] + E_col[c], plus an untied vector
-// per token with ModelConfig::lightrnn_token_embedding (indexed by token id, so reallocation leaves
-// it in place); output
-// P(w | h) = P(r | h) · P(c | h, r) with row logits h·E_rowᵀ and column logits s(h, r)·E_colᵀ over
-// the same two tables, where s is one step of the paper's recurrence, nonlinear in h and the row:
-// s = GELU(W·h + z_r + b) by default, with a learned vector z_r per row (the paper feeds the row
-// embedding through a learned map; a free vector per row is that map's most general form), or
-// GELU(h + E_row[r]) without parameters. A purely
-// additive s = h + E_row[r] is not used: it gives P(c | h, r) ∝ exp(h·E_col[c] +
+// LightRnnHead<MTP<K>> (Li et al., NeurIPS 2016; docs/heads.md, "LightRnnHead"): every token sits
+// in one cell (r, c) of an R × R table (LightRnnCodebook). Input embedding E_row[r] + E_col[c],
+// plus an untied vector per token with ModelConfig::lightrnn_token_embedding (indexed by token id,
+// so reallocation leaves it in place); output P(w | h) = P(r | h) · P(c | h, r) with row logits
+// h·E_rowᵀ and column logits s(h, r)·E_colᵀ over the same two tables, where s is one step of the
+// paper's recurrence, nonlinear in h and the row: s = GELU(W·h + z_r + b) by default, with a
+// learned vector z_r per row (the paper feeds the row embedding through a learned map; a free
+// vector per row is that map's most general form), or GELU(h + E_row[r]) without parameters. A
+// purely additive s = h + E_row[r] is not used: it gives P(c | h, r) ∝ exp(h·E_col[c] +
 // E_row[r]·E_col[c]), so the row only adds a static row–column bias and cannot change how h is
 // read. Training conditions on the true row; empty rows and cells are masked, so the probabilities
 // of exactly the V real tokens sum to 1. MTP depths j ≥ 2 reuse the row logits (unless adapted) and
-// cost one conditioning step and one column product each. Cost per position: two C × R products
-// and one C × C, against the dense head's C × V. With CoCoNT (loss/cocont.hpp, set_cocont) depth
-// 1's row loss scores the soft target (1−α)·onehot(row) + α·P_ngram,row; the row distributions
-// are rebuilt from the bigram table whenever the codebook changes (set_codebook, reallocate).
+// cost one conditioning step and one column product each. Cost per position: two C × R products and
+// one C × C, against the dense head's C × V. With CoCoNT (loss/cocont.hpp, set_cocont) depth 1's
+// row loss scores the soft target (1−α)·onehot(row) + α·P_ngram,row; the row distributions are
+// rebuilt from the bigram table whenever the codebook changes (set_codebook, reallocate).
 #pragma once
 
 #include <algorithm>

@@ -1,6 +1,7 @@
 // MTP<K>: multi-token prediction as a head option. K counts the predicted tokens per position:
 // MTP<1> is next-token prediction only; MTP<K> adds auxiliary losses for targets t+2 … t+K,
-// weighted at run time by w_mtp (DESIGN: L = L_main + w_mtp · mean_j L_aux(j)).
+// weighted at run time by w_mtp (docs/design.md, "Training objective": L = L_main + w_mtp · mean_j
+// L_aux(j)).
 // Also here: MtpSchedule, the w_mtp schedule (linear ramp-up, optional linear decay to 0), and
 // MtpAdapters, the optional per-depth adapter h_j = h + W_j·LN_j(h) + b_j (Gloeckle et al. 2024)
 // that both heads apply before their shared tables for depths j ≥ 2 (ModelConfig::mtp_adapter).

@@ -1,6 +1,6 @@
 // The bigram top-K table behind CoCoNT n-gram smoothing: for every token a, the K most frequent
 // next tokens b in the training stream with P(b | a) renormalised over the kept K (the
-// counterpart of the seed's `bigram_topk16.pt`), its counter and its file.
+// counterpart of the original scripts' `bigram_topk16.pt`), its counter and its file.
 //
 // File format, version 1, little-endian:
 //   offset  0  char[8]  magic "LGBIGRAM"

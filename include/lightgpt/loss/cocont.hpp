@@ -1,11 +1,12 @@
-// CoCoNT n-gram target smoothing (DESIGN §1, §8): the main next-token loss also pulls the model's
-// distribution towards the bigram distribution P(· | a) of the context token a, the input token at
-// position t (the token just before the target), taken from a top-K BigramTable (bigram.hpp).
+// CoCoNT n-gram target smoothing (docs/design.md, "Training objective" and "Differences from the
+// original scripts"): the main next-token loss also pulls the model's distribution towards the
+// bigram distribution P(· | a) of the context token a, the input token at position t (the token
+// just before the target), taken from a top-K BigramTable (bigram.hpp).
 //
-// The seed writes the LightRNN row loss as loss_row = −[(1−α)·log P(row=r) + α·KL(P_ngram ‖
-// P_row)]. That has a sign error: the minus in front also negates the KL, so minimising it
-// *maximises* KL(P_ngram ‖ P_row) and drives the model away from the n-gram distribution. What is
-// minimised here (and what backward() differentiates) is
+// The original scripts write the LightRNN row loss as loss_row = −[(1−α)·log P(row=r) +
+// α·KL(P_ngram ‖ P_row)]. That has a sign error: the minus in front also negates the KL, so
+// minimising it *maximises* KL(P_ngram ‖ P_row) and drives the model away from the n-gram
+// distribution. What is minimised here (and what backward() differentiates) is
 //   dense:    L_main = (1−α)·CE(token) + α·KL(P_ngram ‖ P_θ)          KL over the kept K ids
 //   LightRNN: L_main = (1−α)·CE(row) + α·KL(P_ngram,row ‖ P_row) + CE(col | true row)
 //             with P_ngram(row = r | a) = Σ_{b ∈ topK(a)} P(b | a)·[row(b) = r]

@@ -12,11 +12,12 @@
 //   y = v + S_λ(W2·GELU(W1·v + b1) + b2)   AFNO's block-diagonal two-layer MLP (NumBlocks blocks,
 //                   hidden width afno_hidden_factor × C / NumBlocks), soft-shrink S_λ with
 //                   λ = afno_sparsity_threshold, and AFNO's residual ("+ bias" in its code).
-// Only the convolution sees other positions, and everything between rfft and irfft is linear.
-// That is the point: the original scripts ran the FFT over channels, so tokens never mixed, and
-// their token-FFT variant put the MLP and soft-shrink on the sequence spectrum, where every bin
-// depends on every position, so the output leaked the future (DESIGN §8). Here the nonlinear
-// parts act per token in the time domain, so causality holds by construction; the tests prove it.
+// Only the convolution sees other positions, and everything between rfft and irfft is linear. That
+// is the point: the original scripts ran the FFT over channels, so tokens never mixed, and their
+// token-FFT variant put the MLP and soft-shrink on the sequence spectrum, where every bin depends
+// on every position, so the output leaked the future (docs/design.md, "Differences from the
+// original scripts"). Here the nonlinear parts act per token in the time domain, so causality holds
+// by construction; the tests prove it.
 //
 // Parameters per layer (stacked over layers): afno_filter (C, max_seq_len), afno_gatew (C, C) and
 // afno_gateb (C) when gated, afno_w1 (NumBlocks, H, C/NumBlocks), afno_b1 (NumBlocks·H),
@@ -248,7 +249,7 @@ class AfnoMixerImpl {
 
 }  // namespace detail
 
-// The causal FFT token mixer with NumBlocks blocks in its channel MLP (the seed's
+// The causal FFT token mixer with NumBlocks blocks in its channel MLP (the original scripts'
 // --afno_num_blocks; 8 for GPT-2 small). Run-time options live in ModelConfig: afno_gate,
 // afno_hidden_factor, afno_sparsity_threshold.
 template <int NumBlocks>

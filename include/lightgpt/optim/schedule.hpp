@@ -1,5 +1,6 @@
 // The learning-rate schedule: linear warmup from 0 to `lr` over `warmup` steps, constant, then a
-// linear warmdown to 0 over the last `warmdown` steps of `total_steps` (the seed's schedule).
+// linear warmdown to 0 over the last `warmdown` steps of `total_steps` (the original scripts'
+// schedule).
 #pragma once
 
 #include "../core/error.hpp"

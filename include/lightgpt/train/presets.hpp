@@ -1,4 +1,4 @@
-// The seed's recommended runs (its §7) plus two of ours, as data: the composition each one is
+// The original scripts' recommended runs plus two of ours, as data: the composition each one is
 // (a C++ type, spelled out for the example trainers), its ModelConfig and its TrainConfig. Model
 // sizes follow GPT-2 small (d12) unless a preset says otherwise; every default step count is at
 // least warmup + warmdown; every flag of the `train` example overrides a preset value.
@@ -61,7 +61,8 @@ inline const std::vector<Preset>& presets() {
     {
       Preset p = detail::d12_preset(
           "fast-mtp-2step",
-          "the seed's default: LightRNN head, MTP 2 (w 0.35, ramp 32), CoCoNT 0.1, attention",
+          "the original scripts' default: LightRNN head, MTP 2 (w 0.35, ramp 32), CoCoNT 0.1, "
+          "attention",
           "GPT<Bf16, LightRnnHead<MTP<2>>, Attention>", "lightrnn", 2, "attention");
       p.model.max_seq_len = 512;
       p.train.batch_size = 24;

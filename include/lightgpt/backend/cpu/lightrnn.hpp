@@ -1,10 +1,10 @@
-// LightRNN head kernels on the CPU (DESIGN §3). A token w sits in cell token_cell[w] = r·R + c of
-// an R × R table; cell_token[r·R + c] is the token of a cell or -1 when empty, row_count[r] the
-// number of tokens in row r. Empty rows are masked out of the row softmax and empty cells out of
-// the column softmax, so probabilities cover exactly the V real tokens. Every scatter into a table
-// (embedding and conditioning backward, reallocation statistics) is split by column blocks or table
-// columns, each walked in position order, so results do not depend on the thread count. CoCoNT's
-// row targets share the dense head's soft-target step (loss.hpp).
+// LightRNN head kernels on the CPU (docs/heads.md, "LightRnnHead"). A token w sits in cell
+// token_cell[w] = r·R + c of an R × R table; cell_token[r·R + c] is the token of a cell or -1 when
+// empty, row_count[r] the number of tokens in row r. Empty rows are masked out of the row softmax
+// and empty cells out of the column softmax, so probabilities cover exactly the V real tokens.
+// Every scatter into a table (embedding and conditioning backward, reallocation statistics) is
+// split by column blocks or table columns, each walked in position order, so results do not depend
+// on the thread count. CoCoNT's row targets share the dense head's soft-target step (loss.hpp).
 #pragma once
 
 #include <algorithm>

@@ -108,7 +108,7 @@ class Context {
 
   // TF32 tensor cores for fp32 GEMMs (10-bit mantissa products, fp32 accumulation): faster, but
   // fp32 results then differ from the CPU reference by ~1e-3 relative. On by default; the fp32
-  // tests that hold the 1e-5 tolerance of DESIGN §5 turn it off.
+  // tests that hold the 1e-5 tolerance of docs/design.md, "Numerics and determinism" turn it off.
   bool allow_tf32() const { return allow_tf32_; }
   void set_allow_tf32(bool allow) { allow_tf32_ = allow; }
 
