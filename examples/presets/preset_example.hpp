@@ -1,6 +1,6 @@
 // What the five preset examples share, so that each of them shows only its composition: their
-// flags (--train_data, --val_data, --out_dir, --steps, --seed, --help) and the loaders and bigram
-// table a preset needs. Backend-free: an example includes its backend's headers first.
+// flags (--train_data, --val_data, --out_dir, --steps, --seed, --help), handed to the library's
+// preset preparation (train/prepare.hpp). Backend-free: an example includes its backend first.
 #pragma once
 
 #include <CLI/CLI.hpp>
@@ -12,9 +12,7 @@
 #include <string>
 
 #include <lightgpt/core/error.hpp>
-#include <lightgpt/data/loader.hpp>
-#include <lightgpt/heads/codebook.hpp>
-#include <lightgpt/loss/bigram.hpp>
+#include <lightgpt/train/prepare.hpp>
 #include <lightgpt/train/presets.hpp>
 
 namespace lightgpt::examples {
@@ -46,50 +44,23 @@ struct PresetFlags {
     return std::nullopt;
   }
 
-  // Shuffled training windows with the `mtp_depth` extra targets an MTP<k> head reads.
+  // The preset's data and model preparation: train/prepare.hpp, as `train` does it.
+  PresetData data() const {
+    PresetData d;
+    d.train_data = train_data;
+    d.val_data = val_data;
+    d.seed = seed;
+    return d;
+  }
   Loader training_data(const Preset& preset, int mtp_depth) const {
-    return Loader(train_data, options(preset, mtp_depth, true));
+    return preset_training_loader(preset, data(), mtp_depth);
   }
-  // The fixed validation windows (next token only).
   Loader validation_data(const Preset& preset) const {
-    return Loader(val_data, options(preset, 1, false));
+    return preset_validation_loader(preset, data());
   }
-
-  // CoCoNT's table: the top-K successors of every token, counted over the training shards.
-  BigramTable bigram_table(const Preset& preset) const {
-    BigramCounter counter(preset.model.vocab_size);
-    for (const auto& path : expand_shard_pattern(train_data)) {
-      counter.add(Shard(path, preset.model.vocab_size).tokens());
-    }
-    return counter.top_k(preset.ngram_k);
-  }
-
-  // What a preset asks of a fresh model beyond its config: a LightRNN head starts from the
-  // frequency codebook (the most frequent training tokens fill row 0, the next R row 1, ...;
-  // heads/codebook.hpp), and a preset with CoCoNT gets the bigram table of the training shards
-  // and its α (loss/cocont.hpp).
   template <class Model>
   void prepare(Model& model, const Preset& preset) const {
-    if constexpr (requires { model.head().codebook(); }) {
-      model.head().set_codebook(LightRnnCodebook::by_frequency(
-          count_tokens(train_data, preset.model.vocab_size), preset.model.lightrnn_table_rows()));
-    }
-    if (preset.use_cocont) {
-      model.set_cocont(bigram_table(preset));
-      model.set_cocont_alpha(static_cast<typename Model::A>(preset.cocont_alpha));
-    }
-  }
-
- private:
-  LoaderOptions options(const Preset& preset, int depth, bool shuffle) const {
-    LoaderOptions o;
-    o.B = preset.train.batch_size;
-    o.T = preset.train.seq_len;
-    o.K = depth;
-    o.shuffle = shuffle;
-    o.seed = seed;
-    o.vocab_size = preset.model.vocab_size;
-    return o;
+    prepare_model(model, preset, data());
   }
 };
 

@@ -13,52 +13,14 @@
 #include <string>
 #include <vector>
 
-#include "variants.hpp"
+#include "compositions.hpp"
 
 namespace {
 
 using lightgpt::examples::RunOptions;
 
-struct Variant {
-  const char* backend;
-  const char* precision;
-  const char* head;
-  int mtp_depth;
-  const char* mixer;
-  int afno_num_blocks;  // 0 for attention
-  const char* type;
-  void (*run)(const RunOptions&);
-};
-
-const Variant kVariants[] = {
-    {"cpu", "fp32", "dense", 1, "attention", 0, "GPT<Fp32, DenseHead<>, Attention, Cpu>",
-     lightgpt::examples::train_fp32_dense_attention},
-    {"cpu", "fp32", "lightrnn", 1, "attention", 0, "GPT<Fp32, LightRnnHead<>, Attention, Cpu>",
-     lightgpt::examples::train_fp32_lightrnn_attention},
-    {"cpu", "fp32", "lightrnn", 2, "attention", 0,
-     "GPT<Fp32, LightRnnHead<MTP<2>>, Attention, Cpu>",
-     lightgpt::examples::train_fp32_lightrnn_mtp2_attention},
-    {"cpu", "fp32", "lightrnn", 1, "afno", 8, "GPT<Fp32, LightRnnHead<>, AfnoMixer<8>, Cpu>",
-     lightgpt::examples::train_fp32_lightrnn_afno8},
-    {"cpu", "bf16", "dense", 1, "attention", 0, "GPT<Bf16, DenseHead<>, Attention, Cpu>",
-     lightgpt::examples::train_bf16_dense_attention},
-    {"cpu", "bf16", "lightrnn", 1, "attention", 0, "GPT<Bf16, LightRnnHead<>, Attention, Cpu>",
-     lightgpt::examples::train_bf16_lightrnn_attention},
-    {"cpu", "bf16", "lightrnn", 2, "attention", 0,
-     "GPT<Bf16, LightRnnHead<MTP<2>>, Attention, Cpu>",
-     lightgpt::examples::train_bf16_lightrnn_mtp2_attention},
-#if defined(LIGHTGPT_TRAIN_CUDA)
-    // The four GPU presets.
-    {"cuda", "bf16", "dense", 1, "attention", 0, "GPT<Bf16, DenseHead<>, Attention>",
-     lightgpt::examples::train_cuda_bf16_dense_attention},
-    {"cuda", "bf16", "lightrnn", 1, "attention", 0, "GPT<Bf16, LightRnnHead<>, Attention>",
-     lightgpt::examples::train_cuda_bf16_lightrnn_attention},
-    {"cuda", "bf16", "lightrnn", 2, "attention", 0, "GPT<Bf16, LightRnnHead<MTP<2>>, Attention>",
-     lightgpt::examples::train_cuda_bf16_lightrnn_mtp2_attention},
-    {"cuda", "bf16", "lightrnn", 1, "afno", 8, "GPT<Bf16, LightRnnHead<>, AfnoMixer<8>>",
-     lightgpt::examples::train_cuda_bf16_lightrnn_afno8},
-#endif
-};
+using lightgpt::examples::Composition;
+using lightgpt::examples::kCompositions;
 
 std::string describe(const lightgpt::Preset& p) {
   std::string text = "--backend " + p.backend + " --precision " + p.precision + " --head " + p.head;
@@ -68,8 +30,8 @@ std::string describe(const lightgpt::Preset& p) {
   return text;
 }
 
-const Variant& find_variant(const lightgpt::Preset& p) {
-  for (const Variant& v : kVariants) {
+const Composition& find_composition(const lightgpt::Preset& p) {
+  for (const Composition& v : kCompositions) {
     if (p.backend == v.backend && p.precision == v.precision && p.head == v.head &&
         p.mtp_depth == v.mtp_depth &&
         p.mixer == v.mixer && (p.mixer != "afno" || p.afno_num_blocks == v.afno_num_blocks)) {
@@ -88,9 +50,7 @@ const Variant& find_variant(const lightgpt::Preset& p) {
   throw lightgpt::Error(lightgpt::detail::concat(
       "the composition ", describe(p),
       " is not built into this binary (see --list-variants). Either choose a built-in one with "
-      "those flags, or add it: write the GPT<...> type in a new examples/train/variant_*.cpp, "
-      "declare it in examples/train/variants.hpp and add a row to kVariants in "
-      "examples/train/main.cpp"));
+      "those flags, or add it: one line in examples/train/compositions.cmake"));
 }
 
 }  // namespace
@@ -204,7 +164,7 @@ int main(int argc, char** argv) {
       return 0;
     }
     if (list_variants) {
-      for (const Variant& v : kVariants) {
+      for (const Composition& v : kCompositions) {
         std::printf("%-48s --backend %s --precision %s --head %s%s --mixer %s\n", v.type,
                     v.backend, v.precision, v.head,
                     v.mtp_depth > 1
@@ -268,7 +228,7 @@ int main(int argc, char** argv) {
     p.model.validate();
     t.validate();
     o.sampling.validate();
-    const Variant& variant = find_variant(p);
+    const Composition& variant = find_composition(p);
     p.composition = variant.type;  // the composition that runs, flags applied
     o.preset = p;
     variant.run(o);

@@ -23,6 +23,7 @@
 #include <lightgpt/model/gpt.hpp>
 #include <lightgpt/model/sampling.hpp>
 #include <lightgpt/train/baselines.hpp>
+#include <lightgpt/train/prepare.hpp>
 #include <lightgpt/train/presets.hpp>
 #include <lightgpt/train/trainer.hpp>
 
@@ -45,6 +46,16 @@ struct RunOptions {
   std::string encoder_json, vocab_bpe, prompt = "The";
   int sample_tokens = 0;
   SamplingOptions sampling;
+
+  PresetData data() const {
+    PresetData d;
+    d.train_data = train_data;
+    d.val_data = val_data;
+    d.ngram_path = ngram_path;
+    d.lightrnn_codebook = lightrnn_codebook;
+    d.seed = seed;
+    return d;
+  }
 };
 
 // The baselines on exactly the tokens validation scores: the first `scored` targets of the
@@ -73,18 +84,10 @@ template <class Model>
 void train_composition(const RunOptions& options) {
   const Preset& p = options.preset;
   const TrainConfig& train_config = p.train;
-  LoaderOptions loader;
-  loader.B = train_config.batch_size;
-  loader.T = train_config.seq_len;
-  loader.K = Model::mtp_depth;
-  loader.shuffle = true;
-  loader.seed = options.seed;
-  loader.vocab_size = p.model.vocab_size;
-  Loader train(options.train_data, loader);
-  loader.K = 1;
-  loader.shuffle = false;
+  const PresetData data = options.data();
+  Loader train = preset_training_loader(p, data, Model::mtp_depth);
   std::optional<Loader> val;
-  if (!options.val_data.empty()) val.emplace(options.val_data, loader);
+  if (!options.val_data.empty()) val.emplace(preset_validation_loader(p, data));
 
   // Parameters, gradients, a master copy and AdamW's two moments: about five values each.
   std::optional<Model> built;
@@ -93,30 +96,7 @@ void train_composition(const RunOptions& options) {
              checked_mul(p.model.parameter_bound(), 5 * sizeof(float), "model"),
              [&] { built.emplace(p.model, options.seed); });
   Model& model = *built;
-  if (p.use_cocont) {
-    BigramTable table;
-    if (options.ngram_path.empty()) {
-      BigramCounter counter(p.model.vocab_size);
-      for (const auto& path : expand_shard_pattern(options.train_data)) {
-        counter.add(Shard(path, p.model.vocab_size).tokens());
-      }
-      table = counter.top_k(p.ngram_k);
-      std::printf("CoCoNT: bigram top-%d table built from %llu training tokens, alpha %g\n",
-                  p.ngram_k, static_cast<unsigned long long>(counter.tokens()), p.cocont_alpha);
-    } else {
-      table = BigramTable::load(options.ngram_path, p.model.vocab_size, p.ngram_k);
-      std::printf("CoCoNT: %s (top-%d), alpha %g\n", options.ngram_path.c_str(), p.ngram_k,
-                  p.cocont_alpha);
-    }
-    model.set_cocont(std::move(table));
-    model.set_cocont_alpha(static_cast<typename Model::A>(p.cocont_alpha));
-  }
-  if constexpr (requires { model.head().codebook().rows(); }) {
-    if (options.lightrnn_codebook == "frequency" && options.resume.empty()) {
-      model.head().set_codebook(LightRnnCodebook::by_frequency(
-          count_tokens(options.train_data, p.model.vocab_size), p.model.lightrnn_table_rows()));
-    }
-  }
+  prepare_model(model, p, data, /*fresh=*/options.resume.empty());
   std::printf("%s: %s\n  %s, %zu parameters (%d layers, C = %d, T = %d)\n", p.name.c_str(),
               p.composition.c_str(), Model::composition().c_str(), model.num_parameters(),
               p.model.n_layer, p.model.d_model, train_config.seq_len);

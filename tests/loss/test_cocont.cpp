@@ -472,7 +472,7 @@ TEST(Cocont, RowTargetsFollowTheCodebook) {
   const auto pass = random_tokens(16 * (T + 1), V, 19);
   model.evaluate(pass.data(), 16, T);
   const LightRnnCodebook old_codebook = model.head().codebook();
-  const ReallocationReport report = model.reallocate_codebook();
+  const ReallocationReport report = model.head().reallocate();
   ASSERT_TRUE(report.accepted);
   ASSERT_GT(report.moved, 0);
   ASSERT_FALSE(model.head().codebook() == old_codebook);

@@ -63,7 +63,6 @@
 #include "../core/config.hpp"
 #include "../core/error.hpp"
 #include "../core/platform.hpp"
-#include "../heads/codebook.hpp"
 #include "../core/losses.hpp"
 #include "../loss/bigram.hpp"
 #include "../optim/adamw.hpp"
@@ -182,14 +181,6 @@ class GPT {
     cocont_alpha_ = alpha;
   }
   A cocont_alpha() const { return cocont_alpha_; }
-
-  // Bootstrap reallocation of a LightRNN codebook (heads/lightrnn.hpp); the head rebuilds the
-  // CoCoNT row targets for the new map as part of it.
-  ReallocationReport reallocate_codebook(ReallocationOptions options = {})
-    requires requires(typename Head::template impl<Backend, P>& impl) { impl.reallocate(options); }
-  {
-    return head_.reallocate(options);
-  }
 
   // Sizes the activation arena for training batches of up to B·T positions. Optional: the first
   // forward() does it; calling it up front keeps every allocation out of the training loop.

@@ -335,7 +335,7 @@ class Trainer {
     ++step_;
     if constexpr (kReallocatable) {
       if (config_.realloc_every > 0 && step_ % config_.realloc_every == 0) {
-        const auto report = model_.reallocate_codebook();
+        const auto report = model_.head().reallocate();
         m.reallocated = true;
         m.realloc_cost_before = report.cost_before;
         m.realloc_cost_after = report.cost_after;
@@ -444,9 +444,12 @@ class Trainer {
   }
 
  private:
-  // LightRNN heads can re-place their tokens (bootstrap reallocation).
-  static constexpr bool kReallocatable =
-      requires(Model& m) { m.reallocate_codebook(); m.head().pause_reallocation_statistics(true); };
+  // A head that can re-place its tokens from statistics of the training forwards (LightRNN's
+  // bootstrap reallocation), detected on the head itself.
+  static constexpr bool kReallocatable = requires(Model& m) {
+    m.head().reallocate();
+    m.head().pause_reallocation_statistics(true);
+  };
 
   // Keeps validation forwards out of the reallocation statistics.
   struct StatisticsPause {

@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# The library's layers point down (docs/design.md, "Composition"): core includes nothing above
+# itself; the backend includes only core and itself; and the shared layers (core, model, optim,
+# io, train) and the generic backend name no particular head or mixer in code. The files listed
+# in STILL_NAMING_PARTS are those the move of every part into a folder of its own (kernels and
+# options) has not reached yet; the list may only shrink — any other file that names a part fails.
+# Usage: check_layers.sh <include/lightgpt directory>
+set -u
+root=${1:?usage: check_layers.sh <include/lightgpt>}
+cd "$root" || exit 2
+failed=0
+fail() {
+  echo "FAIL: $*"
+  failed=1
+}
+
+# Quoted includes in core stay in core; angle includes name no lightgpt header outside core.
+while IFS= read -r line; do fail "core includes above itself: $line"; done < <(
+  grep -rnE '#include +"([^"]*/)' core || true
+  grep -rnE '#include +<lightgpt/' core | grep -v '<lightgpt/core/' || true)
+
+# The backend includes core, its own contract and its own files only.
+while IFS= read -r line; do fail "backend includes a layer above it: $line"; done < <(
+  grep -rnE '#include +"\.\./(\.\./)?(heads|mixers|loss|model|train|io|data|optim)/' backend || true)
+
+STILL_NAMING_PARTS="
+backend/cpu/attention.hpp backend/cpu/fft.hpp backend/cpu/lightrnn.hpp backend/cpu/ops.hpp
+backend/cuda/attention.cuh backend/cuda/fft.cuh backend/cuda/lightrnn.cuh backend/cuda/ops.cuh
+core/config.hpp io/llmc.hpp"
+EXEMPT="train/presets.hpp train/prepare.hpp"
+parts='LightRnn|lightrnn|Afno|afno|DenseHead|AttentionMixer|\bAttention\b|attention_|[Cc]odebook'
+# Code only: comments and string literals (messages that give an example) removed; includes of a
+# part's header count too.
+code() { grep -E '#include .*(heads|mixers)/' "$1"; sed -e 's|//.*||' -e 's|"[^"]*"||g' "$1"; }
+for file in $(find core model optim io train backend -name '*.hpp' -o -name '*.cuh' | sort); do
+  case " $EXEMPT " in *" $file "*) continue ;; esac
+  hits=$(code "$file" | grep -cE "$parts|(heads|mixers)/")
+  listed=0
+  case " $(echo $STILL_NAMING_PARTS) " in *" $file "*) listed=1 ;; esac
+  if [ "$hits" -gt 0 ] && [ $listed -eq 0 ]; then
+    fail "$file names a head or mixer ($hits lines), e.g.: $(code "$file" |
+      grep -E "$parts|(heads|mixers)/" | head -1)"
+  fi
+  if [ "$hits" -eq 0 ] && [ $listed -eq 1 ]; then
+    fail "$file no longer names a part: remove it from STILL_NAMING_PARTS"
+  fi
+done
+[ $failed -eq 0 ] && echo "layers: every include points down; no shared layer names a part"
+exit $failed
