@@ -154,17 +154,23 @@ TYPED_TEST(CudaModel, TwoRunsAreBitIdentical) {
 }
 
 
-// GPT-2's vocabulary and context (V = 50257 padded to 50304, T = 1024) with B·T·4C = 1.5 M MLP
-// elements, more than one grid-stride pass of the element-wise launches (SMs × 32 blocks × 256
-// threads ≈ 1.1 M on an H200): one fp32 training step against the CPU Fp32 reference.
-TEST_F(CudaTest, Gpt2VocabularyAndContextStepMatchesCpuFp32) {
-  LIGHTGPT_REQUIRE_GPU();
+// One layer, two heads, width C, at GPT-2's vocabulary and context.
+ModelConfig gpt2_vocabulary_config(int C) {
   ModelConfig config;
   config.vocab_size = 50257;
   config.max_seq_len = 1024;
   config.n_layer = 1;
   config.n_head = 2;
-  config.d_model = 96;
+  config.d_model = C;
+  return config;
+}
+
+// GPT-2's vocabulary and context (V = 50257 padded to 50304, T = 1024) with B·T·4C = 1.5 M MLP
+// elements, more than one grid-stride pass of the element-wise launches (SMs × 32 blocks × 256
+// threads ≈ 1.1 M on an H200): one fp32 training step against the CPU Fp32 reference.
+TEST_F(CudaTest, Gpt2VocabularyAndContextStepMatchesCpuFp32) {
+  LIGHTGPT_REQUIRE_GPU();
+  const ModelConfig config = gpt2_vocabulary_config(96);
   const int B = 4, T = 1024;
   const auto tokens = random_ids(std::size_t(B) * (T + 1), config.vocab_size, 11);
   const reference::StepResult expected = reference::training_step(config, kSeed, tokens, B, T);
@@ -193,12 +199,7 @@ TEST_F(CudaTest, LogitsPastTwoToThe31MatchSmallBatches) {
   std::size_t free_bytes = 0, total_bytes = 0;
   LIGHTGPT_CUDA_CHECK(cudaMemGetInfo(&free_bytes, &total_bytes));
   if (free_bytes < (std::size_t(40) << 30)) GTEST_SKIP() << "needs 40 GiB of free device memory";
-  ModelConfig config;
-  config.vocab_size = 50257;
-  config.max_seq_len = 1024;
-  config.n_layer = 1;
-  config.n_head = 2;
-  config.d_model = 64;
+  const ModelConfig config = gpt2_vocabulary_config(64);
   const int B = 44, T = 1024, chunk = 4;
   ASSERT_GT(double(B) * T * 50304, double(1u << 31));
   const std::size_t window = T + 1;
