@@ -21,7 +21,9 @@ namespace lightgpt {
 
 // ---------------------------------------------------------------------------------------------
 // Mixers. T is the storage type, A the accumulation type of the precision policy P; activations
-// come from the model's arena through an ArenaBinder, parameters from its one allocation.
+// come from the model's arena through an ArenaBinder, parameters from its one allocation. A part
+// may also own scratch that grows with the calls it sees (attention's scores, sized by the T of
+// the batch rather than max_seq_len).
 namespace mixer_contract {
 
 // Built from the model's configuration (widths, heads, its own options).
