@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <fstream>
 #include <set>
 
 #include "head_instances.hpp"
@@ -90,6 +91,18 @@ TEST(Codebook, FileRoundTrip) {
   EXPECT_FALSE(std::filesystem::exists(dir / "c.bin.tmp"));
   EXPECT_TRUE(LightRnnCodebook::load(dir / "c.bin") == codebook);
   EXPECT_TRUE(LightRnnCodebook::load(dir / "c.bin", 1000, 32) == codebook);
+}
+
+// A temporary left by a killed writer is replaced; a directory in its place is an error.
+TEST(Codebook, SaveReplacesAStaleTemporary) {
+  TempDir dir;
+  const auto codebook = LightRnnCodebook::random(100, 10, 3);
+  { std::ofstream(dir / "c.bin.tmp") << "half a codebook"; }
+  codebook.save(dir / "c.bin");
+  EXPECT_FALSE(std::filesystem::exists(dir / "c.bin.tmp"));
+  EXPECT_TRUE(LightRnnCodebook::load(dir / "c.bin") == codebook);
+  std::filesystem::create_directory(dir / "d.bin.tmp");
+  EXPECT_THROW(codebook.save(dir / "d.bin"), Error);
 }
 
 TEST(Codebook, CorruptOrMismatchedFilesAreErrors) {

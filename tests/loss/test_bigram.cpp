@@ -4,6 +4,7 @@
 
 #include <lightgpt/core/rng.hpp>
 #include <lightgpt/loss/bigram.hpp>
+#include <fstream>
 #include <map>
 #include <vector>
 
@@ -82,6 +83,18 @@ TEST(Bigram, CountsAreExactAcrossChunksAndTableGrowth) {
   broken.add(all.subspan(10, 10));
   EXPECT_EQ(broken.top_k(4).tokens_counted(), 20u);
   EXPECT_THROW(BigramCounter(5).add(std::vector<std::uint16_t>{1, 9}), Error);
+}
+
+// A temporary left by a killed writer is replaced; a directory in its place is an error.
+TEST(Bigram, SaveReplacesAStaleTemporary) {
+  TempDir dir;
+  const BigramTable t = build({0, 1, 0, 1, 0, 2, 3, 3, 3}, 5, 2);
+  { std::ofstream(dir / "b.bin.tmp") << "half a table"; }
+  t.save(dir / "b.bin");
+  EXPECT_FALSE(std::filesystem::exists(dir / "b.bin.tmp"));
+  EXPECT_EQ(BigramTable::load(dir / "b.bin", 5, 2).successors(0).size(), t.successors(0).size());
+  std::filesystem::create_directory(dir / "d.bin.tmp");
+  EXPECT_THROW(t.save(dir / "d.bin"), Error);
 }
 
 TEST(Bigram, FileRoundTrip) {

@@ -9,7 +9,9 @@
 #pragma once
 
 #include <algorithm>
+#include <cerrno>
 #include <cstdint>
+#include <cstdio>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -144,19 +146,19 @@ class LightRnnCodebook {
     return parse_checked(bytes, source, vocab_size, rows);
   }
 
-  // Written to `<path>.tmp` and renamed over `path`.
+  // Written to `<path>.tmp` (a stale one removed first), synced, renamed over `path`, and the
+  // directory synced.
   void save(const std::filesystem::path& path) const {
     const std::filesystem::path temp = path.string() + ".tmp";
     const std::string bytes = serialize();
-    {
-      std::ofstream out(temp, std::ios::binary);
-      out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
-      LIGHTGPT_CHECK(out.good(), "cannot write LightRNN codebook '", temp.string(), "'");
-    }
-    std::error_code error;
-    std::filesystem::rename(temp, path, error);
-    LIGHTGPT_CHECK(!error, "cannot rename '", temp.string(), "' to '", path.string(),
-                   "': ", error.message());
+    detail::remove_stale_temporary(temp);
+    std::FILE* file = std::fopen(temp.c_str(), "wb");
+    LIGHTGPT_CHECK(file != nullptr, "cannot write LightRNN codebook '", temp.string(),
+                   "': ", std::strerror(errno));
+    const bool ok = std::fwrite(bytes.data(), 1, bytes.size(), file) == bytes.size();
+    if (!ok) std::fclose(file);
+    LIGHTGPT_CHECK(ok, "cannot write LightRNN codebook '", temp.string(), "'");
+    detail::commit_temporary(file, temp, path);
   }
 
   static LightRnnCodebook load(const std::filesystem::path& path) {

@@ -79,9 +79,11 @@ class BigramTable {
     lengths_[static_cast<std::size_t>(a)] = static_cast<std::uint32_t>(ids.size());
   }
 
-  // Written to `<path>.tmp` and renamed, so an existing table is replaced only by a whole one.
+  // Written to `<path>.tmp` (a stale one removed first), synced and renamed, then the directory
+  // synced: an existing table is replaced only by a whole one, durably.
   void save(const std::filesystem::path& path) const {
     const std::filesystem::path temp = path.string() + ".tmp";
+    detail::remove_stale_temporary(temp);
     std::FILE* file = std::fopen(temp.c_str(), "wb");
     LIGHTGPT_CHECK(file != nullptr, "cannot write the bigram table '", temp.string(),
                    "': ", std::strerror(errno));
@@ -98,9 +100,9 @@ class BigramTable {
     bool ok = std::fwrite(header, 1, sizeof header, file) == sizeof header;
     ok = ok && std::fwrite(lengths_.data(), 4, lengths_.size(), file) == lengths_.size();
     ok = ok && std::fwrite(pairs.data(), 1, pairs.size(), file) == pairs.size();
-    ok = std::fclose(file) == 0 && ok;
+    if (!ok) std::fclose(file);
     LIGHTGPT_CHECK(ok, "writing the bigram table '", temp.string(), "' failed");
-    std::filesystem::rename(temp, path);
+    detail::commit_temporary(file, temp, path);
   }
 
   // expected_vocab / expected_k > 0 must match the file (the model's V, the run's --ngram_k).
