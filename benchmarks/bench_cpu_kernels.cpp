@@ -11,6 +11,7 @@ namespace {
 
 using lightgpt::Cpu;
 using O = lightgpt::Ops<Cpu>;
+using K = lightgpt::AttentionKernels<Cpu>;
 
 std::vector<float> filled(std::size_t n, std::uint64_t seed) {
   lightgpt::Rng rng(seed);
@@ -82,10 +83,10 @@ void BM_AttentionForwardBackward(benchmark::State& state) {
   const int B = 1, T = int(state.range(0)), C = 768, NH = 12;
   const auto qkv = filled(std::size_t(B) * T * 3 * C, 3), dout = filled(std::size_t(B) * T * C, 4);
   std::vector<float> out(std::size_t(B) * T * C), lse(std::size_t(B) * NH * T), dqkv(qkv.size()),
-      scratch(O::attention_scratch_size(T));
+      scratch(K::attention_scratch_size(T));
   for (auto _ : state) {
-    O::attention_forward(out.data(), lse.data(), qkv.data(), B, T, C, NH, scratch.data());
-    O::attention_backward(lightgpt::overwrite(dqkv.data()), dout.data(), qkv.data(), out.data(),
+    K::attention_forward(out.data(), lse.data(), qkv.data(), B, T, C, NH, scratch.data());
+    K::attention_backward(lightgpt::overwrite(dqkv.data()), dout.data(), qkv.data(), out.data(),
                           lse.data(), B, T, C, NH, scratch.data());
     benchmark::DoNotOptimize(dqkv.data());
   }

@@ -7,7 +7,7 @@
 #include <string_view>
 #include <vector>
 
-#include <lightgpt/heads/codebook.hpp>
+#include <lightgpt/heads/lightrnn/codebook.hpp>
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   const std::string_view bytes(reinterpret_cast<const char*>(data), size);

@@ -32,6 +32,7 @@ using lightgpt::Cuda;
 using Model = lightgpt::GPT<lightgpt::Bf16, lightgpt::DenseHead<>, lightgpt::Attention, Cuda>;
 using T = lightgpt::bfloat16;
 using O = lightgpt::Ops<Cuda>;
+using K = lightgpt::AttentionKernels<Cuda>;
 
 constexpr double kPeakBf16 = 989e12;
 constexpr double kInitLossTolerance = 1.0;  // nats from ln V at initialisation
@@ -174,12 +175,12 @@ int main(int argc, char** argv) {
     // Attention (forward + backward, all layers) alone.
     Device<T> qkv(std::size_t(N) * 3 * C), att(std::size_t(N) * C), dqkv(std::size_t(N) * 3 * C);
     Device<float> lse(std::size_t(N) * NH);
-    Device<T> scratch(O::attention_scratch_size<T>(N, T_, C, NH));
+    Device<T> scratch(K::attention_scratch_size<T>(N, T_, C, NH));
     qkv.fill(0.01f), att.fill(0.01f);
     const double attention_s = timer.seconds(2, [&] {
       for (int layer = 0; layer < L; ++layer) {
-        O::attention_forward(att.ptr, lse.ptr, qkv.ptr, B, T_, C, NH, scratch.ptr);
-        O::attention_backward(lightgpt::overwrite(dqkv.ptr), att.ptr, qkv.ptr, att.ptr, lse.ptr, B,
+        K::attention_forward(att.ptr, lse.ptr, qkv.ptr, B, T_, C, NH, scratch.ptr);
+        K::attention_backward(lightgpt::overwrite(dqkv.ptr), att.ptr, qkv.ptr, att.ptr, lse.ptr, B,
                               T_, C, NH, scratch.ptr);
       }
     });

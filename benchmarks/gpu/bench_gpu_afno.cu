@@ -19,7 +19,7 @@
 #include <cstring>
 #include <functional>
 #include <lightgpt/cuda.cuh>
-#include <lightgpt/mixers/afno.hpp>
+#include <lightgpt/mixers/afno/mixer.hpp>
 #include <memory>
 #include <random>
 #include <string>

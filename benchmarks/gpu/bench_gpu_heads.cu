@@ -13,7 +13,7 @@
 #include <cstdio>
 #include <functional>
 #include <lightgpt/cuda.cuh>
-#include <lightgpt/heads/lightrnn.hpp>
+#include <lightgpt/heads/lightrnn/head.hpp>
 #include <lightgpt/loss/bigram.hpp>
 #include <memory>
 #include <random>

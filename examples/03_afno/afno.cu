@@ -7,7 +7,7 @@
 //                                             whole window through cuFFT (O(T log T) instead of
 //                                             attention's O(T²)), a sigmoid gate, then an MLP of
 //                                             8 diagonal blocks with soft-shrink
-//                                             (mixers/afno.hpp, docs/mixers.md)
+//                                             (mixers/afno/, docs/mixers.md)
 //   Everything else is 02's model: bf16 storage, the LightRNN head, the Cuda backend by default.
 //
 // lightgpt::preset("afno") is vanilla-lightrnn's recipe (batch 16 × 1024, 8 accumulation steps,

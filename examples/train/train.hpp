@@ -14,12 +14,12 @@
 #include <vector>
 
 #include <lightgpt/data/loader.hpp>
-#include <lightgpt/heads/codebook.hpp>
+#include <lightgpt/heads/lightrnn/codebook.hpp>
 #include <lightgpt/heads/dense.hpp>
-#include <lightgpt/heads/lightrnn.hpp>
+#include <lightgpt/heads/lightrnn/head.hpp>
 #include <lightgpt/loss/bigram.hpp>
-#include <lightgpt/mixers/afno.hpp>
-#include <lightgpt/mixers/attention.hpp>
+#include <lightgpt/mixers/afno/mixer.hpp>
+#include <lightgpt/mixers/attention/mixer.hpp>
 #include <lightgpt/model/gpt.hpp>
 #include <lightgpt/model/sampling.hpp>
 #include <lightgpt/train/baselines.hpp>

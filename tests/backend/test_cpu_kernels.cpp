@@ -14,6 +14,8 @@ namespace {
 
 using O = Ops<Cpu>;
 
+using K = AttentionKernels<Cpu>;
+
 std::vector<double> random_vector(std::size_t n, std::uint64_t seed) {
   Rng rng(seed);
   std::vector<double> v(n);
@@ -147,14 +149,14 @@ TEST(CpuAttention, MatchesNaiveSoftmaxAcrossQueryBlocks) {
   const int B = 2, T = 150, C = 16, NH = 2;  // 150 queries = three blocks of 64
   const auto qkv = random_vector(std::size_t(B) * T * 3 * C, 9);
   std::vector<double> out(std::size_t(B) * T * C, 99.0), lse(std::size_t(B) * NH * T);
-  std::vector<double> scratch(O::attention_scratch_size(T));
-  O::attention_forward(out.data(), lse.data(), qkv.data(), B, T, C, NH, scratch.data());
+  std::vector<double> scratch(K::attention_scratch_size(T));
+  K::attention_forward(out.data(), lse.data(), qkv.data(), B, T, C, NH, scratch.data());
   EXPECT_LT(max_abs_diff(out, naive_attention(qkv, B, T, C, NH)), 1e-12);
 
   // Backward against finite differences of <dout, attention(qkv)>.
   const auto dout = random_vector(out.size(), 10);
   std::vector<double> dqkv(qkv.size(), 99.0);
-  O::attention_backward(overwrite(dqkv.data()), dout.data(), qkv.data(), out.data(), lse.data(), B,
+  K::attention_backward(overwrite(dqkv.data()), dout.data(), qkv.data(), out.data(), lse.data(), B,
                         T, C, NH, scratch.data());
   auto objective = [&](const std::vector<double>& x) {
     const auto y = naive_attention(x, B, T, C, NH);
@@ -173,7 +175,7 @@ TEST(CpuAttention, MatchesNaiveSoftmaxAcrossQueryBlocks) {
     EXPECT_NEAR(dqkv[i], (plus - minus) / 2e-6, 1e-6) << "element " << i;
   }
   std::vector<double> twice = dqkv;
-  O::attention_backward(accumulate(twice.data()), dout.data(), qkv.data(), out.data(), lse.data(),
+  K::attention_backward(accumulate(twice.data()), dout.data(), qkv.data(), out.data(), lse.data(),
                         B, T, C, NH, scratch.data());
   for (std::size_t i = 0; i < dqkv.size(); ++i) ASSERT_NEAR(twice[i], 2 * dqkv[i], 1e-12);
 }
@@ -193,11 +195,11 @@ TEST(CpuAttention, MixerScratchFollowsTheBatchLength) {
   for (int T : {8, 40, 8}) {
     const auto x = random_vector(std::size_t(B) * T * config.d_model, 20 + T);
     layer.backward(0, layer.forward(0, x, B, T), x, B, T);
-    largest = std::max(largest, O::attention_scratch_size<double>(std::size_t(B) * T, T,
+    largest = std::max(largest, K::attention_scratch_size<double>(std::size_t(B) * T, T,
                                                                   config.d_model, config.n_head));
     EXPECT_EQ(layer.mixer().scratch_size(), largest) << "T = " << T;
   }
-  EXPECT_LT(largest, O::attention_scratch_size<double>(std::size_t(B) * 40, config.max_seq_len,
+  EXPECT_LT(largest, K::attention_scratch_size<double>(std::size_t(B) * 40, config.max_seq_len,
                                                        config.d_model, config.n_head) /
                          10);
 }

@@ -1,6 +1,6 @@
-// The CPU Fp32 reference behind reference.hpp: Ops<Cpu>, the attention mixer and
-// GPT<Fp32, DenseHead<>, Attention, Cpu> on host buffers. Compiled by the host compiler; the CUDA
-// tests link it.
+// The CPU Fp32 reference behind reference.hpp: Ops<Cpu>, AttentionKernels<Cpu>, the attention mixer
+// and GPT<Fp32, DenseHead<>, Attention, Cpu> on host buffers. Compiled by the host compiler; the
+// CUDA tests link it.
 #include "reference.hpp"
 
 #include <instances.hpp>
@@ -11,6 +11,8 @@ namespace lightgpt::testing::reference {
 namespace {
 
 using O = Ops<Cpu>;
+
+using K = AttentionKernels<Cpu>;
 
 Grad<float> grad(float* ptr, bool accumulate) {
   return {ptr, accumulate ? Mode::accumulate : Mode::overwrite};
@@ -63,17 +65,17 @@ void embedding_backward(float* dwte, float* dwpe, const float* dout, const std::
 }
 
 void attention_forward(float* out, float* lse, const float* qkv, int B, int T, int C, int NH) {
-  std::vector<float> scratch(O::attention_scratch_size(T));
-  O::attention_forward(out, lse, qkv, B, T, C, NH, scratch.data());
+  std::vector<float> scratch(K::attention_scratch_size(T));
+  K::attention_forward(out, lse, qkv, B, T, C, NH, scratch.data());
 }
 void attention_backward(float* dqkv, bool accumulate, const float* dout, const float* qkv,
                         const float* out, const float* lse, int B, int T, int C, int NH) {
-  std::vector<float> scratch(O::attention_scratch_size(T));
-  O::attention_backward(grad(dqkv, accumulate), dout, qkv, out, lse, B, T, C, NH, scratch.data());
+  std::vector<float> scratch(K::attention_scratch_size(T));
+  K::attention_backward(grad(dqkv, accumulate), dout, qkv, out, lse, B, T, C, NH, scratch.data());
 }
 void attention_decode(float* out, const float* qkv, int t, int C, int NH) {
-  std::vector<float> scores(O::attention_decode_scratch_size<float>(t + 1, C, NH));
-  O::attention_decode(out, qkv, t, C, NH, scores.data());
+  std::vector<float> scores(K::attention_decode_scratch_size<float>(t + 1, C, NH));
+  K::attention_decode(out, qkv, t, C, NH, scores.data());
 }
 
 MixerStep attention_mixer_step(const ModelConfig& config,

@@ -1,8 +1,8 @@
 // The CPU Fp32 reference for the CUDA tests, behind a plain interface: functions on host float
 // buffers, compiled by the host compiler in reference.cpp (which includes Eigen) and linked into
 // the CUDA test binary, whose .cu files never see Eigen (docs/design.md, "Backends"). Each op
-// function runs Ops<Cpu> on fp32 data; outputs follow the same overwrite/accumulate modes as the
-// GPU calls.
+// function runs Ops<Cpu> or AttentionKernels<Cpu> on fp32 data; outputs follow the same
+// overwrite/accumulate modes as the GPU calls.
 #pragma once
 
 #include <cstddef>

@@ -1,4 +1,4 @@
-// The CPU Fp32 reference behind reference_afno.hpp: Ops<Cpu>'s FFT and AFNO kernels, one
+// The CPU Fp32 reference behind reference_afno.hpp: AfnoKernels<Cpu>, the FFT and AFNO kernels, one
 // AfnoMixerImpl<Cpu, Fp32, kAfnoBlocks> on its own, and GPT<Fp32, DenseHead<>,
 // AfnoMixer<kAfnoBlocks>, Cpu>. Compiled by the host compiler; the CUDA tests link it.
 #include "reference_afno.hpp"
@@ -11,6 +11,8 @@ namespace lightgpt::testing::reference {
 namespace {
 
 using O = Ops<Cpu>;
+
+using K = AfnoKernels<Cpu>;
 using AfnoModel = GPT<Fp32, DenseHead<>, AfnoMixer<kAfnoBlocks>, Cpu>;
 
 Grad<float> grad(float* ptr, bool accumulate) {
@@ -41,51 +43,51 @@ class Layer : public MixerHarness<AfnoMixer<kAfnoBlocks>, Fp32, Cpu> {
 
 }  // namespace
 
-int fft_length(int T) { return O::fft_length(T); }
+int fft_length(int T) { return K::fft_length(T); }
 
 void causal_conv_forward(float* y, const float* x, const float* filter, int filter_stride, int B,
                          int T, int C) {
-  std::vector<float> scratch(O::causal_conv_scratch_size(T));
-  O::causal_conv_forward(y, x, filter, filter_stride, B, T, C, scratch.data(), scratch.size());
+  std::vector<float> scratch(K::causal_conv_scratch_size(T));
+  K::causal_conv_forward(y, x, filter, filter_stride, B, T, C, scratch.data(), scratch.size());
 }
 void causal_conv_backward(float* dx, bool dx_accumulate, float* dfilter, bool dfilter_accumulate,
                           const float* dy, const float* x, const float* filter, int filter_stride,
                           int B, int T, int C) {
-  std::vector<float> scratch(O::causal_conv_scratch_size(T));
-  O::causal_conv_backward(grad(dx, dx_accumulate), grad(dfilter, dfilter_accumulate), dy, x, filter,
+  std::vector<float> scratch(K::causal_conv_scratch_size(T));
+  K::causal_conv_backward(grad(dx, dx_accumulate), grad(dfilter, dfilter_accumulate), dy, x, filter,
                           filter_stride, B, T, C, scratch.data(), scratch.size());
 }
 void causal_conv_step(float* y, float* history, int history_stride, const float* x,
                       const float* filter, int filter_stride, int t, int C) {
-  O::causal_conv_step<float>(y, history, history_stride, x, filter, filter_stride, t, C);
+  K::causal_conv_step<float>(y, history, history_stride, x, filter, filter_stride, t, C);
 }
 
 void block_linear_forward(float* out, const float* in, const float* weight, const float* bias,
                           int N, int blocks, int IB, int OB) {
-  O::block_linear_forward(out, in, weight, bias, N, blocks, IB, OB);
+  K::block_linear_forward(out, in, weight, bias, N, blocks, IB, OB);
 }
 void block_linear_backward(float* din, bool din_accumulate, float* dweight, bool dweight_accumulate,
                            float* dbias, bool dbias_accumulate, const float* dout, const float* in,
                            const float* weight, int N, int blocks, int IB, int OB) {
-  O::block_linear_backward(grad(din, din_accumulate), grad(dweight, dweight_accumulate),
+  K::block_linear_backward(grad(din, din_accumulate), grad(dweight, dweight_accumulate),
                            grad(dbias, dbias_accumulate), dout, in, weight, N, blocks, IB, OB);
 }
 void sigmoid_gate_forward(float* v, const float* u, const float* gate_pre, std::size_t count) {
-  O::sigmoid_gate_forward(v, u, gate_pre, count);
+  K::sigmoid_gate_forward(v, u, gate_pre, count);
 }
 void sigmoid_gate_backward(float* du, bool du_accumulate, float* dgate_pre, bool dgate_accumulate,
                            const float* dv, const float* u, const float* gate_pre,
                            std::size_t count) {
-  O::sigmoid_gate_backward(grad(du, du_accumulate), grad(dgate_pre, dgate_accumulate), dv, u,
+  K::sigmoid_gate_backward(grad(du, du_accumulate), grad(dgate_pre, dgate_accumulate), dv, u,
                            gate_pre, count);
 }
 void shrink_residual_forward(float* out, const float* v, const float* z, double lambda,
                              std::size_t count) {
-  O::shrink_residual_forward(out, v, z, lambda, count);
+  K::shrink_residual_forward(out, v, z, lambda, count);
 }
 void shrink_residual_backward(float* dv, bool dv_accumulate, float* dz, bool dz_accumulate,
                               const float* dout, const float* z, double lambda, std::size_t count) {
-  O::shrink_residual_backward(grad(dv, dv_accumulate), grad(dz, dz_accumulate), dout, z, lambda,
+  K::shrink_residual_backward(grad(dv, dv_accumulate), grad(dz, dz_accumulate), dout, z, lambda,
                               count);
 }
 

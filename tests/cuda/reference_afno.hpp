@@ -1,5 +1,5 @@
 // The CPU Fp32 reference for the CUDA AFNO tests, behind the same kind of plain interface as
-// reference.hpp: host float buffers in, Ops<Cpu> (backend/cpu/fft.hpp) or the CPU AfnoMixer out,
+// reference.hpp: host float buffers in, AfnoKernels<Cpu> (mixers/afno/cpu.hpp) or the CPU AfnoMixer out,
 // compiled by the host compiler in reference_afno.cpp so that no .cu file sees Eigen. Outputs
 // follow the overwrite/accumulate modes of the GPU calls; null outputs are skipped.
 #pragma once

@@ -1,6 +1,6 @@
-// The CPU Fp32 reference behind reference_lightrnn.hpp: Ops<Cpu>'s LightRNN kernels and the
-// LightRnnHead compositions instantiated in tests/heads (head_instances.hpp). Compiled by the host
-// compiler; the CUDA tests link it.
+// The CPU Fp32 reference behind reference_lightrnn.hpp: LightRnnKernels<Cpu>, the LightRNN kernels
+// and the LightRnnHead compositions instantiated in tests/heads (head_instances.hpp). Compiled by
+// the host compiler; the CUDA tests link it.
 #include "reference_lightrnn.hpp"
 
 #include <head_instances.hpp>
@@ -11,6 +11,8 @@ namespace lightgpt::testing::reference {
 namespace {
 
 using O = Ops<Cpu>;
+
+using K = LightRnnKernels<Cpu>;
 
 NgramTargets<float> targets_view(const NgramHost& ngram) {
   return {ngram.offsets, ngram.classes, ngram.probs, ngram.neg_entropy, ngram.alpha};
@@ -51,36 +53,36 @@ void lightrnn_embedding_forward(float* out, const std::int32_t* tokens, int row_
                                 const std::int32_t* token_cell, const float* row_table,
                                 const float* col_table, const float* token_table, const float* wpe,
                                 int B, int T, int C, int R) {
-  O::lightrnn_embedding_forward(out, tokens, row_stride, token_cell, row_table, col_table,
+  K::lightrnn_embedding_forward(out, tokens, row_stride, token_cell, row_table, col_table,
                                 token_table, wpe, B, T, C, R);
 }
 void lightrnn_embedding_backward(float* drow_table, float* dcol_table, float* dtoken_table,
                                  float* dwpe, const float* dout, const std::int32_t* tokens,
                                  int row_stride, const std::int32_t* token_cell, int B, int T,
                                  int C, int R) {
-  O::lightrnn_embedding_backward(drow_table, dcol_table, dtoken_table, dwpe, dout, tokens,
+  K::lightrnn_embedding_backward(drow_table, dcol_table, dtoken_table, dwpe, dout, tokens,
                                  row_stride, token_cell, B, T, C, R);
 }
 void lightrnn_row_logsumexp(float* lse, const float* logits, const std::int32_t* row_count, int N,
                             int R) {
-  O::lightrnn_row_logsumexp(lse, logits, row_count, N, R);
+  K::lightrnn_row_logsumexp(lse, logits, row_count, N, R);
 }
 void lightrnn_condition_forward(float* slope, float* state, const float* base,
                                 const float* row_table, const std::int32_t* targets, int row_stride,
                                 const std::int32_t* token_cell, int B, int T, int C, int R) {
-  O::lightrnn_condition_forward(slope, state, base, row_table, targets, row_stride, token_cell, B,
+  K::lightrnn_condition_forward(slope, state, base, row_table, targets, row_stride, token_cell, B,
                                 T, C, R);
 }
 void lightrnn_condition_rows(float* state, const float* base, const float* row_table,
                              int first_row, int rows, int N, int C) {
-  O::lightrnn_condition_rows(state, base, row_table, first_row, rows, N, C);
+  K::lightrnn_condition_rows(state, base, row_table, first_row, rows, N, C);
 }
 void lightrnn_cross_entropy(float* losses, float* col_lse, const float* row_logits,
                             const float* row_lse, const float* col_logits,
                             const std::int32_t* targets, int row_stride,
                             const std::int32_t* token_cell, const std::int32_t* cell_token, int B,
                             int T, int R) {
-  O::lightrnn_cross_entropy(losses, col_lse, row_logits, row_lse, col_logits, targets, row_stride,
+  K::lightrnn_cross_entropy(losses, col_lse, row_logits, row_lse, col_logits, targets, row_stride,
                             token_cell, cell_token, B, T, R);
 }
 void lightrnn_row_backward_inplace(float* logits, const float* lse, const std::int32_t* row_count,
@@ -88,7 +90,7 @@ void lightrnn_row_backward_inplace(float* logits, const float* lse, const std::i
                                    const std::int32_t* token_cell, const float* depth_weights,
                                    int depths, float scale, int B, int T, int R,
                                    const std::int32_t* contexts, const NgramHost& ngram) {
-  O::lightrnn_row_backward_inplace(logits, lse, row_count, targets, row_stride, token_cell,
+  K::lightrnn_row_backward_inplace(logits, lse, row_count, targets, row_stride, token_cell,
                                    depth_weights, depths, scale, B, T, R, contexts,
                                    targets_view(ngram));
 }
@@ -96,26 +98,26 @@ void lightrnn_column_backward_inplace(float* logits, const float* lse, const std
                                       int row_stride, const std::int32_t* token_cell,
                                       const std::int32_t* cell_token, float weight, int B, int T,
                                       int R) {
-  O::lightrnn_column_backward_inplace(logits, lse, targets, row_stride, token_cell, cell_token,
+  K::lightrnn_column_backward_inplace(logits, lse, targets, row_stride, token_cell, cell_token,
                                       weight, B, T, R);
 }
 void lightrnn_condition_backward(float* dpre, const float* slope, float* drow_table,
                                  const std::int32_t* targets, int row_stride,
                                  const std::int32_t* token_cell, int B, int T, int C, int R) {
-  O::lightrnn_condition_backward(dpre, slope, drow_table, targets, row_stride, token_cell, B, T, C,
+  K::lightrnn_condition_backward(dpre, slope, drow_table, targets, row_stride, token_cell, B, T, C,
                                  R);
 }
 void lightrnn_log_probs_rows(float* out, const float* row_logits, const float* row_lse,
                              const float* col_logits, const std::int32_t* cell_token, int first_row,
                              int rows, int N, int R, int V) {
-  O::lightrnn_log_probs_rows(out, row_logits, row_lse, col_logits, cell_token, first_row, rows, N,
+  K::lightrnn_log_probs_rows(out, row_logits, row_lse, col_logits, cell_token, first_row, rows, N,
                              R, V);
 }
 void lightrnn_accumulate_statistics(float* row_loss, float* col_loss, float* lse_scratch,
                                     const float* row_logits, const float* col_logits,
                                     const std::int32_t* targets, int row_stride, int B, int T,
                                     int R) {
-  O::lightrnn_accumulate_statistics(row_loss, col_loss, lse_scratch, row_logits, col_logits,
+  K::lightrnn_accumulate_statistics(row_loss, col_loss, lse_scratch, row_logits, col_logits,
                                     targets, row_stride, B, T, R);
 }
 

@@ -1,5 +1,5 @@
 // The CPU Fp32 reference for the CUDA LightRNN tests, behind a plain interface of host float
-// buffers (reference_lightrnn.cpp, compiled by the host compiler, runs Ops<Cpu> and
+// buffers (reference_lightrnn.cpp, compiled by the host compiler, runs LightRnnKernels<Cpu> and
 // GPT<Fp32, LightRnnHead<MTP<k>>, Attention, Cpu>; no .cu file sees Eigen). The op functions have
 // the signatures and modes of the GPU calls; model functions build their model from (config,
 // seed) exactly as the GPU tests do.

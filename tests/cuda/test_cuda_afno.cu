@@ -1,4 +1,4 @@
-// AfnoMixer on the GPU (backend/cuda/fft.cuh) against the CPU Fp32 reference (reference_afno.hpp):
+// AfnoMixer on the GPU (mixers/afno/cuda.cuh) against the CPU Fp32 reference (reference_afno.hpp):
 // every FftOps/AfnoOps kernel for fp32, bf16 and fp16 storage (random non-zero inputs, outputs
 // NaN-poisoned, T not a power of two among the shapes, taps past T that must never be read);
 // one AFNO layer with random parameters (output, input and parameter gradients, decoding);
@@ -11,7 +11,7 @@
 
 #include <cmath>
 #include <cstdint>
-#include <lightgpt/mixers/afno.hpp>
+#include <lightgpt/mixers/afno/mixer.hpp>
 #include <string>
 #include <vector>
 
@@ -25,6 +25,8 @@ namespace lightgpt::testing {
 namespace {
 
 using O = Ops<Cuda>;
+
+using K = AfnoKernels<Cuda>;
 constexpr int kBlocks = reference::kAfnoBlocks;
 
 template <class T>
@@ -47,10 +49,10 @@ float norm(const std::vector<float>& values) {
 // Runs without a GPU: the host-side rule is the CPU's, for every T up to 5000.
 TEST(CudaAfnoFft, LengthMatchesCpu) {
   for (int T = 1; T <= 5000; ++T) {
-    ASSERT_EQ(cuda::FftOps::fft_length(T), reference::fft_length(T)) << "T = " << T;
+    ASSERT_EQ(K::fft_length(T), reference::fft_length(T)) << "T = " << T;
   }
-  EXPECT_EQ(cuda::FftOps::fft_length(1024), 2048);
-  EXPECT_EQ(cuda::FftOps::fft_length(16384), 32768);
+  EXPECT_EQ(K::fft_length(1024), 2048);
+  EXPECT_EQ(K::fft_length(16384), 32768);
 }
 
 // ------------------------------------------------------------------------ causal convolution
@@ -91,7 +93,7 @@ TYPED_TEST(CudaAfnoOps, CausalConvForwardMatchesCpu) {
     reference::causal_conv_forward(expected.data(), c.x.data(), c.filter.data(), c.stride, c.B,
                                    c.T_, c.C);
     DeviceArray<T> x(c.x), filter(c.filter), y(c.x.size());
-    O::causal_conv_forward(y.get(), x.get(), filter.get(), c.stride, c.B, c.T_, c.C,
+    K::causal_conv_forward(y.get(), x.get(), filter.get(), c.stride, c.B, c.T_, c.C,
                            static_cast<float*>(nullptr), 0);
     EXPECT_LT(relative_error(y.download(), expected), value_tolerance<T>()) << "T = " << c.T_;
   }
@@ -122,7 +124,7 @@ TYPED_TEST(CudaAfnoOps, CausalConvBackwardMatchesCpu) {
       DeviceArray<T> x(c.x), dy(c.dy), filter(c.filter), dx(c.x.size());
       if (m.dx_accumulate) dx.upload(dx_start);
       DeviceArray<float> dfilter(dfilter_start);  // taps at s ≥ T must keep these values
-      O::causal_conv_backward(grad(m.dx ? dx.get() : nullptr, m.dx_accumulate),
+      K::causal_conv_backward(grad(m.dx ? dx.get() : nullptr, m.dx_accumulate),
                               grad(m.dfilter ? dfilter.get() : nullptr, m.dfilter_accumulate),
                               dy.get(), x.get(), filter.get(), c.stride, c.B, c.T_, c.C,
                               static_cast<float*>(nullptr), 0);
@@ -169,7 +171,7 @@ TYPED_TEST(CudaAfnoOps, CausalConvStepMatchesCpu) {
     reference::causal_conv_step(expected.data(), history.data(), history_stride,
                                 x.data() + std::size_t(t) * C, filter.data(), filter_stride, t, C);
     y.poison();
-    O::causal_conv_step<float>(y.get(), history_device.get(), history_stride,
+    K::causal_conv_step<float>(y.get(), history_device.get(), history_stride,
                                x_device.get() + std::size_t(t) * C, filter_device.get(),
                                filter_stride, t, C);
     EXPECT_LT(relative_error(y.download(), expected), value_tolerance<T>()) << "t = " << t;
@@ -205,7 +207,7 @@ TYPED_TEST(CudaAfnoOps, BlockLinearForwardMatchesCpu) {
     reference::block_linear_forward(expected.data(), in.data(), weight.data(),
                                     s.bias ? bias.data() : nullptr, s.N, s.blocks, s.IB, s.OB);
     DeviceArray<T> in_device(in), weight_device(weight), bias_device(bias), out(expected.size());
-    O::block_linear_forward(out.get(), in_device.get(), weight_device.get(),
+    K::block_linear_forward(out.get(), in_device.get(), weight_device.get(),
                             s.bias ? bias_device.get() : nullptr, s.N, s.blocks, s.IB, s.OB);
     EXPECT_LT(relative_error(out.download(), expected), value_tolerance<T>())
         << "N " << s.N << ", blocks " << s.blocks << ", " << s.IB << " -> " << s.OB;
@@ -245,7 +247,7 @@ TYPED_TEST(CudaAfnoOps, BlockLinearBackwardMatchesCpu) {
       DeviceArray<float> dweight(weight_count), dbias(dbias_start.size());
       if (m.dweight_accumulate) dweight.upload(dweight_start);
       if (m.dbias_accumulate) dbias.upload(dbias_start);
-      O::block_linear_backward(grad(m.din ? din.get() : nullptr, m.din_accumulate),
+      K::block_linear_backward(grad(m.din ? din.get() : nullptr, m.din_accumulate),
                                grad(dweight.get(), m.dweight_accumulate),
                                grad(m.dbias ? dbias.get() : nullptr, m.dbias_accumulate),
                                dout_device.get(), in_device.get(), weight_device.get(), s.N,
@@ -281,7 +283,7 @@ TYPED_TEST(CudaAfnoOps, SigmoidGateMatchesCpu) {
 
   std::vector<float> expected_v(count);
   reference::sigmoid_gate_forward(expected_v.data(), u.data(), gate_pre.data(), count);
-  O::sigmoid_gate_forward(v.get(), u_device.get(), gate_device.get(), count);
+  K::sigmoid_gate_forward(v.get(), u_device.get(), gate_device.get(), count);
   EXPECT_LT(relative_error(v.download(), expected_v), value_tolerance<T>());
 
   // du overwritten, dgate_pre in place of dv (the mixer's aliasing).
@@ -289,7 +291,7 @@ TYPED_TEST(CudaAfnoOps, SigmoidGateMatchesCpu) {
   reference::sigmoid_gate_backward(expected_du.data(), false, expected_dgate.data(), false,
                                    dv.data(), u.data(), gate_pre.data(), count);
   DeviceArray<T> du(count), dv_then_dgate(dv);
-  O::sigmoid_gate_backward(overwrite(du.get()), overwrite(dv_then_dgate.get()), dv_then_dgate.get(),
+  K::sigmoid_gate_backward(overwrite(du.get()), overwrite(dv_then_dgate.get()), dv_then_dgate.get(),
                            u_device.get(), gate_device.get(), count);
   EXPECT_LT(relative_error(du.download(), expected_du), value_tolerance<T>());
   EXPECT_LT(relative_error(dv_then_dgate.download(), expected_dgate), value_tolerance<T>());
@@ -299,7 +301,7 @@ TYPED_TEST(CudaAfnoOps, SigmoidGateMatchesCpu) {
   reference::sigmoid_gate_backward(expected_du_sum.data(), true, nullptr, false, dv.data(),
                                    u.data(), gate_pre.data(), count);
   DeviceArray<T> dv_device(dv), du_sum(du_start);
-  O::sigmoid_gate_backward(accumulate(du_sum.get()), Grad<T>{}, dv_device.get(), u_device.get(),
+  K::sigmoid_gate_backward(accumulate(du_sum.get()), Grad<T>{}, dv_device.get(), u_device.get(),
                            gate_device.get(), count);
   EXPECT_LT(relative_error(du_sum.download(), expected_du_sum), value_tolerance<T>());
 }
@@ -318,14 +320,14 @@ TYPED_TEST(CudaAfnoOps, ShrinkResidualMatchesCpu) {
 
   std::vector<float> expected_out(count);
   reference::shrink_residual_forward(expected_out.data(), v.data(), z.data(), lambda, count);
-  O::shrink_residual_forward(out.get(), v_device.get(), z_device.get(), lambda, count);
+  K::shrink_residual_forward(out.get(), v_device.get(), z_device.get(), lambda, count);
   EXPECT_LT(relative_error(out.download(), expected_out), value_tolerance<T>());
 
   std::vector<float> expected_dv = dv_start, expected_dz(count);
   reference::shrink_residual_backward(expected_dv.data(), true, expected_dz.data(), false,
                                       dout.data(), z.data(), lambda, count);
   DeviceArray<T> dv(dv_start), dz(count);
-  O::shrink_residual_backward(accumulate(dv.get()), overwrite(dz.get()), dout_device.get(),
+  K::shrink_residual_backward(accumulate(dv.get()), overwrite(dz.get()), dout_device.get(),
                               z_device.get(), lambda, count);
   EXPECT_LT(relative_error(dv.download(), expected_dv), value_tolerance<T>());
   EXPECT_LT(relative_error(dz.download(), expected_dz), value_tolerance<T>());
@@ -334,7 +336,7 @@ TYPED_TEST(CudaAfnoOps, ShrinkResidualMatchesCpu) {
   reference::shrink_residual_backward(nullptr, false, expected_dz_sum.data(), true, dout.data(),
                                       z.data(), lambda, count);
   DeviceArray<T> dz_sum(dz_start);
-  O::shrink_residual_backward(Grad<T>{}, accumulate(dz_sum.get()), dout_device.get(),
+  K::shrink_residual_backward(Grad<T>{}, accumulate(dz_sum.get()), dout_device.get(),
                               z_device.get(), lambda, count);
   EXPECT_LT(relative_error(dz_sum.download(), expected_dz_sum), value_tolerance<T>());
 }

@@ -12,7 +12,7 @@
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
-#include <lightgpt/heads/lightrnn.hpp>
+#include <lightgpt/heads/lightrnn/head.hpp>
 #include <lightgpt/io/checkpoint.hpp>
 #include <lightgpt/loss/bigram.hpp>
 #include <lightgpt/loss/cocont.hpp>
@@ -31,6 +31,8 @@ namespace lightgpt::testing {
 namespace {
 
 using O = Ops<Cuda>;
+
+using K = LightRnnKernels<Cuda>;
 namespace ref = reference;
 
 // ------------------------------------------------------------------------------------- inputs
@@ -149,7 +151,7 @@ TYPED_TEST(CudaLightRnnOps, EmbeddingForwardAndDeterministicBackward) {
     ref::lightrnn_embedding_forward(out.data(), tokens.data(), row_stride,
                                     table.token_cell.data(), row_table.data(), col_table.data(),
                                     untied ? token_table.data() : nullptr, wpe.data(), B, T_, C, R);
-    O::lightrnn_embedding_forward(d_out.get(), d_tokens.get(), row_stride, d_cells.get(),
+    K::lightrnn_embedding_forward(d_out.get(), d_tokens.get(), row_stride, d_cells.get(),
                                   d_row.get(), d_col.get(),
                                   untied ? d_token.get() : static_cast<const T*>(nullptr),
                                   d_wpe.get(), B, T_, C, R);
@@ -164,7 +166,7 @@ TYPED_TEST(CudaLightRnnOps, EmbeddingForwardAndDeterministicBackward) {
   ref::lightrnn_embedding_backward(drow.data(), dcol.data(), dtoken.data(), dwpe.data(),
                                    dout.data(), tokens.data(), row_stride,
                                    table.token_cell.data(), B, T_, C, R);
-  O::lightrnn_embedding_backward(d_drow.get(), d_dcol.get(), d_dtoken.get(), d_dwpe.get(),
+  K::lightrnn_embedding_backward(d_drow.get(), d_dcol.get(), d_dtoken.get(), d_dwpe.get(),
                                  d_dout.get(), d_tokens.get(), row_stride, d_cells.get(), B, T_, C,
                                  R);
   const auto first_drow = d_drow.download(), first_dcol = d_dcol.download();
@@ -178,7 +180,7 @@ TYPED_TEST(CudaLightRnnOps, EmbeddingForwardAndDeterministicBackward) {
   DeviceArray<float> again_row(random_values<float>(std::size_t(R) * C, 7));
   DeviceArray<float> again_col(random_values<float>(std::size_t(R) * C, 8));
   DeviceArray<float> again_token(random_values<float>(std::size_t(V) * C, 11));
-  O::lightrnn_embedding_backward(again_row.get(), again_col.get(), again_token.get(),
+  K::lightrnn_embedding_backward(again_row.get(), again_col.get(), again_token.get(),
                                  static_cast<float*>(nullptr), d_dout.get(), d_tokens.get(),
                                  row_stride, d_cells.get(), B, T_, C, R);
   EXPECT_EQ(again_row.download(), first_drow);
@@ -209,8 +211,8 @@ TYPED_TEST(CudaLightRnnOps, RowLogsumexpCrossEntropyAndLogProbs) {
       d_cell_token(table.cell_token), d_row_count(table.row_count);
   DeviceArray<T> d_row_logits(row_logits), d_col_logits(col_logits);
   DeviceArray<float> d_row_lse(N), d_losses(N), d_col_lse(N);
-  O::lightrnn_row_logsumexp(d_row_lse.get(), d_row_logits.get(), d_row_count.get(), N, R);
-  O::lightrnn_cross_entropy(d_losses.get(), d_col_lse.get(), d_row_logits.get(), d_row_lse.get(),
+  K::lightrnn_row_logsumexp(d_row_lse.get(), d_row_logits.get(), d_row_count.get(), N, R);
+  K::lightrnn_cross_entropy(d_losses.get(), d_col_lse.get(), d_row_logits.get(), d_row_lse.get(),
                             d_col_logits.get(), d_tokens.get() + 1, row_stride, d_token_cell.get(),
                             d_cell_token.get(), B, T_, R);
   EXPECT_LT(relative_error(d_row_lse.download(), row_lse), 1e-5);
@@ -230,7 +232,7 @@ TYPED_TEST(CudaLightRnnOps, RowLogsumexpCrossEntropyAndLogProbs) {
     ref::lightrnn_log_probs_rows(log_probs.data(), row_logits.data(), row_lse.data(),
                                  pair_logits.data() + offset, table.cell_token.data(), first, rows,
                                  N, R, V);
-    O::lightrnn_log_probs_rows(d_log_probs.get(), d_row_logits.get(), d_row_lse.get(),
+    K::lightrnn_log_probs_rows(d_log_probs.get(), d_row_logits.get(), d_row_lse.get(),
                                d_pair_logits.get() + offset, d_cell_token.get(), first, rows, N, R,
                                V);
   }
@@ -258,7 +260,7 @@ TYPED_TEST(CudaLightRnnOps, ConditionForwardAndRowRange) {
                                   R);
   DeviceArray<std::int32_t> d_tokens(tokens), d_token_cell(table.token_cell);
   DeviceArray<T> d_base(base), d_row_table(row_table), d_slope(slope.size()), d_state(state.size());
-  O::lightrnn_condition_forward(d_slope.get(), d_state.get(), d_base.get(), d_row_table.get(),
+  K::lightrnn_condition_forward(d_slope.get(), d_state.get(), d_base.get(), d_row_table.get(),
                                 d_tokens.get() + 2, row_stride, d_token_cell.get(), B, T_, C, R);
   EXPECT_LT(relative_error(d_slope.download(), slope), value_tolerance<T>());
   EXPECT_LT(relative_error(d_state.download(), state), value_tolerance<T>());
@@ -268,7 +270,7 @@ TYPED_TEST(CudaLightRnnOps, ConditionForwardAndRowRange) {
   std::vector<float> row_states(std::size_t(rows) * N * C);
   ref::lightrnn_condition_rows(row_states.data(), base.data(), row_table.data(), first, rows, N, C);
   DeviceArray<T> d_row_states(row_states.size());
-  O::lightrnn_condition_rows(d_row_states.get(), d_base.get(), d_row_table.get(), first, rows, N,
+  K::lightrnn_condition_rows(d_row_states.get(), d_base.get(), d_row_table.get(), first, rows, N,
                              C);
   EXPECT_LT(relative_error(d_row_states.download(), row_states), value_tolerance<T>());
 }
@@ -306,12 +308,12 @@ TYPED_TEST(CudaLightRnnOps, RowBackwardWithDepthsAndCocont) {
     if (cocont) {
       const NgramTargets<float> view{d_offsets.get(), d_classes.get(), d_probs.get(),
                                      d_neg_entropy.get(), alpha};
-      O::lightrnn_row_backward_inplace(d_logits.get(), d_lse.get(), d_row_count.get(),
+      K::lightrnn_row_backward_inplace(d_logits.get(), d_lse.get(), d_row_count.get(),
                                        d_tokens.get() + 1, row_stride, d_token_cell.get(), weights,
                                        depths, scale, B, T_, R,
                                        static_cast<const std::int32_t*>(d_tokens.get()), view);
     } else {
-      O::lightrnn_row_backward_inplace(d_logits.get(), d_lse.get(), d_row_count.get(),
+      K::lightrnn_row_backward_inplace(d_logits.get(), d_lse.get(), d_row_count.get(),
                                        d_tokens.get() + 1, row_stride, d_token_cell.get(), weights,
                                        depths, scale, B, T_, R);
     }
@@ -342,7 +344,7 @@ TYPED_TEST(CudaLightRnnOps, ColumnBackward) {
       d_cell_token(table.cell_token);
   DeviceArray<T> d_logits(col_logits);
   DeviceArray<float> d_col_lse(col_lse);
-  O::lightrnn_column_backward_inplace(d_logits.get(), d_col_lse.get(), d_tokens.get() + 1,
+  K::lightrnn_column_backward_inplace(d_logits.get(), d_col_lse.get(), d_tokens.get() + 1,
                                       row_stride, d_token_cell.get(), d_cell_token.get(), weight, B,
                                       T_, R);
   EXPECT_LT(relative_error(d_logits.download(), expected), gradient_tolerance<T>());
@@ -366,7 +368,7 @@ TYPED_TEST(CudaLightRnnOps, ConditionBackwardIsDeterministic) {
   DeviceArray<std::int32_t> d_tokens(tokens), d_token_cell(table.token_cell);
   DeviceArray<T> d_dpre(dstate), d_slope(slope);
   DeviceArray<float> d_drow(random_values<float>(std::size_t(R) * C, 54));
-  O::lightrnn_condition_backward(d_dpre.get(), d_slope.get(), d_drow.get(), d_tokens.get() + 1,
+  K::lightrnn_condition_backward(d_dpre.get(), d_slope.get(), d_drow.get(), d_tokens.get() + 1,
                                  row_stride, d_token_cell.get(), B, T_, C, R);
   const auto first = d_drow.download();
   EXPECT_LT(relative_error(d_dpre.download(), dpre), gradient_tolerance<T>());
@@ -374,7 +376,7 @@ TYPED_TEST(CudaLightRnnOps, ConditionBackwardIsDeterministic) {
 
   DeviceArray<T> again_dpre(dstate);
   DeviceArray<float> again(random_values<float>(std::size_t(R) * C, 54));
-  O::lightrnn_condition_backward(again_dpre.get(), d_slope.get(), again.get(), d_tokens.get() + 1,
+  K::lightrnn_condition_backward(again_dpre.get(), d_slope.get(), again.get(), d_tokens.get() + 1,
                                  row_stride, d_token_cell.get(), B, T_, C, R);
   EXPECT_EQ(again.download(), first);
 }
@@ -401,7 +403,7 @@ TYPED_TEST(CudaLightRnnOps, AccumulateStatisticsIsDeterministic) {
   DeviceArray<float> d_row_loss(random_values<float>(std::size_t(V) * R, 64));
   DeviceArray<float> d_col_loss(random_values<float>(std::size_t(V) * R, 65));
   DeviceArray<float> d_lse(2 * N);
-  O::lightrnn_accumulate_statistics(d_row_loss.get(), d_col_loss.get(), d_lse.get(),
+  K::lightrnn_accumulate_statistics(d_row_loss.get(), d_col_loss.get(), d_lse.get(),
                                     d_row_logits.get(), d_col_logits.get(), d_tokens.get() + 1,
                                     row_stride, B, T_, R);
   const auto first_row = d_row_loss.download(), first_col = d_col_loss.download();
@@ -411,7 +413,7 @@ TYPED_TEST(CudaLightRnnOps, AccumulateStatisticsIsDeterministic) {
 
   DeviceArray<float> again_row(random_values<float>(std::size_t(V) * R, 64));
   DeviceArray<float> again_col(random_values<float>(std::size_t(V) * R, 65));
-  O::lightrnn_accumulate_statistics(again_row.get(), again_col.get(), d_lse.get(),
+  K::lightrnn_accumulate_statistics(again_row.get(), again_col.get(), d_lse.get(),
                                     d_row_logits.get(), d_col_logits.get(), d_tokens.get() + 1,
                                     row_stride, B, T_, R);
   EXPECT_EQ(again_row.download(), first_row);

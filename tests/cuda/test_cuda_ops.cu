@@ -1,10 +1,11 @@
-// Every op of Ops<Cuda> that the dense head, attention, the trunk and AdamW call, against the CPU
-// Fp32 reference (reference.hpp), for fp32, bf16 and fp16 storage. Inputs are random and never
-// zero; every output is poisoned (NaN) before the GPU call, or holds random values where the op
-// accumulates, so unwritten elements and wrong modes fail. Tolerances: DESIGN §5. Also: batched
-// products whose strides break 16-byte alignment, the attention mixer below max_seq_len with its
-// scratch sized by the batch's T (and, without a GPU, the size arithmetic itself), fp16 attention
-// gradients small enough to be subnormal, and decoding against the full forward.
+// Every op of Ops<Cuda> and AttentionKernels<Cuda> that the dense head, attention, the trunk and
+// AdamW call, against the CPU Fp32 reference (reference.hpp), for fp32, bf16 and fp16 storage.
+// Inputs are random and never zero; every output is poisoned (NaN) before the GPU call, or holds
+// random values where the op accumulates, so unwritten elements and wrong modes fail. Tolerances:
+// DESIGN §5. Also: batched products whose strides break 16-byte alignment, the attention mixer
+// below max_seq_len with its scratch sized by the batch's T (and, without a GPU, the size
+// arithmetic itself), fp16 attention gradients small enough to be subnormal, and decoding against
+// the full forward.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -22,6 +23,8 @@ namespace lightgpt::testing {
 namespace {
 
 using O = Ops<Cuda>;
+
+using K = AttentionKernels<Cuda>;
 namespace ref = reference;
 
 template <class T>
@@ -298,27 +301,27 @@ void check_attention(const AttentionShape& s, std::uint32_t seed) {
   DeviceArray<T> d_qkv(qkv), d_dout(dout), d_out(out.size()), d_dqkv(dqkv.size());
   DeviceArray<float> d_lse(lse.size());
   // Scratch of exactly the size this call asks for (NaN-poisoned).
-  DeviceArray<T> scratch(O::attention_scratch_size<T>(positions, s.T, s.C, s.NH));
-  O::attention_forward(d_out.get(), d_lse.get(), d_qkv.get(), s.B, s.T, s.C, s.NH, scratch.get());
+  DeviceArray<T> scratch(K::attention_scratch_size<T>(positions, s.T, s.C, s.NH));
+  K::attention_forward(d_out.get(), d_lse.get(), d_qkv.get(), s.B, s.T, s.C, s.NH, scratch.get());
   const auto gpu_out = d_out.download();
   EXPECT_LT(relative_error(gpu_out, out), value_tolerance<T>());
   EXPECT_LT(relative_error(d_lse.download(), lse), 1e-5);
 
   // Backward from the GPU's own forward (as in training), overwrite then accumulate.
-  O::attention_backward(overwrite(d_dqkv.get()), d_dout.get(), d_qkv.get(), d_out.get(),
+  K::attention_backward(overwrite(d_dqkv.get()), d_dout.get(), d_qkv.get(), d_out.get(),
                         d_lse.get(), s.B, s.T, s.C, s.NH, scratch.get());
   EXPECT_LT(relative_error(d_dqkv.download(), dqkv), gradient_tolerance<T>());
   auto acc = random_values<T>(dqkv.size(), seed + 2);
   d_dqkv.upload(acc);
   ref::attention_backward(acc.data(), true, dout.data(), qkv.data(), out.data(), lse.data(), s.B,
                           s.T, s.C, s.NH);
-  O::attention_backward(accumulate(d_dqkv.get()), d_dout.get(), d_qkv.get(), d_out.get(),
+  K::attention_backward(accumulate(d_dqkv.get()), d_dout.get(), d_qkv.get(), d_out.get(),
                         d_lse.get(), s.B, s.T, s.C, s.NH, scratch.get());
   EXPECT_LT(relative_error(d_dqkv.download(), acc), gradient_tolerance<T>());
 
   // Inference forward: no log-sum-exps.
   d_out.poison();
-  O::attention_forward(d_out.get(), static_cast<float*>(nullptr), d_qkv.get(), s.B, s.T, s.C, s.NH,
+  K::attention_forward(d_out.get(), static_cast<float*>(nullptr), d_qkv.get(), s.B, s.T, s.C, s.NH,
                        scratch.get());
   EXPECT_LT(relative_error(d_out.download(), out), value_tolerance<T>());
 }
@@ -357,8 +360,8 @@ TEST_F(CudaAttentionFp16, SmallGradientsKeepTheirBits) {
 
   DeviceArray<float16> d_qkv(qkv), d_dout(dout), d_out(out), d_dqkv(expected.size());
   DeviceArray<float> d_lse(lse);
-  DeviceArray<float16> scratch(O::attention_scratch_size<float16>(positions, s.T, s.C, s.NH));
-  O::attention_backward(overwrite(d_dqkv.get()), d_dout.get(), d_qkv.get(), d_out.get(),
+  DeviceArray<float16> scratch(K::attention_scratch_size<float16>(positions, s.T, s.C, s.NH));
+  K::attention_backward(overwrite(d_dqkv.get()), d_dout.get(), d_qkv.get(), d_out.get(),
                         d_lse.get(), s.B, s.T, s.C, s.NH, scratch.get());
   EXPECT_LT(relative_error(d_dqkv.download(), expected), 1e-3);
 }
@@ -406,10 +409,10 @@ TYPED_TEST(CudaOps, AttentionMixerBelowMaxSeqLen) {
                 gradient_tolerance<T>())
           << "T " << T_ << ", " << tensors[i].name;
     }
-    largest = std::max(largest, O::attention_scratch_size<T>(positions, T_, C, NH));
+    largest = std::max(largest, K::attention_scratch_size<T>(positions, T_, C, NH));
     EXPECT_EQ(layer.mixer().scratch_size(), largest) << "T " << T_;
   }
-  EXPECT_LT(largest, O::attention_scratch_size<T>(40, config.max_seq_len, C, NH) / 4);
+  EXPECT_LT(largest, K::attention_scratch_size<T>(40, config.max_seq_len, C, NH) / 4);
 }
 
 // Host arithmetic only (runs without a GPU): the scratch follows the T it is given. GPT-2 small at
@@ -418,7 +421,7 @@ TYPED_TEST(CudaOps, AttentionMixerBelowMaxSeqLen) {
 TEST(CudaAttentionScratch, FollowsTheBatchLength) {
   const int B = 16, C = 768, NH = 12;
   auto bytes = [&](int T_) {
-    return O::attention_scratch_size<bfloat16>(std::size_t(B) * T_, T_, C, NH) * sizeof(bfloat16);
+    return K::attention_scratch_size<bfloat16>(std::size_t(B) * T_, T_, C, NH) * sizeof(bfloat16);
   };
   auto exact = [&](int T_) {
     const double positions = double(B) * T_;
@@ -430,8 +433,8 @@ TEST(CudaAttentionScratch, FollowsTheBatchLength) {
   }
   EXPECT_LT(bytes(1024), std::size_t(2) << 30);
   // Same positions, shorter sequences: the score arrays shrink with T.
-  EXPECT_LT(O::attention_scratch_size<float>(16384, 256, C, NH),
-            O::attention_scratch_size<float>(16384, 1024, C, NH) / 2);
+  EXPECT_LT(K::attention_scratch_size<float>(16384, 256, C, NH),
+            K::attention_scratch_size<float>(16384, 1024, C, NH) / 2);
 }
 
 // Decoding position t against the cached rows 0..t equals row t of the full forward over the same
@@ -444,16 +447,16 @@ TYPED_TEST(CudaOps, AttentionDecodeMatchesTheForwardAndTheCpu) {
   for (const auto& [C, NH] : {std::pair{64, 4}, std::pair{128, 2}}) {
     const auto qkv = random_values<T>(std::size_t(T_) * 3 * C, 60 + C, 1.5f);
     DeviceArray<T> d_qkv(qkv), d_forward(std::size_t(T_) * C), d_out(C);
-    DeviceArray<T> scratch(O::attention_scratch_size<T>(T_, T_, C, NH));
-    O::attention_forward(d_forward.get(), static_cast<float*>(nullptr), d_qkv.get(), 1, T_, C, NH,
+    DeviceArray<T> scratch(K::attention_scratch_size<T>(T_, T_, C, NH));
+    K::attention_forward(d_forward.get(), static_cast<float*>(nullptr), d_qkv.get(), 1, T_, C, NH,
                          scratch.get());
     const auto forward = d_forward.download();
     for (int t : {0, 9, 63, 64, 65, 130, 199}) {
       std::vector<float> expected(C);
       ref::attention_decode(expected.data(), qkv.data(), t, C, NH);
-      DeviceArray<float> decode_scratch(O::attention_decode_scratch_size<float>(t + 1, C, NH));
+      DeviceArray<float> decode_scratch(K::attention_decode_scratch_size<float>(t + 1, C, NH));
       d_out.poison();
-      O::attention_decode(d_out.get(), d_qkv.get(), t, C, NH, decode_scratch.get());
+      K::attention_decode(d_out.get(), d_qkv.get(), t, C, NH, decode_scratch.get());
       const auto out = d_out.download();
       const std::vector<float> row(forward.begin() + std::size_t(t) * C,
                                    forward.begin() + std::size_t(t + 1) * C);

@@ -239,6 +239,7 @@ TEST(LightRnnHead, LogProbsSumToOneWithScatteredEmptyCells) { check_full_vocabul
 // one call. Outputs are NaN-poisoned, so the tokens of row 0 (not asked for) must stay NaN.
 TEST(LightRnnOps, ConditionRowsAndLogProbsRowsCoverARangeOfRows) {
   using O = Ops<Cpu>;
+  using K = LightRnnKernels<Cpu>;
   const int R = 4, C = 3, N = 2, V = 11, first = 1, rows = 3;
   const double nan = std::numeric_limits<double>::quiet_NaN();
   std::vector<std::int32_t> cell_token(R * R, -1);
@@ -247,7 +248,7 @@ TEST(LightRnnOps, ConditionRowsAndLogProbsRowsCoverARangeOfRows) {
   const std::vector<double> base = {0.3, -1.2, 0.8, 2.0, -0.1, -0.7};
   const std::vector<double> row_table = {1, 2, 3, -0.5, 0.25, 1.5, 0.6, -0.9, 0.1, -2, 0.4, 0.9};
   std::vector<double> state(rows * N * C, nan);
-  O::lightrnn_condition_rows(state.data(), base.data(), row_table.data(), first, rows, N, C);
+  K::lightrnn_condition_rows(state.data(), base.data(), row_table.data(), first, rows, N, C);
   for (int g = 0; g < rows; ++g) {
     for (int n = 0; n < N; ++n) {
       for (int c = 0; c < C; ++c) {
@@ -263,7 +264,7 @@ TEST(LightRnnOps, ConditionRowsAndLogProbsRowsCoverARangeOfRows) {
   std::vector<double> col_logits(rows * N * R);
   for (std::size_t i = 0; i < col_logits.size(); ++i) col_logits[i] = std::sin(1.7 * i);
   std::vector<double> out(N * V, nan);
-  O::lightrnn_log_probs_rows(out.data(), row_logits.data(), row_lse.data(), col_logits.data(),
+  K::lightrnn_log_probs_rows(out.data(), row_logits.data(), row_lse.data(), col_logits.data(),
                              cell_token.data(), first, rows, N, R, V);
   for (int n = 0; n < N; ++n) {
     for (int w = 0; w < V; ++w) {

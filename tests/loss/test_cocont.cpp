@@ -164,6 +164,7 @@ TEST(Cocont, RowDistributionKlAndGradientByHand) {
   NgramTable<double, Cpu> device;
   device.upload(rows);
   using O = Ops<Cpu>;
+  using K = LightRnnKernels<Cpu>;
   // Two positions (B = 1, T = 2), window {0, 5, 3}: position 0 has context 0 and target 5
   // (row 1); position 1 has context 5 (no list) and target 3 (row 1). Row logits (0, ln 2, ln 3):
   // P_row = (1/6, 1/3, 1/2).
@@ -182,7 +183,7 @@ TEST(Cocont, RowDistributionKlAndGradientByHand) {
   // α = 0.25: the soft target at position 0 is (0.25·0.7, 0.75 + 0.25·0.3, 0) = (0.175, 0.825, 0);
   // the gradient is P_row minus it. Position 1 is plain CE: P_row - onehot(1).
   const double weight = 1;
-  O::lightrnn_row_backward_inplace(logits.data(), lse, row_count, tokens + 1, 3, token_cell,
+  K::lightrnn_row_backward_inplace(logits.data(), lse, row_count, tokens + 1, 3, token_cell,
                                    &weight, 1, 1.0, 1, 2, 3, tokens, device.view(0.25));
   const double expected[] = {1.0 / 6 - 0.175, 1.0 / 3 - 0.825, 0.5, 1.0 / 6, 1.0 / 3 - 1, 0.5};
   for (int i = 0; i < 6; ++i) EXPECT_NEAR(logits[i], expected[i], 1e-7) << i;

@@ -1,4 +1,4 @@
-// The FFT causal convolution of backend/cpu/fft.hpp against the direct O(T²) sums: forward and
+// The FFT causal convolution of mixers/afno/cpu.hpp against the direct O(T²) sums: forward and
 // both gradients, for power-of-two, smooth and prime T; the transform length; thread-count
 // independence; the one-position decoding step; the AFNO kernels with 16-bit storage.
 #include <gtest/gtest.h>
@@ -18,6 +18,8 @@ namespace lightgpt::testing {
 namespace {
 
 using O = Ops<Cpu>;
+
+using K = AfnoKernels<Cpu>;
 
 template <class T>
 struct Convolution {
@@ -81,10 +83,10 @@ struct Convolution {
     return df;
   }
 
-  std::vector<T> scratch() const { return std::vector<T>(O::causal_conv_scratch_size(T_)); }
+  std::vector<T> scratch() const { return std::vector<T>(K::causal_conv_scratch_size(T_)); }
   std::vector<T> fft_forward() const {
     std::vector<T> y(x.size()), work = scratch();
-    O::causal_conv_forward(y.data(), x.data(), filter.data(), stride, B, T_, C, work.data(),
+    K::causal_conv_forward(y.data(), x.data(), filter.data(), stride, B, T_, C, work.data(),
                            work.size());
     return y;
   }
@@ -93,7 +95,7 @@ struct Convolution {
     std::vector<T> work = scratch();
     dx.assign(x.size(), T(-7));
     dfilter.assign(filter.size(), dfilter_start);
-    O::causal_conv_backward(overwrite(dx.data()), accumulate(dfilter.data()), dy.data(), x.data(),
+    K::causal_conv_backward(overwrite(dx.data()), accumulate(dfilter.data()), dy.data(), x.data(),
                             filter.data(), stride, B, T_, C, work.data(), work.size());
   }
 };
@@ -119,16 +121,16 @@ bool smooth(int m) {
 
 TEST(FftLength, SmallestSmoothMultipleOfFourCoveringTheLinearConvolution) {
   for (int T = 1; T <= 3000; ++T) {
-    const int n = O::fft_length(T);
+    const int n = K::fft_length(T);
     ASSERT_GE(n, 2 * T - 1) << T;
     ASSERT_EQ(n % 4, 0) << T;
     ASSERT_TRUE(smooth(n / 4)) << T << " -> " << n;
     for (int m = n - 4; m >= 2 * T - 1 && m > 0; m -= 4)
       ASSERT_FALSE(smooth(m / 4)) << T << ": " << m;
   }
-  EXPECT_EQ(O::fft_length(1024), 2048);
-  EXPECT_EQ(O::fft_length(1021), 2048);
-  EXPECT_EQ(O::fft_length(1025), 2160);
+  EXPECT_EQ(K::fft_length(1024), 2048);
+  EXPECT_EQ(K::fft_length(1021), 2048);
+  EXPECT_EQ(K::fft_length(1025), 2160);
 }
 
 class FftConvolution : public ::testing::TestWithParam<int> {};
@@ -174,7 +176,7 @@ TEST(FftConvolutionFp32, MatchesTheDirectSumToSinglePrecision) {
 TEST(FftConvolution, AccumulatesIntoDxInAccumulateMode) {
   const Convolution<double> conv(2, 13, 3, 9);
   std::vector<double> dx(conv.x.size(), 1.5), work = conv.scratch();
-  O::causal_conv_backward(accumulate(dx.data()), Grad<double>{}, conv.dy.data(), conv.x.data(),
+  K::causal_conv_backward(accumulate(dx.data()), Grad<double>{}, conv.dy.data(), conv.x.data(),
                           conv.filter.data(), conv.stride, conv.B, conv.T_, conv.C, work.data(),
                           work.size());
   const auto direct = conv.direct_dx();
@@ -203,7 +205,7 @@ TEST(FftConvolution, ResultsDoNotDependOnTheThreadCount) {
 TEST(FftConvolution, RejectsScratchSmallerThanOneWorker) {
   const Convolution<double> conv(1, 8, 2, 1);
   std::vector<double> y(conv.x.size()), work(16);
-  EXPECT_THROW(O::causal_conv_forward(y.data(), conv.x.data(), conv.filter.data(), conv.stride, 1,
+  EXPECT_THROW(K::causal_conv_forward(y.data(), conv.x.data(), conv.filter.data(), conv.stride, 1,
                                       8, 2, work.data(), work.size()),
                Error);
 }
@@ -216,7 +218,7 @@ TEST(FftConvolution, DecodingStepEqualsTheDirectSum) {
   std::vector<double> history(std::size_t(conv.C) * history_stride, 99.0), y(conv.C), x(conv.C);
   for (int t = 0; t < conv.T_; ++t) {
     for (int c = 0; c < conv.C; ++c) x[c] = conv.x[conv.at(0, t, c)];
-    O::causal_conv_step<double>(y.data(), history.data(), history_stride, x.data(),
+    K::causal_conv_step<double>(y.data(), history.data(), history_stride, x.data(),
                                 conv.filter.data(), conv.stride, t, conv.C);
     for (int c = 0; c < conv.C; ++c) EXPECT_NEAR(y[c], direct[conv.at(0, t, c)], 1e-12) << t;
   }
@@ -266,22 +268,22 @@ TYPED_TEST(AfnoKernels16, ConvolutionRoundsTheFp32ResultOnce) {
   const auto x = random16<T>(std::size_t(B) * T_ * C, 1), dy = random16<T>(x.size(), 2);
   const auto filter = random16<T>(std::size_t(C) * stride, 3, 0.3);
   const auto wx = widened(x), wdy = widened(dy), wfilter = widened(filter);
-  std::vector<float> work(O::causal_conv_scratch_size(T_));
+  std::vector<float> work(K::causal_conv_scratch_size(T_));
 
   std::vector<T> y(x.size());
   std::vector<float> wy(x.size());
-  O::causal_conv_forward(y.data(), x.data(), filter.data(), stride, B, T_, C, work.data(),
+  K::causal_conv_forward(y.data(), x.data(), filter.data(), stride, B, T_, C, work.data(),
                          work.size());
-  O::causal_conv_forward(wy.data(), wx.data(), wfilter.data(), stride, B, T_, C, work.data(),
+  K::causal_conv_forward(wy.data(), wx.data(), wfilter.data(), stride, B, T_, C, work.data(),
                          work.size());
   expect_rounded(y, wy);
 
   const auto dx_start = random16<T>(x.size(), 4);
   std::vector<T> dx = dx_start;
   std::vector<float> dfilter(filter.size(), 0.5f), wdx(x.size()), wdfilter(filter.size(), 0.5f);
-  O::causal_conv_backward(accumulate(dx.data()), accumulate(dfilter.data()), dy.data(), x.data(),
+  K::causal_conv_backward(accumulate(dx.data()), accumulate(dfilter.data()), dy.data(), x.data(),
                           filter.data(), stride, B, T_, C, work.data(), work.size());
-  O::causal_conv_backward(overwrite(wdx.data()), accumulate(wdfilter.data()), wdy.data(), wx.data(),
+  K::causal_conv_backward(overwrite(wdx.data()), accumulate(wdfilter.data()), wdy.data(), wx.data(),
                           wfilter.data(), stride, B, T_, C, work.data(), work.size());
   expect_rounded(dx, plus(dx_start, wdx));
   EXPECT_EQ(dfilter, wdfilter);
@@ -299,18 +301,18 @@ TYPED_TEST(AfnoKernels16, BlockLinearRoundsTheFp32ResultOnce) {
 
   std::vector<T> out(dout.size());
   std::vector<float> wout(dout.size());
-  O::block_linear_forward(out.data(), in.data(), weight.data(), bias.data(), N, blocks, IB, OB);
-  O::block_linear_forward(wout.data(), win.data(), wweight.data(), wbias.data(), N, blocks, IB, OB);
+  K::block_linear_forward(out.data(), in.data(), weight.data(), bias.data(), N, blocks, IB, OB);
+  K::block_linear_forward(wout.data(), win.data(), wweight.data(), wbias.data(), N, blocks, IB, OB);
   expect_rounded(out, wout);
 
   const auto din_start = random16<T>(in.size(), 9);
   std::vector<T> din = din_start;
   std::vector<float> dweight(weight.size(), 0.25f), dbias(bias.size(), -0.5f);
   std::vector<float> wdin(in.size()), wdweight = dweight, wdbias = dbias;
-  O::block_linear_backward(accumulate(din.data()), accumulate(dweight.data()),
+  K::block_linear_backward(accumulate(din.data()), accumulate(dweight.data()),
                            accumulate(dbias.data()), dout.data(), in.data(), weight.data(), N,
                            blocks, IB, OB);
-  O::block_linear_backward(overwrite(wdin.data()), accumulate(wdweight.data()),
+  K::block_linear_backward(overwrite(wdin.data()), accumulate(wdweight.data()),
                            accumulate(wdbias.data()), wdout.data(), win.data(), wweight.data(), N,
                            blocks, IB, OB);
   expect_rounded(din, plus(din_start, wdin));
@@ -318,7 +320,7 @@ TYPED_TEST(AfnoKernels16, BlockLinearRoundsTheFp32ResultOnce) {
   EXPECT_EQ(dbias, wdbias);
 
   // Input gradient alone (no weight gradient, no staged input), overwriting.
-  O::block_linear_backward(overwrite(din.data()), Grad<float>{}, Grad<float>{}, dout.data(),
+  K::block_linear_backward(overwrite(din.data()), Grad<float>{}, Grad<float>{}, dout.data(),
                            in.data(), weight.data(), N, blocks, IB, OB);
   expect_rounded(din, wdin);
 }
@@ -333,29 +335,29 @@ TYPED_TEST(AfnoKernels16, GateAndShrinkRoundTheFp32ResultOnce) {
 
   std::vector<T> v(count);
   std::vector<float> wv(count);
-  O::sigmoid_gate_forward(v.data(), u.data(), a.data(), count);
-  O::sigmoid_gate_forward(wv.data(), wu.data(), wa.data(), count);
+  K::sigmoid_gate_forward(v.data(), u.data(), a.data(), count);
+  K::sigmoid_gate_forward(wv.data(), wu.data(), wa.data(), count);
   expect_rounded(v, wv);
   const auto du_start = random16<T>(count, 14);
   std::vector<T> du = du_start, da(count);
   std::vector<float> wdu(count), wda(count);
-  O::sigmoid_gate_backward(accumulate(du.data()), overwrite(da.data()), dv.data(), u.data(),
+  K::sigmoid_gate_backward(accumulate(du.data()), overwrite(da.data()), dv.data(), u.data(),
                            a.data(), count);
-  O::sigmoid_gate_backward(overwrite(wdu.data()), overwrite(wda.data()), wdv.data(), wu.data(),
+  K::sigmoid_gate_backward(overwrite(wdu.data()), overwrite(wda.data()), wdv.data(), wu.data(),
                            wa.data(), count);
   expect_rounded(du, plus(du_start, wdu));
   expect_rounded(da, wda);
 
   std::vector<T> out(count), dz(count);
   std::vector<float> wout(count), wdz(count);
-  O::shrink_residual_forward(out.data(), u.data(), z.data(), lambda, count);
-  O::shrink_residual_forward(wout.data(), wu.data(), wz.data(), lambda, count);
+  K::shrink_residual_forward(out.data(), u.data(), z.data(), lambda, count);
+  K::shrink_residual_forward(wout.data(), wu.data(), wz.data(), lambda, count);
   expect_rounded(out, wout);
   std::vector<T> dres = du_start;
   std::vector<float> wdres(count);
-  O::shrink_residual_backward(accumulate(dres.data()), overwrite(dz.data()), dv.data(), z.data(),
+  K::shrink_residual_backward(accumulate(dres.data()), overwrite(dz.data()), dv.data(), z.data(),
                               lambda, count);
-  O::shrink_residual_backward(overwrite(wdres.data()), overwrite(wdz.data()), wdv.data(), wz.data(),
+  K::shrink_residual_backward(overwrite(wdres.data()), overwrite(wdz.data()), wdv.data(), wz.data(),
                               lambda, count);
   expect_rounded(dres, plus(du_start, wdres));
   expect_rounded(dz, wdz);

@@ -26,7 +26,7 @@
 #include "../core/layout.hpp"
 #include "../core/precision.hpp"
 #include "../heads/dense.hpp"
-#include "../mixers/attention.hpp"
+#include "../mixers/attention/mixer.hpp"
 #include "container.hpp"
 
 namespace lightgpt {

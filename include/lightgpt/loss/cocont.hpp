@@ -31,7 +31,7 @@
 #include "../backend/contract.hpp"
 #include "../core/arena.hpp"
 #include "../core/error.hpp"
-#include "../heads/codebook.hpp"
+#include "../heads/lightrnn/codebook.hpp"
 #include "bigram.hpp"
 
 namespace lightgpt {

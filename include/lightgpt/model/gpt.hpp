@@ -8,9 +8,11 @@
 //
 // Call map of one training step, in order (Trainer::step in train/trainer.hpp drives it; paths are
 // under include/lightgpt/). Ops::f is a kernel of Ops<Backend>; [family] names its header,
-// backend/cpu/<family>.hpp and backend/cuda/<family>.cuh alike. Head:: and Mixer:: stand for
-// Head::impl and Mixer::impl. Dropout steps run only with dropout > 0. What the step computes:
-// docs/design.md, "Training objective".
+// backend/cpu/<family>.hpp and backend/cuda/<family>.cuh alike, except that lightrnn, attention
+// and afno are a part's own kernels, in its folder's cpu.hpp and cuda.cuh (heads/lightrnn/,
+// mixers/attention/, mixers/afno/), reached through K = <Part>Kernels<Backend>. Head:: and
+// Mixer:: stand for Head::impl and Mixer::impl. Dropout steps run only with dropout > 0. What the
+// step computes: docs/design.md, "Training objective".
 //   0   GPT::zero_grad → ParameterStore::zero_grad: Ops::fill_zero   [model/parameters.hpp; memory]
 //   then for each of the grad_accum micro-batches:
 //   forward
@@ -20,7 +22,7 @@
 //   4     drop_embedding: Ops::dropout of the embedding                   [model/gpt.hpp; norm_act]
 //   5     Blocks::forward for layer 0 … L−1, each:                                [model/block.hpp]
 //   5a      Ops::layernorm_forward (ln1)                                                 [norm_act]
-//   5b      Mixer::forward: mix(ln1)                                [mixers/attention.hpp|afno.hpp]
+//   5b      Mixer::forward: mix(ln1)                              [mixers/attention|afno/mixer.hpp]
 //   5c      Ops::dropout, Ops::residual_forward: x + mix                                 [norm_act]
 //   5d      Ops::layernorm_forward (ln2)                                                 [norm_act]
 //   5e      Ops::matmul_forward (fc), Ops::gelu_forward                            [gemm; norm_act]
@@ -28,10 +30,10 @@
 //   5g      Ops::dropout, Ops::residual_forward: + MLP                                   [norm_act]
 //   6     Ops::layernorm_forward (lnf)                                    [model/gpt.hpp; norm_act]
 //   7   Head::forward: logits, log-sum-exps, CE per MTP depth (+ CoCoNT KL) → HeadLosses
-//                                               [heads/dense.hpp|lightrnn.hpp; gemm, loss|lightrnn]
+//                                          [heads/dense.hpp|lightrnn/head.hpp; gemm, loss|lightrnn]
 //   backward
 //   8   GPT::backward → Head::backward: d(objective)/d(lnf output) into dlnf, head gradients
-//                                               [heads/dense.hpp|lightrnn.hpp; loss|lightrnn, gemm]
+//                                          [heads/dense.hpp|lightrnn/head.hpp; loss|lightrnn, gemm]
 //   9     Ops::layernorm_backward (lnf), overwriting dresidual            [model/gpt.hpp; norm_act]
 //   10    Blocks::backward for layer L−1 … 0, each:                               [model/block.hpp]
 //   10a     Ops::dropout of dresidual with the MLP branch's mask                         [norm_act]
@@ -39,7 +41,7 @@
 //   10c     Ops::matmul_backward (fc)                                                        [gemm]
 //   10d     Ops::layernorm_backward (ln2), accumulating into dresidual                   [norm_act]
 //   10e     Ops::dropout of dresidual with the mixer's mask                              [norm_act]
-//   10f     Mixer::backward: d(ln1), the mixer's gradients          [mixers/attention.hpp|afno.hpp]
+//   10f     Mixer::backward: d(ln1), the mixer's gradients        [mixers/attention|afno/mixer.hpp]
 //   10g     Ops::layernorm_backward (ln1), accumulating into dresidual                   [norm_act]
 //   11    drop_embedding: Ops::dropout of dresidual                       [model/gpt.hpp; norm_act]
 //   12    Head::embed_backward: token-table and wpe gradients      [heads/*.hpp; norm_act|lightrnn]

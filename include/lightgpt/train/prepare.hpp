@@ -11,7 +11,7 @@
 
 #include "../data/loader.hpp"
 #include "../data/shard.hpp"
-#include "../heads/codebook.hpp"
+#include "../heads/lightrnn/codebook.hpp"
 #include "../loss/bigram.hpp"
 #include "presets.hpp"
 

@@ -1,11 +1,10 @@
-// The CPU backend's kernel contract: Ops<Cpu> gathers the kernel families, each defined in its
-// own header, into the one name the model is written against.
+// The CPU backend's kernel contract: Ops<Cpu> gathers the generic kernel families (memory, GEMM,
+// norms and activations, losses, optimizer), each defined in its own header, into the one name
+// the model is written against. A head's or mixer's own kernels live in its folder
+// (heads/<name>/cpu.hpp, mixers/<name>/cpu.hpp) and are reached through its own trait.
 #pragma once
 
-#include "attention.hpp"
-#include "fft.hpp"
 #include "gemm.hpp"
-#include "lightrnn.hpp"
 #include "loss.hpp"
 #include "memory.hpp"
 #include "norm_act.hpp"
@@ -17,10 +16,7 @@ template <>
 struct Ops<Cpu> : cpu::MemoryOps,
                   cpu::GemmOps,
                   cpu::NormActOps,
-                  cpu::AttentionOps,
-                  cpu::FftOps, cpu::AfnoOps,
                   cpu::LossOps,
-                  cpu::LightRnnOps,
                   cpu::OptimOps {};
 
 template <>

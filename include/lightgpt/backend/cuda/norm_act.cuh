@@ -3,7 +3,7 @@
 // work is one warp per row; every sum over rows (LayerNorm parameter gradients, the position
 // embedding gradient) is a deterministic column sum (reduce.cuh).
 //
-// Scatters into a table (the token embedding gradient here, the LightRNN tables in lightrnn.cuh)
+// Scatters into a table (the token embedding gradient here, the LightRNN tables in heads/lightrnn/cuda.cuh)
 // are keyed sums, deterministic without atomics: positions are stably radix-sorted by key with
 // CUB, over only the key bits that can be set (16 for GPT-2's vocabulary, not 32). The sorted
 // entries are cut into fixed chunks of kKeyedChunk, one block per chunk and column tile, so a

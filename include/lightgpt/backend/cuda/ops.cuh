@@ -1,15 +1,13 @@
-// The CUDA backend's kernel contract: Ops<Cuda> gathers the kernel families, each in its own
-// header with the same name as its CPU counterpart, into the one name the model is written
-// against.
+// The CUDA backend's kernel contract: Ops<Cuda> gathers the generic kernel families (memory, GEMM,
+// norms and activations, losses, optimizer), each in its own header with the same name as its CPU
+// counterpart, into the one name the model is written against. A head's or mixer's own kernels
+// live in its folder (heads/<name>/cuda.cuh, mixers/<name>/cuda.cuh).
 #pragma once
 
 #include "../../core/backend_tags.hpp"
-#include "attention.cuh"
 #include "context.cuh"
 #include "device.cuh"
-#include "fft.cuh"
 #include "gemm.cuh"
-#include "lightrnn.cuh"
 #include "loss.cuh"
 #include "memory.cuh"
 #include "norm_act.cuh"
@@ -21,10 +19,7 @@ template <>
 struct Ops<Cuda> : cuda::MemoryOps,
                    cuda::GemmOps,
                    cuda::NormActOps,
-                   cuda::AttentionOps,
-                   cuda::FftOps, cuda::AfnoOps,
                    cuda::LossOps,
-                   cuda::LightRnnOps,
                    cuda::OptimOps {};
 
 template <>

@@ -4,16 +4,20 @@
 // (head, query); the backward recomputes attention probabilities from them. The kernels' scratch
 // (on the GPU, B·NH·T² scores) is sized by the T of the batch, which only the calls know, so it
 // lives outside the arena in one buffer shared by all layers, grown to the largest call so far.
+// The mixer's own kernels are AttentionKernels<Backend> (kernels.hpp; cpu.hpp, cuda.cuh in this
+// folder), the generic ones Ops<Backend>; include this header and the backend's kernel file, or
+// the umbrella lightgpt.hpp / cuda.cuh.
 #pragma once
 
 #include <cmath>
 #include <cstddef>
 #include <string>
 
-#include "../backend/contract.hpp"
-#include "../core/arena.hpp"
-#include "../core/config.hpp"
-#include "../core/layout.hpp"
+#include "../../backend/contract.hpp"
+#include "../../core/arena.hpp"
+#include "../../core/config.hpp"
+#include "../../core/layout.hpp"
+#include "kernels.hpp"
 
 namespace lightgpt {
 namespace detail {
@@ -24,6 +28,7 @@ class AttentionMixer {
   using T = typename P::storage_t;
   using A = typename P::accum_t;
   using O = Ops<Backend>;
+  using K = AttentionKernels<Backend>;
 
   explicit AttentionMixer(const ModelConfig& config)
       : C_(config.d_model), NH_(config.n_head), max_T_(config.max_seq_len) {}
@@ -64,7 +69,7 @@ class AttentionMixer {
   void bind_decode(Bind& bind, int layers) {
     bind(cache_, static_cast<std::size_t>(layers) * max_T_ * 3 * C_);
     bind(decode_atty_, static_cast<std::size_t>(C_));
-    bind(decode_scratch_, O::template attention_decode_scratch_size<A>(max_T_, C_, NH_));
+    bind(decode_scratch_, K::template attention_decode_scratch_size<A>(max_T_, C_, NH_));
   }
 
   // out[C] = the mixer output at position t from in[C] (this layer's input at t) and the inputs of
@@ -74,7 +79,7 @@ class AttentionMixer {
     T* qkv = cache_ + static_cast<std::size_t>(layer) * max_T_ * 3 * C_;
     O::matmul_forward(qkv + static_cast<std::size_t>(t) * 3 * C_, in,
                       qkvw_.value + layer_C * 3 * C_, qkvb_.value + layer_C * 3, 1, C_, 3 * C_);
-    O::attention_decode(decode_atty_, static_cast<const T*>(qkv), t, C_, NH_, decode_scratch_);
+    K::attention_decode(decode_atty_, static_cast<const T*>(qkv), t, C_, NH_, decode_scratch_);
     O::matmul_forward(out, decode_atty_, attprojw_.value + layer_C * C_, attprojb_.value + layer_C,
                       1, C_, C_);
   }
@@ -88,7 +93,7 @@ class AttentionMixer {
     A* lse = keep_for_backward ? lse_ + static_cast<std::size_t>(slot) * N * NH_ : nullptr;
     O::matmul_forward(qkv, in, qkvw_.value + layer_C * 3 * C_, qkvb_.value + layer_C * 3, N, C_,
                       3 * C_);
-    O::attention_forward(atty, lse, qkv, B, T_, C_, NH_, scratch(B, T_));
+    K::attention_forward(atty, lse, qkv, B, T_, C_, NH_, scratch(B, T_));
     O::matmul_forward(out, atty, attprojw_.value + layer_C * C_, attprojb_.value + layer_C, N, C_,
                       C_);
   }
@@ -102,7 +107,7 @@ class AttentionMixer {
     O::matmul_backward(overwrite(datty_), accumulate(attprojw_.grad + layer_C * C_),
                        accumulate(attprojb_.grad + layer_C), dout, atty,
                        attprojw_.value + layer_C * C_, N, C_, C_);
-    O::attention_backward(overwrite(dqkv_), datty_, qkv, atty, lse, B, T_, C_, NH_, scratch(B, T_));
+    K::attention_backward(overwrite(dqkv_), datty_, qkv, atty, lse, B, T_, C_, NH_, scratch(B, T_));
     O::matmul_backward(din, accumulate(qkvw_.grad + layer_C * 3 * C_),
                        accumulate(qkvb_.grad + layer_C * 3), dqkv_, in,
                        qkvw_.value + layer_C * 3 * C_, N, C_, 3 * C_);
@@ -118,7 +123,7 @@ class AttentionMixer {
   // coexist (on the GPU the release waits for the kernels still using it).
   T* scratch(int B, int T_) {
     const std::size_t needed =
-        O::template attention_scratch_size<T>(static_cast<std::size_t>(B) * T_, T_, C_, NH_);
+        K::template attention_scratch_size<T>(static_cast<std::size_t>(B) * T_, T_, C_, NH_);
     if (needed > scratch_.size()) {
       scratch_ = Buffer<T, Backend>();
       scratch_ = Buffer<T, Backend>(needed);

@@ -1,10 +1,11 @@
-// LightRNN head kernels on the CPU (docs/heads.md, "LightRnnHead"). A token w sits in cell
-// token_cell[w] = r·R + c of an R × R table; cell_token[r·R + c] is the token of a cell or -1 when
-// empty, row_count[r] the number of tokens in row r. Empty rows are masked out of the row softmax
-// and empty cells out of the column softmax, so probabilities cover exactly the V real tokens.
-// Every scatter into a table (embedding and conditioning backward, reallocation statistics) is
-// split by column blocks or table columns, each walked in position order, so results do not depend
-// on the thread count. CoCoNT's row targets share the dense head's soft-target step (loss.hpp).
+// LightRNN head kernels on the CPU, LightRnnKernels<Cpu> (docs/heads.md, "LightRnnHead"). A token w
+// sits in cell token_cell[w] = r·R + c of an R × R table; cell_token[r·R + c] is the token of a
+// cell or -1 when empty, row_count[r] the number of tokens in row r. Empty rows are masked out of
+// the row softmax and empty cells out of the column softmax, so probabilities cover exactly the V
+// real tokens. Every scatter into a table (embedding and conditioning backward, reallocation
+// statistics) is split by column blocks or table columns, each walked in position order, so results
+// do not depend on the thread count. CoCoNT's row targets share the dense head's soft-target step
+// (backend/cpu/loss.hpp).
 #pragma once
 
 #include <algorithm>
@@ -16,9 +17,10 @@
 #include <vector>
 
 #include "../../core/precision.hpp"
-#include "../contract.hpp"
-#include "eigen.hpp"
-#include "loss.hpp"
+#include "../../backend/contract.hpp"
+#include "../../backend/cpu/eigen.hpp"
+#include "../../backend/cpu/loss.hpp"
+#include "kernels.hpp"
 
 namespace lightgpt::cpu {
 
@@ -310,3 +312,10 @@ struct LightRnnOps {
 };
 
 }  // namespace lightgpt::cpu
+
+namespace lightgpt {
+
+template <>
+struct LightRnnKernels<Cpu> : cpu::LightRnnOps {};
+
+}  // namespace lightgpt

@@ -1,13 +1,14 @@
-// Causal multi-head attention on the GPU, the simple verifiable path (a flash-style kernel is a
-// later work item): q | k | v are split into head-major [B, NH, T, hs] fp32 copies, the products
-// S = scale·Q·Kᵀ and Y = P·V are strided-batched cuBLASLt GEMMs over the B·NH heads, and one fused
-// kernel (a warp per query row) applies the causal mask and the softmax in fp32, turning S into P
-// in place and writing the row's log-sum-exp for backward. The backward recomputes S, forms
-// dP = dY·Vᵀ, turns them in place into P and dS = P∘(dP − <dy, y>)·scale in one kernel, then
-// dV = Pᵀ·dY, dQ = dS·K, dK = dSᵀ·Q, and rounds dq | dk | dv once while merging the heads.
+// Attention's kernels on the GPU (AttentionKernels<Cuda>): causal multi-head attention, the simple
+// verifiable path (a flash-style kernel is a later work item): q | k | v are split into head-major
+// [B, NH, T, hs] fp32 copies, the products S = scale·Q·Kᵀ and Y = P·V are strided-batched cuBLASLt
+// GEMMs over the B·NH heads, and one fused kernel (a warp per query row) applies the causal mask
+// and the softmax in fp32, turning S into P in place and writing the row's log-sum-exp for
+// backward. The backward recomputes S, forms dP = dY·Vᵀ, turns them in place into P and dS = P∘(dP
+// − <dy, y>)·scale in one kernel, then dV = Pᵀ·dY, dQ = dS·K, dK = dSᵀ·Q, and rounds dq | dk | dv
+// once while merging the heads.
 //
 // Everything between the split and the merge is fp32, for every storage type, because that is
-// what the CPU does (backend/cpu/attention.hpp widens 16-bit q | k | v, runs its fp32 kernel and
+// what the CPU does (mixers/attention/cpu.hpp widens 16-bit q | k | v, runs its fp32 kernel and
 // rounds the output once), so the two backends round alike. In particular P and dS stay fp32: in
 // fp16, dS = P∘(dP − <dy, y>)·scale of a small gradient lies in the subnormal range and would
 // lose most of its bits. cuBLASLt has no product of an fp32 operand with a bf16/fp16 one (mixed
@@ -36,10 +37,11 @@
 #include <type_traits>
 
 #include "../../core/precision.hpp"
-#include "../contract.hpp"
-#include "context.cuh"
-#include "gemm.cuh"
-#include "reduce.cuh"
+#include "../../backend/contract.hpp"
+#include "../../backend/cuda/context.cuh"
+#include "../../backend/cuda/gemm.cuh"
+#include "../../backend/cuda/reduce.cuh"
+#include "kernels.hpp"
 
 namespace lightgpt::cuda {
 namespace kernels {
@@ -396,3 +398,10 @@ struct AttentionOps {
 };
 
 }  // namespace lightgpt::cuda
+
+namespace lightgpt {
+
+template <>
+struct AttentionKernels<Cuda> : cuda::AttentionOps {};
+
+}  // namespace lightgpt

@@ -1,7 +1,7 @@
-// Causal multi-head self-attention on the CPU, flash-style: queries are processed in blocks of
-// kQueryBlock rows against the keys they may see, with a row softmax per block, so memory is
-// O(T · block) per thread instead of O(T²) per head. The forward keeps only the per-row
-// log-sum-exp; the backward recomputes the probabilities from it.
+// Attention's kernels on the CPU (AttentionKernels<Cpu>): causal multi-head self-attention,
+// flash-style: queries are processed in blocks of kQueryBlock rows against the keys they may see,
+// with a row softmax per block, so memory is O(T · block) per thread instead of O(T²) per head. The
+// forward keeps only the per-row log-sum-exp; the backward recomputes the probabilities from it.
 #pragma once
 
 #include <algorithm>
@@ -10,8 +10,9 @@
 #include <limits>
 
 #include "../../core/precision.hpp"
-#include "../contract.hpp"
-#include "eigen.hpp"
+#include "../../backend/contract.hpp"
+#include "../../backend/cpu/eigen.hpp"
+#include "kernels.hpp"
 
 #if defined(_OPENMP)
 #include <omp.h>
@@ -232,3 +233,10 @@ struct AttentionOps {
 };
 
 }  // namespace lightgpt::cpu
+
+namespace lightgpt {
+
+template <>
+struct AttentionKernels<Cpu> : cpu::AttentionOps {};
+
+}  // namespace lightgpt

@@ -1,12 +1,12 @@
-// AfnoMixer's kernels on the GPU, the formulas of backend/cpu/fft.hpp. FftOps: the causal long
-// convolution y[t] = Σ_{s≤t} k[t−s]·x[s] per channel as one product of spectra, for every (batch,
-// channel) sequence at once: a tiled transpose gathers (B, T, C) into zero-padded fp32 rows of
-// n + 2 floats, one batched in-place cuFFT R2C turns each into n/2 + 1 bins, a kernel multiplies
-// them by the filter spectra (with the 1/n of the round trip), one C2R brings them back and a
-// transpose scatters the first T values. n is the CPU's length (the smallest 2/3/5-smooth multiple
-// of 4 that is ≥ 2T − 1), so no circular wrap-around reaches [0, T). Every storage type runs the
-// FFTs in fp32. The filter gradient Σ_b irfft(rfft(dy)·conj(rfft(x))) sums the batch per frequency
-// bin in order (one thread per bin, no atomics), so it is bit-reproducible.
+// AfnoMixer's kernels on the GPU, AfnoKernels<Cuda> = FftOps + AfnoOps, the formulas of cpu.hpp.
+// FftOps: the causal long convolution y[t] = Σ_{s≤t} k[t−s]·x[s] per channel as one product of
+// spectra, for every (batch, channel) sequence at once: a tiled transpose gathers (B, T, C) into
+// zero-padded fp32 rows of n + 2 floats, one batched in-place cuFFT R2C turns each into n/2 + 1
+// bins, a kernel multiplies them by the filter spectra (with the 1/n of the round trip), one C2R
+// brings them back and a transpose scatters the first T values. n is the CPU's length (the smallest
+// 2/3/5-smooth multiple of 4 that is ≥ 2T − 1), so no circular wrap-around reaches [0, T). Every
+// storage type runs the FFTs in fp32. The filter gradient Σ_b irfft(rfft(dy)·conj(rfft(x))) sums
+// the batch per frequency bin in order (one thread per bin, no atomics), so it is bit-reproducible.
 // cuFFT plans are made once per (direction, n, batch) and device, run on the context's stream,
 // and take their work area from the cuBLASLt workspace (same stream, so never at the same time)
 // or a grow-only buffer; the spectra live in a grow-only buffer per device, like the context's
@@ -30,11 +30,12 @@
 
 #include "../../core/error.hpp"
 #include "../../core/precision.hpp"
-#include "../contract.hpp"
-#include "context.cuh"
-#include "gemm.cuh"
-#include "norm_act.cuh"
-#include "reduce.cuh"
+#include "../../backend/contract.hpp"
+#include "../../backend/cuda/context.cuh"
+#include "../../backend/cuda/gemm.cuh"
+#include "../../backend/cuda/norm_act.cuh"
+#include "../../backend/cuda/reduce.cuh"
+#include "kernels.hpp"
 
 namespace lightgpt::cuda {
 
@@ -605,3 +606,10 @@ struct AfnoOps {
 };
 
 }  // namespace lightgpt::cuda
+
+namespace lightgpt {
+
+template <>
+struct AfnoKernels<Cuda> : cuda::FftOps, cuda::AfnoOps {};
+
+}  // namespace lightgpt

@@ -14,6 +14,9 @@
 // one C × C, against the dense head's C × V. With CoCoNT (loss/cocont.hpp, set_cocont) depth 1's
 // row loss scores the soft target (1−α)·onehot(row) + α·P_ngram,row; the row distributions are
 // rebuilt from the bigram table whenever the codebook changes (set_codebook, reallocate).
+// The head's own kernels are LightRnnKernels<Backend> (kernels.hpp; cpu.hpp, cuda.cuh in this
+// folder), the generic ones Ops<Backend>; include this header and the backend's kernel file, or
+// the umbrella lightgpt.hpp / cuda.cuh.
 #pragma once
 
 #include <algorithm>
@@ -25,17 +28,18 @@
 #include <utility>
 #include <vector>
 
-#include "../backend/contract.hpp"
-#include "../core/arena.hpp"
-#include "../core/config.hpp"
-#include "../core/error.hpp"
-#include "../core/layout.hpp"
-#include "../core/rng.hpp"
-#include "../io/container.hpp"
-#include "../loss/cocont.hpp"
+#include "../../backend/contract.hpp"
+#include "../../core/arena.hpp"
+#include "../../core/config.hpp"
+#include "../../core/error.hpp"
+#include "../../core/layout.hpp"
+#include "../../core/rng.hpp"
+#include "../../io/container.hpp"
+#include "../../loss/cocont.hpp"
 #include "codebook.hpp"
-#include "../core/losses.hpp"
-#include "mtp.hpp"
+#include "../../core/losses.hpp"
+#include "../mtp.hpp"
+#include "kernels.hpp"
 
 namespace lightgpt {
 namespace detail {
@@ -46,6 +50,7 @@ class LightRnnHeadImpl {
   using T = typename P::storage_t;
   using A = typename P::accum_t;
   using O = Ops<Backend>;
+  using K = LightRnnKernels<Backend>;
 
   static constexpr const char* kCodebookSection = "lightrnn_codebook";
 
@@ -133,12 +138,12 @@ class LightRnnHeadImpl {
 
   template <class Tok>
   void embed_forward(T* out, const Tok* tokens, int row_stride, const T* wpe, int B, int T_) {
-    O::lightrnn_embedding_forward(out, tokens, row_stride, token_cell_.data(), row_.value,
+    K::lightrnn_embedding_forward(out, tokens, row_stride, token_cell_.data(), row_.value,
                                   col_.value, token_.value, wpe, B, T_, C_, R_);
   }
   template <class Tok>
   void embed_backward(const T* dout, const Tok* tokens, int row_stride, A* dwpe, int B, int T_) {
-    O::lightrnn_embedding_backward(row_.grad, col_.grad, token_.grad, dwpe, dout, tokens,
+    K::lightrnn_embedding_backward(row_.grad, col_.grad, token_.grad, dwpe, dout, tokens,
                                    row_stride, token_cell_.data(), B, T_, C_, R_);
   }
 
@@ -156,18 +161,18 @@ class LightRnnHeadImpl {
       if (j == 1 || adapters_.enabled()) {
         O::matmul_forward(row_logits(j, N), h, row_.value, static_cast<const T*>(nullptr), N, C_,
                           R_);
-        O::lightrnn_row_logsumexp(row_lse(j, N), row_logits(j, N), row_count_.data(), N, R_);
+        K::lightrnn_row_logsumexp(row_lse(j, N), row_logits(j, N), row_count_.data(), N, R_);
       }
       // W·h + b is the same for every depth that scores the shared state: computed once.
       if (linear_ && (j == 1 || adapters_.enabled())) {
         O::matmul_forward(base_, h, w_.value, b_.value, N, C_, C_);
       }
-      O::lightrnn_condition_forward(slope(j, N), state(j, N), linear_ ? base_ : h, row_vectors(),
+      K::lightrnn_condition_forward(slope(j, N), state(j, N), linear_ ? base_ : h, row_vectors(),
                                     tokens + j, row_stride, token_cell_.data(), B, T_, C_, R_);
       O::matmul_forward(col_logits(j, N), state(j, N), col_.value, static_cast<const T*>(nullptr),
                         N, C_, R_);
       A* depth_losses = losses_ + static_cast<std::size_t>(j - 1) * N;
-      O::lightrnn_cross_entropy(depth_losses, col_lse(j, N), row_logits(j, N), row_lse(j, N),
+      K::lightrnn_cross_entropy(depth_losses, col_lse(j, N), row_logits(j, N), row_lse(j, N),
                                 col_logits(j, N), tokens + j, row_stride, token_cell_.data(),
                                 cell_token_.data(), B, T_, R_);
       losses.depth[j - 1] = O::mean(depth_losses, static_cast<std::size_t>(N));
@@ -181,7 +186,7 @@ class LightRnnHeadImpl {
       losses.cocont = covered > A(0) ? O::mean(cocont_kl_, count) / covered : A(0);
     }
     if (statistics_.size() > 0 && !statistics_paused_) {
-      O::lightrnn_accumulate_statistics(statistics_.data(), statistics_.data() + table_cells(),
+      K::lightrnn_accumulate_statistics(statistics_.data(), statistics_.data() + table_cells(),
                                         statistics_lse_, row_logits(1, N), col_logits(1, N),
                                         tokens + 1, row_stride, B, T_, R_);
     }
@@ -210,7 +215,7 @@ class LightRnnHeadImpl {
         // Without adapters every depth's row term shares the depth-1 row logits. d/dh_j goes to
         // dhidden (depth 1, in dhidden's mode) or to the adapter's output gradient.
         const int row_depths = adapters_.enabled() ? 1 : Depth;
-        O::lightrnn_row_backward_inplace(row_logits(j, N), row_lse(j, N), row_count_.data(),
+        K::lightrnn_row_backward_inplace(row_logits(j, N), row_lse(j, N), row_count_.data(),
                                          tokens + j, row_stride, token_cell_.data(),
                                          weights + (j - 1), row_depths, scale, B, T_, R_, tokens,
                                          j == 1 ? ngram_.view(cocont_alpha) : NgramTargets<A>{});
@@ -220,12 +225,12 @@ class LightRnnHeadImpl {
                            R_);
       }
       T* dpre = j == 1 ? dpre_sum : dstate_;
-      O::lightrnn_column_backward_inplace(col_logits(j, N), col_lse(j, N), tokens + j, row_stride,
+      K::lightrnn_column_backward_inplace(col_logits(j, N), col_lse(j, N), tokens + j, row_stride,
                                           token_cell_.data(), cell_token_.data(),
                                           scale * weights[j - 1], B, T_, R_);
       O::matmul_backward(overwrite(dpre), accumulate(col_.grad), Grad<A>{}, col_logits(j, N),
                          state(j, N), col_.value, N, C_, R_);
-      O::lightrnn_condition_backward(dpre, slope(j, N), linear_ ? z_.grad : row_.grad, tokens + j,
+      K::lightrnn_condition_backward(dpre, slope(j, N), linear_ ? z_.grad : row_.grad, tokens + j,
                                      row_stride, token_cell_.data(), B, T_, C_, R_);
       if (adapted) {
         conditioning_backward(adapters_.output_gradient(), dpre, adapters_.forward_output(j, N), N);
@@ -245,7 +250,7 @@ class LightRnnHeadImpl {
   void log_probs(A* out, const T* hidden, int N) {
     if (N == 0) return;
     O::matmul_forward(row_logits_, hidden, row_.value, static_cast<const T*>(nullptr), N, C_, R_);
-    O::lightrnn_row_logsumexp(row_lse_, row_logits_, row_count_.data(), N, R_);
+    K::lightrnn_row_logsumexp(row_lse_, row_logits_, row_count_.data(), N, R_);
     const T* base = hidden;
     if (linear_) {
       O::matmul_forward(base_, hidden, w_.value, b_.value, N, C_, C_);
@@ -260,10 +265,10 @@ class LightRnnHeadImpl {
       }
       int rows = std::min(group, R_ - first);
       while (counts[first + rows - 1] == 0) --rows;
-      O::lightrnn_condition_rows(state_, base, row_vectors(), first, rows, N, C_);
+      K::lightrnn_condition_rows(state_, base, row_vectors(), first, rows, N, C_);
       O::matmul_forward(col_logits_, state_, col_.value, static_cast<const T*>(nullptr), rows * N,
                         C_, R_);
-      O::lightrnn_log_probs_rows(out, row_logits_, row_lse_, col_logits_, cell_token_.data(), first,
+      K::lightrnn_log_probs_rows(out, row_logits_, row_lse_, col_logits_, cell_token_.data(), first,
                                  rows, N, R_, V_);
       first += rows;
     }

@@ -1,14 +1,15 @@
-// AfnoMixer's kernels on the CPU. FftOps: the causal long convolution y[t] = Σ_{s≤t} k[t−s]·x[s]
-// per channel, as one product of spectra: zero-padded to n ≥ 2T − 1 no circular wrap-around
-// reaches [0, T), and n is the next multiple of 4 whose only prime factors are 2, 3 and 5, so
-// Eigen's kissfft runs its packed real transform and radix-2/3/4/5 butterflies only (a prime T
-// costs what its neighbours cost). Channels go in groups of kChannelGroup, gathered from the
-// (B, T, C) layout into contiguous sequences, one group per OpenMP thread, so results do not
-// depend on the thread count. AfnoOps: the per-token parts (block-diagonal linear layers, the
-// sigmoid gate, soft-shrink with the residual) and the one-position convolution for decoding.
-// 16-bit storage (bfloat16, half): the FFT, every sum and every element-wise formula run in fp32
-// (gather widens, the filter gradient is fp32) and each stored value is rounded once; the block
-// linear layers widen into staging slots 0–4 and call their fp32 kernel.
+// AfnoMixer's kernels on the CPU, AfnoKernels<Cpu> = FftOps + AfnoOps. FftOps: the causal long
+// convolution y[t] = Σ_{s≤t} k[t−s]·x[s] per channel, as one product of spectra: zero-padded to n ≥
+// 2T − 1 no circular wrap-around reaches [0, T), and n is the next multiple of 4 whose only prime
+// factors are 2, 3 and 5, so Eigen's kissfft runs its packed real transform and radix-2/3/4/5
+// butterflies only (a prime T costs what its neighbours cost). Channels go in groups of
+// kChannelGroup, gathered from the (B, T, C) layout into contiguous sequences, one group per OpenMP
+// thread, so results do not depend on the thread count. AfnoOps: the per-token parts
+// (block-diagonal linear layers, the sigmoid gate, soft-shrink with the residual) and the
+// one-position convolution for decoding. 16-bit storage (bfloat16, half): the FFT, every sum and
+// every element-wise formula run in fp32 (gather widens, the filter gradient is fp32) and each
+// stored value is rounded once; the block linear layers widen into staging slots 0–4 and call their
+// fp32 kernel.
 //
 // The FFT engine is Eigen's default, kissfft (BSD, header-only). Eigen's module can be switched to
 // FFTW (EIGEN_FFTW_DEFAULT, linking fftw3f/fftw3); lightgpt does not test that path, and FFTW is
@@ -24,8 +25,9 @@
 
 #include "../../core/error.hpp"
 #include "../../core/precision.hpp"
-#include "../contract.hpp"
-#include "eigen.hpp"
+#include "../../backend/contract.hpp"
+#include "../../backend/cpu/eigen.hpp"
+#include "kernels.hpp"
 
 #if defined(_OPENMP)
 #include <omp.h>
@@ -455,3 +457,10 @@ struct AfnoOps {
 };
 
 }  // namespace lightgpt::cpu
+
+namespace lightgpt {
+
+template <>
+struct AfnoKernels<Cpu> : cpu::FftOps, cpu::AfnoOps {};
+
+}  // namespace lightgpt

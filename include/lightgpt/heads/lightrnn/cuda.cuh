@@ -1,8 +1,8 @@
-// LightRNN head kernels on the GPU, the formulas of backend/cpu/lightrnn.hpp (same masking of
+// LightRNN head kernels on the GPU, LightRnnKernels<Cuda>: the formulas of cpu.hpp (same masking of
 // empty rows and cells, same rounding points, CoCoNT's row soft target in the row backward).
-// Row-wise work over the R entries of a row or column distribution is one warp per position.
-// Every scatter into a table (embedding and conditioning backward, reallocation statistics) is a
-// keyed sum (norm_act.cuh): sorted by table row over ⌈log₂ R⌉ key bits, or by token id over
+// Row-wise work over the R entries of a row or column distribution is one warp per position. Every
+// scatter into a table (embedding and conditioning backward, reallocation statistics) is a keyed
+// sum (backend/cuda/norm_act.cuh): sorted by table row over ⌈log₂ R⌉ key bits, or by token id over
 // ⌈log₂ R²⌉ bits (every token has its own cell, so V ≤ R²), summed in fixed chunks. The
 // full-vocabulary log-probabilities condition every position on a whole range of rows per launch,
 // so decoding one token takes a handful of launches, not three per row.
@@ -19,10 +19,11 @@
 #include "../../core/error.hpp"
 #include "../../core/precision.hpp"
 #include "../../core/losses.hpp"
-#include "context.cuh"
-#include "loss.cuh"
-#include "norm_act.cuh"
-#include "reduce.cuh"
+#include "../../backend/cuda/context.cuh"
+#include "../../backend/cuda/loss.cuh"
+#include "../../backend/cuda/norm_act.cuh"
+#include "../../backend/cuda/reduce.cuh"
+#include "kernels.hpp"
 
 namespace lightgpt::cuda {
 namespace kernels {
@@ -464,3 +465,10 @@ struct LightRnnOps {
 };
 
 }  // namespace lightgpt::cuda
+
+namespace lightgpt {
+
+template <>
+struct LightRnnKernels<Cuda> : cuda::LightRnnOps {};
+
+}  // namespace lightgpt

@@ -21,9 +21,9 @@
 #include <string_view>
 #include <vector>
 
-#include "../core/error.hpp"
-#include "../core/rng.hpp"
-#include "../io/container.hpp"
+#include "../../core/error.hpp"
+#include "../../core/rng.hpp"
+#include "../../io/container.hpp"
 
 namespace lightgpt {
 

@@ -25,16 +25,20 @@
 // T. Decoding keeps each layer's past inputs and convolves directly, O(t·C) per position.
 // With 16-bit storage (Bf16, Fp16) weights, activations and the decoding history are 16-bit; the
 // FFTs, the direct sums and every element-wise formula run in fp32 and round once per store.
+// The mixer's own kernels are AfnoKernels<Backend> (kernels.hpp; cpu.hpp, cuda.cuh in this
+// folder), the generic ones Ops<Backend>; include this header and the backend's kernel file, or
+// the umbrella lightgpt.hpp / cuda.cuh.
 #pragma once
 
 #include <cstddef>
 #include <string>
 
-#include "../backend/contract.hpp"
-#include "../core/backend_tags.hpp"
-#include "../core/config.hpp"
-#include "../core/error.hpp"
-#include "../core/layout.hpp"
+#include "../../backend/contract.hpp"
+#include "../../core/backend_tags.hpp"
+#include "../../core/config.hpp"
+#include "../../core/error.hpp"
+#include "../../core/layout.hpp"
+#include "kernels.hpp"
 
 namespace lightgpt {
 namespace detail {
@@ -45,6 +49,7 @@ class AfnoMixerImpl {
   using T = typename P::storage_t;
   using A = typename P::accum_t;
   using O = Ops<Backend>;
+  using K = AfnoKernels<Backend>;
 
   explicit AfnoMixerImpl(const ModelConfig& config)
       : C_(checked_width(config)),
@@ -90,7 +95,7 @@ class AfnoMixerImpl {
     bind(hidden_pre_, hidden_values);
     bind(hidden_act_, hidden_values);
     bind(mlp_out_, values);
-    conv_scratch_size_ = O::causal_conv_scratch_size(max_T_);
+    conv_scratch_size_ = K::causal_conv_scratch_size(max_T_);
     bind(conv_scratch_, conv_scratch_size_);
   }
   // Gradient buffers shared by all layers.
@@ -107,7 +112,7 @@ class AfnoMixerImpl {
                bool /*keep_for_backward*/) {
     const int N = B * T_;
     Slot s = slot_at(slot, N);
-    O::causal_conv_forward(s.conv, in, filter(layer), max_T_, B, T_, C_, conv_scratch_,
+    K::causal_conv_forward(s.conv, in, filter(layer), max_T_, B, T_, C_, conv_scratch_,
                            conv_scratch_size_);
     mix_channels(layer, out, in, s, N);
   }
@@ -117,24 +122,24 @@ class AfnoMixerImpl {
     const int N = B * T_;
     const std::size_t values = static_cast<std::size_t>(N) * C_;
     Slot s = slot_at(layer, N);
-    O::shrink_residual_backward(overwrite(dgated_), overwrite(dmlp_), dout, s.mlp_out, lambda_,
+    K::shrink_residual_backward(overwrite(dgated_), overwrite(dmlp_), dout, s.mlp_out, lambda_,
                                 values);
-    O::block_linear_backward(overwrite(dhidden_), accumulate(w2_.grad + w2_offset(layer)),
+    K::block_linear_backward(overwrite(dhidden_), accumulate(w2_.grad + w2_offset(layer)),
                              accumulate(b2_.grad + layer_C(layer)), dmlp_, s.hidden_act,
                              w2_.value + w2_offset(layer), N, NumBlocks, hidden_, block_);
     O::gelu_backward(overwrite(dhidden_), dhidden_, s.hidden_pre,
                      static_cast<std::size_t>(N) * hidden_width());
-    O::block_linear_backward(accumulate(dgated_), accumulate(w1_.grad + w1_offset(layer)),
+    K::block_linear_backward(accumulate(dgated_), accumulate(w1_.grad + w1_offset(layer)),
                              accumulate(b1_.grad + layer_hidden(layer)), dhidden_, s.gated,
                              w1_.value + w1_offset(layer), N, NumBlocks, block_, hidden_);
     const T* dconv = dgated_;
     if (gated_) {
       // d(conv) into dmlp_ (free now); d(gate pre-activation) in place of d(gated).
-      O::sigmoid_gate_backward(overwrite(dmlp_), overwrite(dgated_), dgated_, s.conv, s.gate_pre,
+      K::sigmoid_gate_backward(overwrite(dmlp_), overwrite(dgated_), dgated_, s.conv, s.gate_pre,
                                values);
       dconv = dmlp_;
     }
-    O::causal_conv_backward(din, accumulate(filter_.grad + filter_offset(layer)), dconv, in,
+    K::causal_conv_backward(din, accumulate(filter_.grad + filter_offset(layer)), dconv, in,
                             filter(layer), max_T_, B, T_, C_, conv_scratch_, conv_scratch_size_);
     if (gated_) {
       O::matmul_backward(accumulate(din.ptr), accumulate(gatew_.grad + layer_CC(layer)),
@@ -170,7 +175,7 @@ class AfnoMixerImpl {
                    " has no decoding cache (bound for ", decode_layers_, " layers)");
     LIGHTGPT_CHECK(t >= 0 && t < max_T_, "AfnoMixer::decode: position ", t,
                    " is outside [0, max_seq_len = ", max_T_, ")");
-    O::template causal_conv_step<A>(decode_conv_,
+    K::template causal_conv_step<A>(decode_conv_,
                                     history_ + static_cast<std::size_t>(layer) * C_ * max_T_,
                                     max_T_, in, filter(layer), max_T_, t, C_);
     Slot s{decode_conv_,       decode_gate_pre_,   gated_ ? decode_gated_ : decode_conv_,
@@ -221,14 +226,14 @@ class AfnoMixerImpl {
     if (gated_) {
       O::matmul_forward(s.gate_pre, in, gatew_.value + layer_CC(layer),
                         gateb_.value + layer_C(layer), N, C_, C_);
-      O::sigmoid_gate_forward(s.gated, s.conv, s.gate_pre, values);
+      K::sigmoid_gate_forward(s.gated, s.conv, s.gate_pre, values);
     }
-    O::block_linear_forward(s.hidden_pre, s.gated, w1_.value + w1_offset(layer),
+    K::block_linear_forward(s.hidden_pre, s.gated, w1_.value + w1_offset(layer),
                             b1_.value + layer_hidden(layer), N, NumBlocks, block_, hidden_);
     O::gelu_forward(s.hidden_act, s.hidden_pre, static_cast<std::size_t>(N) * hidden_width());
-    O::block_linear_forward(s.mlp_out, s.hidden_act, w2_.value + w2_offset(layer),
+    K::block_linear_forward(s.mlp_out, s.hidden_act, w2_.value + w2_offset(layer),
                             b2_.value + layer_C(layer), N, NumBlocks, hidden_, block_);
-    O::shrink_residual_forward(out, s.gated, s.mlp_out, lambda_, values);
+    K::shrink_residual_forward(out, s.gated, s.mlp_out, lambda_, values);
   }
 
   int C_, L_, max_T_, block_, hidden_;
