@@ -2,10 +2,10 @@
 // AdamW call, against the CPU Fp32 reference (reference.hpp), for fp32, bf16 and fp16 storage.
 // Inputs are random and never zero; every output is poisoned (NaN) before the GPU call, or holds
 // random values where the op accumulates, so unwritten elements and wrong modes fail. Tolerances:
-// DESIGN §5. Also: batched products whose strides break 16-byte alignment, the attention mixer
-// below max_seq_len with its scratch sized by the batch's T (and, without a GPU, the size
-// arithmetic itself), fp16 attention gradients small enough to be subnormal, and decoding against
-// the full forward.
+// docs/design.md, "Numerics and determinism". Also: batched products whose strides break 16-byte
+// alignment, the attention mixer below max_seq_len with its scratch sized by the batch's T (and,
+// without a GPU, the size arithmetic itself), fp16 attention gradients small enough to be
+// subnormal, and decoding against the full forward.
 #include <gtest/gtest.h>
 
 #include <algorithm>
