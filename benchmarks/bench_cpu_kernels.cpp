@@ -198,7 +198,7 @@ BENCHMARK(BM_AdamW)->Arg(0)->Arg(1)->Unit(benchmark::kMicrosecond)->UseRealTime(
 void BM_TinyCpuStep(benchmark::State& state) {
   using Model = lightgpt::GPT<lightgpt::Fp32, lightgpt::LightRnnHead<>, lightgpt::Attention, Cpu>;
   lightgpt::ModelConfig config = lightgpt::preset("tiny-cpu").model;
-  config.lightrnn_token_embedding = state.range(0) != 0;
+  config.options.set("lightrnn.token_embedding", state.range(0) != 0);
   time_training_steps<Model>(state, config, 32, 16);
 }
 BENCHMARK(BM_TinyCpuStep)->Arg(0)->Arg(1)->Unit(benchmark::kMillisecond)->UseRealTime();

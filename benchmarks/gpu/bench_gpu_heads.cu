@@ -149,7 +149,7 @@ int main(int argc, char** argv) {
   lg::ModelConfig config = lg::ModelConfig::gpt2_small();
   config.max_seq_len = kT;
   const int V = config.vocab_size, Vp = config.padded_vocab_size(), C = config.d_model;
-  const int L = config.n_layer, R = config.lightrnn_table_rows();
+  const int L = config.n_layer, R = lightrnn_table_rows(config);
   const lg::BigramTable bigram = synthetic_bigram(V);
 
   std::mt19937 engine(42);

@@ -13,7 +13,7 @@
 //
 // lightgpt::preset("tiny-cpu") (train/presets.hpp) sizes the model for the CPU and holds its
 // tuned learning rate and schedule; edit any field before the model is built. Its config sets
-// ModelConfig::lightrnn_token_embedding: the input adds an untied vector per token to the
+// LightRnnOptions::token_embedding: the input adds an untied vector per token to the
 // row and column vectors, which a model this small needs to tell tokens apart; its TrainConfig
 // sets dropout 0.1 (embedding and residual branches) for its six epochs of Brown. Prepare the data
 // and run (from the build directory):

@@ -60,7 +60,7 @@ int main(int argc, char** argv) {
     std::optional<Model> built;
     auto build = [&](const lightgpt::ModelConfig& config) -> Model& {
       lightgpt::allocating("the model of '" + input + "' (parameters and gradients)",
-                           lightgpt::checked_mul(config.parameter_bound(), 2 * sizeof(float),
+                           lightgpt::checked_mul(Model::num_parameters(config), 2 * sizeof(float),
                                                  "model"),
                            [&] { built.emplace(config, 0); });
       return *built;

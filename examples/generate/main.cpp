@@ -26,7 +26,8 @@ template <class Model>
 void generate(const Request& r, const lightgpt::ModelConfig& config) {
   std::optional<Model> built;
   lightgpt::allocating("the model of " + r.checkpoint + " (parameters and gradients)",
-                       lightgpt::checked_mul(config.parameter_bound(), 2 * sizeof(float), "model"),
+                       lightgpt::checked_mul(Model::num_parameters(config), 2 * sizeof(float),
+                                             "model"),
                        [&] { built.emplace(config, 0); });
   Model& model = *built;
   const std::uint64_t step = lightgpt::load_checkpoint(r.checkpoint, model);

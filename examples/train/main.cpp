@@ -204,10 +204,28 @@ int main(int argc, char** argv) {
     apply(p.ngram_k, ngram_k);
     apply(p.mixer, mixer);
     apply(p.afno_num_blocks, afno_num_blocks);
-    apply(p.model.afno_sparsity_threshold, afno_sparsity_threshold);
     apply(p.head, head);
-    apply(p.model.lightrnn_rows, lightrnn_rows);
-    apply(p.model.lightrnn_token_embedding, lightrnn_token_embedding);
+    // The head's and mixer's own settings (ModelConfig::options): a preset's settings for a part
+    // the run no longer has are dropped; a flag for such a part is an error.
+    for (const auto& [part, used] : {std::pair{"lightrnn.", p.head == "lightrnn"},
+                                     std::pair{"afno.", p.mixer == "afno"}}) {
+      std::vector<std::string> unused;
+      for (const auto& entry : p.model.options.entries()) {
+        if (!used && entry.first.starts_with(part)) unused.push_back(entry.first);
+      }
+      for (const std::string& key : unused) p.model.options.erase(key);
+    }
+    LIGHTGPT_CHECK(p.head == "lightrnn" || !(lightrnn_rows || lightrnn_token_embedding),
+                   "--lightrnn_rows and --lightrnn_token_embedding need --head lightrnn");
+    LIGHTGPT_CHECK(p.mixer == "afno" || !afno_sparsity_threshold,
+                   "--afno_sparsity_threshold needs --mixer afno");
+    if (lightrnn_rows) p.model.options.set("lightrnn.rows", *lightrnn_rows);
+    if (lightrnn_token_embedding) {
+      p.model.options.set("lightrnn.token_embedding", *lightrnn_token_embedding);
+    }
+    if (afno_sparsity_threshold) {
+      p.model.options.set("afno.sparsity_threshold", *afno_sparsity_threshold);
+    }
     apply(p.precision, precision);
     apply(p.backend, backend);
     if (app.count("--baselines") + app.count("--no-baselines") == 0) {

@@ -93,7 +93,7 @@ void train_composition(const RunOptions& options) {
   std::optional<Model> built;
   allocating("the model (" + std::to_string(p.model.n_layer) + " layers, d_model " +
                  std::to_string(p.model.d_model) + ") with its optimizer state",
-             checked_mul(p.model.parameter_bound(), 5 * sizeof(float), "model"),
+             checked_mul(Model::num_parameters(p.model), 5 * sizeof(float), "model"),
              [&] { built.emplace(p.model, options.seed); });
   Model& model = *built;
   prepare_model(model, p, data, /*fresh=*/options.resume.empty());

@@ -2,6 +2,8 @@
 
 #include <lightgpt/core/config.hpp>
 #include <lightgpt/core/layout.hpp>
+#include <string>
+#include <tuple>
 
 namespace lightgpt {
 namespace {
@@ -20,30 +22,64 @@ TEST(ModelConfig, SerializeParseRoundTrip) {
   EXPECT_EQ(ModelConfig::parse(config.serialize(), "test"), config);
 }
 
-TEST(ModelConfig, HeadAndMixerOptionsRoundTripAndDefaultWhenAbsent) {
+// An Options struct of the kind a part declares, with one member of each kind a field can have.
+enum class Shape : int { round = 0, square = 1 };
+struct ToyOptions {
+  int count = 3;
+  double scale = 0.25;
+  bool enabled = true;
+  Shape shape = Shape::round;
+
+  static constexpr auto fields = std::tuple{option_field("toy.count", &ToyOptions::count),
+                                            option_field("toy.scale", &ToyOptions::scale),
+                                            option_field("toy.enabled", &ToyOptions::enabled),
+                                            option_field("toy.shape", &ToyOptions::shape)};
+  void validate(const ModelConfig&) const {}
+};
+
+TEST(ModelConfig, PartOptionsRoundTripAndOnlyNonDefaultsAreStored) {
   ModelConfig config;
-  config.lightrnn_rows = 240;
-  config.lightrnn_conditioning = RowConditioning::gelu;
-  config.lightrnn_token_embedding = true;
-  config.mtp_adapter = true;
-  config.afno_sparsity_threshold = 0.037;
-  config.afno_hidden_factor = 2;
-  config.afno_gate = false;
-  EXPECT_EQ(ModelConfig::parse(config.serialize(), "test"), config);
-  const ModelConfig trunk_only = ModelConfig::parse(
-      "vocab_size=50257\nmax_seq_len=1024\nn_layer=12\nn_head=12\nd_model=768\n", "old");
-  EXPECT_EQ(trunk_only, ModelConfig{});
-  EXPECT_EQ(ModelConfig{}.lightrnn_table_rows(), 225);  // 224² = 50176 < 50257 ≤ 225²
+  EXPECT_EQ(config.part<ToyOptions>().count, 3);  // absent: the default
+  config.set_part(ToyOptions{.count = 7, .scale = 0.1, .enabled = false, .shape = Shape::square});
+  EXPECT_EQ(config.options.entries().size(), 4u);
+  EXPECT_EQ(config.options.get("toy.count", std::string()), "7");
+  EXPECT_EQ(config.options.get("toy.enabled", std::string()), "0");
+  EXPECT_EQ(config.options.get("toy.shape", std::string()), "1");
+  const ModelConfig parsed = ModelConfig::parse(config.serialize(), "test");
+  EXPECT_EQ(parsed, config);
+  const ToyOptions read = parsed.part<ToyOptions>();
+  EXPECT_EQ(read.count, 7);
+  EXPECT_EQ(read.scale, 0.1);
+  EXPECT_FALSE(read.enabled);
+  EXPECT_EQ(read.shape, Shape::square);
+  config.set_part(ToyOptions{.count = 3});  // back to the defaults: nothing stored
+  EXPECT_EQ(config, ModelConfig{});
+  EXPECT_TRUE(ModelConfig::declares<ToyOptions>("toy.scale"));
+  EXPECT_FALSE(ModelConfig::declares<ToyOptions>("toy.scales"));
+  config.options.set("toy.enabled", "yes");
+  EXPECT_THROW(config.part<ToyOptions>(), Error);
 }
 
-TEST(ModelConfig, RejectsTooFewLightRnnRows) {
-  ModelConfig config;
-  config.lightrnn_rows = 224;
-  EXPECT_THROW(config.validate(), Error);
-  config.lightrnn_rows = 225;
-  EXPECT_NO_THROW(config.validate());
-  config.afno_sparsity_threshold = -1;
-  EXPECT_THROW(config.validate(), Error);
+// Configs written before parts declared their options held the built-in parts' settings as plain
+// keys, for every model: those at their old defaults vanish, the others become options.
+TEST(ModelConfig, OldPlainOptionKeysReadAsOptions) {
+  const std::string trunk =
+      "vocab_size=50257\nmax_seq_len=1024\nn_layer=12\nn_head=12\nd_model=768\n";
+  const ModelConfig defaults = ModelConfig::parse(
+      trunk + "lightrnn_rows=0\nlightrnn_conditioning=0\nlightrnn_token_embedding=0\n"
+              "mtp_adapter=0\nafno_sparsity_threshold=0.01000000000000000021\n"
+              "afno_hidden_factor=1\nafno_gate=1\n",
+      "old");
+  EXPECT_EQ(defaults, ModelConfig{});
+  const ModelConfig set = ModelConfig::parse(
+      trunk + "lightrnn_rows=240\nlightrnn_conditioning=1\nlightrnn_token_embedding=1\n"
+              "mtp_adapter=1\nafno_sparsity_threshold=0.037\nafno_hidden_factor=2\nafno_gate=0\n",
+      "old");
+  EXPECT_EQ(set.options.entries().size(), 7u);
+  EXPECT_EQ(set.options.get("lightrnn.rows", std::string()), "240");
+  EXPECT_EQ(set.options.get("afno.sparsity_threshold", std::string()), "0.037");
+  EXPECT_EQ(set.options.get("afno.gate", std::string()), "0");
+  EXPECT_THROW(ModelConfig::parse(trunk + "afno_gate=yes\n", "old"), Error);
 }
 
 TEST(ModelConfig, ParseRejectsBadText) {

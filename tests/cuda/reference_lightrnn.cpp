@@ -23,7 +23,7 @@ void apply(Model& model, const LightRnnSetup& setup) {
   model.set_mtp_weight(setup.mtp_weight);
   if (!setup.token_cells.empty()) {
     model.head().set_codebook(
-        LightRnnCodebook::from_cells(model.config().lightrnn_table_rows(), setup.token_cells));
+        LightRnnCodebook::from_cells(lightrnn_table_rows(model.config()), setup.token_cells));
   }
   if (setup.cocont != nullptr) {
     model.set_cocont(*setup.cocont);

@@ -366,9 +366,9 @@ ModelConfig layer_config(bool gated, double lambda) {
   config.n_layer = 1;
   config.n_head = 4;
   config.d_model = 64;
-  config.afno_hidden_factor = 2;  // blocks of 8 → 16 → 8
-  config.afno_gate = gated;
-  config.afno_sparsity_threshold = lambda;
+  config.options.set("afno.hidden_factor", 2);  // blocks of 8 → 16 → 8
+  config.options.set("afno.gate", gated);
+  config.options.set("afno.sparsity_threshold", lambda);
   return config;
 }
 constexpr int kLayerB = 2, kLayerT = 24;  // T below max_seq_len: the filters are truncated
@@ -542,7 +542,7 @@ ModelConfig model_config(double lambda) {
   config.n_layer = 2;
   config.n_head = 4;
   config.d_model = 64;
-  config.afno_sparsity_threshold = lambda;
+  config.options.set("afno.sparsity_threshold", lambda);
   return config;
 }
 constexpr int kB = 2, kT = 24;

@@ -433,7 +433,7 @@ ModelConfig model_config() {
   config.n_layer = 2;
   config.n_head = 4;
   config.d_model = 64;
-  config.lightrnn_rows = 24;
+  config.options.set("lightrnn.rows", 24);
   return config;
 }
 constexpr int kB = 4, kT = 16;
@@ -441,7 +441,7 @@ constexpr std::uint64_t kSeed = 11;
 
 std::vector<std::int32_t> model_cells() {
   const ModelConfig config = model_config();
-  return make_table(config.vocab_size, config.lightrnn_rows, 5, 70).token_cell;
+  return make_table(config.vocab_size, config.part<LightRnnOptions>().rows, 5, 70).token_cell;
 }
 
 // Lists of four successors (probabilities 4:3:2:1 over distinct ids) for three contexts in four.
@@ -473,7 +473,7 @@ template <class Model>
 void apply(Model& model, const ref::LightRnnSetup& setup) {
   model.set_mtp_weight(setup.mtp_weight);
   model.head().set_codebook(
-      LightRnnCodebook::from_cells(model.config().lightrnn_table_rows(), setup.token_cells));
+      LightRnnCodebook::from_cells(lightrnn_table_rows(model.config()), setup.token_cells));
   if (setup.cocont != nullptr) {
     model.set_cocont(*setup.cocont);
     model.set_cocont_alpha(setup.cocont_alpha);
@@ -557,7 +557,7 @@ TYPED_TEST(CudaLightRnnModel, Mtp2WithCocontTrainingStepMatchesCpuFp32) {
 TYPED_TEST(CudaLightRnnModel, TokenEmbeddingTrainingStepMatchesCpuFp32) {
   LIGHTGPT_REQUIRE_GPU();
   ModelConfig config = model_config();
-  config.lightrnn_token_embedding = true;
+  config.options.set("lightrnn.token_embedding", true);
   const auto tokens = random_ids(std::size_t(kB) * (kT + 1), config.vocab_size, 74);
   expect_step_matches<CudaLightRnn<TypeParam>>(base_setup(), tokens, config);
 }
@@ -592,14 +592,14 @@ TYPED_TEST(CudaLightRnnModel, DecodeMatchesCpuFp32AndFullForward) {
   using T = typename TypeParam::storage_t;
   ModelConfig gpt2_vocabulary = model_config();
   gpt2_vocabulary.vocab_size = 50257;
-  gpt2_vocabulary.lightrnn_rows = 0;  // R = 225
+  gpt2_vocabulary.options.set("lightrnn.rows", 0);  // R = 225
   gpt2_vocabulary.n_layer = 1;
   for (const ModelConfig& config : {model_config(), gpt2_vocabulary}) {
     SCOPED_TRACE("V = " + std::to_string(config.vocab_size));
     ref::LightRnnSetup setup = base_setup();
     if (config.vocab_size != model_config().vocab_size) {
       setup.token_cells =
-          LightRnnCodebook::sequential(config.vocab_size, config.lightrnn_table_rows())
+          LightRnnCodebook::sequential(config.vocab_size, lightrnn_table_rows(config))
               .token_cells();
     }
     const int V = config.vocab_size, steps = 10;

@@ -1,15 +1,28 @@
 // A token mixer written outside the library, as a researcher would: a causal depthwise
 // convolution over K positions d apart, y[t, c] = b[c] + Σ_k w[c, k] · x[t − k·d, c]. The dilation
-// d is a run-time setting kept in the model's config (option "causal-conv.dilation", default 1),
-// so checkpoints carry it. It knows nothing of the library's internals beyond the mixer contract
-// (lightgpt/model/contract.hpp) and runs on the CPU backend with plain loops. docs/extending.md.
+// d is a run-time setting kept in the model's config (CausalConvOptions, key
+// "causal-conv.dilation", default 1), so checkpoints carry it. It knows nothing of the library's
+// internals beyond the mixer contract (lightgpt/model/contract.hpp) and runs on the CPU backend
+// with plain loops. docs/extending.md.
 #pragma once
 
 #include <lightgpt/lightgpt.hpp>
 #include <string>
+#include <tuple>
 #include <type_traits>
 
 namespace research {
+
+struct CausalConvOptions {
+  int dilation = 1;  // d: the taps read positions t, t − d, t − 2d, …
+
+  static constexpr auto fields =
+      std::tuple{lightgpt::option_field("causal-conv.dilation", &CausalConvOptions::dilation)};
+  void validate(const lightgpt::ModelConfig& config) const {
+    LIGHTGPT_CHECK(dilation >= 1 && dilation <= config.max_seq_len,
+                   "option causal-conv.dilation must lie in [1, max_seq_len], got ", dilation);
+  }
+};
 
 template <class Backend, class P, int K>
 class CausalConvMixerImpl {
@@ -20,10 +33,7 @@ class CausalConvMixerImpl {
   using A = typename P::accum_t;
 
   explicit CausalConvMixerImpl(const lightgpt::ModelConfig& config)
-      : C_(config.d_model), dilation_(config.options.get("causal-conv.dilation", 1)) {
-    LIGHTGPT_CHECK(dilation_ >= 1 && dilation_ <= config.max_seq_len,
-                   "option causal-conv.dilation must lie in [1, max_seq_len], got ", dilation_);
-  }
+      : C_(config.d_model), dilation_(config.part<CausalConvOptions>().dilation) {}
 
   // Per-layer tensors, stacked over layers: K taps per channel and a bias. The first tap starts
   // near 1 so that a fresh block passes its input through.
@@ -121,6 +131,7 @@ struct CausalConvMixer {
   static_assert(K >= 1, "CausalConvMixer<K>: K must be at least 1");
   static constexpr bool is_mixer = true;
   static std::string name() { return "causal-conv<" + std::to_string(K) + ">"; }
+  using options = std::tuple<CausalConvOptions>;
 
   template <class Backend, class P>
   using impl = CausalConvMixerImpl<Backend, P, K>;

@@ -199,6 +199,24 @@ TEST(Extension, PartOptionsAreCheckedWhereTheyAreRead) {
               std::string::npos)
         << error.what();
   }
+  // A setting no part of the composition declares is refused, naming the ones it has.
+  ModelConfig stray = tiny_config();
+  stray.options.set("causal-conv.dilaton", 2);
+  try {
+    UserModel<Fp32> model(stray, 1);
+    FAIL() << "a misspelt option was accepted";
+  } catch (const Error& error) {
+    EXPECT_NE(std::string(error.what()).find("'causal-conv.dilaton' is not a setting of"),
+              std::string::npos)
+        << error.what();
+    EXPECT_NE(std::string(error.what()).find("causal-conv.dilation"), std::string::npos)
+        << error.what();
+  }
+  // A setting at its default is not stored, so equal settings give equal configs.
+  ModelConfig explicit_default = tiny_config();
+  explicit_default.options.set("causal-conv.dilation", 1);
+  EXPECT_EQ(UserModel<Fp32>(explicit_default, 1).config(),
+            UserModel<Fp32>(tiny_config(), 1).config());
   EXPECT_THROW(config.options.set("bad key", "1"), Error);
   EXPECT_THROW(config.options.set("causal-conv.note", "two\nlines"), Error);
   // Options survive the config's text form, and a stray line in it names the file.

@@ -43,24 +43,24 @@ void check_every_tensor(const ModelConfig& config, double mtp_weight,
 
 ModelConfig with_adapter() {
   ModelConfig config = tiny_config();
-  config.mtp_adapter = true;
+  config.options.set("mtp.adapter", true);
   return config;
 }
 // V = 23 in a 6 × 6 table: rows 4 and 5 are empty.
 ModelConfig with_empty_rows() {
   ModelConfig config = tiny_config();
-  config.lightrnn_rows = 6;
+  config.options.set("lightrnn.rows", 6);
   return config;
 }
 ModelConfig parameter_free() {
   ModelConfig config = tiny_config();
-  config.lightrnn_conditioning = RowConditioning::gelu;
+  config.options.set("lightrnn.conditioning", RowConditioning::gelu);
   return config;
 }
 template <class Model>
 void scatter_cells(Model& model) {
   model.head().set_codebook(
-      LightRnnCodebook::random(model.config().vocab_size, model.config().lightrnn_table_rows(), 5));
+      LightRnnCodebook::random(model.config().vocab_size, lightrnn_table_rows(model.config()), 5));
 }
 
 TEST(HeadGradCheck, DenseMtp1) { check_every_tensor<DenseFp64>(tiny_config(), 0.0); }
@@ -86,7 +86,7 @@ TEST(HeadGradCheck, LightRnnMtp2ScatteredEmptyCells) {
 }
 TEST(HeadGradCheck, LightRnnMtp2TokenEmbeddingScatteredCells) {
   ModelConfig config = with_empty_rows();
-  config.lightrnn_token_embedding = true;
+  config.options.set("lightrnn.token_embedding", true);
   check_every_tensor<LightRnnMtp2Fp64>(config, 0.4, scatter_cells<LightRnnMtp2Fp64>);
 }
 TEST(HeadGradCheck, LightRnnMtp2Adapter) {
@@ -94,7 +94,7 @@ TEST(HeadGradCheck, LightRnnMtp2Adapter) {
 }
 TEST(HeadGradCheck, LightRnnMtp3AdapterParameterFree) {
   ModelConfig config = with_adapter();
-  config.lightrnn_conditioning = RowConditioning::gelu;
+  config.options.set("lightrnn.conditioning", RowConditioning::gelu);
   check_every_tensor<LightRnnMtp3Fp64>(config, 0.5, scatter_cells<LightRnnMtp3Fp64>);
 }
 

@@ -33,10 +33,10 @@ struct TinyHead {
 
   explicit TinyHead(RowConditioning conditioning) {
     config.vocab_size = 5;
-    config.lightrnn_rows = 3;
+    config.options.set("lightrnn.rows", 3);
     config.d_model = 2;
     config.n_head = 1;
-    config.lightrnn_conditioning = conditioning;
+    config.options.set("lightrnn.conditioning", conditioning);
     Head::declare_input(layout, config);
     Head::declare_output(layout, config);
     store = std::make_unique<ParameterStore<Fp64, Cpu>>(layout);
@@ -125,11 +125,11 @@ TEST(LightRnnHead, ParametersAreTwoTablesPlusOneConditioningStep) {
 
   // GPT-2 small: 3·R·C + C² + C = 1,108,992 head parameters against V·C = 38.6 M.
   const ModelConfig small = ModelConfig::gpt2_small();
-  const long long R = small.lightrnn_table_rows(), C = small.d_model;
+  const long long R = lightrnn_table_rows(small), C = small.d_model;
   EXPECT_EQ(R, 225);
   EXPECT_GT(double(small.vocab_size) * C / double(3 * R * C + C * C + C), 34.0);
 
-  config.lightrnn_conditioning = RowConditioning::gelu;
+  config.options.set("lightrnn.conditioning", RowConditioning::gelu);
   LightRnnFp32 parameter_free(config, 1);
   EXPECT_EQ(parameter_free.parameters().layout().find("lightrnn_w"), nullptr);
   EXPECT_EQ(model.num_parameters() - parameter_free.num_parameters(), 64u + 8u + 40u);
@@ -142,11 +142,12 @@ TEST(LightRnnHead, TokenEmbeddingAddsEachTokensOwnVector) {
   using Head = detail::LightRnnHeadImpl<Cpu, Fp64, 1>;
   ModelConfig config;
   config.vocab_size = 5;
-  config.lightrnn_rows = 3;
+  config.options.set("lightrnn.rows", 3);
   config.d_model = 2;
   config.n_head = 1;
-  config.lightrnn_token_embedding = true;
-  config.lightrnn_conditioning = RowConditioning::gelu;  // the embedding alone: no W, b, z
+  config.options.set("lightrnn.token_embedding", true);
+  // The embedding alone: no W, b, z.
+  config.options.set("lightrnn.conditioning", RowConditioning::gelu);
   ParameterLayout layout;
   Head::declare_input(layout, config);
   EXPECT_EQ(layout.at("lightrnn_token").shape, (std::vector<std::int64_t>{5, 2}));
@@ -193,7 +194,7 @@ void check_full_vocabulary(bool scattered) {
   config.d_model = 8;
   config.max_seq_len = 8;
   LightRnnFp64 model(config, 4);
-  const int V = config.vocab_size, R = config.lightrnn_table_rows();
+  const int V = config.vocab_size, R = lightrnn_table_rows(config);
   ASSERT_EQ(R, 225);
   if (scattered) model.head().set_codebook(LightRnnCodebook::random(V, R, 8));
   if (!scattered) {
@@ -295,7 +296,7 @@ void check_decoding_matches_log_probs() {
   config.d_model = 16;
   config.max_seq_len = 8;
   Model model(config, 21);
-  const int V = config.vocab_size, R = config.lightrnn_table_rows(), T = 5;
+  const int V = config.vocab_size, R = lightrnn_table_rows(config), T = 5;
   std::vector<std::int32_t> cells;
   for (int cell = 0; cell < R * R; ++cell) {
     if (cell / R != 3) cells.push_back(cell);
@@ -352,7 +353,7 @@ TEST(LightRnnHead, ReallocationLowersCostTrainsOnAndIsCheckpointed) {
   config.d_model = 16;
   config.max_seq_len = 16;
   LightRnnFp32 model(config, 3);
-  const int V = config.vocab_size, R = config.lightrnn_table_rows(), B = 8, T = 16;
+  const int V = config.vocab_size, R = lightrnn_table_rows(config), B = 8, T = 16;
   model.head().set_codebook(LightRnnCodebook::random(V, R, 12));
   AdamW<Cpu, float> optimizer(model.parameters().layout());
   auto train = [&](int steps, int first_seed) {
@@ -469,7 +470,7 @@ TEST(LightRnnHead, Bf16StorageMatchesFp32) {
   ModelConfig config = tiny_config();
   config.d_model = 32;
   config.n_head = 4;
-  config.mtp_adapter = true;
+  config.options.set("mtp.adapter", true);
   LightRnnMtp2Fp32 reference(config, 3);
   LightRnnMtp2Bf16 model(config, 99);
   copy_parameters(reference, model);

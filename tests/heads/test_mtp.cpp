@@ -107,7 +107,7 @@ template <class Model>
 void check_adapter_reduces_to_default() {
   ModelConfig config = tiny_config();
   Model shared(config, 5);
-  config.mtp_adapter = true;
+  config.options.set("mtp.adapter", true);
   Model adapted(config, 5);  // same seed: every shared tensor has the same values
   EXPECT_EQ(adapted.num_parameters() - shared.num_parameters(),
             std::size_t(Model::mtp_depth - 1) * (3 * 8 + 8 * 8));

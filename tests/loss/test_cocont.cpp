@@ -273,7 +273,7 @@ void expect_true_next_is_plain(bool off_by_one) {
   }
   Model plain(config, 4), smoothed(config, 4);
   if constexpr (is_lightrnn<Model>) {
-    const auto codebook = LightRnnCodebook::random(V, config.lightrnn_table_rows(), 6);
+    const auto codebook = LightRnnCodebook::random(V, lightrnn_table_rows(config), 6);
     plain.head().set_codebook(codebook);
     smoothed.head().set_codebook(codebook);
   }
@@ -332,7 +332,7 @@ void check_gradients(const ModelConfig& config, double alpha, double mtp_weight,
   if constexpr (is_lightrnn<Model>) {
     if (scatter) {
       model.head().set_codebook(
-          LightRnnCodebook::random(config.vocab_size, config.lightrnn_table_rows(), 5));
+          LightRnnCodebook::random(config.vocab_size, lightrnn_table_rows(config), 5));
     }
   }
   const BigramTable table = random_table(config.vocab_size, 4, 13);
@@ -390,12 +390,12 @@ TEST(CocontGradCheck, LightRnnMtp2) {
 }
 TEST(CocontGradCheck, LightRnnMtp2Adapter) {
   ModelConfig config = tiny_config();
-  config.mtp_adapter = true;
+  config.options.set("mtp.adapter", true);
   check_gradients<LightRnnMtp2Fp64>(config, 0.3, 0.35);
 }
 TEST(CocontGradCheck, DenseMtp2Adapter) {
   ModelConfig config = tiny_config();
-  config.mtp_adapter = true;
+  config.options.set("mtp.adapter", true);
   check_gradients<Mtp2Fp64>(config, 0.3, 0.35);
 }
 
@@ -461,7 +461,7 @@ TEST(Cocont, RowTargetsFollowTheCodebook) {
   ModelConfig config = tiny_config();
   config.vocab_size = 60;  // R = 8
   config.max_seq_len = 16;
-  const int V = config.vocab_size, R = config.lightrnn_table_rows(), T = 16;
+  const int V = config.vocab_size, R = lightrnn_table_rows(config), T = 16;
   LightRnnFp64 model(config, 3);
   model.head().set_codebook(LightRnnCodebook::random(V, R, 12));
   const BigramTable table = random_table(V, 8, 17);

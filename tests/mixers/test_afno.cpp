@@ -27,8 +27,8 @@ std::string error_message(F&& f) {
 
 ModelConfig mixer_config(bool gate = true, int hidden_factor = 1) {
   ModelConfig config = tiny_config();  // d_model 8, max_seq_len 12, 2 layers
-  config.afno_gate = gate;
-  config.afno_hidden_factor = hidden_factor;
+  config.options.set("afno.gate", gate);
+  config.options.set("afno.hidden_factor", hidden_factor);
   return config;
 }
 
@@ -135,7 +135,8 @@ TEST(AfnoMixer, PerturbingOnePositionChangesEveryLaterOutput) {
 // sampled inputs) against backward(), with gate on/off and hidden factor 1/2.
 void check_mixer_gradients(const ModelConfig& base) {
   ModelConfig config = base;
-  config.afno_sparsity_threshold = 0.1;  // a sizeable dead zone, so the shrink mask matters
+  // A sizeable dead zone, so the shrink mask matters.
+  config.options.set("afno.sparsity_threshold", 0.1);
   const int B = 2, T = 11, C = config.d_model, layer = 1;
   AfnoHarness<Fp64, 4> harness(config, std::size_t(B) * T, 11);
   harness.randomize(0.4, 12);
@@ -285,10 +286,10 @@ TEST(AfnoMixer, ParameterLayoutAndInitialisation) {
   EXPECT_NEAR(taps[0], 1 - std::exp(-1.0 / 12), 1e-15);
 
   ModelConfig ungated = config;
-  ungated.afno_gate = false;
+  ungated.options.set("afno.gate", false);
   AfnoFp64 plain(ungated, 1);
   EXPECT_EQ(plain.parameters().layout().find("afno_gatew"), nullptr);
-  ungated.afno_hidden_factor = 2;
+  ungated.options.set("afno.hidden_factor", 2);
   AfnoFp64 wide(ungated, 1);
   EXPECT_EQ(wide.parameters().layout().at("afno_w2").shape,
             (std::vector<std::int64_t>{2, 4, 2, 4}));
@@ -360,8 +361,8 @@ void check_model_gradients(const ModelConfig& config) {
 TEST(AfnoModel, GradCheckEveryTensor) { check_model_gradients(tiny_config()); }
 TEST(AfnoModel, GradCheckEveryTensorUngatedHiddenFactorTwo) {
   ModelConfig config = tiny_config();
-  config.afno_gate = false;
-  config.afno_hidden_factor = 2;
+  config.options.set("afno.gate", false);
+  config.options.set("afno.hidden_factor", 2);
   check_model_gradients(config);
 }
 

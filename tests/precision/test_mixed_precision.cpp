@@ -30,7 +30,7 @@ ModelConfig config16() {
 // (test_fft.cpp checks the shrink kernel in 16-bit on its own).
 ModelConfig afno_config16() {
   ModelConfig c = config16();
-  c.afno_sparsity_threshold = 0;
+  c.options.set("afno.sparsity_threshold", 0);
   return c;
 }
 

@@ -133,14 +133,30 @@ void write_seeds(const fs::path& dir) {
 
 }  // namespace
 
+// A copy of a training checkpoint whose 'step' section says 7 steps more than its 'trainer'
+// section, every checksum valid: only the cross-check between sections can catch it.
+void corrupt_step(const fs::path& from, const fs::path& to) {
+  Sections sections = split_checkpoint(read_bytes(from));
+  std::string& step = section(sections, "step");
+  std::uint64_t value = 0;
+  LIGHTGPT_CHECK(step.size() == sizeof(value), from.string(), ": section 'step' is not one value");
+  std::memcpy(&value, step.data(), sizeof(value));
+  patch(step, 0, value + 7);
+  write_checkpoint(to, sections);
+}
+
 int main(int argc, char** argv) {
   try {
-    LIGHTGPT_CHECK(argc == 3 && (std::string(argv[1]) == "bad" || std::string(argv[1]) == "seeds"),
-                   "usage: make_inputs bad|seeds DIR");
-    if (std::string(argv[1]) == "bad") {
+    const std::string mode = argc > 1 ? argv[1] : "";
+    LIGHTGPT_CHECK((argc == 3 && (mode == "bad" || mode == "seeds")) ||
+                       (argc == 4 && mode == "corrupt-step"),
+                   "usage: make_inputs bad|seeds DIR, or make_inputs corrupt-step IN OUT");
+    if (mode == "bad") {
       write_bad(argv[2]);
-    } else {
+    } else if (mode == "seeds") {
       write_seeds(argv[2]);
+    } else {
+      corrupt_step(argv[2], argv[3]);
     }
   } catch (...) {
     return report_exception("make_inputs");

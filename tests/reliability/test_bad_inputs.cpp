@@ -171,7 +171,7 @@ Case config_case(std::string name, std::function<void(ModelConfig&)> mutate,
           [mutate](const fs::path&) {
             ModelConfig config = tiny_config();
             mutate(config);
-            config.validate();
+            detail::configure_parts<LightRnnHead<>, AfnoMixer<1>>(config, "the test's model");
           },
           needles};
 }
@@ -369,10 +369,16 @@ std::vector<Case> cases() {
                   {"max_seq_len", "2097152"}));
   add(config_case("huge_vocab", [](ModelConfig& c) { c.vocab_size = (1 << 30) + 1; },
                   {"vocab_size"}));
-  add(config_case("too_many_rows", [](ModelConfig& c) { c.lightrnn_rows = 100000; },
-                  {"lightrnn_rows", "100000", "at most"}));
-  add(config_case("afno_hidden_factor", [](ModelConfig& c) { c.afno_hidden_factor = 65; },
-                  {"afno_hidden_factor", "65"}));
+  add(config_case("too_many_rows", [](ModelConfig& c) { c.options.set("lightrnn.rows", 100000); },
+                  {"lightrnn.rows", "100000", "at most"}));
+  add(config_case("afno_hidden_factor",
+                  [](ModelConfig& c) { c.options.set("afno.hidden_factor", 65); },
+                  {"afno.hidden_factor", "65"}));
+  add(config_case("unknown_option", [](ModelConfig& c) { c.options.set("afno.gates", 0); },
+                  {"'afno.gates' is not a setting of", "afno.gate,"}));
+  add(config_case("option_not_a_number",
+                  [](ModelConfig& c) { c.options.set("lightrnn.rows", "many"); },
+                  {"lightrnn.rows", "'many' is not an integer"}));
   add(config_case("parameter_bytes", [](ModelConfig& c) {
         c.n_layer = 1024;
         c.d_model = c.n_head = 16384;
@@ -382,8 +388,8 @@ std::vector<Case> cases() {
         c.n_head = 8;
       }, {"activations", "max_seq_len 1048576", "exceed"}));
   add(config_case("nan_threshold", [](ModelConfig& c) {
-        c.afno_sparsity_threshold = std::nan("");
-      }, {"afno_sparsity_threshold"}));
+        c.options.set("afno.sparsity_threshold", std::nan(""));
+      }, {"afno.sparsity_threshold"}));
 
 #if defined(LIGHTGPT_ENCODER_JSON)
   // Tokenizer assets: a truncated or padded merge list would silently change the ids.

@@ -56,19 +56,33 @@ TEST(CheckedArithmetic, TheWrappingLlmcConfigNoLongerWraps) {
 }
 
 TEST(ModelConfigBounds, Gpt2SizesPassAndTheLimitsAreReported) {
-  ModelConfig xl;  // GPT-2 XL
+  ModelConfig xl;  // GPT-2 XL: 1.56 billion parameters with its tied 50304-row table
   xl.n_layer = 48;
   xl.n_head = 25;
   xl.d_model = 1600;
   EXPECT_NO_THROW(xl.validate());
-  EXPECT_GT(xl.parameter_bound(), 1'500'000'000u);
-  EXPECT_LT(xl.trunk_parameter_count(), xl.parameter_bound());
+  using Gpt2 = GPT<Fp32, DenseHead<>, Attention, Cpu>;
+  EXPECT_EQ(Gpt2::num_parameters(xl),
+            50304ull * 1600 + 1024 * 1600 + 48 * (12ull * 1600 * 1600 + 13 * 1600) + 2 * 1600);
+  EXPECT_LT(xl.trunk_parameter_count(), 1'500'000'000u);
   ModelConfig lightrnn;
-  lightrnn.lightrnn_rows = 450;  // 2 × ceil(sqrt(50257))
-  EXPECT_NO_THROW(lightrnn.validate());
-  lightrnn.lightrnn_rows = 451;
-  EXPECT_NE(message_of([&] { lightrnn.validate(); })
+  lightrnn.options.set("lightrnn.rows", 450);  // 2 × ceil(sqrt(50257))
+  EXPECT_NO_THROW(lightrnn.part<LightRnnOptions>().validate(lightrnn));
+  lightrnn.options.set("lightrnn.rows", 451);
+  EXPECT_NE(message_of([&] { lightrnn.part<LightRnnOptions>().validate(lightrnn); })
                 .find("at most 2 × ceil(sqrt(vocab_size)) = 450"),
+            std::string::npos);
+  // A layout past kMaxParameterBytes is refused before anything is allocated: 64 AFNO hidden
+  // blocks at d_model 16384 make 16 × 64 × 2 × 16384² ≈ 5.5e11 parameters in 16 layers.
+  ModelConfig afno;
+  afno.n_layer = 16;
+  afno.d_model = afno.n_head = 16384;
+  afno.max_seq_len = 16;
+  afno.options.set("afno.hidden_factor", 64);
+  EXPECT_NO_THROW(afno.validate());
+  using Afno = GPT<Fp32, DenseHead<>, AfnoMixer<1>, Cpu>;
+  EXPECT_NE(message_of([&] { Afno::num_parameters(afno); })
+                .find("exceed the supported"),
             std::string::npos);
 }
 

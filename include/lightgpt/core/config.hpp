@@ -1,7 +1,9 @@
 // ModelConfig: the run-time shape of a model (the compile-time composition is the GPT<...> type).
 // `validate()` turns every inconsistent or implausible field, and a model too large to hold, into a
 // lightgpt::Error that names the field; the config serialises to `key=value` lines so checkpoints
-// stay human-inspectable.
+// stay human-inspectable. A head's or mixer's own settings are not fields here: each part declares
+// an Options struct (docs/design.md, "Part options"), stored in ModelConfig::options under the
+// part's keys and read back with ModelConfig::part<Options>().
 #pragma once
 
 #include <charconv>
@@ -11,6 +13,7 @@
 #include <sstream>
 #include <string>
 #include <string_view>
+#include <tuple>
 #include <type_traits>
 
 #include "error.hpp"
@@ -28,20 +31,14 @@ inline constexpr int kMaxVocabSize = 1 << 30;
 inline constexpr int kMaxSeqLen = 1 << 20;
 inline constexpr int kMaxLayers = 1024;
 inline constexpr int kMaxModelWidth = 1 << 16;
-inline constexpr int kMaxAfnoHiddenFactor = 64;
 inline constexpr std::uint64_t kMaxParameterBytes = std::uint64_t{1} << 38;   // 256 GiB of fp32
 inline constexpr std::uint64_t kMaxActivationBytes = std::uint64_t{1} << 38;  // one row, fp32
 
-// How LightRnnHead conditions the column distribution on the row (docs/heads.md, "LightRnnHead").
-enum class RowConditioning : int {
-  linear_gelu = 0,  // s = GELU(W·h + z_r + b): a C × C matrix W, a bias b, a vector per row (default)
-  gelu = 1,         // s = GELU(h + E_row[r]), parameter-free, for the smallest models
-};
-
-// Settings of a part that keeps its own, such as a head or mixer written outside the library:
-// values under "part.key" names ("causal-conv.dilation"), saved in checkpoints with the rest of
-// the config as `option.part.key=value` lines, so a model rebuilt from a checkpoint's config gets
-// them back and a model built with other values refuses the checkpoint.
+// Settings of the parts of a composition (docs/design.md, "Part options"): values under
+// "part.key" names ("lightrnn.rows", "causal-conv.dilation"), saved in checkpoints with the rest
+// of the config as `option.part.key=value` lines. Parts read and write them through their Options
+// struct (ModelConfig::part / set_part), which holds the defaults; a key is present only while
+// its value differs from the default, so equal settings always give equal configs.
 class PartOptions {
  public:
   static constexpr std::size_t kMaxEntries = 256, kMaxKeyBytes = 128, kMaxValueBytes = 4096;
@@ -60,34 +57,58 @@ class PartOptions {
     values_[key] = std::move(value);
   }
   template <class V>
-    requires std::is_arithmetic_v<V>
+    requires(std::is_arithmetic_v<V> || std::is_enum_v<V>)
   void set(const std::string& key, V value) {
-    std::ostringstream out;
-    out.precision(17);
-    out << +value;
-    set(key, out.str());
+    set(key, format(value));
+  }
+  void erase(std::string_view key) {
+    if (const auto it = values_.find(key); it != values_.end()) values_.erase(it);
   }
 
   bool contains(std::string_view key) const { return values_.find(key) != values_.end(); }
   const std::map<std::string, std::string, std::less<>>& entries() const { return values_; }
 
-  // The value of `key`, or `fallback` when the config does not set it.
+  // The value of `key`, or `fallback` when the config does not set it. Numbers, enums (by their
+  // underlying value) and bools (0 or 1) parse strictly; a malformed value is an error naming it.
   std::string get(std::string_view key, std::string fallback) const {
     const auto it = values_.find(key);
     return it == values_.end() ? fallback : it->second;
   }
   template <class V>
-    requires(std::is_arithmetic_v<V> && !std::is_same_v<V, bool>)
+    requires(std::is_arithmetic_v<V> || std::is_enum_v<V>)
   V get(std::string_view key, V fallback) const {
     const auto it = values_.find(key);
     if (it == values_.end()) return fallback;
     const std::string& text = it->second;
-    V value{};
-    const auto result = std::from_chars(text.data(), text.data() + text.size(), value);
-    LIGHTGPT_CHECK(result.ec == std::errc() && result.ptr == text.data() + text.size(),
-                   "ModelConfig option '", key, "': '", text, "' is not ",
-                   std::is_integral_v<V> ? "an integer" : "a number");
-    return value;
+    if constexpr (std::is_enum_v<V>) {
+      return static_cast<V>(get<std::underlying_type_t<V>>(key, {}));
+    } else if constexpr (std::is_same_v<V, bool>) {
+      LIGHTGPT_CHECK(text == "0" || text == "1", "ModelConfig option '", key, "': '", text,
+                     "' is not 0 or 1");
+      return text == "1";
+    } else {
+      V value{};
+      const auto result = std::from_chars(text.data(), text.data() + text.size(), value);
+      LIGHTGPT_CHECK(result.ec == std::errc() && result.ptr == text.data() + text.size(),
+                     "ModelConfig option '", key, "': '", text, "' is not ",
+                     std::is_integral_v<V> ? "an integer" : "a number");
+      return value;
+    }
+  }
+
+  // The text a value is stored as: integers and bools in decimal, enums as their underlying
+  // value, reals with the 17 digits that round-trip a double.
+  template <class V>
+    requires(std::is_arithmetic_v<V> || std::is_enum_v<V>)
+  static std::string format(V value) {
+    if constexpr (std::is_enum_v<V>) {
+      return format(static_cast<std::underlying_type_t<V>>(value));
+    } else {
+      std::ostringstream out;
+      out.precision(17);
+      out << +value;
+      return out.str();
+    }
   }
 
   bool operator==(const PartOptions&) const = default;
@@ -96,27 +117,36 @@ class PartOptions {
   std::map<std::string, std::string, std::less<>> values_;
 };
 
+// One setting of a part's Options struct: its key in ModelConfig::options and the member holding
+// it. A part lists them in `static constexpr auto fields = std::tuple{option_field(...), ...}`.
+template <class Options, class V>
+struct OptionField {
+  std::string_view key;
+  V Options::*member;
+};
+template <class Options, class V>
+constexpr OptionField<Options, V> option_field(std::string_view key, V Options::*member) {
+  return {key, member};
+}
+
+struct ModelConfig;
+
+// What a part's Options struct provides (docs/extending.md): default-constructible defaults, the
+// field table, and a check against the whole config that names the offending key.
+template <class O>
+concept PartOptionsType =
+    std::is_default_constructible_v<O> && requires(const O& options, const ModelConfig& config) {
+      std::tuple_size<std::remove_cvref_t<decltype(O::fields)>>::value;
+      options.validate(config);
+    };
+
 struct ModelConfig {
   int vocab_size = 50257;
   int max_seq_len = 1024;
   int n_layer = 12;
   int n_head = 12;
   int d_model = 768;
-
-  // LightRnnHead: rows (= columns) of the token table; 0 means ceil(sqrt(vocab_size)).
-  int lightrnn_rows = 0;
-  RowConditioning lightrnn_conditioning = RowConditioning::linear_gelu;
-  // LightRnnHead: add an untied per-token input vector (V × C) to E_row[r] + E_col[c], so that the
-  // trunk sees which token it reads and not only its cell's row and column. Costs V·C parameters
-  // (the output stays factorised); pays off in small models trained on little data.
-  bool lightrnn_token_embedding = false;
-  // MTP: a per-depth adapter (LayerNorm + C × C linear + residual) before the shared head tables.
-  bool mtp_adapter = false;
-  // AfnoMixer: soft-shrink threshold, hidden width factor of the block MLP, multiplicative gate.
-  double afno_sparsity_threshold = 0.01;
-  int afno_hidden_factor = 1;
-  bool afno_gate = true;
-  // Settings of parts that keep their own (user heads and mixers).
+  // Settings of the composition's parts (their Options structs), by key.
   PartOptions options;
 
   // GPT-2 small (124M), llm.c's d12.
@@ -126,30 +156,34 @@ struct ModelConfig {
     return (vocab_size + kVocabPadding - 1) / kVocabPadding * kVocabPadding;
   }
   int head_dim() const { return d_model / n_head; }
-  // R of the LightRNN table: lightrnn_rows, or the smallest R with R² ≥ vocab_size.
-  int lightrnn_table_rows() const {
-    if (lightrnn_rows > 0) return lightrnn_rows;
-    int r = 1;
-    while (static_cast<long long>(r) * r < vocab_size) ++r;
-    return r;
+
+  // A part's settings: each field from its key, or the Options default when the key is absent.
+  template <PartOptionsType O>
+  O part() const {
+    O result;
+    std::apply([&](const auto&... field) {
+      ((result.*field.member = options.get(field.key, result.*field.member)), ...);
+    }, O::fields);
+    return result;
+  }
+  // Stores a part's settings: the fields that differ from the Options defaults; the keys of the
+  // others are removed.
+  template <PartOptionsType O>
+  void set_part(const O& settings) {
+    const O defaults;
+    std::apply([&](const auto&... field) {
+      ((settings.*field.member == defaults.*field.member
+            ? options.erase(field.key)
+            : options.set(std::string(field.key), settings.*field.member)),
+       ...);
+    }, O::fields);
+  }
+  template <PartOptionsType O>
+  static bool declares(std::string_view key) {
+    return std::apply([&](const auto&... field) { return ((field.key == key) || ...); },
+                      O::fields);
   }
 
-  // An upper bound on the parameters of any head and mixer built from this config (MTP adapters
-  // aside): the dense token table (which also bounds LightRNN's untied one), LightRNN's tables,
-  // positions, and per layer attention or AFNO plus the MLP. Checked arithmetic throughout.
-  std::uint64_t parameter_bound() const {
-    const char* what = "ModelConfig parameter count";
-    const std::uint64_t C = std::uint64_t(d_model), L = std::uint64_t(n_layer);
-    const std::uint64_t R = std::uint64_t(lightrnn_table_rows());
-    const std::uint64_t CC = checked_mul(C, C, what);
-    std::uint64_t count = checked_mul(std::uint64_t(padded_vocab_size()), C, what);
-    count = checked_add(count, checked_add(checked_mul(3 * R, C, what), CC + C, what), what);
-    count = checked_add(count, checked_mul(std::uint64_t(max_seq_len), C, what), what);
-    const std::uint64_t per_layer = checked_add(
-        checked_mul(12 + 4 * std::uint64_t(afno_hidden_factor), CC, what), 16 * C, what);
-    count = checked_add(count, checked_mul(L, per_layer, what), what);
-    return checked_add(count, 2 * C, what);
-  }
   // The parameters every composition has: positions, two layer norms and the MLP per layer, the
   // final layer norm. A lower bound that file sizes are checked against before allocating.
   std::uint64_t trunk_parameter_count() const {
@@ -173,6 +207,8 @@ struct ModelConfig {
     return checked_mul(checked_mul(T, per_position, what), 4, what);
   }
 
+  // The trunk's fields. The parts' options are checked by the parts (GPT's constructor), and the
+  // whole parameter layout against kMaxParameterBytes before anything is allocated.
   void validate() const {
     auto in_range = [](long long value, long long high, const char* field) {
       LIGHTGPT_CHECK(value > 0, "ModelConfig.", field, " must be positive, got ", value);
@@ -184,37 +220,27 @@ struct ModelConfig {
     in_range(n_layer, kMaxLayers, "n_layer");
     in_range(d_model, kMaxModelWidth, "d_model");
     in_range(n_head, d_model, "n_head");
-    in_range(afno_hidden_factor, kMaxAfnoHiddenFactor, "afno_hidden_factor");
     LIGHTGPT_CHECK(d_model % n_head == 0, "ModelConfig.d_model (", d_model,
                    ") must be divisible by ModelConfig.n_head (", n_head, ")");
-    LIGHTGPT_CHECK(lightrnn_rows >= 0, "ModelConfig.lightrnn_rows must be 0 (automatic) or "
-                   "positive, got ", lightrnn_rows);
-    LIGHTGPT_CHECK(static_cast<long long>(lightrnn_table_rows()) * lightrnn_table_rows() >=
-                       vocab_size,
-                   "ModelConfig.lightrnn_rows (", lightrnn_rows, ") is too small: R² = ",
-                   static_cast<long long>(lightrnn_rows) * lightrnn_rows,
-                   " must be at least vocab_size (", vocab_size, ")");
-    // More rows only add empty cells; twice the smallest R already leaves three quarters empty.
-    const int smallest_rows = ModelConfig{.vocab_size = vocab_size}.lightrnn_table_rows();
-    LIGHTGPT_CHECK(lightrnn_rows <= 2 * smallest_rows, "ModelConfig.lightrnn_rows (",
-                   lightrnn_rows, ") is too large: at most 2 × ceil(sqrt(vocab_size)) = ",
-                   2 * smallest_rows, " for vocab_size ", vocab_size);
-    LIGHTGPT_CHECK(lightrnn_conditioning == RowConditioning::linear_gelu ||
-                       lightrnn_conditioning == RowConditioning::gelu,
-                   "ModelConfig.lightrnn_conditioning must be 0 (linear_gelu) or 1 (gelu), got ",
-                   static_cast<int>(lightrnn_conditioning));
-    LIGHTGPT_CHECK(afno_sparsity_threshold >= 0 && afno_sparsity_threshold < 1e30,
-                   "ModelConfig.afno_sparsity_threshold must be finite and non-negative, got ",
-                   afno_sparsity_threshold);
-    const std::uint64_t parameter_bytes = checked_mul(parameter_bound(), 4, "ModelConfig");
-    LIGHTGPT_CHECK(parameter_bytes <= kMaxParameterBytes, "ModelConfig: the parameters (",
-                   format_bytes(parameter_bytes), " in fp32) exceed the supported ",
-                   format_bytes(kMaxParameterBytes), " (n_layer ", n_layer, ", d_model ", d_model,
-                   ", vocab_size ", vocab_size, ", max_seq_len ", max_seq_len, ")");
+    // The trunk and a vocabulary-sized table, which every built-in head has (the token table).
+    const std::uint64_t parameter_bytes = checked_mul(
+        checked_add(trunk_parameter_count(),
+                    checked_mul(std::uint64_t(padded_vocab_size()), std::uint64_t(d_model),
+                                "ModelConfig parameter count"),
+                    "ModelConfig parameter count"),
+        4, "ModelConfig");
+    check_parameter_bytes(parameter_bytes);
     const std::uint64_t activation_bytes = activation_bytes_per_row();
     LIGHTGPT_CHECK(activation_bytes <= kMaxActivationBytes, "ModelConfig: the activations of one ",
                    "row of max_seq_len ", max_seq_len, " tokens (", format_bytes(activation_bytes),
                    ") exceed the supported ", format_bytes(kMaxActivationBytes));
+  }
+  // `bytes`: fp32 parameters of a model of this config.
+  void check_parameter_bytes(std::uint64_t bytes) const {
+    LIGHTGPT_CHECK(bytes <= kMaxParameterBytes, "ModelConfig: the parameters (",
+                   format_bytes(bytes), " in fp32) exceed the supported ",
+                   format_bytes(kMaxParameterBytes), " (n_layer ", n_layer, ", d_model ", d_model,
+                   ", vocab_size ", vocab_size, ", max_seq_len ", max_seq_len, ")");
   }
 
   bool operator==(const ModelConfig&) const = default;
@@ -224,14 +250,8 @@ struct ModelConfig {
 
   std::string serialize() const {
     std::ostringstream out;
-    out.precision(17);
     out << "vocab_size=" << vocab_size << "\nmax_seq_len=" << max_seq_len << "\nn_layer=" << n_layer
-        << "\nn_head=" << n_head << "\nd_model=" << d_model << "\nlightrnn_rows=" << lightrnn_rows
-        << "\nlightrnn_conditioning=" << static_cast<int>(lightrnn_conditioning)
-        << "\nlightrnn_token_embedding=" << int(lightrnn_token_embedding)
-        << "\nmtp_adapter=" << int(mtp_adapter)
-        << "\nafno_sparsity_threshold=" << afno_sparsity_threshold
-        << "\nafno_hidden_factor=" << afno_hidden_factor << "\nafno_gate=" << int(afno_gate) << "\n";
+        << "\nn_head=" << n_head << "\nd_model=" << d_model << "\n";
     for (const auto& [key, value] : options.entries()) {
       out << kOptionPrefix << key << '=' << value << '\n';
     }
@@ -239,31 +259,41 @@ struct ModelConfig {
   }
 
   // Inverse of serialize(); `source` names the origin (a checkpoint path) in errors. The five
-  // trunk fields are required; head and mixer options default when absent.
+  // trunk fields are required. Configs written before parts declared their options held the
+  // built-in parts' settings as plain keys (lightrnn_rows=0); they read as today's options, and
+  // the keys at their old defaults are dropped, since those settings were written for every
+  // model whatever its composition.
   static ModelConfig parse(std::string_view text, std::string_view source) {
     ModelConfig config;
-    int conditioning = static_cast<int>(config.lightrnn_conditioning);
-    int adapter = config.mtp_adapter, gate = config.afno_gate;
-    int token_embedding = config.lightrnn_token_embedding;
     struct Field {
       const char* name;
-      int* integer;
-      double* real;
-      bool required;
+      int* value;
       bool seen = false;
     };
-    Field fields[] = {{"vocab_size", &config.vocab_size, nullptr, true},
-                      {"max_seq_len", &config.max_seq_len, nullptr, true},
-                      {"n_layer", &config.n_layer, nullptr, true},
-                      {"n_head", &config.n_head, nullptr, true},
-                      {"d_model", &config.d_model, nullptr, true},
-                      {"lightrnn_rows", &config.lightrnn_rows, nullptr, false},
-                      {"lightrnn_conditioning", &conditioning, nullptr, false},
-                      {"lightrnn_token_embedding", &token_embedding, nullptr, false},
-                      {"mtp_adapter", &adapter, nullptr, false},
-                      {"afno_sparsity_threshold", nullptr, &config.afno_sparsity_threshold, false},
-                      {"afno_hidden_factor", &config.afno_hidden_factor, nullptr, false},
-                      {"afno_gate", &gate, nullptr, false}};
+    Field fields[] = {{"vocab_size", &config.vocab_size},
+                      {"max_seq_len", &config.max_seq_len},
+                      {"n_layer", &config.n_layer},
+                      {"n_head", &config.n_head},
+                      {"d_model", &config.d_model}};
+    struct OldKey {
+      std::string_view name, option;
+      double default_value;
+    };
+    static constexpr OldKey kOldKeys[] = {
+        {"lightrnn_rows", "lightrnn.rows", 0},
+        {"lightrnn_conditioning", "lightrnn.conditioning", 0},
+        {"lightrnn_token_embedding", "lightrnn.token_embedding", 0},
+        {"mtp_adapter", "mtp.adapter", 0},
+        {"afno_sparsity_threshold", "afno.sparsity_threshold", 0.01},
+        {"afno_hidden_factor", "afno.hidden_factor", 1},
+        {"afno_gate", "afno.gate", 1}};
+    auto in_source = [&](const auto& body) {
+      try {
+        body();
+      } catch (const Error& error) {
+        throw Error(detail::concat(source, ": ", error.message()));
+      }
+    };
     std::size_t pos = 0;
     while (pos < text.size()) {
       std::size_t end = text.find('\n', pos);
@@ -276,10 +306,22 @@ struct ModelConfig {
                      "' is not key=value");
       std::string_view key = line.substr(0, eq), value = line.substr(eq + 1);
       if (key.starts_with(kOptionPrefix)) {
-        try {
+        in_source([&] {
           config.options.set(std::string(key.substr(kOptionPrefix.size())), std::string(value));
-        } catch (const Error& error) {
-          throw Error(detail::concat(source, ": ", error.message()));
+        });
+        continue;
+      }
+      const OldKey* old = nullptr;
+      for (const OldKey& candidate : kOldKeys) {
+        if (key == candidate.name) old = &candidate;
+      }
+      if (old != nullptr) {
+        double number = 0;
+        const auto result = std::from_chars(value.data(), value.data() + value.size(), number);
+        LIGHTGPT_CHECK(result.ec == std::errc() && result.ptr == value.data() + value.size(),
+                       source, ": config value of '", key, "' is not a number: '", value, "'");
+        if (number != old->default_value) {
+          in_source([&] { config.options.set(std::string(old->option), std::string(value)); });
         }
         continue;
       }
@@ -288,32 +330,15 @@ struct ModelConfig {
         if (key == candidate.name) field = &candidate;
       }
       LIGHTGPT_CHECK(field != nullptr, source, ": unknown config key '", key, "'");
-      const char* first = value.data();
-      const char* last = value.data() + value.size();
-      std::from_chars_result result{};
-      if (field->integer != nullptr) {
-        result = std::from_chars(first, last, *field->integer);
-      } else {
-        result = std::from_chars(first, last, *field->real);
-      }
-      LIGHTGPT_CHECK(result.ec == std::errc() && result.ptr == last, source,
-                     ": config value of '", key, "' is not a ",
-                     field->integer != nullptr ? "integer" : "number", ": '", value, "'");
+      const auto result = std::from_chars(value.data(), value.data() + value.size(), *field->value);
+      LIGHTGPT_CHECK(result.ec == std::errc() && result.ptr == value.data() + value.size(), source,
+                     ": config value of '", key, "' is not an integer: '", value, "'");
       field->seen = true;
     }
     for (const Field& field : fields) {
-      LIGHTGPT_CHECK(field.seen || !field.required, source, ": config lacks the field '",
-                     field.name, "'");
+      LIGHTGPT_CHECK(field.seen, source, ": config lacks the field '", field.name, "'");
     }
-    config.lightrnn_conditioning = static_cast<RowConditioning>(conditioning);
-    config.mtp_adapter = adapter != 0;
-    config.lightrnn_token_embedding = token_embedding != 0;
-    config.afno_gate = gate != 0;
-    try {
-      config.validate();
-    } catch (const Error& error) {
-      throw Error(detail::concat(source, ": ", error.message()));
-    }
+    in_source([&] { config.validate(); });
     return config;
   }
 };

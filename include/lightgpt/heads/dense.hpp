@@ -2,7 +2,7 @@
 // scores the output, logits = h · wteᵀ, with a fused softmax cross-entropy that keeps only the
 // per-row log-sum-exp (backward rewrites the logits into their gradient in place). MTP depths score
 // the same logits against targets t+2 … t+K, so each extra depth costs no extra GEMM. With
-// ModelConfig::mtp_adapter, depth j ≥ 2 scores its own adapted state h_j (mtp.hpp) and so has its
+// MtpOptions::adapter, depth j ≥ 2 scores its own adapted state h_j (mtp.hpp) and so has its
 // own logits: one extra C × Vp product per depth, forward and backward. With CoCoNT
 // (loss/cocont.hpp, set_cocont) depth 1 scores the soft target (1−α)·onehot + α·P_ngram inside the
 // same fused backward, touching only the K listed ids of a row.
@@ -11,6 +11,7 @@
 #include <cstddef>
 #include <string>
 #include <string_view>
+#include <tuple>
 
 #include "../backend/contract.hpp"
 #include "../core/config.hpp"
@@ -213,6 +214,7 @@ struct DenseHead {
   static constexpr bool is_head = true;
   static constexpr int mtp_depth = Mtp::depth;
   static std::string name() { return "dense<mtp=" + std::to_string(mtp_depth) + ">"; }
+  using options = std::tuple<MtpOptions>;
 
   template <class Backend, class P>
   using impl = detail::DenseHeadImpl<Backend, P, mtp_depth>;

@@ -4,13 +4,14 @@
 // L_aux(j)).
 // Also here: MtpSchedule, the w_mtp schedule (linear ramp-up, optional linear decay to 0), and
 // MtpAdapters, the optional per-depth adapter h_j = h + W_j·LN_j(h) + b_j (Gloeckle et al. 2024)
-// that both heads apply before their shared tables for depths j ≥ 2 (ModelConfig::mtp_adapter).
+// that both heads apply before their shared tables for depths j ≥ 2 (MtpOptions::adapter).
 #pragma once
 
 #include <algorithm>
 #include <concepts>
 #include <cstddef>
 #include <cstdint>
+#include <tuple>
 #include <type_traits>
 
 #include "../backend/contract.hpp"
@@ -26,6 +27,16 @@ struct MTP {
                 "MTP<K>: K is the number of predicted tokens per position (MTP<1> = next token "
                 "only) and must be at least 1");
   static constexpr int depth = K;
+};
+
+// The settings MTP adds to a head (ModelConfig::part<MtpOptions>()).
+struct MtpOptions {
+  // "mtp.adapter": a per-depth adapter (LayerNorm + C × C linear + residual) before the shared
+  // head tables, for depths j ≥ 2.
+  bool adapter = false;
+
+  static constexpr auto fields = std::tuple{option_field("mtp.adapter", &MtpOptions::adapter)};
+  void validate(const ModelConfig&) const {}
 };
 
 namespace detail {
@@ -75,7 +86,7 @@ struct MtpSchedule {
 namespace detail {
 
 // The per-depth adapters of MTP<Depth> (slot a = j - 2 for depth j), present only when
-// ModelConfig::mtp_adapter is set and Depth > 1. Tensors (stacked over the Depth - 1 depths):
+// MtpOptions::adapter is set and Depth > 1. Tensors (stacked over the Depth - 1 depths):
 // mtp_adapter_lnw, mtp_adapter_lnb, mtp_adapter_w (C × C, weight decay), mtp_adapter_b.
 template <class Backend, class P, int Depth>
 class MtpAdapters {
@@ -86,7 +97,9 @@ class MtpAdapters {
 
   explicit MtpAdapters(const ModelConfig& config) : enabled_(used(config)), C_(config.d_model) {}
 
-  static bool used(const ModelConfig& config) { return config.mtp_adapter && Depth > 1; }
+  static bool used(const ModelConfig& config) {
+    return Depth > 1 && config.part<MtpOptions>().adapter;
+  }
 
   static void declare(ParameterLayout& layout, const ModelConfig& config) {
     if (!used(config)) return;

@@ -9,15 +9,85 @@
 #include <concepts>
 #include <cstddef>
 #include <cstdint>
+#include <string>
+#include <string_view>
+#include <tuple>
 #include <type_traits>
 
 #include "../backend/contract.hpp"
 #include "../core/arena.hpp"
 #include "../core/config.hpp"
+#include "../core/error.hpp"
 #include "../core/layout.hpp"
 #include "../core/losses.hpp"
 
 namespace lightgpt {
+
+// ---------------------------------------------------------------------------------------------
+// Options. A head or mixer policy with settings of its own declares them as Options structs
+// (`using options = std::tuple<MyOptions>;`, each meeting PartOptionsType in core/config.hpp);
+// its implementation reads them with config.part<MyOptions>(). GPT keeps a config in which every
+// option belongs to one of its parts and holds a valid, non-default value (docs/design.md,
+// "Part options").
+
+template <class Policy>
+struct options_of {
+  using type = std::tuple<>;
+};
+template <class Policy>
+  requires requires { typename Policy::options; }
+struct options_of<Policy> {
+  using type = typename Policy::options;
+};
+
+namespace detail {
+
+template <class Tuple>
+struct PartOptionsList;
+template <class... O>
+struct PartOptionsList<std::tuple<O...>> {
+  static_assert((PartOptionsType<O> && ...),
+                "a part's `options` must list Options structs, each with defaults, a `fields` "
+                "table of option_field(key, &Options::member) and validate(const ModelConfig&)");
+  static void store(const ModelConfig& from, ModelConfig& to) {
+    auto one = [&](auto settings) {
+      settings.validate(from);
+      to.set_part(settings);
+    };
+    (one(from.template part<O>()), ...);
+  }
+  static bool declares(std::string_view key) {
+    return (ModelConfig::template declares<O>(key) || ...);
+  }
+  static void list(std::string& keys) {
+    auto one = [&](const auto&... field) {
+      ((keys += (keys.empty() ? "" : ", ") + std::string(field.key)), ...);
+    };
+    (std::apply(one, O::fields), ...);
+  }
+};
+
+// `config` checked for a model of these parts: the trunk validated, each part's options read,
+// validated and stored in canonical form; an option that no part declares is an error naming
+// the composition and the options it has.
+template <class... Policies>
+ModelConfig configure_parts(const ModelConfig& config, const std::string& composition) {
+  config.validate();
+  ModelConfig result = config;
+  result.options = {};
+  (PartOptionsList<typename options_of<Policies>::type>::store(config, result), ...);
+  for (const auto& [key, value] : config.options.entries()) {
+    if ((PartOptionsList<typename options_of<Policies>::type>::declares(key) || ...)) continue;
+    std::string known;
+    (PartOptionsList<typename options_of<Policies>::type>::list(known), ...);
+    throw Error(concat("ModelConfig option '", key, "' is not a setting of ", composition,
+                       known.empty() ? std::string("; its parts take no options")
+                                     : "; its parts take: " + known));
+  }
+  return result;
+}
+
+}  // namespace detail
 
 // ---------------------------------------------------------------------------------------------
 // Mixers. T is the storage type, A the accumulation type of the precision policy P; activations

@@ -116,7 +116,10 @@ class GPT {
   using Optimizer = AdamW<Backend, A>;
 
   GPT(const ModelConfig& config, std::uint64_t seed)
-      : config_(validated(config)), store_(make_layout(config_)), head_(config_), blocks_(config_) {
+      : config_(configured(config)),
+        store_(make_layout(config_)),
+        head_(config_),
+        blocks_(config_) {
     store_.initialize(seed);
     bind_parameters();
   }
@@ -130,6 +133,15 @@ class GPT {
   ParameterStore<P, Backend>& parameters() { return store_; }
   const ParameterStore<P, Backend>& parameters() const { return store_; }
   std::size_t num_parameters() const { return store_.layout().num_parameters(); }
+  // The parameters a model of `config` would have, computed without building it.
+  static std::size_t num_parameters(const ModelConfig& config) {
+    return make_layout(configured(config)).num_parameters();
+  }
+  // `config` as a model of this composition keeps it: validated, with every option belonging to
+  // a part and stored only when it differs from its default (docs/design.md, "Part options").
+  static ModelConfig configured(const ModelConfig& config) {
+    return detail::configure_parts<Head, Mixer>(config, composition());
+  }
   // The head's implementation, for head-specific state (e.g. LightRnnHead's codebook).
   auto& head() { return head_; }
   const auto& head() const { return head_; }
@@ -335,11 +347,6 @@ class GPT {
   using O = Ops<Backend>;
   using Tensor = BoundTensor<T, A>;
 
-  static ModelConfig validated(const ModelConfig& config) {
-    config.validate();
-    return config;
-  }
-
   static ParameterLayout make_layout(const ModelConfig& config) {
     ParameterLayout layout;
     const std::int64_t C = config.d_model;
@@ -352,6 +359,7 @@ class GPT {
     layout.add("lnfb", {C}, false, Init::zeros());
     layout.set_part("head " + Head::name());
     HeadImpl::declare_output(layout, config);
+    config.check_parameter_bytes(checked_mul(std::uint64_t(layout.size()), 4, "ModelConfig"));
     return layout;
   }
 

@@ -12,6 +12,7 @@
 #include "../data/loader.hpp"
 #include "../data/shard.hpp"
 #include "../heads/lightrnn/codebook.hpp"
+#include "../heads/lightrnn/options.hpp"
 #include "../loss/bigram.hpp"
 #include "presets.hpp"
 
@@ -90,7 +91,7 @@ void prepare_model(Model& model, const Preset& preset, const PresetData& data, b
     if (fresh && data.lightrnn_codebook == "frequency") {
       model.head().set_codebook(LightRnnCodebook::by_frequency(
           count_tokens(data.train_data, preset.model.vocab_size),
-          preset.model.lightrnn_table_rows()));
+          lightrnn_table_rows(preset.model)));
     }
   }
 }

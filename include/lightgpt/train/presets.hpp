@@ -131,7 +131,7 @@ inline const std::vector<Preset>& presets() {
       p.model.n_layer = 2;
       p.model.n_head = 4;
       p.model.d_model = 128;
-      p.model.lightrnn_token_embedding = true;
+      p.model.options.set("lightrnn.token_embedding", true);
       p.train.batch_size = 32;
       p.train.grad_accum = 1;
       p.train.seq_len = 16;

@@ -1,6 +1,6 @@
 // LightRnnHead<MTP<K>> (Li et al., NeurIPS 2016; docs/heads.md, "LightRnnHead"): every token sits
 // in one cell (r, c) of an R × R table (LightRnnCodebook). Input embedding E_row[r] + E_col[c],
-// plus an untied vector per token with ModelConfig::lightrnn_token_embedding (indexed by token id,
+// plus an untied vector per token with LightRnnOptions::token_embedding (indexed by token id,
 // so reallocation leaves it in place); output P(w | h) = P(r | h) · P(c | h, r) with row logits
 // h·E_rowᵀ and column logits s(h, r)·E_colᵀ over the same two tables, where s is one step of the
 // paper's recurrence, nonlinear in h and the row: s = GELU(W·h + z_r + b) by default, with a
@@ -25,6 +25,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <tuple>
 #include <utility>
 #include <vector>
 
@@ -40,6 +41,7 @@
 #include "../../core/losses.hpp"
 #include "../mtp.hpp"
 #include "kernels.hpp"
+#include "options.hpp"
 
 namespace lightgpt {
 namespace detail {
@@ -56,9 +58,9 @@ class LightRnnHeadImpl {
 
   explicit LightRnnHeadImpl(const ModelConfig& config)
       : V_(config.vocab_size),
-        R_(config.lightrnn_table_rows()),
+        R_(lightrnn_table_rows(config)),
         C_(config.d_model),
-        linear_(config.lightrnn_conditioning == RowConditioning::linear_gelu),
+        linear_(config.part<LightRnnOptions>().conditioning == RowConditioning::linear_gelu),
         adapters_(config),
         codebook_(LightRnnCodebook::sequential(V_, R_)),
         token_cell_(static_cast<std::size_t>(V_)),
@@ -69,10 +71,11 @@ class LightRnnHeadImpl {
 
   // The two tables, tied between input and output, take the input embedding's place.
   static void declare_input(ParameterLayout& layout, const ModelConfig& config) {
-    const std::int64_t R = config.lightrnn_table_rows(), C = config.d_model;
+    const LightRnnOptions options = config.part<LightRnnOptions>();
+    const std::int64_t R = options.table_rows(config.vocab_size), C = config.d_model;
     layout.add("lightrnn_row", {R, C}, false, Init::normal(0.02));
     layout.add("lightrnn_col", {R, C}, false, Init::normal(0.02));
-    if (config.lightrnn_token_embedding) {
+    if (options.token_embedding) {
       layout.add("lightrnn_token", {config.vocab_size, C}, false, Init::normal(0.02),
                  /*sparse_rows=*/true);
     }
@@ -83,8 +86,9 @@ class LightRnnHeadImpl {
   // is swamped by W·h and the head spends its first hundreds of steps near the factorised
   // P(r)·P(c).
   static void declare_output(ParameterLayout& layout, const ModelConfig& config) {
-    if (config.lightrnn_conditioning == RowConditioning::linear_gelu) {
-      const std::int64_t R = config.lightrnn_table_rows(), C = config.d_model;
+    const LightRnnOptions options = config.part<LightRnnOptions>();
+    if (options.conditioning == RowConditioning::linear_gelu) {
+      const std::int64_t R = options.table_rows(config.vocab_size), C = config.d_model;
       layout.add("lightrnn_w", {C, C}, true, Init::normal(0.02));
       layout.add("lightrnn_b", {C}, false, Init::zeros());
       layout.add("lightrnn_z", {R, C}, false, Init::normal(0.02 * std::sqrt(double(C))));
@@ -384,7 +388,7 @@ class LightRnnHeadImpl {
   Buffer<std::int32_t, Backend> token_cell_, cell_token_, row_count_;
   Buffer<A, Backend> statistics_;
   bool statistics_paused_ = false;
-  BoundTensor<T, A> token_{"lightrnn_token"};  // bound only with lightrnn_token_embedding
+  BoundTensor<T, A> token_{"lightrnn_token"};  // bound only with LightRnnOptions::token_embedding
   BoundTensor<T, A> row_{"lightrnn_row"}, col_{"lightrnn_col"}, w_{"lightrnn_w"}, b_{"lightrnn_b"},
       z_{"lightrnn_z"};
   T *row_logits_ = nullptr, *slope_ = nullptr, *state_ = nullptr, *col_logits_ = nullptr,
@@ -406,6 +410,7 @@ struct LightRnnHead {
   static constexpr bool is_head = true;
   static constexpr int mtp_depth = Mtp::depth;
   static std::string name() { return "lightrnn<mtp=" + std::to_string(mtp_depth) + ">"; }
+  using options = std::tuple<LightRnnOptions, MtpOptions>;
 
   template <class Backend, class P>
   using impl = detail::LightRnnHeadImpl<Backend, P, mtp_depth>;

@@ -6,12 +6,12 @@
 //                   exponentials with rates from 1/max_seq_len to 1, so every channel starts as a
 //                   moving average and early training is stable;
 //   v = u ⊙ σ(x·Wgᵀ + bg)   the multiplicative gate (H3/Hyena's data-controlled gating), on by
-//                   default (afno_gate). A sigmoid keeps the gate in (0, 1): it opens at ½ at
+//                   default (AfnoOptions::gate). A sigmoid keeps the gate in (0, 1): it opens at ½ at
 //                   initialisation, so filters and gate both get gradient from the first step,
 //                   and it cannot amplify the convolution's output the way a linear gate can;
 //   y = v + S_λ(W2·GELU(W1·v + b1) + b2)   AFNO's block-diagonal two-layer MLP (NumBlocks blocks,
-//                   hidden width afno_hidden_factor × C / NumBlocks), soft-shrink S_λ with
-//                   λ = afno_sparsity_threshold, and AFNO's residual ("+ bias" in its code).
+//                   hidden width hidden_factor × C / NumBlocks), soft-shrink S_λ with
+//                   λ = sparsity_threshold (AfnoOptions), and AFNO's residual ("+ bias" in its code).
 // Only the convolution sees other positions, and everything between rfft and irfft is linear. That
 // is the point: the original scripts ran the FFT over channels, so tokens never mixed, and their
 // token-FFT variant put the MLP and soft-shrink on the sequence spectrum, where every bin depends
@@ -30,8 +30,10 @@
 // the umbrella lightgpt.hpp / cuda.cuh.
 #pragma once
 
+#include <cmath>
 #include <cstddef>
 #include <string>
+#include <tuple>
 
 #include "../../backend/contract.hpp"
 #include "../../core/backend_tags.hpp"
@@ -41,6 +43,32 @@
 #include "kernels.hpp"
 
 namespace lightgpt {
+
+// The settings AfnoMixer keeps in ModelConfig::options.
+struct AfnoOptions {
+  static constexpr int kMaxHiddenFactor = 64;
+  // "afno.sparsity_threshold": λ of the soft-shrink after the block MLP.
+  double sparsity_threshold = 0.01;
+  // "afno.hidden_factor": hidden width of the block MLP, in multiples of C / NumBlocks.
+  int hidden_factor = 1;
+  // "afno.gate": the multiplicative gate σ(x·Wgᵀ + bg) on the convolution's output.
+  bool gate = true;
+
+  static constexpr auto fields =
+      std::tuple{option_field("afno.sparsity_threshold", &AfnoOptions::sparsity_threshold),
+                 option_field("afno.hidden_factor", &AfnoOptions::hidden_factor),
+                 option_field("afno.gate", &AfnoOptions::gate)};
+
+  void validate(const ModelConfig&) const {
+    LIGHTGPT_CHECK(hidden_factor > 0 && hidden_factor <= kMaxHiddenFactor,
+                   "ModelConfig option 'afno.hidden_factor' must lie in [1, ", kMaxHiddenFactor,
+                   "], got ", hidden_factor);
+    LIGHTGPT_CHECK(sparsity_threshold >= 0 && sparsity_threshold < 1e30,
+                   "ModelConfig option 'afno.sparsity_threshold' must be finite and "
+                   "non-negative, got ", sparsity_threshold);
+  }
+};
+
 namespace detail {
 
 template <class Backend, class P, int NumBlocks>
@@ -56,15 +84,16 @@ class AfnoMixerImpl {
         L_(config.n_layer),
         max_T_(config.max_seq_len),
         block_(config.d_model / NumBlocks),
-        hidden_(config.afno_hidden_factor * (config.d_model / NumBlocks)),
-        gated_(config.afno_gate),
-        lambda_(config.afno_sparsity_threshold) {}
+        hidden_(config.part<AfnoOptions>().hidden_factor * (config.d_model / NumBlocks)),
+        gated_(config.part<AfnoOptions>().gate),
+        lambda_(config.part<AfnoOptions>().sparsity_threshold) {}
 
   static void declare(ParameterLayout& layout, const ModelConfig& config) {
     const std::int64_t L = config.n_layer, C = checked_width(config), S = config.max_seq_len;
-    const std::int64_t block = C / NumBlocks, hidden = config.afno_hidden_factor * block;
+    const AfnoOptions options = config.part<AfnoOptions>();
+    const std::int64_t block = C / NumBlocks, hidden = options.hidden_factor * block;
     layout.add("afno_filter", {L, C, S}, false, Init::decay(1.0 / double(S), 1.0));
-    if (config.afno_gate) {
+    if (options.gate) {
       layout.add("afno_gatew", {L, C, C}, true, Init::normal(0.02));
       layout.add("afno_gateb", {L, C}, false, Init::zeros());
     }
@@ -255,8 +284,7 @@ class AfnoMixerImpl {
 }  // namespace detail
 
 // The causal FFT token mixer with NumBlocks blocks in its channel MLP (the original scripts'
-// --afno_num_blocks; 8 for GPT-2 small). Run-time options live in ModelConfig: afno_gate,
-// afno_hidden_factor, afno_sparsity_threshold.
+// --afno_num_blocks; 8 for GPT-2 small). Its run-time settings are AfnoOptions.
 template <int NumBlocks>
 struct AfnoMixer {
   static_assert(NumBlocks >= 1,
@@ -265,6 +293,7 @@ struct AfnoMixer {
   static constexpr bool is_mixer = true;
   static constexpr int num_blocks = NumBlocks;
   static std::string name() { return "afno<" + std::to_string(NumBlocks) + ">"; }
+  using options = std::tuple<AfnoOptions>;
 
   template <class Backend, class P>
   using impl = detail::AfnoMixerImpl<Backend, P, NumBlocks>;
