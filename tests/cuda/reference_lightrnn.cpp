@@ -49,76 +49,60 @@ auto with_model(const ModelConfig& config, std::uint64_t seed, const LightRnnSet
 
 }  // namespace
 
-void lightrnn_embedding_forward(float* out, const std::int32_t* tokens, int row_stride,
-                                const std::int32_t* token_cell, const float* row_table,
-                                const float* col_table, const float* token_table, const float* wpe,
-                                int B, int T, int C, int R) {
-  K::lightrnn_embedding_forward(out, tokens, row_stride, token_cell, row_table, col_table,
-                                token_table, wpe, B, T, C, R);
+void lightrnn_embedding_forward(float* out, Windows inputs, LightRnnCodebookView codebook,
+                                const float* row_table, const float* col_table,
+                                const float* token_table, const float* wpe, int C) {
+  K::lightrnn_embedding_forward(out, inputs, codebook, row_table, col_table, token_table, wpe, C);
 }
 void lightrnn_embedding_backward(float* drow_table, float* dcol_table, float* dtoken_table,
-                                 float* dwpe, const float* dout, const std::int32_t* tokens,
-                                 int row_stride, const std::int32_t* token_cell, int B, int T,
-                                 int C, int R) {
-  K::lightrnn_embedding_backward(drow_table, dcol_table, dtoken_table, dwpe, dout, tokens,
-                                 row_stride, token_cell, B, T, C, R);
+                                 float* dwpe, const float* dout, Windows inputs,
+                                 LightRnnCodebookView codebook, int C) {
+  K::lightrnn_embedding_backward(drow_table, dcol_table, dtoken_table, dwpe, dout, inputs, codebook,
+                                 C);
 }
 void lightrnn_row_logsumexp(float* lse, const float* logits, const std::int32_t* row_count, int N,
                             int R) {
   K::lightrnn_row_logsumexp(lse, logits, row_count, N, R);
 }
 void lightrnn_condition_forward(float* slope, float* state, const float* base,
-                                const float* row_table, const std::int32_t* targets, int row_stride,
-                                const std::int32_t* token_cell, int B, int T, int C, int R) {
-  K::lightrnn_condition_forward(slope, state, base, row_table, targets, row_stride, token_cell, B,
-                                T, C, R);
+                                const float* row_table, Windows targets,
+                                LightRnnCodebookView codebook, int C) {
+  K::lightrnn_condition_forward(slope, state, base, row_table, targets, codebook, C);
 }
-void lightrnn_condition_rows(float* state, const float* base, const float* row_table,
-                             int first_row, int rows, int N, int C) {
+void lightrnn_condition_rows(float* state, const float* base, const float* row_table, int first_row,
+                             int rows, int N, int C) {
   K::lightrnn_condition_rows(state, base, row_table, first_row, rows, N, C);
 }
 void lightrnn_cross_entropy(float* losses, float* col_lse, const float* row_logits,
-                            const float* row_lse, const float* col_logits,
-                            const std::int32_t* targets, int row_stride,
-                            const std::int32_t* token_cell, const std::int32_t* cell_token, int B,
-                            int T, int R) {
-  K::lightrnn_cross_entropy(losses, col_lse, row_logits, row_lse, col_logits, targets, row_stride,
-                            token_cell, cell_token, B, T, R);
+                            const float* row_lse, const float* col_logits, Windows targets,
+                            LightRnnCodebookView codebook) {
+  K::lightrnn_cross_entropy(losses, col_lse, row_logits, row_lse, col_logits, targets, codebook);
 }
-void lightrnn_row_backward_inplace(float* logits, const float* lse, const std::int32_t* row_count,
-                                   const std::int32_t* targets, int row_stride,
-                                   const std::int32_t* token_cell, const float* depth_weights,
-                                   int depths, float scale, int B, int T, int R,
-                                   const std::int32_t* contexts, const NgramHost& ngram) {
-  K::lightrnn_row_backward_inplace(logits, lse, row_count, targets, row_stride, token_cell,
-                                   depth_weights, depths, scale, B, T, R, contexts,
-                                   targets_view(ngram));
+void lightrnn_row_backward_inplace(float* logits, const float* lse, Windows targets,
+                                   LightRnnCodebookView codebook, const float* depth_weights,
+                                   int depths, float scale, const std::int32_t* contexts,
+                                   const NgramHost& ngram) {
+  K::lightrnn_row_backward_inplace(logits, lse, targets, codebook, depth_weights, depths, scale,
+                                   contexts, targets_view(ngram));
 }
-void lightrnn_column_backward_inplace(float* logits, const float* lse, const std::int32_t* targets,
-                                      int row_stride, const std::int32_t* token_cell,
-                                      const std::int32_t* cell_token, float weight, int B, int T,
-                                      int R) {
-  K::lightrnn_column_backward_inplace(logits, lse, targets, row_stride, token_cell, cell_token,
-                                      weight, B, T, R);
+void lightrnn_column_backward_inplace(float* logits, const float* lse, Windows targets,
+                                      LightRnnCodebookView codebook, float weight) {
+  K::lightrnn_column_backward_inplace(logits, lse, targets, codebook, weight);
 }
 void lightrnn_condition_backward(float* dpre, const float* slope, float* drow_table,
-                                 const std::int32_t* targets, int row_stride,
-                                 const std::int32_t* token_cell, int B, int T, int C, int R) {
-  K::lightrnn_condition_backward(dpre, slope, drow_table, targets, row_stride, token_cell, B, T, C,
-                                 R);
+                                 Windows targets, LightRnnCodebookView codebook, int C) {
+  K::lightrnn_condition_backward(dpre, slope, drow_table, targets, codebook, C);
 }
 void lightrnn_log_probs_rows(float* out, const float* row_logits, const float* row_lse,
-                             const float* col_logits, const std::int32_t* cell_token, int first_row,
-                             int rows, int N, int R, int V) {
-  K::lightrnn_log_probs_rows(out, row_logits, row_lse, col_logits, cell_token, first_row, rows, N,
-                             R, V);
+                             const float* col_logits, LightRnnCodebookView codebook, int first_row,
+                             int rows, int N) {
+  K::lightrnn_log_probs_rows(out, row_logits, row_lse, col_logits, codebook, first_row, rows, N);
 }
 void lightrnn_accumulate_statistics(float* row_loss, float* col_loss, float* lse_scratch,
                                     const float* row_logits, const float* col_logits,
-                                    const std::int32_t* targets, int row_stride, int B, int T,
-                                    int R) {
+                                    Windows targets, int R) {
   K::lightrnn_accumulate_statistics(row_loss, col_loss, lse_scratch, row_logits, col_logits,
-                                    targets, row_stride, B, T, R);
+                                    targets, R);
 }
 
 LightRnnStep lightrnn_training_step(const ModelConfig& config, std::uint64_t seed,

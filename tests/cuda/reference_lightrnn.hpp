@@ -1,13 +1,14 @@
 // The CPU Fp32 reference for the CUDA LightRNN tests, behind a plain interface of host float
 // buffers (reference_lightrnn.cpp, compiled by the host compiler, runs LightRnnKernels<Cpu> and
 // GPT<Fp32, LightRnnHead<MTP<k>>, Attention, Cpu>; no .cu file sees Eigen). The op functions have
-// the signatures and modes of the GPU calls; model functions build their model from (config,
-// seed) exactly as the GPU tests do.
+// the signatures and modes of the GPU calls (windows and codebook views over host memory); model
+// functions build their model from (config, seed) exactly as the GPU tests do.
 #pragma once
 
 #include <cstddef>
 #include <cstdint>
 #include <lightgpt/core/config.hpp>
+#include <lightgpt/heads/lightrnn/kernels.hpp>
 #include <lightgpt/loss/bigram.hpp>
 #include <string>
 #include <vector>
@@ -16,26 +17,24 @@ namespace lightgpt::testing::reference {
 
 // ------------------------------------------------------------------------------------------ ops
 
-void lightrnn_embedding_forward(float* out, const std::int32_t* tokens, int row_stride,
-                                const std::int32_t* token_cell, const float* row_table,
-                                const float* col_table, const float* token_table, const float* wpe,
-                                int B, int T, int C, int R);
+using Windows = LightRnnWindows<std::int32_t>;
+
+void lightrnn_embedding_forward(float* out, Windows inputs, LightRnnCodebookView codebook,
+                                const float* row_table, const float* col_table,
+                                const float* token_table, const float* wpe, int C);
 void lightrnn_embedding_backward(float* drow_table, float* dcol_table, float* dtoken_table,
-                                 float* dwpe, const float* dout, const std::int32_t* tokens,
-                                 int row_stride, const std::int32_t* token_cell, int B, int T,
-                                 int C, int R);
+                                 float* dwpe, const float* dout, Windows inputs,
+                                 LightRnnCodebookView codebook, int C);
 void lightrnn_row_logsumexp(float* lse, const float* logits, const std::int32_t* row_count, int N,
                             int R);
 void lightrnn_condition_forward(float* slope, float* state, const float* base,
-                                const float* row_table, const std::int32_t* targets, int row_stride,
-                                const std::int32_t* token_cell, int B, int T, int C, int R);
+                                const float* row_table, Windows targets,
+                                LightRnnCodebookView codebook, int C);
 void lightrnn_condition_rows(float* state, const float* base, const float* row_table,
                              int first_row, int rows, int N, int C);
 void lightrnn_cross_entropy(float* losses, float* col_lse, const float* row_logits,
-                            const float* row_lse, const float* col_logits,
-                            const std::int32_t* targets, int row_stride,
-                            const std::int32_t* token_cell, const std::int32_t* cell_token, int B,
-                            int T, int R);
+                            const float* row_lse, const float* col_logits, Windows targets,
+                            LightRnnCodebookView codebook);
 
 // CoCoNT row targets on the host (the fields of NgramTargets<float>); null offsets: off.
 struct NgramHost {
@@ -45,25 +44,20 @@ struct NgramHost {
   const float* neg_entropy = nullptr;
   float alpha = 0;
 };
-void lightrnn_row_backward_inplace(float* logits, const float* lse, const std::int32_t* row_count,
-                                   const std::int32_t* targets, int row_stride,
-                                   const std::int32_t* token_cell, const float* depth_weights,
-                                   int depths, float scale, int B, int T, int R,
-                                   const std::int32_t* contexts, const NgramHost& ngram);
-void lightrnn_column_backward_inplace(float* logits, const float* lse, const std::int32_t* targets,
-                                      int row_stride, const std::int32_t* token_cell,
-                                      const std::int32_t* cell_token, float weight, int B, int T,
-                                      int R);
+void lightrnn_row_backward_inplace(float* logits, const float* lse, Windows targets,
+                                   LightRnnCodebookView codebook, const float* depth_weights,
+                                   int depths, float scale, const std::int32_t* contexts,
+                                   const NgramHost& ngram);
+void lightrnn_column_backward_inplace(float* logits, const float* lse, Windows targets,
+                                      LightRnnCodebookView codebook, float weight);
 void lightrnn_condition_backward(float* dpre, const float* slope, float* drow_table,
-                                 const std::int32_t* targets, int row_stride,
-                                 const std::int32_t* token_cell, int B, int T, int C, int R);
+                                 Windows targets, LightRnnCodebookView codebook, int C);
 void lightrnn_log_probs_rows(float* out, const float* row_logits, const float* row_lse,
-                             const float* col_logits, const std::int32_t* cell_token, int first_row,
-                             int rows, int N, int R, int V);
+                             const float* col_logits, LightRnnCodebookView codebook, int first_row,
+                             int rows, int N);
 void lightrnn_accumulate_statistics(float* row_loss, float* col_loss, float* lse_scratch,
                                     const float* row_logits, const float* col_logits,
-                                    const std::int32_t* targets, int row_stride, int B, int T,
-                                    int R);
+                                    Windows targets, int R);
 
 // ------------------------------------------------------------------------------------- models
 

@@ -33,6 +33,7 @@ namespace {
 using O = Ops<Cuda>;
 
 using K = LightRnnKernels<Cuda>;
+using Windows = LightRnnWindows<std::int32_t>;
 namespace ref = reference;
 
 // ------------------------------------------------------------------------------------- inputs
@@ -62,6 +63,27 @@ Table make_table(int V, int R, int empty_row, std::uint32_t seed) {
   }
   return table;
 }
+
+// The table's arrays in host memory, as the reference reads them.
+LightRnnCodebookView host_view(const Table& table) {
+  return {table.token_cell.data(), table.cell_token.data(), table.row_count.data(), table.R,
+          table.V};
+}
+
+// The table's arrays in device memory, as LightRnnKernels<Cuda> reads them.
+struct DeviceTable {
+  explicit DeviceTable(const Table& table)
+      : token_cell(table.token_cell),
+        cell_token(table.cell_token),
+        row_count(table.row_count),
+        R(table.R),
+        V(table.V) {}
+  LightRnnCodebookView view() const {
+    return {token_cell.get(), cell_token.get(), row_count.get(), R, V};
+  }
+  DeviceArray<std::int32_t> token_cell, cell_token, row_count;
+  int R, V;
+};
 
 // The first token of row 1 (in column order): the frequent token of skewed_ids.
 int frequent_token(const Table& table) {
@@ -133,42 +155,42 @@ TYPED_TEST_SUITE(CudaLightRnnOps, StorageTypes, StorageTypeNames);
 TYPED_TEST(CudaLightRnnOps, EmbeddingForwardAndDeterministicBackward) {
   LIGHTGPT_REQUIRE_GPU();
   using T = TypeParam;
-  const int V = 300, R = 20, B = 4, T_ = 100, C = 48, row_stride = T_ + 3;
+  const int V = 300, R = 20, B = 4, seq_len = 100, C = 48, row_stride = seq_len + 3;
   const Table table = make_table(V, R, 3, 1);
   const auto tokens = skewed_ids(std::size_t(B) * row_stride, table, 2);
   const auto row_table = random_values<T>(std::size_t(R) * C, 3);
   const auto col_table = random_values<T>(std::size_t(R) * C, 4);
   const auto token_table = random_values<T>(std::size_t(V) * C, 10);
-  const auto wpe = random_values<T>(std::size_t(T_) * C, 5);
-  const auto dout = random_values<T>(std::size_t(B) * T_ * C, 6);
+  const auto wpe = random_values<T>(std::size_t(seq_len) * C, 5);
+  const auto dout = random_values<T>(std::size_t(B) * seq_len * C, 6);
 
-  DeviceArray<std::int32_t> d_tokens(tokens), d_cells(table.token_cell);
-  DeviceArray<T> d_row(row_table), d_col(col_table), d_token(token_table), d_wpe(wpe),
-      d_dout(dout), d_out(std::size_t(B) * T_ * C);
+  DeviceArray<std::int32_t> d_tokens(tokens);
+  const DeviceTable d_table(table);
+  const Windows inputs{tokens.data(), row_stride, B, seq_len};
+  const Windows d_inputs{d_tokens.get(), row_stride, B, seq_len};
+  DeviceArray<T> d_row(row_table), d_col(col_table), d_token(token_table), d_wpe(wpe), d_dout(dout),
+      d_out(std::size_t(B) * seq_len * C);
   for (const bool untied : {false, true}) {
     SCOPED_TRACE(untied ? "with token table" : "without token table");
-    std::vector<float> out(std::size_t(B) * T_ * C);
-    ref::lightrnn_embedding_forward(out.data(), tokens.data(), row_stride,
-                                    table.token_cell.data(), row_table.data(), col_table.data(),
-                                    untied ? token_table.data() : nullptr, wpe.data(), B, T_, C, R);
-    K::lightrnn_embedding_forward(d_out.get(), d_tokens.get(), row_stride, d_cells.get(),
-                                  d_row.get(), d_col.get(),
+    std::vector<float> out(std::size_t(B) * seq_len * C);
+    ref::lightrnn_embedding_forward(out.data(), inputs, host_view(table), row_table.data(),
+                                    col_table.data(), untied ? token_table.data() : nullptr,
+                                    wpe.data(), C);
+    K::lightrnn_embedding_forward(d_out.get(), d_inputs, d_table.view(), d_row.get(), d_col.get(),
                                   untied ? d_token.get() : static_cast<const T*>(nullptr),
-                                  d_wpe.get(), B, T_, C, R);
+                                  d_wpe.get(), C);
     EXPECT_LT(relative_error(d_out.download(), out), value_tolerance<T>());
   }
 
   auto drow = random_values<float>(std::size_t(R) * C, 7);
   auto dcol = random_values<float>(std::size_t(R) * C, 8);
   auto dtoken = random_values<float>(std::size_t(V) * C, 11);
-  auto dwpe = random_values<float>(std::size_t(T_) * C, 9);
+  auto dwpe = random_values<float>(std::size_t(seq_len) * C, 9);
   DeviceArray<float> d_drow(drow), d_dcol(dcol), d_dtoken(dtoken), d_dwpe(dwpe);
   ref::lightrnn_embedding_backward(drow.data(), dcol.data(), dtoken.data(), dwpe.data(),
-                                   dout.data(), tokens.data(), row_stride,
-                                   table.token_cell.data(), B, T_, C, R);
+                                   dout.data(), inputs, host_view(table), C);
   K::lightrnn_embedding_backward(d_drow.get(), d_dcol.get(), d_dtoken.get(), d_dwpe.get(),
-                                 d_dout.get(), d_tokens.get(), row_stride, d_cells.get(), B, T_, C,
-                                 R);
+                                 d_dout.get(), d_inputs, d_table.view(), C);
   const auto first_drow = d_drow.download(), first_dcol = d_dcol.download();
   const auto first_dtoken = d_dtoken.download();
   EXPECT_LT(relative_error(first_drow, drow), gradient_tolerance<T>());
@@ -181,8 +203,8 @@ TYPED_TEST(CudaLightRnnOps, EmbeddingForwardAndDeterministicBackward) {
   DeviceArray<float> again_col(random_values<float>(std::size_t(R) * C, 8));
   DeviceArray<float> again_token(random_values<float>(std::size_t(V) * C, 11));
   K::lightrnn_embedding_backward(again_row.get(), again_col.get(), again_token.get(),
-                                 static_cast<float*>(nullptr), d_dout.get(), d_tokens.get(),
-                                 row_stride, d_cells.get(), B, T_, C, R);
+                                 static_cast<float*>(nullptr), d_dout.get(), d_inputs,
+                                 d_table.view(), C);
   EXPECT_EQ(again_row.download(), first_drow);
   EXPECT_EQ(again_col.download(), first_dcol);
   EXPECT_EQ(again_token.download(), first_dtoken);
@@ -195,7 +217,7 @@ TYPED_TEST(CudaLightRnnOps, EmbeddingForwardAndDeterministicBackward) {
 TYPED_TEST(CudaLightRnnOps, RowLogsumexpCrossEntropyAndLogProbs) {
   LIGHTGPT_REQUIRE_GPU();
   using T = TypeParam;
-  const int V = 300, R = 20, B = 3, T_ = 11, N = B * T_, row_stride = T_ + 2;
+  const int V = 300, R = 20, B = 3, seq_len = 11, N = B * seq_len, row_stride = seq_len + 2;
   const Table table = make_table(V, R, 3, 10);
   const auto tokens = random_ids(std::size_t(B) * row_stride, V, 11);
   const auto row_logits = random_values<T>(std::size_t(N) * R, 12, 3.0f);
@@ -204,17 +226,17 @@ TYPED_TEST(CudaLightRnnOps, RowLogsumexpCrossEntropyAndLogProbs) {
   std::vector<float> row_lse(N), losses(N), col_lse(N);
   ref::lightrnn_row_logsumexp(row_lse.data(), row_logits.data(), table.row_count.data(), N, R);
   ref::lightrnn_cross_entropy(losses.data(), col_lse.data(), row_logits.data(), row_lse.data(),
-                              col_logits.data(), tokens.data() + 1, row_stride,
-                              table.token_cell.data(), table.cell_token.data(), B, T_, R);
+                              col_logits.data(), {tokens.data() + 1, row_stride, B, seq_len},
+                              host_view(table));
 
-  DeviceArray<std::int32_t> d_tokens(tokens), d_token_cell(table.token_cell),
-      d_cell_token(table.cell_token), d_row_count(table.row_count);
+  DeviceArray<std::int32_t> d_tokens(tokens);
+  const DeviceTable d_table(table);
+  const Windows d_targets{d_tokens.get() + 1, row_stride, B, seq_len};
   DeviceArray<T> d_row_logits(row_logits), d_col_logits(col_logits);
   DeviceArray<float> d_row_lse(N), d_losses(N), d_col_lse(N);
-  K::lightrnn_row_logsumexp(d_row_lse.get(), d_row_logits.get(), d_row_count.get(), N, R);
+  K::lightrnn_row_logsumexp(d_row_lse.get(), d_row_logits.get(), d_table.row_count.get(), N, R);
   K::lightrnn_cross_entropy(d_losses.get(), d_col_lse.get(), d_row_logits.get(), d_row_lse.get(),
-                            d_col_logits.get(), d_tokens.get() + 1, row_stride, d_token_cell.get(),
-                            d_cell_token.get(), B, T_, R);
+                            d_col_logits.get(), d_targets, d_table.view());
   EXPECT_LT(relative_error(d_row_lse.download(), row_lse), 1e-5);
   EXPECT_LT(relative_error(d_col_lse.download(), col_lse), 1e-5);
   EXPECT_LT(relative_error(d_losses.download(), losses), 1e-5);
@@ -230,11 +252,9 @@ TYPED_TEST(CudaLightRnnOps, RowLogsumexpCrossEntropyAndLogProbs) {
     const int rows = first == 0 ? 7 : R - 7;
     const std::size_t offset = std::size_t(first) * N * R;
     ref::lightrnn_log_probs_rows(log_probs.data(), row_logits.data(), row_lse.data(),
-                                 pair_logits.data() + offset, table.cell_token.data(), first, rows,
-                                 N, R, V);
+                                 pair_logits.data() + offset, host_view(table), first, rows, N);
     K::lightrnn_log_probs_rows(d_log_probs.get(), d_row_logits.get(), d_row_lse.get(),
-                               d_pair_logits.get() + offset, d_cell_token.get(), first, rows, N, R,
-                               V);
+                               d_pair_logits.get() + offset, d_table.view(), first, rows, N);
   }
   const auto gpu_log_probs = d_log_probs.download();
   EXPECT_LT(relative_error(gpu_log_probs, log_probs), 1e-5);
@@ -248,7 +268,7 @@ TYPED_TEST(CudaLightRnnOps, RowLogsumexpCrossEntropyAndLogProbs) {
 TYPED_TEST(CudaLightRnnOps, ConditionForwardAndRowRange) {
   LIGHTGPT_REQUIRE_GPU();
   using T = TypeParam;
-  const int V = 300, R = 20, B = 2, T_ = 9, N = B * T_, C = 40, row_stride = T_ + 3;
+  const int V = 300, R = 20, B = 2, seq_len = 9, N = B * seq_len, C = 40, row_stride = seq_len + 3;
   const Table table = make_table(V, R, 3, 20);
   const auto tokens = random_ids(std::size_t(B) * row_stride, V, 21);
   const auto base = random_values<T>(std::size_t(N) * C, 22, 2.0f);
@@ -256,12 +276,13 @@ TYPED_TEST(CudaLightRnnOps, ConditionForwardAndRowRange) {
 
   std::vector<float> slope(std::size_t(N) * C), state(slope.size());
   ref::lightrnn_condition_forward(slope.data(), state.data(), base.data(), row_table.data(),
-                                  tokens.data() + 2, row_stride, table.token_cell.data(), B, T_, C,
-                                  R);
-  DeviceArray<std::int32_t> d_tokens(tokens), d_token_cell(table.token_cell);
+                                  {tokens.data() + 2, row_stride, B, seq_len}, host_view(table), C);
+  DeviceArray<std::int32_t> d_tokens(tokens);
+  const DeviceTable d_table(table);
   DeviceArray<T> d_base(base), d_row_table(row_table), d_slope(slope.size()), d_state(state.size());
   K::lightrnn_condition_forward(d_slope.get(), d_state.get(), d_base.get(), d_row_table.get(),
-                                d_tokens.get() + 2, row_stride, d_token_cell.get(), B, T_, C, R);
+                                Windows{d_tokens.get() + 2, row_stride, B, seq_len}, d_table.view(),
+                                C);
   EXPECT_LT(relative_error(d_slope.download(), slope), value_tolerance<T>());
   EXPECT_LT(relative_error(d_state.download(), state), value_tolerance<T>());
 
@@ -281,7 +302,8 @@ TYPED_TEST(CudaLightRnnOps, ConditionForwardAndRowRange) {
 TYPED_TEST(CudaLightRnnOps, RowBackwardWithDepthsAndCocont) {
   LIGHTGPT_REQUIRE_GPU();
   using T = TypeParam;
-  const int V = 300, R = 20, B = 3, T_ = 10, N = B * T_, row_stride = T_ + 2, depths = 2;
+  const int V = 300, R = 20, B = 3, seq_len = 10, N = B * seq_len, row_stride = seq_len + 2,
+            depths = 2;
   const float weights[depths] = {1.0f, 0.3f};
   const float scale = 1.0f / N, alpha = 0.4f;
   const Table table = make_table(V, R, 3, 30);
@@ -291,8 +313,10 @@ TYPED_TEST(CudaLightRnnOps, RowBackwardWithDepthsAndCocont) {
   std::vector<float> lse(N);
   ref::lightrnn_row_logsumexp(lse.data(), logits.data(), table.row_count.data(), N, R);
 
-  DeviceArray<std::int32_t> d_tokens(tokens), d_token_cell(table.token_cell),
-      d_row_count(table.row_count), d_offsets(ngram.offsets), d_classes(ngram.classes);
+  const Windows targets{tokens.data() + 1, row_stride, B, seq_len};
+  DeviceArray<std::int32_t> d_tokens(tokens), d_offsets(ngram.offsets), d_classes(ngram.classes);
+  const DeviceTable d_table(table);
+  const Windows d_targets{d_tokens.get() + 1, row_stride, B, seq_len};
   DeviceArray<float> d_lse(lse), d_probs(ngram.probs), d_neg_entropy(ngram.neg_entropy);
   for (bool cocont : {false, true}) {
     std::vector<float> expected(logits);
@@ -301,21 +325,18 @@ TYPED_TEST(CudaLightRnnOps, RowBackwardWithDepthsAndCocont) {
       host_ngram = {ngram.offsets.data(), ngram.classes.data(), ngram.probs.data(),
                     ngram.neg_entropy.data(), alpha};
     }
-    ref::lightrnn_row_backward_inplace(expected.data(), lse.data(), table.row_count.data(),
-                                       tokens.data() + 1, row_stride, table.token_cell.data(),
-                                       weights, depths, scale, B, T_, R, tokens.data(), host_ngram);
+    ref::lightrnn_row_backward_inplace(expected.data(), lse.data(), targets, host_view(table),
+                                       weights, depths, scale, tokens.data(), host_ngram);
     DeviceArray<T> d_logits(logits);
     if (cocont) {
       const NgramTargets<float> view{d_offsets.get(), d_classes.get(), d_probs.get(),
                                      d_neg_entropy.get(), alpha};
-      K::lightrnn_row_backward_inplace(d_logits.get(), d_lse.get(), d_row_count.get(),
-                                       d_tokens.get() + 1, row_stride, d_token_cell.get(), weights,
-                                       depths, scale, B, T_, R,
+      K::lightrnn_row_backward_inplace(d_logits.get(), d_lse.get(), d_targets, d_table.view(),
+                                       weights, depths, scale,
                                        static_cast<const std::int32_t*>(d_tokens.get()), view);
     } else {
-      K::lightrnn_row_backward_inplace(d_logits.get(), d_lse.get(), d_row_count.get(),
-                                       d_tokens.get() + 1, row_stride, d_token_cell.get(), weights,
-                                       depths, scale, B, T_, R);
+      K::lightrnn_row_backward_inplace(d_logits.get(), d_lse.get(), d_targets, d_table.view(),
+                                       weights, depths, scale);
     }
     EXPECT_LT(relative_error(d_logits.download(), expected), gradient_tolerance<T>())
         << "cocont " << cocont;
@@ -325,7 +346,7 @@ TYPED_TEST(CudaLightRnnOps, RowBackwardWithDepthsAndCocont) {
 TYPED_TEST(CudaLightRnnOps, ColumnBackward) {
   LIGHTGPT_REQUIRE_GPU();
   using T = TypeParam;
-  const int V = 300, R = 20, B = 3, T_ = 10, N = B * T_, row_stride = T_ + 1;
+  const int V = 300, R = 20, B = 3, seq_len = 10, N = B * seq_len, row_stride = seq_len + 1;
   const float weight = 0.7f / N;
   const Table table = make_table(V, R, 3, 40);
   const auto tokens = random_ids(std::size_t(B) * row_stride, V, 41);
@@ -333,20 +354,19 @@ TYPED_TEST(CudaLightRnnOps, ColumnBackward) {
   const auto col_logits = random_values<T>(std::size_t(N) * R, 43, 3.0f);
   std::vector<float> row_lse(N), losses(N), col_lse(N);
   ref::lightrnn_row_logsumexp(row_lse.data(), row_logits.data(), table.row_count.data(), N, R);
+  const Windows targets{tokens.data() + 1, row_stride, B, seq_len};
   ref::lightrnn_cross_entropy(losses.data(), col_lse.data(), row_logits.data(), row_lse.data(),
-                              col_logits.data(), tokens.data() + 1, row_stride,
-                              table.token_cell.data(), table.cell_token.data(), B, T_, R);
+                              col_logits.data(), targets, host_view(table));
   std::vector<float> expected(col_logits);
-  ref::lightrnn_column_backward_inplace(expected.data(), col_lse.data(), tokens.data() + 1,
-                                        row_stride, table.token_cell.data(),
-                                        table.cell_token.data(), weight, B, T_, R);
-  DeviceArray<std::int32_t> d_tokens(tokens), d_token_cell(table.token_cell),
-      d_cell_token(table.cell_token);
+  ref::lightrnn_column_backward_inplace(expected.data(), col_lse.data(), targets, host_view(table),
+                                        weight);
+  DeviceArray<std::int32_t> d_tokens(tokens);
+  const DeviceTable d_table(table);
   DeviceArray<T> d_logits(col_logits);
   DeviceArray<float> d_col_lse(col_lse);
-  K::lightrnn_column_backward_inplace(d_logits.get(), d_col_lse.get(), d_tokens.get() + 1,
-                                      row_stride, d_token_cell.get(), d_cell_token.get(), weight, B,
-                                      T_, R);
+  K::lightrnn_column_backward_inplace(d_logits.get(), d_col_lse.get(),
+                                      Windows{d_tokens.get() + 1, row_stride, B, seq_len},
+                                      d_table.view(), weight);
   EXPECT_LT(relative_error(d_logits.download(), expected), gradient_tolerance<T>());
 }
 
@@ -355,29 +375,33 @@ TYPED_TEST(CudaLightRnnOps, ColumnBackward) {
 TYPED_TEST(CudaLightRnnOps, ConditionBackwardIsDeterministic) {
   LIGHTGPT_REQUIRE_GPU();
   using T = TypeParam;
-  const int V = 300, R = 20, B = 4, T_ = 100, N = B * T_, C = 72, row_stride = T_ + 1;
+  const int V = 300, R = 20, B = 4, seq_len = 100, N = B * seq_len, C = 72,
+            row_stride = seq_len + 1;
   const Table table = make_table(V, R, 3, 50);
   const auto tokens = skewed_ids(std::size_t(B) * row_stride, table, 51);
   const auto dstate = random_values<T>(std::size_t(N) * C, 52);
   const auto slope = random_values<T>(std::size_t(N) * C, 53);
   auto drow = random_values<float>(std::size_t(R) * C, 54);
   std::vector<float> dpre(dstate);
-  ref::lightrnn_condition_backward(dpre.data(), slope.data(), drow.data(), tokens.data() + 1,
-                                   row_stride, table.token_cell.data(), B, T_, C, R);
+  ref::lightrnn_condition_backward(dpre.data(), slope.data(), drow.data(),
+                                   {tokens.data() + 1, row_stride, B, seq_len}, host_view(table),
+                                   C);
 
-  DeviceArray<std::int32_t> d_tokens(tokens), d_token_cell(table.token_cell);
+  DeviceArray<std::int32_t> d_tokens(tokens);
+  const DeviceTable d_table(table);
+  const Windows d_targets{d_tokens.get() + 1, row_stride, B, seq_len};
   DeviceArray<T> d_dpre(dstate), d_slope(slope);
   DeviceArray<float> d_drow(random_values<float>(std::size_t(R) * C, 54));
-  K::lightrnn_condition_backward(d_dpre.get(), d_slope.get(), d_drow.get(), d_tokens.get() + 1,
-                                 row_stride, d_token_cell.get(), B, T_, C, R);
+  K::lightrnn_condition_backward(d_dpre.get(), d_slope.get(), d_drow.get(), d_targets,
+                                 d_table.view(), C);
   const auto first = d_drow.download();
   EXPECT_LT(relative_error(d_dpre.download(), dpre), gradient_tolerance<T>());
   EXPECT_LT(relative_error(first, drow), gradient_tolerance<T>());
 
   DeviceArray<T> again_dpre(dstate);
   DeviceArray<float> again(random_values<float>(std::size_t(R) * C, 54));
-  K::lightrnn_condition_backward(again_dpre.get(), d_slope.get(), again.get(), d_tokens.get() + 1,
-                                 row_stride, d_token_cell.get(), B, T_, C, R);
+  K::lightrnn_condition_backward(again_dpre.get(), d_slope.get(), again.get(), d_targets,
+                                 d_table.view(), C);
   EXPECT_EQ(again.download(), first);
 }
 
@@ -386,7 +410,7 @@ TYPED_TEST(CudaLightRnnOps, ConditionBackwardIsDeterministic) {
 TYPED_TEST(CudaLightRnnOps, AccumulateStatisticsIsDeterministic) {
   LIGHTGPT_REQUIRE_GPU();
   using T = TypeParam;
-  const int V = 300, R = 20, B = 4, T_ = 100, N = B * T_, row_stride = T_ + 1;
+  const int V = 300, R = 20, B = 4, seq_len = 100, N = B * seq_len, row_stride = seq_len + 1;
   const Table table = make_table(V, R, 3, 60);
   const auto tokens = skewed_ids(std::size_t(B) * row_stride, table, 61);
   const auto row_logits = random_values<T>(std::size_t(N) * R, 62, 3.0f);
@@ -395,17 +419,17 @@ TYPED_TEST(CudaLightRnnOps, AccumulateStatisticsIsDeterministic) {
   auto col_loss = random_values<float>(std::size_t(V) * R, 65);
   std::vector<float> lse(2 * N);
   ref::lightrnn_accumulate_statistics(row_loss.data(), col_loss.data(), lse.data(),
-                                      row_logits.data(), col_logits.data(), tokens.data() + 1,
-                                      row_stride, B, T_, R);
+                                      row_logits.data(), col_logits.data(),
+                                      {tokens.data() + 1, row_stride, B, seq_len}, R);
 
   DeviceArray<std::int32_t> d_tokens(tokens);
+  const Windows d_targets{d_tokens.get() + 1, row_stride, B, seq_len};
   DeviceArray<T> d_row_logits(row_logits), d_col_logits(col_logits);
   DeviceArray<float> d_row_loss(random_values<float>(std::size_t(V) * R, 64));
   DeviceArray<float> d_col_loss(random_values<float>(std::size_t(V) * R, 65));
   DeviceArray<float> d_lse(2 * N);
   K::lightrnn_accumulate_statistics(d_row_loss.get(), d_col_loss.get(), d_lse.get(),
-                                    d_row_logits.get(), d_col_logits.get(), d_tokens.get() + 1,
-                                    row_stride, B, T_, R);
+                                    d_row_logits.get(), d_col_logits.get(), d_targets, R);
   const auto first_row = d_row_loss.download(), first_col = d_col_loss.download();
   EXPECT_LT(relative_error(d_lse.download(), lse), 1e-5);
   EXPECT_LT(relative_error(first_row, row_loss), gradient_tolerance<T>());
@@ -414,8 +438,7 @@ TYPED_TEST(CudaLightRnnOps, AccumulateStatisticsIsDeterministic) {
   DeviceArray<float> again_row(random_values<float>(std::size_t(V) * R, 64));
   DeviceArray<float> again_col(random_values<float>(std::size_t(V) * R, 65));
   K::lightrnn_accumulate_statistics(again_row.get(), again_col.get(), d_lse.get(),
-                                    d_row_logits.get(), d_col_logits.get(), d_tokens.get() + 1,
-                                    row_stride, B, T_, R);
+                                    d_row_logits.get(), d_col_logits.get(), d_targets, R);
   EXPECT_EQ(again_row.download(), first_row);
   EXPECT_EQ(again_col.download(), first_col);
 }
@@ -567,16 +590,16 @@ TYPED_TEST(CudaLightRnnModel, LogProbsMatchCpuFp32) {
   using T = typename TypeParam::storage_t;
   const ModelConfig config = model_config();
   const ref::LightRnnSetup setup = base_setup();
-  const int B = 2, T_ = 8, V = config.vocab_size;
-  const auto inputs = random_ids(std::size_t(B) * T_, V, 74);
-  const auto expected = ref::lightrnn_log_probs(config, kSeed, setup, inputs, B, T_);
+  const int B = 2, seq_len = 8, V = config.vocab_size;
+  const auto inputs = random_ids(std::size_t(B) * seq_len, V, 74);
+  const auto expected = ref::lightrnn_log_probs(config, kSeed, setup, inputs, B, seq_len);
   CudaLightRnn<TypeParam> model(config, kSeed);
   apply(model, setup);
   DeviceArray<float> d_out(expected.size());
-  model.log_probs(inputs.data(), B, T_, d_out.get());
+  model.log_probs(inputs.data(), B, seq_len, d_out.get());
   const auto actual = d_out.download();
   EXPECT_LT(relative_error(actual, expected), value_tolerance<T>());
-  for (int n = 0; n < B * T_; ++n) {
+  for (int n = 0; n < B * seq_len; ++n) {
     double total = 0;
     for (int v = 0; v < V; ++v) total += std::exp(double(actual[std::size_t(n) * V + v]));
     EXPECT_NEAR(total, 1.0, 1e-4) << "position " << n;

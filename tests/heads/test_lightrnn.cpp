@@ -265,8 +265,9 @@ TEST(LightRnnOps, ConditionRowsAndLogProbsRowsCoverARangeOfRows) {
   std::vector<double> col_logits(rows * N * R);
   for (std::size_t i = 0; i < col_logits.size(); ++i) col_logits[i] = std::sin(1.7 * i);
   std::vector<double> out(N * V, nan);
+  const LightRnnCodebookView codebook{nullptr, cell_token.data(), nullptr, R, V};
   K::lightrnn_log_probs_rows(out.data(), row_logits.data(), row_lse.data(), col_logits.data(),
-                             cell_token.data(), first, rows, N, R, V);
+                             codebook, first, rows, N);
   for (int n = 0; n < N; ++n) {
     for (int w = 0; w < V; ++w) {
       const int row = cells[w] / R, column = cells[w] % R;

@@ -183,8 +183,10 @@ TEST(Cocont, RowDistributionKlAndGradientByHand) {
   // α = 0.25: the soft target at position 0 is (0.25·0.7, 0.75 + 0.25·0.3, 0) = (0.175, 0.825, 0);
   // the gradient is P_row minus it. Position 1 is plain CE: P_row - onehot(1).
   const double weight = 1;
-  K::lightrnn_row_backward_inplace(logits.data(), lse, row_count, tokens + 1, 3, token_cell,
-                                   &weight, 1, 1.0, 1, 2, 3, tokens, device.view(0.25));
+  const LightRnnWindows<std::int32_t> targets{tokens + 1, 3, 1, 2};
+  const LightRnnCodebookView codebook{token_cell, nullptr, row_count, 3, 9};
+  K::lightrnn_row_backward_inplace(logits.data(), lse, targets, codebook, &weight, 1, 1.0, tokens,
+                                   device.view(0.25));
   const double expected[] = {1.0 / 6 - 0.175, 1.0 / 3 - 0.825, 0.5, 1.0 / 6, 1.0 / 3 - 1, 0.5};
   for (int i = 0; i < 6; ++i) EXPECT_NEAR(logits[i], expected[i], 1e-7) << i;
   // The same numbers for the KL part alone: d/dlogits of 0.25·KL + 0.75·CE, by finite differences.

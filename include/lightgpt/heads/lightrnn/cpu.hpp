@@ -26,17 +26,18 @@ namespace lightgpt::cpu {
 
 struct LightRnnOps {
   // out[b, t, :] = row_table[r(w)] + col_table[c(w)] (+ token_table[w]) + wpe[t] for
-  // w = tokens[b·row_stride + t]; token_table (V × C) may be null.
+  // w = inputs.tokens[b·row_stride + t]; token_table (V × C) may be null.
   template <class T, class Tok>
-  static void lightrnn_embedding_forward(T* out, const Tok* tokens, int row_stride,
-                                         const std::int32_t* token_cell, const T* row_table,
+  static void lightrnn_embedding_forward(T* out, LightRnnWindows<Tok> inputs,
+                                         LightRnnCodebookView codebook, const T* row_table,
                                          const T* col_table, const T* token_table, const T* wpe,
-                                         int B, int T_, int C, int R) {
+                                         int C) {
+    const int R = codebook.R;
 #pragma omp parallel for schedule(static)
-    for (int bt = 0; bt < B * T_; ++bt) {
-      const int b = bt / T_, t = bt % T_;
-      const std::size_t token = static_cast<std::size_t>(tokens[b * row_stride + t]);
-      const int cell = token_cell[token];
+    for (int bt = 0; bt < inputs.positions(); ++bt) {
+      const int t = bt % inputs.seq_len;
+      const std::size_t token = static_cast<std::size_t>(inputs.tokens[inputs.index(bt)]);
+      const int cell = codebook.token_cell[token];
       const T* row = row_table + static_cast<std::size_t>(cell / R) * C;
       const T* col = col_table + static_cast<std::size_t>(cell % R) * C;
       const T* position = wpe + static_cast<std::size_t>(t) * C;
@@ -57,18 +58,18 @@ struct LightRnnOps {
   // forward read.
   template <class T, class A, class Tok>
   static void lightrnn_embedding_backward(A* drow_table, A* dcol_table, A* dtoken_table, A* dwpe,
-                                          const T* dout, const Tok* tokens, int row_stride,
-                                          const std::int32_t* token_cell, int B, int T_, int C,
-                                          int R) {
+                                          const T* dout, LightRnnWindows<Tok> inputs,
+                                          LightRnnCodebookView codebook, int C) {
+    const int R = codebook.R;
     const int blocks = (C + detail::kColumnBlock - 1) / detail::kColumnBlock;
 #pragma omp parallel for schedule(static)
     for (int block = 0; block < blocks; ++block) {
       const int c0 = block * detail::kColumnBlock;
       const int c1 = std::min(C, c0 + detail::kColumnBlock);
-      for (int bt = 0; bt < B * T_; ++bt) {
-        const int b = bt / T_, t = bt % T_;
-        const std::size_t token = static_cast<std::size_t>(tokens[b * row_stride + t]);
-        const int cell = token_cell[token];
+      for (int bt = 0; bt < inputs.positions(); ++bt) {
+        const int t = bt % inputs.seq_len;
+        const std::size_t token = static_cast<std::size_t>(inputs.tokens[inputs.index(bt)]);
+        const int cell = codebook.token_cell[token];
         const T* g = dout + static_cast<std::size_t>(bt) * C;
         A* row = drow_table + static_cast<std::size_t>(cell / R) * C;
         A* col = dcol_table + static_cast<std::size_t>(cell % R) * C;
@@ -101,12 +102,11 @@ struct LightRnnOps {
   // needs (one tanh per element serves both).
   template <class T, class Tok>
   static void lightrnn_condition_forward(T* slope, T* state, const T* base, const T* row_table,
-                                         const Tok* targets, int row_stride,
-                                         const std::int32_t* token_cell, int B, int T_, int C,
-                                         int R) {
+                                         LightRnnWindows<Tok> targets,
+                                         LightRnnCodebookView codebook, int C) {
 #pragma omp parallel for schedule(static)
-    for (int n = 0; n < B * T_; ++n) {
-      const int r = token_cell[targets[(n / T_) * row_stride + n % T_]] / R;
+    for (int n = 0; n < targets.positions(); ++n) {
+      const int r = codebook.token_cell[targets.tokens[targets.index(n)]] / codebook.R;
       condition_one(slope, state, base, row_table + static_cast<std::size_t>(r) * C, n, C);
     }
   }
@@ -129,15 +129,16 @@ struct LightRnnOps {
   // losses[n] = row_lse - row_logit[r] + col_lse - col_logit[c].
   template <class T, class A, class Tok>
   static void lightrnn_cross_entropy(A* losses, A* col_lse, const T* row_logits, const A* row_lse,
-                                     const T* col_logits, const Tok* targets, int row_stride,
-                                     const std::int32_t* token_cell, const std::int32_t* cell_token,
-                                     int B, int T_, int R) {
+                                     const T* col_logits, LightRnnWindows<Tok> targets,
+                                     LightRnnCodebookView codebook) {
+    const int R = codebook.R;
 #pragma omp parallel for schedule(static)
-    for (int n = 0; n < B * T_; ++n) {
-      const int cell = token_cell[targets[(n / T_) * row_stride + n % T_]];
+    for (int n = 0; n < targets.positions(); ++n) {
+      const int cell = codebook.token_cell[targets.tokens[targets.index(n)]];
       const int r = cell / R, c = cell % R;
       const T* cols = col_logits + static_cast<std::size_t>(n) * R;
-      const A lse = masked_lse<T, A>(cols, cell_token + static_cast<std::size_t>(r) * R, R, 0);
+      const A lse =
+          masked_lse<T, A>(cols, codebook.cell_token + static_cast<std::size_t>(r) * R, R, 0);
       col_lse[n] = lse;
       losses[n] =
           row_lse[n] - A(row_logits[static_cast<std::size_t>(n) * R + r]) + lse - A(cols[c]);
@@ -145,42 +146,42 @@ struct LightRnnOps {
   }
 
   // In place: row logits -> gradient of Σ_j depth_weights[j] · scale · CE(row of target j), where
-  // target j of position (b, t) is targets[b·row_stride + t + j]. Empty rows get zero. With
+  // target j of position (b, t) is targets.tokens[b·row_stride + t + j]. Empty rows get zero. With
   // CoCoNT (`ngram` over rows, non-empty), depth 0 of a position whose context token
   // contexts[b·row_stride + t] has a list scores the soft target (1 - α)·onehot(row) +
   // α·P_ngram,row: the gradient of (1 - α)·CE(row) + α·KL(P_ngram,row ‖ P_row).
   template <class T, class A, class Tok>
-  static void lightrnn_row_backward_inplace(T* logits, const A* lse, const std::int32_t* row_count,
-                                            const Tok* targets, int row_stride,
-                                            const std::int32_t* token_cell, const A* depth_weights,
-                                            int depths, A scale, int B, int T_, int R,
-                                            const Tok* contexts = nullptr,
+  static void lightrnn_row_backward_inplace(T* logits, const A* lse, LightRnnWindows<Tok> targets,
+                                            LightRnnCodebookView codebook, const A* depth_weights,
+                                            int depths, A scale, const Tok* contexts = nullptr,
                                             NgramTargets<A> ngram = {}) {
+    const int R = codebook.R;
+    const std::int32_t* row_count = codebook.row_count;
     A total_weight = 0;
     for (int j = 0; j < depths; ++j) total_weight += depth_weights[j];
 #pragma omp parallel for schedule(static)
-    for (int n = 0; n < B * T_; ++n) {
+    for (int n = 0; n < targets.positions(); ++n) {
       T* row = logits + static_cast<std::size_t>(n) * R;
       for (int r = 0; r < R; ++r) {
         row[r] = row_count[r] > 0 ? T(scale * total_weight * std::exp(A(row[r]) - lse[n])) : T(0);
       }
-      const int b = n / T_, t = n % T_;
-      detail::subtract_targets(row, targets + b * row_stride + t, depth_weights, depths, scale,
-                               contexts ? contexts + b * row_stride + t : nullptr, ngram,
-                               [&](Tok id) { return token_cell[id] / R; });
+      const int at = targets.index(n);
+      detail::subtract_targets(row, targets.tokens + at, depth_weights, depths, scale,
+                               contexts ? contexts + at : nullptr, ngram,
+                               [&](Tok id) { return codebook.token_cell[id] / R; });
     }
   }
 
   // In place: column logits -> gradient of weight · CE(column | target's row); empty cells get 0.
   template <class T, class A, class Tok>
-  static void lightrnn_column_backward_inplace(T* logits, const A* lse, const Tok* targets,
-                                               int row_stride, const std::int32_t* token_cell,
-                                               const std::int32_t* cell_token, A weight, int B,
-                                               int T_, int R) {
+  static void lightrnn_column_backward_inplace(T* logits, const A* lse,
+                                               LightRnnWindows<Tok> targets,
+                                               LightRnnCodebookView codebook, A weight) {
+    const int R = codebook.R;
 #pragma omp parallel for schedule(static)
-    for (int n = 0; n < B * T_; ++n) {
-      const int cell = token_cell[targets[(n / T_) * row_stride + n % T_]];
-      const std::int32_t* cells = cell_token + static_cast<std::size_t>(cell / R) * R;
+    for (int n = 0; n < targets.positions(); ++n) {
+      const int cell = codebook.token_cell[targets.tokens[targets.index(n)]];
+      const std::int32_t* cells = codebook.cell_token + static_cast<std::size_t>(cell / R) * R;
       T* row = logits + static_cast<std::size_t>(n) * R;
       for (int c = 0; c < R; ++c) {
         row[c] = cells[c] >= 0 ? T(weight * std::exp(A(row[c]) - lse[n])) : T(0);
@@ -193,10 +194,9 @@ struct LightRnnOps {
   // gets dpre at each position's target row (accumulated).
   template <class T, class A, class Tok>
   static void lightrnn_condition_backward(T* dpre, const T* slope, A* drow_table,
-                                          const Tok* targets, int row_stride,
-                                          const std::int32_t* token_cell, int B, int T_, int C,
-                                          int R) {
-    const std::ptrdiff_t count = static_cast<std::ptrdiff_t>(B) * T_ * C;
+                                          LightRnnWindows<Tok> targets,
+                                          LightRnnCodebookView codebook, int C) {
+    const std::ptrdiff_t count = static_cast<std::ptrdiff_t>(targets.B) * targets.seq_len * C;
 #pragma omp parallel for schedule(static)
     for (std::ptrdiff_t i = 0; i < count; ++i) dpre[i] = T(A(dpre[i]) * A(slope[i]));
     const int blocks = (C + detail::kColumnBlock - 1) / detail::kColumnBlock;
@@ -204,8 +204,8 @@ struct LightRnnOps {
     for (int block = 0; block < blocks; ++block) {
       const int c0 = block * detail::kColumnBlock;
       const int c1 = std::min(C, c0 + detail::kColumnBlock);
-      for (int n = 0; n < B * T_; ++n) {
-        const int r = token_cell[targets[(n / T_) * row_stride + n % T_]] / R;
+      for (int n = 0; n < targets.positions(); ++n) {
+        const int r = codebook.token_cell[targets.tokens[targets.index(n)]] / codebook.R;
         const T* g = dpre + static_cast<std::size_t>(n) * C;
         A* target_row = drow_table + static_cast<std::size_t>(r) * C;
         for (int c = c0; c < c1; ++c) target_row[c] += A(g[c]);
@@ -218,12 +218,13 @@ struct LightRnnOps {
   // column logits of position n's state conditioned on row first_row + g (out is N × V).
   template <class T, class A>
   static void lightrnn_log_probs_rows(A* out, const T* row_logits, const A* row_lse,
-                                      const T* col_logits, const std::int32_t* cell_token,
-                                      int first_row, int rows, int N, int R, int V) {
+                                      const T* col_logits, LightRnnCodebookView codebook,
+                                      int first_row, int rows, int N) {
+    const int R = codebook.R, V = codebook.V;
 #pragma omp parallel for schedule(static)
     for (int pair = 0; pair < rows * N; ++pair) {
       const int row = first_row + pair / N, n = pair % N;
-      const std::int32_t* cells = cell_token + static_cast<std::size_t>(row) * R;
+      const std::int32_t* cells = codebook.cell_token + static_cast<std::size_t>(row) * R;
       const T* cols = col_logits + static_cast<std::size_t>(pair) * R;
       const A row_log_prob = A(row_logits[static_cast<std::size_t>(n) * R + row]) - row_lse[n];
       const A lse = masked_lse<T, A>(cols, cells, R, 0);
@@ -242,9 +243,8 @@ struct LightRnnOps {
   template <class T, class A, class Tok>
   static void lightrnn_accumulate_statistics(A* row_loss, A* col_loss, A* lse_scratch,
                                              const T* row_logits, const T* col_logits,
-                                             const Tok* targets, int row_stride, int B, int T_,
-                                             int R) {
-    const int N = B * T_;
+                                             LightRnnWindows<Tok> targets, int R) {
+    const int N = targets.positions();
 #pragma omp parallel for schedule(static)
     for (int n = 0; n < N; ++n) {
       lse_scratch[n] = masked_lse<T, A>(row_logits + static_cast<std::size_t>(n) * R,
@@ -255,7 +255,7 @@ struct LightRnnOps {
 #pragma omp parallel for schedule(static)
     for (int i = 0; i < R; ++i) {
       for (int n = 0; n < N; ++n) {
-        const std::size_t w = static_cast<std::size_t>(targets[(n / T_) * row_stride + n % T_]);
+        const std::size_t w = static_cast<std::size_t>(targets.tokens[targets.index(n)]);
         const std::size_t at = static_cast<std::size_t>(n) * R + i;
         row_loss[w * R + i] += lse_scratch[n] - A(row_logits[at]);
         col_loss[w * R + i] += lse_scratch[N + n] - A(col_logits[at]);

@@ -52,17 +52,17 @@ template <class T, class Tok>
 __global__ void lightrnn_embedding_forward_kernel(T* out, const Tok* tokens, int row_stride,
                                                   const std::int32_t* token_cell,
                                                   const T* row_table, const T* col_table,
-                                                  const T* token_table, const T* wpe, int T_,
+                                                  const T* token_table, const T* wpe, int seq_len,
                                                   int C, int R, std::size_t total) {
   for (std::size_t i = blockIdx.x * std::size_t(blockDim.x) + threadIdx.x; i < total;
        i += std::size_t(gridDim.x) * blockDim.x) {
     const int n = static_cast<int>(i / C), c = static_cast<int>(i % C);
-    const std::size_t token = static_cast<std::size_t>(tokens[token_index(n, T_, row_stride)]);
+    const std::size_t token = static_cast<std::size_t>(tokens[token_index(n, seq_len, row_stride)]);
     const int cell = token_cell[token];
     float sum = load(row_table, std::size_t(cell / R) * C + c) +
                 load(col_table, std::size_t(cell % R) * C + c);
     if (token_table != nullptr) sum += load(token_table, token * C + c);
-    out[i] = T(sum + load(wpe, std::size_t(n % T_) * C + c));
+    out[i] = T(sum + load(wpe, std::size_t(n % seq_len) * C + c));
   }
 }
 
@@ -81,12 +81,12 @@ __global__ void lightrnn_row_logsumexp_kernel(A* lse, const T* logits,
 template <class T, class Tok>
 __global__ void lightrnn_condition_kernel(T* slope, T* state, const T* base, const T* row_table,
                                           const Tok* targets, int row_stride,
-                                          const std::int32_t* token_cell, int T_, int C, int R,
+                                          const std::int32_t* token_cell, int seq_len, int C, int R,
                                           std::size_t total) {
   for (std::size_t i = blockIdx.x * std::size_t(blockDim.x) + threadIdx.x; i < total;
        i += std::size_t(gridDim.x) * blockDim.x) {
     const int n = static_cast<int>(i / C), c = static_cast<int>(i % C);
-    const int r = token_cell[targets[token_index(n, T_, row_stride)]] / R;
+    const int r = token_cell[targets[token_index(n, seq_len, row_stride)]] / R;
     const float x = load(base, i) + load(row_table, std::size_t(r) * C + c);
     state[i] = T(lightgpt::detail::gelu(x));
     if (slope != nullptr) slope[i] = T(lightgpt::detail::gelu_grad(x));
@@ -111,11 +111,11 @@ __global__ void lightrnn_cross_entropy_kernel(A* losses, A* col_lse, const T* ro
                                               const A* row_lse, const T* col_logits,
                                               const Tok* targets, int row_stride,
                                               const std::int32_t* token_cell,
-                                              const std::int32_t* cell_token, int N, int T_,
+                                              const std::int32_t* cell_token, int N, int seq_len,
                                               int R) {
   const int n = blockIdx.x * kLightRnnWarps + threadIdx.x / 32;
   if (n >= N) return;
-  const int cell = token_cell[targets[token_index(n, T_, row_stride)]];
+  const int cell = token_cell[targets[token_index(n, seq_len, row_stride)]];
   const int r = cell / R, c = cell % R;
   const T* cols = col_logits + static_cast<std::size_t>(n) * R;
   const A lse = warp_masked_lse<A>(cols, cell_token + static_cast<std::size_t>(r) * R, 0, R);
@@ -134,7 +134,7 @@ __global__ void lightrnn_row_backward_kernel(T* logits, const A* lse, const std:
                                              const Tok* targets, int row_stride,
                                              const std::int32_t* token_cell,
                                              DepthWeights<A> weights, int depths, A scale,
-                                             A scaled_total, int N, int T_, int R,
+                                             A scaled_total, int N, int seq_len, int R,
                                              const Tok* contexts, Ngram ngram) {
   const int n = blockIdx.x * kLightRnnWarps + threadIdx.x / 32;
   if (n >= N) return;
@@ -145,7 +145,7 @@ __global__ void lightrnn_row_backward_kernel(T* logits, const A* lse, const std:
   }
   __syncwarp();
   if (threadIdx.x % 32 != 0) return;
-  const std::size_t position = token_index(n, T_, row_stride);
+  const std::size_t position = token_index(n, seq_len, row_stride);
   int begin = 0, end = 0;
   if (ngram.offsets != nullptr && contexts != nullptr) {
     begin = ngram.offsets[contexts[position]];
@@ -171,10 +171,10 @@ template <class T, class A, class Tok>
 __global__ void lightrnn_column_backward_kernel(T* logits, const A* lse, const Tok* targets,
                                                 int row_stride, const std::int32_t* token_cell,
                                                 const std::int32_t* cell_token, A weight, int N,
-                                                int T_, int R) {
+                                                int seq_len, int R) {
   const int n = blockIdx.x * kLightRnnWarps + threadIdx.x / 32;
   if (n >= N) return;
-  const int cell = token_cell[targets[token_index(n, T_, row_stride)]];
+  const int cell = token_cell[targets[token_index(n, seq_len, row_stride)]];
   const std::int32_t* cells = cell_token + static_cast<std::size_t>(cell / R) * R;
   const int target_col = cell % R;
   T* row = logits + static_cast<std::size_t>(n) * R;
@@ -220,12 +220,12 @@ __global__ void lightrnn_log_probs_rows_kernel(A* out, const T* row_logits, cons
 template <class Tok>
 struct CellKey {
   const Tok* tokens;
-  int row_stride, T_;
+  int row_stride, seq_len;
   const std::int32_t* token_cell;
   int R;
   bool column;
   __device__ std::uint32_t operator()(int n) const {
-    const int cell = token_cell[tokens[token_index(n, T_, row_stride)]];
+    const int cell = token_cell[tokens[token_index(n, seq_len, row_stride)]];
     return static_cast<std::uint32_t>(column ? cell % R : cell / R);
   }
 };
@@ -253,18 +253,18 @@ inline unsigned lightrnn_blocks(int N) {
 
 struct LightRnnOps {
   // out[b, t, :] = row_table[r(w)] + col_table[c(w)] (+ token_table[w]) + wpe[t] for
-  // w = tokens[b·row_stride + t]; token_table (V × C) may be null.
+  // w = inputs.tokens[b·row_stride + t]; token_table (V × C) may be null.
   template <class T, class Tok>
-  static void lightrnn_embedding_forward(T* out, const Tok* tokens, int row_stride,
-                                         const std::int32_t* token_cell, const T* row_table,
+  static void lightrnn_embedding_forward(T* out, LightRnnWindows<Tok> inputs,
+                                         LightRnnCodebookView codebook, const T* row_table,
                                          const T* col_table, const T* token_table, const T* wpe,
-                                         int B, int T_, int C, int R) {
-    const std::size_t count = static_cast<std::size_t>(B) * T_ * C;
+                                         int C) {
+    const std::size_t count = static_cast<std::size_t>(inputs.B) * inputs.seq_len * C;
     if (count == 0) return;
     kernels::lightrnn_embedding_forward_kernel<<<elementwise_blocks(count), 256, 0,
                                                  context().stream()>>>(
-        out, tokens, row_stride, token_cell, row_table, col_table, token_table, wpe, T_, C, R,
-        count);
+        out, inputs.tokens, inputs.row_stride, codebook.token_cell, row_table, col_table,
+        token_table, wpe, inputs.seq_len, C, codebook.R, count);
     LIGHTGPT_CUDA_CHECK_LAUNCH();
   }
 
@@ -272,27 +272,30 @@ struct LightRnnOps {
   // forward read (deterministic).
   template <class T, class A, class Tok>
   static void lightrnn_embedding_backward(A* drow_table, A* dcol_table, A* dtoken_table, A* dwpe,
-                                          const T* dout, const Tok* tokens, int row_stride,
-                                          const std::int32_t* token_cell, int B, int T_, int C,
-                                          int R) {
+                                          const T* dout, LightRnnWindows<Tok> inputs,
+                                          LightRnnCodebookView codebook, int C) {
     static_assert(std::is_same_v<A, float>, "CUDA layers keep fp32 parameter gradients");
-    const int N = B * T_;
+    const auto [tokens, row_stride, B, seq_len] = inputs;
+    const int N = B * seq_len, R = codebook.R;
     if (N == 0) return;
     const int bits = kernels::key_bits_for(R);
     const kernels::RowSum<T> rows{dout, C};
-    kernels::keyed_sums(kernels::CellKey<Tok>{tokens, row_stride, T_, token_cell, R, false}, bits,
-                        rows, N, C, drow_table, static_cast<float*>(nullptr));
-    kernels::keyed_sums(kernels::CellKey<Tok>{tokens, row_stride, T_, token_cell, R, true}, bits,
-                        rows, N, C, dcol_table, static_cast<float*>(nullptr));
+    kernels::keyed_sums(
+        kernels::CellKey<Tok>{tokens, row_stride, seq_len, codebook.token_cell, R, false}, bits,
+        rows, N, C, drow_table, static_cast<float*>(nullptr));
+    kernels::keyed_sums(
+        kernels::CellKey<Tok>{tokens, row_stride, seq_len, codebook.token_cell, R, true}, bits,
+        rows, N, C, dcol_table, static_cast<float*>(nullptr));
     if (dtoken_table != nullptr) {
-      kernels::keyed_sums(kernels::TokenKey<Tok>{tokens, row_stride, T_},
+      kernels::keyed_sums(kernels::TokenKey<Tok>{tokens, row_stride, seq_len},
                           kernels::key_bits_for(std::int64_t(R) * R), rows, N, C, dtoken_table,
                           static_cast<float*>(nullptr));
     }
     if (dwpe != nullptr) {
-      const std::size_t count = static_cast<std::size_t>(T_) * C;
+      const std::size_t count = static_cast<std::size_t>(seq_len) * C;
       kernels::position_embedding_backward_kernel<<<elementwise_blocks(count), 256, 0,
-                                                    context().stream()>>>(dwpe, dout, B, T_, C);
+                                                    context().stream()>>>(dwpe, dout, B, seq_len,
+                                                                          C);
       LIGHTGPT_CUDA_CHECK_LAUNCH();
     }
   }
@@ -309,16 +312,16 @@ struct LightRnnOps {
   }
 
   // state = GELU(base + row_table[r]) and slope = GELU'(·) at every position, r the row of its
-  // target targets[b·row_stride + t].
+  // target targets.tokens[b·row_stride + t].
   template <class T, class Tok>
   static void lightrnn_condition_forward(T* slope, T* state, const T* base, const T* row_table,
-                                         const Tok* targets, int row_stride,
-                                         const std::int32_t* token_cell, int B, int T_, int C,
-                                         int R) {
-    const std::size_t count = static_cast<std::size_t>(B) * T_ * C;
+                                         LightRnnWindows<Tok> targets,
+                                         LightRnnCodebookView codebook, int C) {
+    const std::size_t count = static_cast<std::size_t>(targets.B) * targets.seq_len * C;
     if (count == 0) return;
     kernels::lightrnn_condition_kernel<<<elementwise_blocks(count), 256, 0, context().stream()>>>(
-        slope, state, base, row_table, targets, row_stride, token_cell, T_, C, R, count);
+        slope, state, base, row_table, targets.tokens, targets.row_stride, codebook.token_cell,
+        targets.seq_len, C, codebook.R, count);
     LIGHTGPT_CUDA_CHECK_LAUNCH();
   }
 
@@ -339,27 +342,24 @@ struct LightRnnOps {
   // losses[n] = row_lse - row_logit[r] + col_lse - col_logit[c].
   template <class T, class A, class Tok>
   static void lightrnn_cross_entropy(A* losses, A* col_lse, const T* row_logits, const A* row_lse,
-                                     const T* col_logits, const Tok* targets, int row_stride,
-                                     const std::int32_t* token_cell, const std::int32_t* cell_token,
-                                     int B, int T_, int R) {
-    const int N = B * T_;
+                                     const T* col_logits, LightRnnWindows<Tok> targets,
+                                     LightRnnCodebookView codebook) {
+    const int N = targets.positions();
     if (N == 0) return;
     kernels::lightrnn_cross_entropy_kernel<<<kernels::lightrnn_blocks(N),
                                              32 * kernels::kLightRnnWarps, 0, context().stream()>>>(
-        losses, col_lse, row_logits, row_lse, col_logits, targets, row_stride, token_cell,
-        cell_token, N, T_, R);
+        losses, col_lse, row_logits, row_lse, col_logits, targets.tokens, targets.row_stride,
+        codebook.token_cell, codebook.cell_token, N, targets.seq_len, codebook.R);
     LIGHTGPT_CUDA_CHECK_LAUNCH();
   }
 
   // In place: row logits -> gradient of Σ_j depth_weights[j] · scale · CE(row of target j); empty
   // rows get zero. depth_weights is host memory (depths ≤ kMaxMtpDepth values).
   template <class T, class A, class Tok>
-  static void lightrnn_row_backward_inplace(T* logits, const A* lse, const std::int32_t* row_count,
-                                            const Tok* targets, int row_stride,
-                                            const std::int32_t* token_cell, const A* depth_weights,
-                                            int depths, A scale, int B, int T_, int R) {
-    lightrnn_row_backward_inplace(logits, lse, row_count, targets, row_stride, token_cell,
-                                  depth_weights, depths, scale, B, T_, R,
+  static void lightrnn_row_backward_inplace(T* logits, const A* lse, LightRnnWindows<Tok> targets,
+                                            LightRnnCodebookView codebook, const A* depth_weights,
+                                            int depths, A scale) {
+    lightrnn_row_backward_inplace(logits, lse, targets, codebook, depth_weights, depths, scale,
                                   static_cast<const Tok*>(nullptr), kernels::NoNgram{});
   }
 
@@ -367,14 +367,12 @@ struct LightRnnOps {
   // whose context token contexts[b·row_stride + t] has a list scores the soft target
   // (1 - α)·onehot(row) + α·P_ngram,row.
   template <class T, class A, class Tok, class Ngram>
-  static void lightrnn_row_backward_inplace(T* logits, const A* lse, const std::int32_t* row_count,
-                                            const Tok* targets, int row_stride,
-                                            const std::int32_t* token_cell, const A* depth_weights,
-                                            int depths, A scale, int B, int T_, int R,
-                                            const Tok* contexts, Ngram ngram) {
+  static void lightrnn_row_backward_inplace(T* logits, const A* lse, LightRnnWindows<Tok> targets,
+                                            LightRnnCodebookView codebook, const A* depth_weights,
+                                            int depths, A scale, const Tok* contexts, Ngram ngram) {
     LIGHTGPT_CHECK(depths >= 1 && depths <= kMaxMtpDepth, "lightrnn_row_backward_inplace: ", depths,
                    " depths, at most ", kMaxMtpDepth);
-    const int N = B * T_;
+    const int N = targets.positions();
     if (N == 0) return;
     kernels::DepthWeights<A> weights{};
     A total_weight = 0;
@@ -384,22 +382,23 @@ struct LightRnnOps {
     }
     kernels::lightrnn_row_backward_kernel<<<kernels::lightrnn_blocks(N),
                                             32 * kernels::kLightRnnWarps, 0, context().stream()>>>(
-        logits, lse, row_count, targets, row_stride, token_cell, weights, depths, scale,
-        scale * total_weight, N, T_, R, contexts, ngram);
+        logits, lse, codebook.row_count, targets.tokens, targets.row_stride, codebook.token_cell,
+        weights, depths, scale, scale * total_weight, N, targets.seq_len, codebook.R, contexts,
+        ngram);
     LIGHTGPT_CUDA_CHECK_LAUNCH();
   }
 
   // In place: column logits -> gradient of weight · CE(column | target's row); empty cells get 0.
   template <class T, class A, class Tok>
-  static void lightrnn_column_backward_inplace(T* logits, const A* lse, const Tok* targets,
-                                               int row_stride, const std::int32_t* token_cell,
-                                               const std::int32_t* cell_token, A weight, int B,
-                                               int T_, int R) {
-    const int N = B * T_;
+  static void lightrnn_column_backward_inplace(T* logits, const A* lse,
+                                               LightRnnWindows<Tok> targets,
+                                               LightRnnCodebookView codebook, A weight) {
+    const int N = targets.positions();
     if (N == 0) return;
     kernels::lightrnn_column_backward_kernel<<<
         kernels::lightrnn_blocks(N), 32 * kernels::kLightRnnWarps, 0, context().stream()>>>(
-        logits, lse, targets, row_stride, token_cell, cell_token, weight, N, T_, R);
+        logits, lse, targets.tokens, targets.row_stride, codebook.token_cell, codebook.cell_token,
+        weight, N, targets.seq_len, codebook.R);
     LIGHTGPT_CUDA_CHECK_LAUNCH();
   }
 
@@ -407,17 +406,17 @@ struct LightRnnOps {
   // row (accumulated, deterministic).
   template <class T, class A, class Tok>
   static void lightrnn_condition_backward(T* dpre, const T* slope, A* drow_table,
-                                          const Tok* targets, int row_stride,
-                                          const std::int32_t* token_cell, int B, int T_, int C,
-                                          int R) {
+                                          LightRnnWindows<Tok> targets,
+                                          LightRnnCodebookView codebook, int C) {
     static_assert(std::is_same_v<A, float>, "CUDA layers keep fp32 parameter gradients");
-    const int N = B * T_;
+    const int N = targets.positions(), R = codebook.R;
     const std::size_t count = static_cast<std::size_t>(N) * C;
     if (count == 0) return;
     kernels::scale_by_slope_kernel<T, A>
         <<<elementwise_blocks(count), 256, 0, context().stream()>>>(dpre, slope, count);
     LIGHTGPT_CUDA_CHECK_LAUNCH();
-    kernels::keyed_sums(kernels::CellKey<Tok>{targets, row_stride, T_, token_cell, R, false},
+    kernels::keyed_sums(kernels::CellKey<Tok>{targets.tokens, targets.row_stride, targets.seq_len,
+                                              codebook.token_cell, R, false},
                         kernels::key_bits_for(R), kernels::RowSum<T>{dpre, C}, N, C, drow_table,
                         static_cast<float*>(nullptr));
   }
@@ -427,13 +426,14 @@ struct LightRnnOps {
   // position n's state conditioned on row first_row + g (out is N × V, device memory).
   template <class T, class A>
   static void lightrnn_log_probs_rows(A* out, const T* row_logits, const A* row_lse,
-                                      const T* col_logits, const std::int32_t* cell_token,
-                                      int first_row, int rows, int N, int R, int V) {
+                                      const T* col_logits, LightRnnCodebookView codebook,
+                                      int first_row, int rows, int N) {
     if (N == 0 || rows == 0) return;
     kernels::
         lightrnn_log_probs_rows_kernel<<<dim3(kernels::lightrnn_blocks(N), rows),
                                          32 * kernels::kLightRnnWarps, 0, context().stream()>>>(
-            out, row_logits, row_lse, col_logits, cell_token, first_row, N, R, V);
+            out, row_logits, row_lse, col_logits, codebook.cell_token, first_row, N, codebook.R,
+            codebook.V);
     LIGHTGPT_CUDA_CHECK_LAUNCH();
   }
 
@@ -443,10 +443,9 @@ struct LightRnnOps {
   template <class T, class A, class Tok>
   static void lightrnn_accumulate_statistics(A* row_loss, A* col_loss, A* lse_scratch,
                                              const T* row_logits, const T* col_logits,
-                                             const Tok* targets, int row_stride, int B, int T_,
-                                             int R) {
+                                             LightRnnWindows<Tok> targets, int R) {
     static_assert(std::is_same_v<A, float>, "CUDA statistics are fp32");
-    const int N = B * T_;
+    const int N = targets.positions();
     if (N == 0) return;
     cudaStream_t stream = context().stream();
     const unsigned blocks = kernels::lightrnn_blocks(N);
@@ -457,7 +456,7 @@ struct LightRnnOps {
     kernels::lightrnn_row_logsumexp_kernel<<<blocks, 32 * kernels::kLightRnnWarps, 0, stream>>>(
         lse_scratch + N, col_logits, no_mask, N, R);
     LIGHTGPT_CUDA_CHECK_LAUNCH();
-    kernels::keyed_sums(kernels::TokenKey<Tok>{targets, row_stride, T_},
+    kernels::keyed_sums(kernels::TokenKey<Tok>{targets.tokens, targets.row_stride, targets.seq_len},
                         kernels::key_bits_for(std::int64_t(R) * R),
                         kernels::StatisticsTerms<T, A>{row_logits, col_logits, lse_scratch, N, R},
                         N, R, row_loss, col_loss);

@@ -141,23 +141,27 @@ class LightRnnHeadImpl {
   const NgramTable<A, Backend>& cocont_targets() const { return ngram_; }
 
   template <class Tok>
-  void embed_forward(T* out, const Tok* tokens, int row_stride, const T* wpe, int B, int T_) {
-    K::lightrnn_embedding_forward(out, tokens, row_stride, token_cell_.data(), row_.value,
-                                  col_.value, token_.value, wpe, B, T_, C_, R_);
+  void embed_forward(T* out, const Tok* tokens, int row_stride, const T* wpe, int B, int seq_len) {
+    K::lightrnn_embedding_forward(out, LightRnnWindows<Tok>{tokens, row_stride, B, seq_len},
+                                  codebook_view(), row_.value, col_.value, token_.value, wpe, C_);
   }
   template <class Tok>
-  void embed_backward(const T* dout, const Tok* tokens, int row_stride, A* dwpe, int B, int T_) {
-    K::lightrnn_embedding_backward(row_.grad, col_.grad, token_.grad, dwpe, dout, tokens,
-                                   row_stride, token_cell_.data(), B, T_, C_, R_);
+  void embed_backward(const T* dout, const Tok* tokens, int row_stride, A* dwpe, int B,
+                      int seq_len) {
+    K::lightrnn_embedding_backward(row_.grad, col_.grad, token_.grad, dwpe, dout,
+                                   LightRnnWindows<Tok>{tokens, row_stride, B, seq_len},
+                                   codebook_view(), C_);
   }
 
   // Scores `depths` targets for each of the B·T hidden states; depth[j-1] is the full token NLL
   // -log P(r) - log P(c | r) of target t + j. With report_cocont (training forwards) and CoCoNT
   // on, also the mean row-level KL(P_ngram,row ‖ P_row).
   template <class Tok>
-  HeadLosses<A> forward(const T* hidden, const Tok* tokens, int row_stride, int B, int T_,
+  HeadLosses<A> forward(const T* hidden, const Tok* tokens, int row_stride, int B, int seq_len,
                         int depths, bool report_cocont = false) {
-    const int N = B * T_;
+    const int N = B * seq_len;
+    // The windows of depth j's targets, j ids ahead of the inputs.
+    auto targets = [&](int j) { return LightRnnWindows<Tok>{tokens + j, row_stride, B, seq_len}; };
     HeadLosses<A> losses;
     losses.depths = depths;
     for (int j = 1; j <= depths; ++j) {
@@ -172,27 +176,26 @@ class LightRnnHeadImpl {
         O::matmul_forward(base_, h, w_.value, b_.value, N, C_, C_);
       }
       K::lightrnn_condition_forward(slope(j, N), state(j, N), linear_ ? base_ : h, row_vectors(),
-                                    tokens + j, row_stride, token_cell_.data(), B, T_, C_, R_);
+                                    targets(j), codebook_view(), C_);
       O::matmul_forward(col_logits(j, N), state(j, N), col_.value, static_cast<const T*>(nullptr),
                         N, C_, R_);
       A* depth_losses = losses_ + static_cast<std::size_t>(j - 1) * N;
       K::lightrnn_cross_entropy(depth_losses, col_lse(j, N), row_logits(j, N), row_lse(j, N),
-                                col_logits(j, N), tokens + j, row_stride, token_cell_.data(),
-                                cell_token_.data(), B, T_, R_);
+                                col_logits(j, N), targets(j), codebook_view());
       losses.depth[j - 1] = O::mean(depth_losses, static_cast<std::size_t>(N));
     }
     losses.main = losses.depth[0];
     if (report_cocont && ngram_.loaded()) {
       const std::size_t count = static_cast<std::size_t>(N);
       O::ngram_kl(cocont_kl_, row_lse(1, N), row_logits(1, N), R_, tokens, row_stride,
-                  ngram_.view(A(0)), B, T_);
+                  ngram_.view(A(0)), B, seq_len);
       const A covered = O::mean(cocont_kl_ + count, count);
       losses.cocont = covered > A(0) ? O::mean(cocont_kl_, count) / covered : A(0);
     }
     if (statistics_.size() > 0 && !statistics_paused_) {
       K::lightrnn_accumulate_statistics(statistics_.data(), statistics_.data() + table_cells(),
                                         statistics_lse_, row_logits(1, N), col_logits(1, N),
-                                        tokens + 1, row_stride, B, T_, R_);
+                                        targets(1), R_);
     }
     return losses;
   }
@@ -205,9 +208,10 @@ class LightRnnHeadImpl {
   // P_row) + CE(col | row). Depths that score the shared state sum their conditioning gradients
   // first, so the C × C products of the backward run once, not once per depth.
   template <class Tok>
-  void backward(Grad<T> dhidden, const T* hidden, const Tok* tokens, int row_stride, int B, int T_,
-                A scale, A mtp_weight, A cocont_alpha = A(0)) {
-    const int N = B * T_;
+  void backward(Grad<T> dhidden, const T* hidden, const Tok* tokens, int row_stride, int B,
+                int seq_len, A scale, A mtp_weight, A cocont_alpha = A(0)) {
+    const int N = B * seq_len;
+    auto targets = [&](int j) { return LightRnnWindows<Tok>{tokens + j, row_stride, B, seq_len}; };
     A weights[Depth];
     weights[0] = A(1);
     for (int j = 1; j < Depth; ++j) weights[j] = mtp_weight / A(Depth > 1 ? Depth - 1 : 1);
@@ -219,23 +223,21 @@ class LightRnnHeadImpl {
         // Without adapters every depth's row term shares the depth-1 row logits. d/dh_j goes to
         // dhidden (depth 1, in dhidden's mode) or to the adapter's output gradient.
         const int row_depths = adapters_.enabled() ? 1 : Depth;
-        K::lightrnn_row_backward_inplace(row_logits(j, N), row_lse(j, N), row_count_.data(),
-                                         tokens + j, row_stride, token_cell_.data(),
-                                         weights + (j - 1), row_depths, scale, B, T_, R_, tokens,
-                                         j == 1 ? ngram_.view(cocont_alpha) : NgramTargets<A>{});
+        K::lightrnn_row_backward_inplace(
+            row_logits(j, N), row_lse(j, N), targets(j), codebook_view(), weights + (j - 1),
+            row_depths, scale, tokens, j == 1 ? ngram_.view(cocont_alpha) : NgramTargets<A>{});
         const Grad<T> dh = adapted ? overwrite(adapters_.output_gradient()) : dhidden;
         O::matmul_backward(dh, accumulate(row_.grad), Grad<A>{}, row_logits(j, N),
                            adapted ? adapters_.forward_output(j, N) : hidden, row_.value, N, C_,
                            R_);
       }
       T* dpre = j == 1 ? dpre_sum : dstate_;
-      K::lightrnn_column_backward_inplace(col_logits(j, N), col_lse(j, N), tokens + j, row_stride,
-                                          token_cell_.data(), cell_token_.data(),
-                                          scale * weights[j - 1], B, T_, R_);
+      K::lightrnn_column_backward_inplace(col_logits(j, N), col_lse(j, N), targets(j),
+                                          codebook_view(), scale * weights[j - 1]);
       O::matmul_backward(overwrite(dpre), accumulate(col_.grad), Grad<A>{}, col_logits(j, N),
                          state(j, N), col_.value, N, C_, R_);
-      K::lightrnn_condition_backward(dpre, slope(j, N), linear_ ? z_.grad : row_.grad, tokens + j,
-                                     row_stride, token_cell_.data(), B, T_, C_, R_);
+      K::lightrnn_condition_backward(dpre, slope(j, N), linear_ ? z_.grad : row_.grad, targets(j),
+                                     codebook_view(), C_);
       if (adapted) {
         conditioning_backward(adapters_.output_gradient(), dpre, adapters_.forward_output(j, N), N);
         adapters_.backward(j, hidden, dhidden.ptr, N);
@@ -272,8 +274,8 @@ class LightRnnHeadImpl {
       K::lightrnn_condition_rows(state_, base, row_vectors(), first, rows, N, C_);
       O::matmul_forward(col_logits_, state_, col_.value, static_cast<const T*>(nullptr), rows * N,
                         C_, R_);
-      K::lightrnn_log_probs_rows(out, row_logits_, row_lse_, col_logits_, cell_token_.data(), first,
-                                 rows, N, R_, V_);
+      K::lightrnn_log_probs_rows(out, row_logits_, row_lse_, col_logits_, codebook_view(), first,
+                                 rows, N);
       first += rows;
     }
   }
@@ -339,6 +341,10 @@ class LightRnnHeadImpl {
  private:
   using Adapters = MtpAdapters<Backend, P, Depth>;
 
+  // The codebook's arrays in backend memory, as the kernels read them.
+  LightRnnCodebookView codebook_view() const {
+    return {token_cell_.data(), cell_token_.data(), row_count_.data(), R_, V_};
+  }
   // The row's vector in the conditioning step: z_r with W (linear_gelu), else E_row[r].
   const T* row_vectors() const { return linear_ ? z_.value : row_.value; }
   // (row, position) pairs the conditioned states and column logits hold: one per depth and
