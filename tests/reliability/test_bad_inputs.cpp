@@ -232,7 +232,7 @@ std::vector<Case> cases() {
   add(section_case("config_int_overflow", [](Sections& s) {
         std::string& text = section(s, "config");
         text.replace(text.find("n_layer=2"), 9, "n_layer=99999999999");
-      }, {ckpt, "n_layer", "not a integer"}));
+      }, {ckpt, "n_layer", "not an integer"}));
   add(section_case("config_other_model", [](Sections& s) {
         std::string& text = section(s, "config");
         text.replace(text.find("n_layer=2"), 9, "n_layer=3");
@@ -375,7 +375,7 @@ std::vector<Case> cases() {
                   [](ModelConfig& c) { c.options.set("afno.hidden_factor", 65); },
                   {"afno.hidden_factor", "65"}));
   add(config_case("unknown_option", [](ModelConfig& c) { c.options.set("afno.gates", 0); },
-                  {"'afno.gates' is not a setting of", "afno.gate,"}));
+                  {"'afno.gates' is not a setting of", "afno.hidden_factor, afno.gate"}));
   add(config_case("option_not_a_number",
                   [](ModelConfig& c) { c.options.set("lightrnn.rows", "many"); },
                   {"lightrnn.rows", "'many' is not an integer"}));
