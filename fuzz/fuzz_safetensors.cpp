@@ -4,7 +4,6 @@
 // lightgpt::Error.
 #include <cstddef>
 #include <cstdint>
-
 #include <lightgpt/io/safetensors.hpp>
 #include <lightgpt/lightgpt.hpp>
 
@@ -16,8 +15,8 @@
 
 namespace {
 
-using Model = lightgpt::GPT<lightgpt::Fp32, lightgpt::DenseHead<>, lightgpt::Attention,
-                           lightgpt::Cpu>;
+using Model =
+    lightgpt::GPT<lightgpt::Fp32, lightgpt::DenseHead<>, lightgpt::Attention, lightgpt::Cpu>;
 
 }  // namespace
 

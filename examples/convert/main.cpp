@@ -12,21 +12,19 @@
 // with every check the library makes, and written atomically; the input is never modified. Only
 // the dense composition (DenseHead<>, Attention) is GPT-2; other compositions write safetensors
 // through lightgpt::save_safetensors in their own programs.
+#include <CLI/CLI.hpp>
 #include <cstdio>
 #include <exception>
 #include <filesystem>
 #include <fstream>
+#include <lightgpt/io/safetensors.hpp>
+#include <lightgpt/lightgpt.hpp>
 #include <map>
 #include <optional>
 #include <string>
 
-#include <CLI/CLI.hpp>
-
-#include <lightgpt/io/safetensors.hpp>
-#include <lightgpt/lightgpt.hpp>
-
-using Model = lightgpt::GPT<lightgpt::Fp32, lightgpt::DenseHead<>, lightgpt::Attention,
-                            lightgpt::Cpu>;
+using Model =
+    lightgpt::GPT<lightgpt::Fp32, lightgpt::DenseHead<>, lightgpt::Attention, lightgpt::Cpu>;
 
 namespace {
 
@@ -49,12 +47,13 @@ void describe(const char* what, const std::filesystem::path& path,
   std::fprintf(stderr,
                "%s %s: vocab_size=%d max_seq_len=%d n_layer=%d n_head=%d d_model=%d "
                "(%zu parameters)\n",
-               what, path.string().c_str(), config.vocab_size, config.max_seq_len,
-               config.n_layer, config.n_head, config.d_model, model.num_parameters());
+               what, path.string().c_str(), config.vocab_size, config.max_seq_len, config.n_layer,
+               config.n_head, config.d_model, model.num_parameters());
 }
 
 // transformers' config.json beside the safetensors file, written atomically like the file.
-void write_hf_config(const std::filesystem::path& safetensors, const lightgpt::ModelConfig& config) {
+void write_hf_config(const std::filesystem::path& safetensors,
+                     const lightgpt::ModelConfig& config) {
   const std::filesystem::path path = safetensors.parent_path() / "config.json";
   const std::filesystem::path temp = path.string() + ".tmp";
   {
@@ -72,15 +71,15 @@ void write_hf_config(const std::filesystem::path& safetensors, const lightgpt::M
 }  // namespace
 
 int main(int argc, char** argv) {
-  CLI::App app{"Convert a dense GPT-2 between lightgpt checkpoints, llm.c model files and "
-               "Hugging Face safetensors"};
+  CLI::App app{
+      "Convert a dense GPT-2 between lightgpt checkpoints, llm.c model files and "
+      "Hugging Face safetensors"};
   bool to_lightgpt = false, to_llmc = false, to_safetensors = false, bf16 = false, f16 = false,
        no_hf_config = false;
   std::string input, output;
   std::string from;
-  const std::map<std::string, Format> formats = {{"lightgpt", Format::lightgpt},
-                                                 {"llmc", Format::llmc},
-                                                 {"safetensors", Format::safetensors}};
+  const std::map<std::string, Format> formats = {
+      {"lightgpt", Format::lightgpt}, {"llmc", Format::llmc}, {"safetensors", Format::safetensors}};
   CLI::Option_group* direction = app.add_option_group("direction", "Output format");
   direction->add_flag("--to-llmc", to_llmc, "Write an llm.c model file");
   direction->add_flag("--to-lightgpt", to_lightgpt, "Write a lightgpt checkpoint (step 0)");
@@ -105,17 +104,14 @@ int main(int argc, char** argv) {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& error) {
     // --help exits 0 with CLI11's text; a bad flag is one line and exit code 1.
-    return error.get_exit_code() == 0 ? app.exit(error)
-                                      : lightgpt::report_exception("convert");
+    return error.get_exit_code() == 0 ? app.exit(error) : lightgpt::report_exception("convert");
   }
 
   try {
-    const Format to = to_lightgpt ? Format::lightgpt
-                      : to_llmc   ? Format::llmc
-                                  : Format::safetensors;
+    const Format to = to_lightgpt ? Format::lightgpt : to_llmc ? Format::llmc : Format::safetensors;
     const Format source = !from.empty() ? formats.at(from)
-                          : to_lightgpt  ? Format::llmc
-                                         : Format::lightgpt;
+                          : to_lightgpt ? Format::llmc
+                                        : Format::lightgpt;
     LIGHTGPT_CHECK(source != to, "--from and the output format are both ", format_name(to),
                    "s; nothing to convert");
     LIGHTGPT_CHECK(!bf16 || to != Format::lightgpt,
@@ -136,10 +132,10 @@ int main(int argc, char** argv) {
         break;
     }
     std::optional<Model> built;
-    lightgpt::allocating("the model of '" + input + "' (parameters and gradients)",
-                         lightgpt::checked_mul(config.parameter_bound(), 2 * sizeof(float),
-                                               "model"),
-                         [&] { built.emplace(config, 0); });
+    lightgpt::allocating(
+        "the model of '" + input + "' (parameters and gradients)",
+        lightgpt::checked_mul(config.parameter_bound(), 2 * sizeof(float), "model"),
+        [&] { built.emplace(config, 0); });
     Model& model = *built;
     switch (source) {
       case Format::llmc:
@@ -172,7 +168,9 @@ int main(int argc, char** argv) {
                                  : lightgpt::SafetensorsDtype::f32;
         lightgpt::save_safetensors(output, model, dtype);
         std::fprintf(stderr, "wrote safetensors file %s (%s)\n", output.c_str(),
-                     bf16 ? "BF16" : f16 ? "F16" : "F32");
+                     bf16  ? "BF16"
+                     : f16 ? "F16"
+                           : "F32");
         if (!no_hf_config) write_hf_config(output, config);
         break;
       }

@@ -8,11 +8,10 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <lightgpt/io/safetensors.hpp>
 #include <map>
 #include <string>
 #include <vector>
-
-#include <lightgpt/io/safetensors.hpp>
 
 #include "instances.hpp"
 #include "scratch.hpp"
@@ -390,8 +389,11 @@ TEST_F(SafetensorsErrors, TruncatedData) {
   bytes.resize(bytes.size() - 3);
   expect_error([&] { load_bytes(bytes); },
                {"bad.safetensors", "transformer.ln_f.bias", "past the end of the file"});
-  expect_error([&] { load_bytes({bytes.begin(), bytes.begin() + 5}); },
-               {"bad.safetensors", "truncated", "8-byte header length"});
+  expect_error(
+      [&] {
+        load_bytes({bytes.begin(), bytes.begin() + 5});
+      },
+      {"bad.safetensors", "truncated", "8-byte header length"});
 }
 
 TEST_F(SafetensorsErrors, HeaderLengthPastTheEnd) {
@@ -406,16 +408,28 @@ TEST_F(SafetensorsErrors, HeaderLengthPastTheEnd) {
 
 TEST_F(SafetensorsErrors, OverlappingGappedAndMissizedOffsets) {
   // wpe (16 floats) claims the last 32 bytes of wte's 80.
-  expect_error([&] { load(good_, header_text(good_, {{"transformer.wpe.weight", {48, 112}}})); },
-               {"bad.safetensors", "'transformer.wpe.weight'", "overlaps", "transformer.wte"});
+  expect_error(
+      [&] {
+        load(good_, header_text(good_, {{"transformer.wpe.weight", {48, 112}}}));
+      },
+      {"bad.safetensors", "'transformer.wpe.weight'", "overlaps", "transformer.wte"});
   std::vector<RawTensor> gap = good_;
   gap[0].data.resize(gap[0].data.size() + 4);
-  expect_error([&] { load(gap, header_text(gap, {{"transformer.wte.weight", {0, 80}}})); },
-               {"transformer.wpe.weight", "unused"});
-  expect_error([&] { load(good_, header_text(good_, {{"transformer.wte.weight", {0, 76}}})); },
-               {"'transformer.wte.weight'", "F32", "[5, 4]", "80 bytes", "span 76"});
-  expect_error([&] { load(good_, header_text(good_, {{"transformer.wte.weight", {80, 0}}})); },
-               {"'transformer.wte.weight'", "end before they begin"});
+  expect_error(
+      [&] {
+        load(gap, header_text(gap, {{"transformer.wte.weight", {0, 80}}}));
+      },
+      {"transformer.wpe.weight", "unused"});
+  expect_error(
+      [&] {
+        load(good_, header_text(good_, {{"transformer.wte.weight", {0, 76}}}));
+      },
+      {"'transformer.wte.weight'", "F32", "[5, 4]", "80 bytes", "span 76"});
+  expect_error(
+      [&] {
+        load(good_, header_text(good_, {{"transformer.wte.weight", {80, 0}}}));
+      },
+      {"'transformer.wte.weight'", "end before they begin"});
 }
 
 TEST_F(SafetensorsErrors, UnknownAndNonFloatDtypes) {
@@ -448,8 +462,9 @@ TEST_F(SafetensorsErrors, MalformedHeaders) {
   expect_error([&] { load(good_, "{\"a\": "); }, {"bad.safetensors", "not valid JSON"});
   expect_error([&] { load({}, "[1, 2]"); }, {"not a JSON object"});
   std::string twice = header_text(good_);
-  twice.insert(1, "\"transformer.wte.weight\":{\"dtype\":\"F32\",\"shape\":[0],"
-                  "\"data_offsets\":[0,0]},");
+  twice.insert(1,
+               "\"transformer.wte.weight\":{\"dtype\":\"F32\",\"shape\":[0],"
+               "\"data_offsets\":[0,0]},");
   expect_error([&] { load(good_, twice); }, {"'transformer.wte.weight' twice"});
   expect_error([&] { load(good_, header_text(good_, {}, "{\"format\": 1}")); },
                {"__metadata__", "'format'", "not a string"});

@@ -6,10 +6,9 @@
 
 #include <cstring>
 #include <filesystem>
+#include <lightgpt/io/safetensors.hpp>
 #include <string>
 #include <vector>
-
-#include <lightgpt/io/safetensors.hpp>
 
 #include "head_instances.hpp"
 #include "models.hpp"
@@ -39,8 +38,8 @@ void expect_round_trip(Model& model, SafetensorsDtype dtype = SafetensorsDtype::
     const auto original = model.parameters().read(tensor);
     const auto loaded = restored.parameters().read(tensor);
     for (std::size_t i = 0; i < original.size(); ++i) {
-      ASSERT_EQ(loaded[i], original[i]) << Model::composition() << " " << tensor.name << "["
-                                        << i << "]";
+      ASSERT_EQ(loaded[i], original[i])
+          << Model::composition() << " " << tensor.name << "[" << i << "]";
     }
   }
   const auto tokens = random_tokens(2 * 9, model.config().vocab_size, 3);
@@ -52,8 +51,8 @@ TEST(SafetensorsCompositions, LightRnnKeepsItsNamesAndItsCodebook) {
   config.lightrnn_token_embedding = true;
   LightRnnFp32 model(config, 1);
   // A codebook other than the default one, which a fresh model would already have.
-  model.head().set_codebook(LightRnnCodebook::random(config.vocab_size,
-                                                     config.lightrnn_table_rows(), 8));
+  model.head().set_codebook(
+      LightRnnCodebook::random(config.vocab_size, config.lightrnn_table_rows(), 8));
   expect_round_trip(model);
 
   TempDir dir;
@@ -111,15 +110,14 @@ TEST(SafetensorsCompositions, AFileOfAnotherCompositionOrConfigIsRefused) {
   save_safetensors(dir / "afno.safetensors", afno);
   save_safetensors(dir / "dense.safetensors", dense);
   expect_error([&] { load_safetensors(dir / "afno.safetensors", lightrnn); },
-                             {"afno.safetensors", AfnoFp32::composition(),
-                              LightRnnFp32::composition()});
+               {"afno.safetensors", AfnoFp32::composition(), LightRnnFp32::composition()});
   expect_error([&] { load_safetensors(dir / "dense.safetensors", lightrnn); },
-                             {"dense.safetensors", "composition"});
+               {"dense.safetensors", "composition"});
   ModelConfig wider = config;
   wider.d_model = 16;
   AfnoFp32 wide(wider, 1);
   expect_error([&] { load_safetensors(dir / "afno.safetensors", wide); },
-                         {"afno.safetensors", "config", "d_model=16"});
+               {"afno.safetensors", "config", "d_model=16"});
 }
 
 }  // namespace

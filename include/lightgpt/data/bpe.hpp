@@ -87,7 +87,8 @@ inline std::vector<std::pair<std::u32string, long long>> parse_encoder_json(
     for (std::size_t i = 0; i < key.size();) {
       const auto c = static_cast<unsigned char>(key[i]);
       const int length = c < 0x80 ? 1 : c < 0xE0 ? 2 : c < 0xF0 ? 3 : 4;
-      char32_t cp = length == 1 ? c : length == 2 ? (c & 0x1F) : length == 3 ? (c & 0x0F) : (c & 0x07);
+      constexpr unsigned char kLeadBits[] = {0, 0x7F, 0x1F, 0x0F, 0x07};
+      char32_t cp = c & kLeadBits[length];
       for (int k = 1; k < length; ++k) {
         cp = (cp << 6) | (static_cast<unsigned char>(key[i + std::size_t(k)]) & 0x3F);
       }

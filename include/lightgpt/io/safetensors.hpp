@@ -19,13 +19,12 @@
 #include <limits>
 #include <map>
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <set>
 #include <string>
 #include <string_view>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "../core/config.hpp"
 #include "../core/error.hpp"
@@ -81,9 +80,9 @@ inline std::string safetensors_source(const std::filesystem::path& path) {
 // Bytes per element of every dtype the spec names; 0 for a name it does not.
 inline std::uint64_t safetensors_element_bytes(std::string_view dtype) {
   static const std::map<std::string, std::uint64_t, std::less<>> sizes = {
-      {"BOOL", 1}, {"U8", 1},   {"I8", 1},   {"F8_E5M2", 1}, {"F8_E4M3", 1}, {"I16", 2},
-      {"U16", 2},  {"F16", 2},  {"BF16", 2}, {"I32", 4},     {"U32", 4},     {"F32", 4},
-      {"F64", 8},  {"I64", 8},  {"U64", 8}};
+      {"BOOL", 1}, {"U8", 1},  {"I8", 1},  {"F8_E5M2", 1}, {"F8_E4M3", 1},
+      {"I16", 2},  {"U16", 2}, {"F16", 2}, {"BF16", 2},    {"I32", 4},
+      {"U32", 4},  {"F32", 4}, {"F64", 8}, {"I64", 8},     {"U64", 8}};
   const auto it = sizes.find(dtype);
   return it == sizes.end() ? 0 : it->second;
 }
@@ -208,12 +207,12 @@ inline SafetensorsHeader parse_safetensors_header(std::string_view json, std::ui
     LIGHTGPT_CHECK(tensor.end <= data_bytes, source, ": tensor '", tensor.name,
                    "' has data_offsets [", tensor.begin, ", ", tensor.end,
                    "] past the end of the file (its data holds ", data_bytes, " bytes)");
-    LIGHTGPT_CHECK(tensor.begin >= expected, source, ": tensor '", tensor.name,
-                   "' (data_offsets [", tensor.begin, ", ", tensor.end, "]) overlaps tensor '",
+    LIGHTGPT_CHECK(tensor.begin >= expected, source, ": tensor '", tensor.name, "' (data_offsets [",
+                   tensor.begin, ", ", tensor.end, "]) overlaps tensor '",
                    previous ? previous->name : "", "' (which ends at ", expected, ")");
-    LIGHTGPT_CHECK(tensor.begin == expected, source, ": tensor '", tensor.name,
-                   "' begins at ", tensor.begin, ", leaving the bytes [", expected, ", ",
-                   tensor.begin, ") of the data unused");
+    LIGHTGPT_CHECK(tensor.begin == expected, source, ": tensor '", tensor.name, "' begins at ",
+                   tensor.begin, ", leaving the bytes [", expected, ", ", tensor.begin,
+                   ") of the data unused");
     expected = tensor.end;
     previous = &tensor;
   }
@@ -245,8 +244,7 @@ inline SafetensorsHeader read_safetensors_header(const std::filesystem::path& pa
   std::string json(static_cast<std::size_t>(header_bytes), '\0');
   LIGHTGPT_CHECK(std::fread(json.data(), 1, json.size(), in.file) == json.size(), source,
                  ": short read of the header");
-  SafetensorsHeader header =
-      parse_safetensors_header(json, file_bytes - 8 - header_bytes, source);
+  SafetensorsHeader header = parse_safetensors_header(json, file_bytes - 8 - header_bytes, source);
   header.data_start = 8 + header_bytes;
   return header;
 }
@@ -257,8 +255,7 @@ namespace detail {
 // non-finite value is an Error naming the tensor.
 template <class A>
 std::vector<A> read_safetensors_values(std::FILE* file, const SafetensorsHeader& header,
-                                       const SafetensorsTensor& tensor,
-                                       const std::string& source) {
+                                       const SafetensorsTensor& tensor, const std::string& source) {
   const std::string& dtype = tensor.dtype;
   LIGHTGPT_CHECK(dtype == "F32" || dtype == "BF16" || dtype == "F16" || dtype == "F64", source,
                  ": tensor '", tensor.name, "' has dtype ", dtype,
@@ -394,15 +391,22 @@ struct Gpt2Name {
   bool per_layer;
   bool transposed;
 };
-inline constexpr Gpt2Name kGpt2Names[] = {
-    {"wte", "wte.weight", false, false},           {"wpe", "wpe.weight", false, false},
-    {"ln1w", "ln_1.weight", true, false},          {"ln1b", "ln_1.bias", true, false},
-    {"qkvw", "attn.c_attn.weight", true, true},    {"qkvb", "attn.c_attn.bias", true, false},
-    {"attprojw", "attn.c_proj.weight", true, true}, {"attprojb", "attn.c_proj.bias", true, false},
-    {"ln2w", "ln_2.weight", true, false},          {"ln2b", "ln_2.bias", true, false},
-    {"fcw", "mlp.c_fc.weight", true, true},        {"fcb", "mlp.c_fc.bias", true, false},
-    {"fcprojw", "mlp.c_proj.weight", true, true},  {"fcprojb", "mlp.c_proj.bias", true, false},
-    {"lnfw", "ln_f.weight", false, false},         {"lnfb", "ln_f.bias", false, false}};
+inline constexpr Gpt2Name kGpt2Names[] = {{"wte", "wte.weight", false, false},
+                                          {"wpe", "wpe.weight", false, false},
+                                          {"ln1w", "ln_1.weight", true, false},
+                                          {"ln1b", "ln_1.bias", true, false},
+                                          {"qkvw", "attn.c_attn.weight", true, true},
+                                          {"qkvb", "attn.c_attn.bias", true, false},
+                                          {"attprojw", "attn.c_proj.weight", true, true},
+                                          {"attprojb", "attn.c_proj.bias", true, false},
+                                          {"ln2w", "ln_2.weight", true, false},
+                                          {"ln2b", "ln_2.bias", true, false},
+                                          {"fcw", "mlp.c_fc.weight", true, true},
+                                          {"fcb", "mlp.c_fc.bias", true, false},
+                                          {"fcprojw", "mlp.c_proj.weight", true, true},
+                                          {"fcprojb", "mlp.c_proj.bias", true, false},
+                                          {"lnfw", "ln_f.weight", false, false},
+                                          {"lnfb", "ln_f.bias", false, false}};
 inline constexpr std::size_t kGpt2TensorCount = std::size(kGpt2Names);
 
 inline std::string gpt2_name(const Gpt2Name& entry, std::int64_t layer) {
@@ -421,13 +425,14 @@ inline std::vector<std::int64_t> gpt2_shape(const Gpt2Name& entry, const TensorI
   return shape;
 }
 
-// Moves values between a GPT-2 tensor (`gpt2`, layer `layer`) and the lightgpt tensor (`whole`):
-// element (i, j) of a transposed GPT-2 weight is element (j, i) of the layer's slice.
-template <class A, class Copy>
+// Pairs each element of a GPT-2 tensor (of `layer`, `gpt2_count` values) with its element in the
+// whole lightgpt tensor, calling copy(gpt2 index, lightgpt index): element (i, j) of a transposed
+// GPT-2 weight is element (j, i) of the layer's slice.
+template <class Copy>
 void map_gpt2_tensor(const Gpt2Name& entry, const TensorInfo& tensor, std::int64_t layer,
                      std::size_t gpt2_count, Copy&& copy) {
-  const std::size_t slice = entry.per_layer ? tensor.numel / std::size_t(tensor.shape[0])
-                                            : tensor.numel;
+  const std::size_t slice =
+      entry.per_layer ? tensor.numel / std::size_t(tensor.shape[0]) : tensor.numel;
   const std::size_t base = std::size_t(layer) * slice;
   if (!entry.transposed) {
     for (std::size_t k = 0; k < gpt2_count; ++k) copy(k, base + k);
@@ -470,7 +475,8 @@ class SafetensorsSectionWriter {
   explicit SafetensorsSectionWriter(std::vector<SafetensorsOutput>& tensors) : tensors_(tensors) {}
   void add_section(std::string_view name, std::string_view payload) {
     auto bytes = std::make_shared<std::string>(payload);
-    tensors_.push_back({std::string(kSafetensorsSectionPrefix) + std::string(name), "U8",
+    tensors_.push_back({std::string(kSafetensorsSectionPrefix) + std::string(name),
+                        "U8",
                         {static_cast<std::int64_t>(payload.size())},
                         [bytes](std::vector<unsigned char>& out) {
                           std::memcpy(out.data(), bytes->data(), bytes->size());
@@ -539,19 +545,18 @@ void save_gpt2_safetensors(const std::filesystem::path& path, const Model& model
   const char* type = safetensors_dtype_name(dtype);
   auto add = [&](const Gpt2Name& entry, const TensorInfo& tensor, std::int64_t layer) {
     std::vector<std::int64_t> shape = gpt2_shape(entry, tensor, config);
-    outputs.push_back({gpt2_name(entry, layer), type, shape,
-                       [&model, &tensor, entry, layer, dtype, shape](
-                           std::vector<unsigned char>& bytes) {
-                         const auto whole = model.parameters().read(tensor);
-                         std::size_t count = 1;
-                         for (std::int64_t dim : shape) count *= std::size_t(dim);
-                         std::vector<typename Model::A> part(count);
-                         map_gpt2_tensor<typename Model::A>(
-                             entry, tensor, layer, count,
-                             [&](std::size_t g, std::size_t w) { part[g] = whole[w]; });
-                         encode_safetensors_values(part.data(), count, dtype, bytes,
-                                                   gpt2_name(entry, layer));
-                       }});
+    outputs.push_back(
+        {gpt2_name(entry, layer), type, shape,
+         [&model, &tensor, entry, layer, dtype, shape](std::vector<unsigned char>& bytes) {
+           const auto whole = model.parameters().read(tensor);
+           std::size_t count = 1;
+           for (std::int64_t dim : shape) count *= std::size_t(dim);
+           std::vector<typename Model::A> part(count);
+           map_gpt2_tensor(
+               entry, tensor, layer, count,
+               [&](std::size_t g, std::size_t w) { part[g] = whole[w]; });
+           encode_safetensors_values(part.data(), count, dtype, bytes, gpt2_name(entry, layer));
+         }});
   };
   // transformers' order: embeddings, then each block's tensors, then the final LayerNorm.
   const std::vector<TensorInfo>& tensors = layout.tensors();
@@ -633,9 +638,9 @@ void load_gpt2_safetensors(const std::filesystem::path& path, Model& model) {
     const TensorInfo& tensor = layout.tensors()[i];
     const std::int64_t layers = kGpt2Names[i].per_layer ? config.n_layer : 1;
     for (std::int64_t layer = 0; layer < layers; ++layer) {
-      parts.push_back({&kGpt2Names[i], &tensor, layer,
-                       take(gpt2_name(kGpt2Names[i], layer),
-                            gpt2_shape(kGpt2Names[i], tensor, config))});
+      parts.push_back(
+          {&kGpt2Names[i], &tensor, layer,
+           take(gpt2_name(kGpt2Names[i], layer), gpt2_shape(kGpt2Names[i], tensor, config))});
     }
   }
   std::vector<std::pair<const TensorInfo*, const SafetensorsTensor*>> extras;
@@ -650,8 +655,8 @@ void load_gpt2_safetensors(const std::filesystem::path& path, Model& model) {
   }
   if (!by_name.empty()) {
     std::string names;
-    for (const auto& [name, tensor] : by_name) names += (names.empty() ? "'" : ", '") +
-                                                        tensor->name + "'";
+    for (const auto& [name, tensor] : by_name)
+      names += (names.empty() ? "'" : ", '") + tensor->name + "'";
     throw Error(concat(source, " holds tensors a GPT-2 of this config does not have: ", names));
   }
 
@@ -667,12 +672,12 @@ void load_gpt2_safetensors(const std::filesystem::path& path, Model& model) {
       whole.assign(current->numel, A(0));  // padded vocabulary rows stay zero
     }
     const std::vector<A> values = read_safetensors_values<A>(in.file, header, *part.stored, source);
-    map_gpt2_tensor<A>(*part.entry, *part.tensor, part.layer, values.size(),
+    map_gpt2_tensor(*part.entry, *part.tensor, part.layer, values.size(),
                        [&](std::size_t g, std::size_t w) { whole[w] = values[g]; });
     if (part.tensor == &layout.tensors().front() && lm_head) {
       const std::vector<A> head = read_safetensors_values<A>(in.file, header, *lm_head, source);
-      LIGHTGPT_CHECK(head == values, source, ": 'lm_head.weight' differs from '",
-                     part.stored->name, "'; lightgpt ties the output layer to the embedding");
+      LIGHTGPT_CHECK(head == values, source, ": 'lm_head.weight' differs from '", part.stored->name,
+                     "'; lightgpt ties the output layer to the embedding");
     }
   }
   model.parameters().write(*current, whole.data());
@@ -694,7 +699,7 @@ void save_native_safetensors(const std::filesystem::path& path, const Model& mod
                                                    tensor.name);
                        }});
   }
-  if constexpr (requires(SafetensorsSectionWriter& out) { model.head().write_sections(out); }) {
+  if constexpr (requires(SafetensorsSectionWriter & out) { model.head().write_sections(out); }) {
     SafetensorsSectionWriter sections(outputs);
     model.head().write_sections(sections);
   }
@@ -712,8 +717,8 @@ void load_native_safetensors(const std::filesystem::path& path, Model& model) {
                  " states no lightgpt composition in its __metadata__, so it cannot load into '",
                  Model::composition(), "' (files without one load only as GPT-2)");
   LIGHTGPT_CHECK(composition->second == Model::composition(), source,
-                 " holds a model of composition '", composition->second,
-                 "', but this model is '", Model::composition(), "'");
+                 " holds a model of composition '", composition->second, "', but this model is '",
+                 Model::composition(), "'");
   check_safetensors_config(header, model.config(), source);
   const ParameterLayout& layout = model.parameters().layout();
   for (const SafetensorsTensor& stored : header.tensors) {
@@ -725,9 +730,8 @@ void load_native_safetensors(const std::filesystem::path& path, Model& model) {
   for (const TensorInfo& tensor : layout.tensors()) {
     const SafetensorsTensor* stored = header.find(tensor.name);
     LIGHTGPT_CHECK(stored != nullptr, source, " has no tensor '", tensor.name, "'");
-    LIGHTGPT_CHECK(stored->shape == tensor.shape, source, ": tensor '", tensor.name,
-                   "' has shape ", shape_text(stored->shape), ", this model expects ",
-                   shape_text(tensor.shape));
+    LIGHTGPT_CHECK(stored->shape == tensor.shape, source, ": tensor '", tensor.name, "' has shape ",
+                   shape_text(stored->shape), ", this model expects ", shape_text(tensor.shape));
     planned.emplace_back(&tensor, stored);
   }
   LlmcFile in;
@@ -779,8 +783,8 @@ inline ModelConfig read_safetensors_config(const std::filesystem::path& path) {
   const std::string source = detail::safetensors_source(path);
   const SafetensorsHeader header = read_safetensors_header(path);
   ModelConfig config;
-  if (const std::optional<ModelConfig> stated = detail::safetensors_metadata_config(header,
-                                                                                    source)) {
+  if (const std::optional<ModelConfig> stated =
+          detail::safetensors_metadata_config(header, source)) {
     config = *stated;
   } else {
     auto find = [&](const std::string& name) {
@@ -805,7 +809,8 @@ inline ModelConfig read_safetensors_config(const std::filesystem::path& path) {
     }
     const std::filesystem::path hf_config = path.parent_path() / "config.json";
     std::ifstream in(hf_config);
-    LIGHTGPT_CHECK(in.good(), source, " has no lightgpt config in its metadata, and the number "
+    LIGHTGPT_CHECK(in.good(), source,
+                   " has no lightgpt config in its metadata, and the number "
                    "of heads needs transformers' config.json beside it ('",
                    hf_config.string(), "' cannot be read)");
     const nlohmann::json parsed = nlohmann::json::parse(in, nullptr, false);
@@ -818,8 +823,8 @@ inline ModelConfig read_safetensors_config(const std::filesystem::path& path) {
   try {
     config.validate();
   } catch (const Error& error) {
-    throw Error(detail::concat(source, ": its config is not one lightgpt can build: ",
-                               error.message()));
+    throw Error(
+        detail::concat(source, ": its config is not one lightgpt can build: ", error.message()));
   }
   return config;
 }
