@@ -552,9 +552,8 @@ void save_gpt2_safetensors(const std::filesystem::path& path, const Model& model
            std::size_t count = 1;
            for (std::int64_t dim : shape) count *= std::size_t(dim);
            std::vector<typename Model::A> part(count);
-           map_gpt2_tensor(
-               entry, tensor, layer, count,
-               [&](std::size_t g, std::size_t w) { part[g] = whole[w]; });
+           map_gpt2_tensor(entry, tensor, layer, count,
+                           [&](std::size_t g, std::size_t w) { part[g] = whole[w]; });
            encode_safetensors_values(part.data(), count, dtype, bytes, gpt2_name(entry, layer));
          }});
   };
@@ -673,7 +672,7 @@ void load_gpt2_safetensors(const std::filesystem::path& path, Model& model) {
     }
     const std::vector<A> values = read_safetensors_values<A>(in.file, header, *part.stored, source);
     map_gpt2_tensor(*part.entry, *part.tensor, part.layer, values.size(),
-                       [&](std::size_t g, std::size_t w) { whole[w] = values[g]; });
+                    [&](std::size_t g, std::size_t w) { whole[w] = values[g]; });
     if (part.tensor == &layout.tensors().front() && lm_head) {
       const std::vector<A> head = read_safetensors_values<A>(in.file, header, *lm_head, source);
       LIGHTGPT_CHECK(head == values, source, ": 'lm_head.weight' differs from '", part.stored->name,
