@@ -12,6 +12,7 @@
 #include <fstream>
 #include <lightgpt/core/error.hpp>
 #include <lightgpt/train/metrics.hpp>
+#include <optional>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -40,11 +41,14 @@ Series read_run(const std::string& input, const std::string& label) {
   while (std::getline(in, line)) {
     ++number;
     if (line.empty()) continue;
-    const double tokens = lightgpt::json_number(line, "tokens");
+    const std::optional<nlohmann::json> record = lightgpt::parse_json_record(line);
+    LIGHTGPT_CHECK(record.has_value(), path.string(), ":", number,
+                   ": not a JSON object (is this a train metrics file?)");
+    const double tokens = lightgpt::record_number(*record, "tokens");
     LIGHTGPT_CHECK(!std::isnan(tokens), path.string(), ":", number,
                    ": a record without \"tokens\" (is this a train metrics file?)");
-    const double val = lightgpt::json_number(line, "val_loss");
-    const double train = lightgpt::json_number(line, "train_loss");
+    const double val = lightgpt::record_number(*record, "val_loss");
+    const double train = lightgpt::record_number(*record, "train_loss");
     if (!std::isnan(val)) s.val.emplace_back(tokens, val);
     if (!std::isnan(train)) s.train.emplace_back(tokens, train);
   }

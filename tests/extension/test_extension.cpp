@@ -2,10 +2,12 @@
 // convolution) and a user head (untied embeddings, no optional capabilities), defined in this
 // folder only. Both meet the contract concepts, gradient-check in Fp64 alone and beside the
 // library's own parts, train through Trainer in Fp32, decode like the full forward, and round-trip
-// a checkpoint — with no library file knowing they exist. docs/extending.md walks through them.
+// a checkpoint and a safetensors file — with no library file knowing they exist.
+// docs/extending.md walks through them.
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <lightgpt/io/safetensors.hpp>
 #include <lightgpt/testing/gradcheck.hpp>
 #include <lightgpt/train/trainer.hpp>
 #include <vector>
@@ -179,6 +181,12 @@ TEST(Extension, APartsOwnSettingTravelsWithTheCheckpoint) {
   UserModel<Fp32> rebuilt(stored, 42);
   EXPECT_EQ(load_checkpoint(path, rebuilt), 3u);
   EXPECT_EQ(rebuilt.evaluate(tokens.data(), 4, 8), model.evaluate(tokens.data(), 4, 8));
+  // A safetensors file carries the setting in its metadata in the same way.
+  save_safetensors(dir / "dilated.safetensors", model);
+  UserModel<Fp32> from_safetensors(read_safetensors_config(dir / "dilated.safetensors"), 43);
+  load_safetensors(dir / "dilated.safetensors", from_safetensors);
+  EXPECT_EQ(from_safetensors.evaluate(tokens.data(), 4, 8), model.evaluate(tokens.data(), 4, 8));
+  EXPECT_THROW(load_safetensors(dir / "dilated.safetensors", undilated), Error);
   try {
     load_checkpoint(path, undilated);
     FAIL() << "a dilated checkpoint loaded into an undilated model";

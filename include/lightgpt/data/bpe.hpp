@@ -28,6 +28,8 @@
 #include <utility>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
 #include <lightgpt/core/error.hpp>
 #include <lightgpt/data/utf8.hpp>
 
@@ -63,148 +65,41 @@ inline std::string read_text_file(const std::filesystem::path& path) {
   return std::move(buffer).str();
 }
 
-// Parses the flat JSON object {"token": id, ...} of encoder.json. Only what that file needs is
-// accepted: string keys (with escapes) and non-negative integer values.
-class EncoderJsonParser {
- public:
-  EncoderJsonParser(std::string_view text, std::string file) : s_(text), file_(std::move(file)) {}
-
-  std::vector<std::pair<std::u32string, long long>> parse() {
-    std::vector<std::pair<std::u32string, long long>> entries;
-    skip_ws();
-    expect('{');
-    skip_ws();
-    if (peek() == '}') return entries;
-    while (true) {
-      skip_ws();
-      std::u32string key = parse_string();
-      skip_ws();
-      expect(':');
-      skip_ws();
-      entries.emplace_back(std::move(key), parse_int());
-      skip_ws();
-      if (peek() == ',') {
-        ++i_;
-        continue;
+// Parses the flat JSON object {"token": id, ...} of encoder.json with nlohmann-json: any valid
+// JSON is read, and anything but an object of non-negative integer ids is an Error naming the
+// file and the entry. Keys come back as code points (JSON strings are valid UTF-8 once parsed).
+inline std::vector<std::pair<std::u32string, long long>> parse_encoder_json(
+    std::string_view text, const std::string& file) {
+  nlohmann::json root;
+  try {
+    root = nlohmann::json::parse(text.begin(), text.end());
+  } catch (const nlohmann::json::exception& error) {
+    throw Error(concat("'", file, "' is not valid JSON: ", error.what()));
+  }
+  LIGHTGPT_CHECK(root.is_object(), "'", file, "' is not a JSON object of token ids");
+  std::vector<std::pair<std::u32string, long long>> entries;
+  entries.reserve(root.size());
+  for (const auto& [key, value] : root.items()) {
+    LIGHTGPT_CHECK(value.is_number_unsigned() && value.get<std::uint64_t>() <= 0x7fffffffu, "'",
+                   file, "': token '", key, "' has the id ", value.dump(),
+                   ", not a non-negative 32-bit integer");
+    std::u32string code_points;
+    for (std::size_t i = 0; i < key.size();) {
+      const auto c = static_cast<unsigned char>(key[i]);
+      const int length = c < 0x80 ? 1 : c < 0xE0 ? 2 : c < 0xF0 ? 3 : 4;
+      constexpr unsigned char kLeadBits[] = {0, 0x7F, 0x1F, 0x0F, 0x07};
+      char32_t cp = c & kLeadBits[length];
+      for (int k = 1; k < length; ++k) {
+        cp = (cp << 6) | (static_cast<unsigned char>(key[i + std::size_t(k)]) & 0x3F);
       }
-      expect('}');
-      break;
+      code_points.push_back(cp);
+      i += static_cast<std::size_t>(length);
     }
-    skip_ws();
-    LIGHTGPT_CHECK(i_ == s_.size(), "'", file_, "': trailing data at byte ", i_);
-    return entries;
+    const auto id = static_cast<long long>(value.get<std::uint64_t>());
+    entries.emplace_back(std::move(code_points), id);
   }
-
- private:
-  char peek() const { return i_ < s_.size() ? s_[i_] : '\0'; }
-  void skip_ws() {
-    while (i_ < s_.size() && (s_[i_] == ' ' || s_[i_] == '\n' || s_[i_] == '\r' || s_[i_] == '\t'))
-      ++i_;
-  }
-  void expect(char c) {
-    LIGHTGPT_CHECK(peek() == c, "'", file_, "' is not a JSON object of token ids: expected '", c,
-                   "' at byte ", i_);
-    ++i_;
-  }
-  unsigned hex4() {
-    LIGHTGPT_CHECK(i_ + 4 <= s_.size(), "'", file_, "': truncated \\u escape at byte ", i_);
-    unsigned v = 0;
-    for (int k = 0; k < 4; ++k) {
-      const char c = s_[i_++];
-      v <<= 4;
-      if (c >= '0' && c <= '9')
-        v |= unsigned(c - '0');
-      else if (c >= 'a' && c <= 'f')
-        v |= unsigned(c - 'a' + 10);
-      else if (c >= 'A' && c <= 'F')
-        v |= unsigned(c - 'A' + 10);
-      else
-        throw Error(concat("'", file_, "': bad hex digit in \\u escape at byte ", i_ - 1));
-    }
-    return v;
-  }
-  std::u32string parse_string() {
-    expect('"');
-    std::u32string out;
-    while (true) {
-      LIGHTGPT_CHECK(i_ < s_.size(), "'", file_, "': unterminated string");
-      const auto c = static_cast<unsigned char>(s_[i_]);
-      if (c == '"') {
-        ++i_;
-        return out;
-      }
-      if (c == '\\') {
-        ++i_;
-        const char e = peek();
-        ++i_;
-        switch (e) {
-          case '"':
-            out.push_back(U'"');
-            break;
-          case '\\':
-            out.push_back(U'\\');
-            break;
-          case '/':
-            out.push_back(U'/');
-            break;
-          case 'b':
-            out.push_back(U'\b');
-            break;
-          case 'f':
-            out.push_back(U'\f');
-            break;
-          case 'n':
-            out.push_back(U'\n');
-            break;
-          case 'r':
-            out.push_back(U'\r');
-            break;
-          case 't':
-            out.push_back(U'\t');
-            break;
-          case 'u': {
-            unsigned v = hex4();
-            if (v >= 0xD800 && v <= 0xDBFF && i_ + 6 <= s_.size() && s_[i_] == '\\' &&
-                s_[i_ + 1] == 'u') {
-              i_ += 2;
-              const unsigned lo = hex4();
-              LIGHTGPT_CHECK(lo >= 0xDC00 && lo <= 0xDFFF, "'", file_,
-                             "': unpaired surrogate at byte ", i_);
-              v = 0x10000 + ((v - 0xD800) << 10) + (lo - 0xDC00);
-            }
-            out.push_back(char32_t(v));
-            break;
-          }
-          default:
-            throw Error(concat("'", file_, "': bad escape at byte ", i_ - 1));
-        }
-        continue;
-      }
-      // A raw UTF-8 sequence: decode one code point.
-      int len = c < 0x80 ? 1 : c < 0xE0 ? 2 : c < 0xF0 ? 3 : 4;
-      LIGHTGPT_CHECK(i_ + len <= s_.size(), "'", file_, "': truncated UTF-8 at byte ", i_);
-      char32_t cp = len == 1 ? c : len == 2 ? (c & 0x1F) : len == 3 ? (c & 0x0F) : (c & 0x07);
-      for (int k = 1; k < len; ++k)
-        cp = (cp << 6) | (static_cast<unsigned char>(s_[i_ + k]) & 0x3F);
-      out.push_back(cp);
-      i_ += len;
-    }
-  }
-  long long parse_int() {
-    const std::size_t start = i_;
-    long long v = 0;
-    while (i_ < s_.size() && s_[i_] >= '0' && s_[i_] <= '9' && i_ - start < 10) {
-      v = v * 10 + (s_[i_] - '0');
-      ++i_;
-    }
-    LIGHTGPT_CHECK(i_ > start, "'", file_, "': expected a non-negative integer id at byte ", start);
-    return v;
-  }
-
-  std::string_view s_;
-  std::string file_;
-  std::size_t i_ = 0;
-};
+  return entries;
+}
 
 // An Error's message without the "lightgpt: " prefix, for wrapping it with more context.
 inline std::string_view error_detail(const Error& e) {
@@ -515,7 +410,7 @@ class Tokenizer {
   void load_encoder(const std::filesystem::path& path) {
     const std::string file = path.string();
     const std::string text = detail::read_text_file(path);
-    auto entries = detail::EncoderJsonParser(text, file).parse();
+    auto entries = detail::parse_encoder_json(text, file);
     LIGHTGPT_CHECK(!entries.empty(), "'", file, "' holds no tokens");
     const auto to_unicode = detail::gpt2_byte_to_unicode();
     std::unordered_map<char32_t, int> to_byte;

@@ -130,14 +130,7 @@ void read_model_sections(const CheckpointReader& in, Model& model) {
   const std::string composition(in.section("composition").rest());
   LIGHTGPT_CHECK(composition == Model::composition(), source, " holds a model of composition '",
                  composition, "', but this model is '", Model::composition(), "'");
-  ModelConfig config = ModelConfig::parse(in.section("config").rest(), source);
-  try {
-    config = Model::configured(config);
-  } catch (const Error& error) {
-    throw Error(detail::concat(source, ": ", error.message()));
-  }
-  LIGHTGPT_CHECK(config == model.config(), source, " was written for the config\n",
-                 config.serialize(), "but this model has\n", model.config().serialize());
+  model.check_config(ModelConfig::parse(in.section("config").rest(), source), source);
   SectionReader parameters = in.section("parameters");
   detail::read_tensors<A>(parameters, model.parameters().layout(),
                           [&](const TensorInfo& t, const std::vector<A>& values) {

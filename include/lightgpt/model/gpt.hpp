@@ -142,6 +142,18 @@ class GPT {
   static ModelConfig configured(const ModelConfig& config) {
     return detail::configure_parts<Head, Mixer>(config, composition());
   }
+  // The config a file (`source`) states, checked against this model's: read as this composition
+  // reads it, it must be equal; the error shows both.
+  void check_config(const ModelConfig& stated, const std::string& source) const {
+    ModelConfig as_built;
+    try {
+      as_built = configured(stated);
+    } catch (const Error& error) {
+      throw Error(detail::concat(source, ": ", error.message()));
+    }
+    LIGHTGPT_CHECK(as_built == config_, source, " was written for the config\n",
+                   stated.serialize(), "but this model has\n", config_.serialize());
+  }
   // The head's implementation, for head-specific state (e.g. LightRnnHead's codebook).
   auto& head() { return head_; }
   const auto& head() const { return head_; }

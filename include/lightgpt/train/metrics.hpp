@@ -7,11 +7,13 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
-#include <sstream>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
 #include <vector>
+
+#include <nlohmann/json.hpp>
 
 #include "../core/error.hpp"
 
@@ -27,58 +29,48 @@ inline double peak_host_memory_mb() {
   return 0;
 }
 
-// One JSON object built field by field; numbers that are not finite become null.
+// One JSON object built field by field, in order; numbers that are not finite become null, and
+// text that is not valid UTF-8 is written with replacement characters rather than refused.
 class JsonRecord {
  public:
   JsonRecord& add(std::string_view key, double value) {
-    key_(key);
-    if (std::isfinite(value)) {
-      char text[32];
-      std::snprintf(text, sizeof text, "%.9g", value);
-      out_ << text;
-    } else {
-      out_ << "null";
-    }
+    record_[std::string(key)] =
+        std::isfinite(value) ? nlohmann::ordered_json(value) : nlohmann::ordered_json(nullptr);
     return *this;
   }
   JsonRecord& add(std::string_view key, std::int64_t value) {
-    key_(key);
-    out_ << value;
+    record_[std::string(key)] = value;
     return *this;
   }
   JsonRecord& add(std::string_view key, std::string_view value) {
-    key_(key);
-    out_ << '"';
-    for (char c : value) {
-      if (c == '"' || c == '\\') out_ << '\\';
-      if (static_cast<unsigned char>(c) >= 0x20) out_ << c;
-    }
-    out_ << '"';
+    record_[std::string(key)] = std::string(value);
     return *this;
   }
-  std::string str() const { return "{" + out_.str() + "}"; }
+  std::string str() const {
+    return record_.dump(-1, ' ', false, nlohmann::ordered_json::error_handler_t::replace);
+  }
 
  private:
-  void key_(std::string_view key) {
-    if (!first_) out_ << ", ";
-    first_ = false;
-    out_ << '"' << key << "\": ";
-  }
-  std::ostringstream out_;
-  bool first_ = true;
+  nlohmann::ordered_json record_ = nlohmann::ordered_json::object();
 };
 
-// The number stored under `key` in one JSONL line, or NaN when the line lacks it (or it is null).
+// One JSONL line as a JSON object, or nothing for a line that is not one (such as the last line
+// of a run killed while writing it).
+inline std::optional<nlohmann::json> parse_json_record(std::string_view line) {
+  nlohmann::json record = nlohmann::json::parse(line.begin(), line.end(), nullptr, false);
+  if (record.is_discarded() || !record.is_object()) return std::nullopt;
+  return record;
+}
+
+// The number stored under `key` in a record (or in one JSONL line), or NaN when it lacks it,
+// holds null or the line is not a JSON object.
+inline double record_number(const nlohmann::json& record, std::string_view key) {
+  const auto it = record.find(key);
+  return it == record.end() || !it->is_number() ? std::nan("") : it->get<double>();
+}
 inline double json_number(std::string_view line, std::string_view key) {
-  const std::string quoted = "\"" + std::string(key) + "\":";
-  const std::size_t at = line.find(quoted);
-  if (at == std::string_view::npos) return std::nan("");
-  std::size_t pos = at + quoted.size();
-  while (pos < line.size() && line[pos] == ' ') ++pos;
-  const std::string rest(line.substr(pos, 40));
-  char* end = nullptr;
-  const double value = std::strtod(rest.c_str(), &end);
-  return end == rest.c_str() ? std::nan("") : value;
+  const std::optional<nlohmann::json> record = parse_json_record(line);
+  return record ? record_number(*record, key) : std::nan("");
 }
 
 // Appends records to a JSONL file, flushing each so a crash loses nothing already logged.

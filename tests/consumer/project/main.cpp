@@ -1,8 +1,10 @@
 // A complete consumer of the installed package (the program shown in the README): compose a
-// model type, train it a few steps on a learnable synthetic stream, checkpoint it. Given GPT-2's
-// encoder.json and vocab.bpe it also tokenizes, which links PCRE2 through the package alone.
+// model type, train it a few steps on a learnable synthetic stream, checkpoint it and export it as
+// safetensors (nlohmann-json comes through the package). Given GPT-2's encoder.json and vocab.bpe
+// it also tokenizes, which links PCRE2 through the package alone.
 #include <cstdio>
 #include <lightgpt/data/bpe.hpp>
+#include <lightgpt/io/safetensors.hpp>
 #include <lightgpt/lightgpt.hpp>
 #include <vector>
 
@@ -36,6 +38,7 @@ int main(int argc, char** argv) {
     optimizer.step(model.parameters(), 3e-3);
   }
   lightgpt::save_checkpoint("consumer.ckpt", model, optimizer, 30);
+  lightgpt::save_safetensors("consumer.safetensors", model);
   std::printf("consumer: trained, loss %.3f -> %.3f\n", first, last);
   return last < first ? 0 : 1;
 }

@@ -325,17 +325,18 @@ class LightRnnHeadImpl {
     return report;
   }
 
-  // Checkpoint support (io/checkpoint.hpp): the codebook travels as its own section.
-  void write_sections(CheckpointWriter& out) const {
+  // Checkpoint support (io/checkpoint.hpp): the codebook travels as its own section. Templates
+  // over the container, so that a safetensors file (io/safetensors.hpp) carries it as well.
+  template <class SectionWriter>
+  void write_sections(SectionWriter& out) const {
     out.add_section(kCodebookSection, codebook_.serialize());
   }
-  void read_sections(const CheckpointReader& in) {
-    LIGHTGPT_CHECK(in.has(kCodebookSection), "checkpoint '", in.path().string(),
-                   "' has no section '", kCodebookSection, "' (a LightRnnHead model needs it)");
+  template <class SectionSource>
+  void read_sections(const SectionSource& in) {
+    LIGHTGPT_CHECK(in.has(kCodebookSection), "'", in.path().string(), "' has no section '",
+                   kCodebookSection, "' (a LightRnnHead model needs it)");
     SectionReader section = in.section(kCodebookSection);
-    set_codebook(LightRnnCodebook::parse(
-        section.rest(), "checkpoint '" + in.path().string() + "', section 'lightrnn_codebook'", V_,
-        R_));
+    set_codebook(LightRnnCodebook::parse(section.rest(), section.context(), V_, R_));
   }
 
  private:
