@@ -61,8 +61,9 @@ void train(Mpi& mpi, const std::filesystem::path& dir, const std::string& mode, 
 
 int main(int argc, char** argv) {
   if (argc == 2 && std::string(argv[1]) == "--help") {
-    std::printf("Usage: fault_rank <dir> <throw|kill> <fail_rank> <fail_step>\n"
-                "       fault_rank --load <checkpoint>\n");
+    std::printf(
+        "Usage: fault_rank <dir> <throw|kill> <fail_rank> <fail_step>\n"
+        "       fault_rank --load <checkpoint>\n");
     return 0;
   }
   if (argc == 3 && std::string(argv[1]) == "--load") {

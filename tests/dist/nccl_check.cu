@@ -2,13 +2,14 @@
 // values computed on the host, then ZeRO-1 training on the Cuda backend against the unsharded run.
 // One GPU here is a world of one (SingleProcess starts NCCL, no MPI needed); the GPU check
 // (benchmarks/gpu/run.sh) runs it on the machine's GPU. Prints one line ending in PASS or FAIL.
+#include <unistd.h>
+
 #include <cstdio>
 #include <filesystem>
 #include <lightgpt/cuda.cuh>
 #include <lightgpt/dist/nccl.hpp>
 #include <lightgpt/train/trainer.hpp>
 #include <string>
-#include <unistd.h>
 #include <vector>
 
 namespace {
@@ -133,8 +134,9 @@ void check_training(Communicator& comm, const std::filesystem::path& dir) {
 
 int main(int argc, char** argv) {
   if (argc > 1) {
-    std::printf("Usage: nccl_check\nRuns NCCL collectives and ZeRO-1 training on this process's "
-                "GPU (a world of one) and prints PASS or FAIL.\n");
+    std::printf(
+        "Usage: nccl_check\nRuns NCCL collectives and ZeRO-1 training on this process's "
+        "GPU (a world of one) and prints PASS or FAIL.\n");
     return std::string(argv[1]) == "--help" ? 0 : 1;
   }
   try {

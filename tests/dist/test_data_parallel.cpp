@@ -115,10 +115,9 @@ void expect_matches_one_process(int zero_stage) {
 
   Model reference(model_config(), 5);
   Loader ref_train = f.train_loader(kRowsPerRank * ranks, 0, 1, K), ref_val = f.val_loader();
-  Trainer<Model> one(reference, f.config(kRowsPerRank * ranks, name + "-ref-" +
-                                                                   std::to_string(world->rank()),
-                                         0),
-                     ref_train, &ref_val);
+  Trainer<Model> one(
+      reference, f.config(kRowsPerRank * ranks, name + "-ref-" + std::to_string(world->rank()), 0),
+      ref_train, &ref_val);
   for (int i = 0; i < kSteps; ++i) {
     const StepMetrics m = trainer.step(), r = one.step();
     expect_close(m.train_loss, r.train_loss, "loss of step " + std::to_string(i + 1));
@@ -171,8 +170,8 @@ TEST(DataParallel, CheckpointResumesOnAsManyRanksAndOnOne) {
   load_checkpoint(checkpoint, saved, saved_optimizer);
   Model model(model_config(), 79);
   Loader train = f.train_loader(kRowsPerRank * ranks, 0, 1);
-  Trainer<Model> one(model, f.config(kRowsPerRank * ranks, "one-" + std::to_string(world->rank()),
-                                     0),
+  Trainer<Model> one(model,
+                     f.config(kRowsPerRank * ranks, "one-" + std::to_string(world->rank()), 0),
                      train, nullptr);
   one.resume(checkpoint);
   expect_same_parameters(model, saved, 0.0);

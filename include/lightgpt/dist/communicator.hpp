@@ -20,9 +20,12 @@ enum class DataType : std::uint8_t { f32, f64, i64, bits16 };
 
 template <class T>
 constexpr DataType data_type_of() {
-  if constexpr (std::is_same_v<T, float>) return DataType::f32;
-  else if constexpr (std::is_same_v<T, double>) return DataType::f64;
-  else if constexpr (std::is_same_v<T, std::int64_t>) return DataType::i64;
+  if constexpr (std::is_same_v<T, float>)
+    return DataType::f32;
+  else if constexpr (std::is_same_v<T, double>)
+    return DataType::f64;
+  else if constexpr (std::is_same_v<T, std::int64_t>)
+    return DataType::i64;
   else {
     static_assert(sizeof(T) == 2, "collectives carry float, double, int64 or 16-bit values");
     return DataType::bits16;
@@ -31,10 +34,14 @@ constexpr DataType data_type_of() {
 
 inline std::size_t data_type_size(DataType type) {
   switch (type) {
-    case DataType::f32: return 4;
-    case DataType::f64: return 8;
-    case DataType::i64: return 8;
-    case DataType::bits16: return 2;
+    case DataType::f32:
+      return 4;
+    case DataType::f64:
+      return 8;
+    case DataType::i64:
+      return 8;
+    case DataType::bits16:
+      return 2;
   }
   return 0;
 }

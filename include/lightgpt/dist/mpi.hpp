@@ -91,8 +91,8 @@ class Mpi final : public Communicator {
     LIGHTGPT_CHECK(offsets.back() <= kMaxCount, "all-gather of ", offsets.back(),
                    " elements exceeds MPI's int displacements");
     for (std::size_t r = 0; r < n.size(); ++r) displacements[r] = int(offsets[r]);
-    check(MPI_Allgatherv(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, whole, n.data(),
-                         displacements.data(), bytes_type(type), comm_),
+    check(MPI_Allgatherv(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, whole, n.data(), displacements.data(),
+                         bytes_type(type), comm_),
           "MPI_Allgatherv");
   }
 
@@ -100,9 +100,9 @@ class Mpi final : public Communicator {
     const std::size_t size = data_type_size(type);
     for (std::size_t done = 0; done < count;) {
       const std::size_t n = std::min<std::size_t>(count - done, kMaxCount);
-      check(MPI_Bcast(static_cast<char*>(data) + done * size, int(n), bytes_type(type), root,
-                      comm_),
-            "MPI_Bcast");
+      check(
+          MPI_Bcast(static_cast<char*>(data) + done * size, int(n), bytes_type(type), root, comm_),
+          "MPI_Bcast");
       done += n;
     }
   }
@@ -117,8 +117,8 @@ class Mpi final : public Communicator {
   // of one it just returns 1, as report_exception does.
   int fail(std::string_view program) noexcept {
     if (size_ == 1) return report_exception(program);
-    const std::string name = std::string(program) + ": rank " + std::to_string(rank_) + " of " +
-                             std::to_string(size_);
+    const std::string name =
+        std::string(program) + ": rank " + std::to_string(rank_) + " of " + std::to_string(size_);
     report_exception(name);
     std::fflush(stdout);
     std::fflush(stderr);
@@ -138,10 +138,14 @@ class Mpi final : public Communicator {
   }
   static MPI_Datatype arithmetic(DataType type) {
     switch (type) {
-      case DataType::f32: return MPI_FLOAT;
-      case DataType::f64: return MPI_DOUBLE;
-      case DataType::i64: return MPI_INT64_T;
-      case DataType::bits16: break;
+      case DataType::f32:
+        return MPI_FLOAT;
+      case DataType::f64:
+        return MPI_DOUBLE;
+      case DataType::i64:
+        return MPI_INT64_T;
+      case DataType::bits16:
+        break;
     }
     throw Error("MPI: 16-bit values can be gathered and broadcast, not summed");
   }

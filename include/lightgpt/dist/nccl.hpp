@@ -56,8 +56,10 @@ class Nccl final : public Communicator {
   Nccl& operator=(const Nccl&) = delete;
   ~Nccl() override {
     if (comm_ != nullptr) {
-      if (failed_) ncclCommAbort(comm_);
-      else ncclCommDestroy(comm_);
+      if (failed_)
+        ncclCommAbort(comm_);
+      else
+        ncclCommDestroy(comm_);
     }
     if (ready_ != nullptr) cudaEventDestroy(ready_);
     if (stream_ != nullptr) cudaStreamDestroy(stream_);
@@ -123,10 +125,14 @@ class Nccl final : public Communicator {
   }
   static ncclDataType_t arithmetic(DataType type) {
     switch (type) {
-      case DataType::f32: return ncclFloat32;
-      case DataType::f64: return ncclFloat64;
-      case DataType::i64: return ncclInt64;
-      case DataType::bits16: break;
+      case DataType::f32:
+        return ncclFloat32;
+      case DataType::f64:
+        return ncclFloat64;
+      case DataType::i64:
+        return ncclInt64;
+      case DataType::bits16:
+        break;
     }
     throw Error("NCCL: 16-bit values can be gathered and broadcast, not summed");
   }
@@ -169,7 +175,8 @@ class Nccl final : public Communicator {
     if (state != ncclSuccess && state != ncclInProgress) fail(what, ncclGetErrorString(state));
     if (std::chrono::steady_clock::now() - start > timeout_) {
       fail(what, ("no progress for " + std::to_string(timeout_.count()) +
-                  " ms: a peer rank has failed or stopped").c_str());
+                  " ms: a peer rank has failed or stopped")
+                     .c_str());
     }
     std::this_thread::sleep_for(std::chrono::microseconds(50));
   }

@@ -45,8 +45,11 @@ class ShardedAdamW {
   using Full = AdamW<Backend, A>;
 
   ShardedAdamW(const ParameterLayout& layout, AdamWConfig config, Communicator& comm)
-      : layout_(layout), config_(config), comm_(comm),
-        counts_(shard_counts(layout, comm.size())), offsets_(part_offsets(counts_)),
+      : layout_(layout),
+        config_(config),
+        comm_(comm),
+        counts_(shard_counts(layout, comm.size())),
+        offsets_(part_offsets(counts_)),
         begin_(offsets_[std::size_t(comm.rank())]),
         end_(offsets_[std::size_t(comm.rank()) + 1]) {
     config_.validate();
@@ -122,8 +125,8 @@ class ShardedAdamW {
   // Every rank's state gathered into `full` (an AdamW over the same layout), on every rank: what a
   // checkpoint writes.
   void gather(Full& full) const {
-    for (auto [part, whole] : {std::pair{m_.data(), full.first_moment()},
-                               std::pair{v_.data(), full.second_moment()}}) {
+    for (auto [part, whole] :
+         {std::pair{m_.data(), full.first_moment()}, std::pair{v_.data(), full.second_moment()}}) {
       O::copy(whole + begin_, part, end_ - begin_);
       comm_.all_gather(whole, counts_, data_type_of<A>());
     }
@@ -146,7 +149,7 @@ class ShardedAdamW {
  private:
   struct Piece {
     const TensorInfo* tensor;
-    std::size_t begin, count;  // in the flat range
+    std::size_t begin, count;               // in the flat range
     std::size_t row_length, rows, seen_at;  // sparse_rows tensors: rows and their state
   };
 
@@ -156,8 +159,10 @@ class ShardedAdamW {
     for (const TensorInfo& tensor : layout_.tensors()) {
       if (!tensor.sparse_rows) continue;
       const std::size_t rows = std::size_t(tensor.shape.front()), row = tensor.numel / rows;
-      if (tensor.offset + tensor.numel <= begin_) before += rows;
-      else if (tensor.offset < begin_) before += (begin_ - tensor.offset) / row;
+      if (tensor.offset + tensor.numel <= begin_)
+        before += rows;
+      else if (tensor.offset < begin_)
+        before += (begin_ - tensor.offset) / row;
     }
     return before;
   }
