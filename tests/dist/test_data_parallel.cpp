@@ -105,27 +105,38 @@ void expect_same_parameters(const Model& actual, const Model& expected, double t
 // Runs kSteps data-parallel and as the one-process reference; compares losses, validation and
 // parameters.
 template <class Model>
-void expect_matches_one_process(int zero_stage) {
+void expect_matches_one_process(int zero_stage, std::int64_t realloc_every = 0) {
   SharedFixture f;
   const int ranks = world->size(), K = Model::mtp_depth;
   const std::string name = "dp" + std::to_string(zero_stage);
   Model model(model_config(), 5);
   Loader train = f.train_loader(kRowsPerRank, world->rank(), ranks, K), val = f.val_loader();
-  Trainer<Model> trainer(model, f.config(kRowsPerRank, name, zero_stage), train, &val, world);
+  TrainConfig config = f.config(kRowsPerRank, name, zero_stage);
+  config.realloc_every = realloc_every;
+  Trainer<Model> trainer(model, config, train, &val, world);
 
   Model reference(model_config(), 5);
   Loader ref_train = f.train_loader(kRowsPerRank * ranks, 0, 1, K), ref_val = f.val_loader();
-  Trainer<Model> one(
-      reference, f.config(kRowsPerRank * ranks, name + "-ref-" + std::to_string(world->rank()), 0),
-      ref_train, &ref_val);
+  TrainConfig ref_config =
+      f.config(kRowsPerRank * ranks, name + "-ref-" + std::to_string(world->rank()), 0);
+  ref_config.realloc_every = realloc_every;
+  Trainer<Model> one(reference, ref_config, ref_train, &ref_val);
   for (int i = 0; i < kSteps; ++i) {
     const StepMetrics m = trainer.step(), r = one.step();
     expect_close(m.train_loss, r.train_loss, "loss of step " + std::to_string(i + 1));
     expect_close(m.grad_norm, r.grad_norm, "gradient norm of step " + std::to_string(i + 1));
     EXPECT_EQ(m.tokens, r.tokens);
+    EXPECT_EQ(m.reallocated, r.reallocated);
+    EXPECT_EQ(m.realloc_moved, r.realloc_moved) << "step " << i + 1;
+    if (m.reallocated) expect_close(m.realloc_cost_after, r.realloc_cost_after, "realloc cost");
   }
   expect_close(trainer.validate(), one.validate(), "validation loss");
   expect_same_parameters(model, reference, 1e-12);
+  if constexpr (requires { model.head().codebook(); }) {
+    for (int w = 0; w < model_config().vocab_size; ++w) {
+      EXPECT_EQ(model.head().codebook().cell(w), reference.head().codebook().cell(w)) << w;
+    }
+  }
 }
 
 TEST(DataParallel, DenseMatchesOneProcessWithTheWholeBatch) {
@@ -137,6 +148,10 @@ TEST(DataParallel, LightRnnMatchesOneProcessWithTheWholeBatch) {
 }
 TEST(DataParallel, LightRnnWithZeroOneMatchesOneProcess) {
   expect_matches_one_process<LightRnnFp64>(1);
+}
+// Reallocation every 4 steps: the ranks sum their statistics and re-place tokens alike.
+TEST(DataParallel, LightRnnReallocatesAsOneProcess) {
+  expect_matches_one_process<LightRnnFp64>(1, 4);
 }
 
 TEST(DataParallel, CheckpointResumesOnAsManyRanksAndOnOne) {

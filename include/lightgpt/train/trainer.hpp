@@ -180,9 +180,9 @@ class Trainer {
                      "the communicator works on ", comm_.device_buffers() ? "device" : "host",
                      " buffers but the model lives on the ", Backend::name,
                      " backend: use Mpi for Cpu models and Nccl for Cuda models");
-      LIGHTGPT_CHECK(config_.realloc_every == 0,
-                     "--realloc_every is not supported across ranks yet: each rank would "
-                     "re-place the codebook from its own statistics");
+      LIGHTGPT_CHECK(config_.realloc_every == 0 || kSummableStatistics,
+                     "--realloc_every across ranks needs a head whose reallocation statistics "
+                     "can be summed (reallocation_statistics_buffer())");
     }
     if (sharded()) sharded_.emplace(model.parameters().layout(), config_.adamw, comm_);
     LIGHTGPT_CHECK(t.B == config_.batch_size && t.T == config_.seq_len && t.K == Model::mtp_depth,
@@ -438,6 +438,12 @@ class Trainer {
     ++step_;
     if constexpr (kReallocatable) {
       if (config_.realloc_every > 0 && step_ % config_.realloc_every == 0) {
+        if constexpr (kSummableStatistics) {
+          if (comm_.size() > 1) {
+            const auto statistics = model_.head().reallocation_statistics_buffer();
+            comm_.all_reduce_sum(statistics.data(), statistics.size(), data_type_of<A>());
+          }
+        }
         const auto report = model_.head().reallocate();
         m.reallocated = true;
         m.realloc_cost_before = report.cost_before;
@@ -554,6 +560,10 @@ class Trainer {
     m.head().reallocate();
     m.head().pause_reallocation_statistics(true);
   };
+
+  // Reallocation statistics that data-parallel ranks sum before re-placing tokens.
+  static constexpr bool kSummableStatistics =
+      requires(Model& m) { m.head().reallocation_statistics_buffer(); };
 
   // Keeps validation forwards out of the reallocation statistics.
   struct StatisticsPause {
