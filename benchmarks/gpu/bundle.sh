@@ -56,7 +56,7 @@ EOF
 cmake -S "$ROOT" -B "$BUILD" -DCMAKE_BUILD_TYPE=Release -DLIGHTGPT_ENABLE_CUDA=ON \
   -DCMAKE_CUDA_ARCHITECTURES=90 -DLIGHTGPT_BUILD_EXAMPLES=OFF -DLIGHTGPT_NATIVE=OFF \
   -DCMAKE_EXE_LINKER_FLAGS="-static-libstdc++ $BUILD/glibc_compat.o" >/dev/null
-BINARIES="test_cuda bench_gpt2 bench_gpu_heads bench_gpu_afno"
+BINARIES="test_cuda nccl_check bench_gpt2 bench_gpu_heads bench_gpu_afno"
 # shellcheck disable=SC2086
 cmake --build "$BUILD" --target $BINARIES -j "$JOBS"
 
@@ -65,6 +65,7 @@ cmake --build "$BUILD" --target $BINARIES -j "$JOBS"
 built() {
   case $1 in
     test_cuda) echo "$BUILD/tests/cuda/test_cuda" ;;
+    nccl_check) echo "$BUILD/tests/dist/nccl_check" ;;
     *) echo "$BUILD/benchmarks/gpu/$1" ;;
   esac
 }

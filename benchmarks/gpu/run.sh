@@ -13,6 +13,8 @@
 #             suite is rerun once with CUDA_LAUNCH_BLOCKING=1 and that rerun's error lines shown,
 #             so that an asynchronous fault is reported at the kernel that caused it (a suite
 #             that timed out, or failed for want of a usable GPU, is not rerun)
+#   nccl      nccl_check: NCCL collectives and ZeRO-1 training, one process per GPU present (each
+#             a world of one: the machine has no MPI launcher), all at once (NCCL_TIMEOUT 40)
 #   gpt2      bench_gpt2 --batch B: tokens/s, MFU, the loss check (BENCH_TIMEOUT 90)
 #   pytorch   torch_gpt2.py: eager first, then torch.compile in what is left (TORCH_TIMEOUT 130);
 #             the eager figure stands when compiling does not finish
@@ -51,12 +53,13 @@ TESTS_BUDGET=${TESTS_BUDGET:-150}
 BENCH_TIMEOUT=${BENCH_TIMEOUT:-90}
 TORCH_TIMEOUT=${TORCH_TIMEOUT:-130}
 HEADS_TIMEOUT=${HEADS_TIMEOUT:-60}
+NCCL_TIMEOUT=${NCCL_TIMEOUT:-40}
 MIXERS_TIMEOUT=${MIXERS_TIMEOUT:-40}
 SANITIZER_TIMEOUT=${SANITIZER_TIMEOUT:-90}
 SANITIZER_MIN=${SANITIZER_MIN:-20}
 MEMCHECK_SUITES=${MEMCHECK_SUITES:-Ops|Device}
 RACECHECK_SUITES=${RACECHECK_SUITES:-Ops/fp32$}
-BINARIES="test_cuda bench_gpt2 bench_gpu_heads bench_gpu_afno"
+BINARIES="test_cuda nccl_check bench_gpt2 bench_gpu_heads bench_gpu_afno"
 SECONDS=0
 FAILED_STAGES=""
 
@@ -253,6 +256,33 @@ else
     "not run (of $(echo "$suites" | wc -w) suites; LIGHTGPT_REQUIRE_GPU=1)"
   [ $((n_fail + n_timeout + n_notrun)) -gt 0 ] && fail_stage tests
 fi
+
+# ---- NCCL ------------------------------------------------------------------------------------
+stage "nccl: NCCL collectives and ZeRO-1 training, one process per GPU"
+gpus=$(nvidia-smi -L 2>/dev/null | grep -c "^GPU " || true)
+[ "${gpus:-0}" -gt 0 ] || gpus=1
+t=$(limit "$NCCL_TIMEOUT")
+pids=""
+for ((gpu = 0; gpu < gpus; gpu++)); do
+  run_logged "$t" "$LOG_DIR/nccl_check_$gpu.log" \
+    env CUDA_VISIBLE_DEVICES="$gpu" "$BUNDLE/nccl_check" &
+  pids="$pids $!"
+done
+gpu=0
+nccl_failed=0
+for pid in $pids; do
+  wait "$pid"
+  rc=$?
+  log="$LOG_DIR/nccl_check_$gpu.log"
+  cat "$log"
+  say "[nccl] GPU $gpu: $(status_word "$rc" "$t")"
+  if [ "$rc" -ne 0 ]; then
+    nccl_failed=1
+    tail -n 5 "$log" | sed 's/^/    | /' | tee -a "$SUMMARY"
+  fi
+  gpu=$((gpu + 1))
+done
+[ "$nccl_failed" -ne 0 ] && fail_stage nccl
 
 # ---- GPT-2 benchmark -------------------------------------------------------------------------
 stage "gpt2: GPT-2 small, bf16, lightgpt"

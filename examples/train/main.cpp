@@ -8,12 +8,30 @@
 // --head and --backend choose among the compile-time compositions built into this binary
 // (--list-variants); asking for one that is not built in is an error that says how to add it.
 // The GPU presets (backend cuda) are built in when the build found nvcc.
+//
+// Built with MPI, it trains data-parallel on every rank an MPI launcher starts, one process per
+// GPU for CUDA compositions (built in with NCCL), e.g.
+//   mpirun -np 2 train --preset tiny-cpu --train_data ... --zero 1
+// Only rank 0 prints and writes; a rank that fails ends all of them (docs/distributed.md).
 #include <CLI/CLI.hpp>
 #include <cstdio>
+#include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "compositions.hpp"
+
+#if defined(LIGHTGPT_TRAIN_MPI)
+#include <lightgpt/dist/mpi.hpp>
+#endif
+
+namespace lightgpt::examples {
+#if defined(LIGHTGPT_TRAIN_NCCL)
+// nccl_world.cu: the device communicator over the ranks of `host`, on this rank's GPU.
+std::unique_ptr<Communicator> start_nccl(Communicator& host, int local_rank);
+#endif
+}  // namespace lightgpt::examples
 
 namespace {
 
@@ -56,16 +74,30 @@ const Composition& find_composition(const lightgpt::Preset& p) {
 }  // namespace
 
 int main(int argc, char** argv) {
+#if defined(LIGHTGPT_TRAIN_MPI)
+  std::optional<lightgpt::Mpi> mpi;
+  try {
+    mpi.emplace(&argc, &argv);
+  } catch (...) {
+    return lightgpt::report_exception("train");
+  }
+  if (mpi->rank() != 0) std::freopen("/dev/null", "w", stdout);  // one console: rank 0's
+  // A failure on one rank ends every rank, naming the one that failed.
+  const auto failed = [&] { return mpi->fail("train"); };
+#else
+  const auto failed = [] { return lightgpt::report_exception("train"); };
+#endif
   CLI::App app{"Train a GPT-2-family model from a preset; every flag overrides the preset"};
   std::string preset_name = "tiny-cpu";
   bool list_presets = false, list_variants = false;
   RunOptions o;
   // Overrides, applied over the preset only when given.
   std::optional<int> batch_size, grad_accum, seq_len, mtp_max_steps, afno_num_blocks, n_layer,
-      n_head, d_model, lightrnn_rows, ngram_k, val_batches;
+      n_head, d_model, lightrnn_rows, ngram_k, val_batches, zero;
   std::optional<long long> warmup, warmdown, mtp_rampup_steps, steps, eval_every,
       checkpoint_every, realloc_every;
-  std::optional<double> learning_rate, dropout, mtp_weight, cocont_alpha, afno_sparsity_threshold;
+  std::optional<double> learning_rate, dropout, mtp_weight, cocont_alpha, afno_sparsity_threshold,
+      bucket_mb;
   std::optional<bool> mtp_enabled, use_cocont, lightrnn_token_embedding;
   std::optional<std::string> mixer, precision, head, backend, out_dir;
   std::string ngram_path;
@@ -91,6 +123,11 @@ int main(int argc, char** argv) {
   app.add_option("--eval_every", eval_every, "Steps between validations (0: at the end only)");
   app.add_option("--val_batches", val_batches, "Fixed validation batches of B x (T+1) tokens");
   app.add_option("--checkpoint_every", checkpoint_every, "Steps between checkpoints (0: at the end)");
+  app.add_option("--zero", zero,
+                 "Data-parallel runs: 1 shards the AdamW moments across the ranks (ZeRO-1)")
+      ->check(CLI::IsMember({0, 1}));
+  app.add_option("--bucket_mb", bucket_mb,
+                 "Data-parallel runs: megabytes of gradients summed per all-reduce (default 25)");
   app.add_option("--mtp_enabled", mtp_enabled, "Multi-token prediction on/off")
       ->expected(0, 1)->default_str("true");
   app.add_option("--mtp_max_steps", mtp_max_steps, "k of MTP<k>: predict t+1 ... t+k");
@@ -146,8 +183,7 @@ int main(int argc, char** argv) {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& error) {
     // --help exits 0 with CLI11's text; a bad flag is one line and exit code 1.
-    return error.get_exit_code() == 0 ? app.exit(error)
-                                      : lightgpt::report_exception("train");
+    return error.get_exit_code() == 0 ? app.exit(error) : failed();
   }
 
   try {
@@ -191,6 +227,8 @@ int main(int argc, char** argv) {
     apply(t.eval_every, eval_every);
     apply(t.val_batches, val_batches);
     apply(t.checkpoint_every, checkpoint_every);
+    apply(t.zero_stage, zero);
+    apply(t.bucket_mb, bucket_mb);
     apply(t.realloc_every, realloc_every);
     LIGHTGPT_CHECK(t.realloc_every == 0 || p.head == "lightrnn",
                    "--realloc_every needs the LightRNN head (--head lightrnn)");
@@ -249,9 +287,19 @@ int main(int argc, char** argv) {
     const Composition& variant = find_composition(p);
     p.composition = variant.type;  // the composition that runs, flags applied
     o.preset = p;
+#if defined(LIGHTGPT_TRAIN_MPI)
+    o.host_comm = &*mpi;
+#if defined(LIGHTGPT_TRAIN_NCCL)
+    std::unique_ptr<lightgpt::Communicator> nccl;
+    if (p.backend == "cuda" && mpi->size() > 1) {
+      nccl = lightgpt::examples::start_nccl(*mpi, mpi->local_rank());
+      o.device_comm = nccl.get();
+    }
+#endif
+#endif
     variant.run(o);
   } catch (...) {
-    return lightgpt::report_exception("train");
+    return failed();
   }
   return 0;
 }

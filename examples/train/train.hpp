@@ -14,6 +14,7 @@
 #include <vector>
 
 #include <lightgpt/data/loader.hpp>
+#include <lightgpt/dist/communicator.hpp>
 #include <lightgpt/heads/lightrnn/codebook.hpp>
 #include <lightgpt/heads/dense.hpp>
 #include <lightgpt/heads/lightrnn/head.hpp>
@@ -46,6 +47,10 @@ struct RunOptions {
   std::string encoder_json, vocab_bpe, prompt = "The";
   int sample_tokens = 0;
   SamplingOptions sampling;
+  // Data-parallel runs (mpirun, srun): the ranks, as a communicator for host buffers (CPU
+  // compositions) and one for device buffers (CUDA compositions); null: one process.
+  Communicator* host_comm = nullptr;
+  Communicator* device_comm = nullptr;
 
   PresetData data() const {
     PresetData d;
@@ -54,6 +59,10 @@ struct RunOptions {
     d.ngram_path = ngram_path;
     d.lightrnn_codebook = lightrnn_codebook;
     d.seed = seed;
+    if (host_comm != nullptr) {
+      d.rank = host_comm->rank();
+      d.world_size = host_comm->size();
+    }
     return d;
   }
 };
@@ -85,6 +94,11 @@ void train_composition(const RunOptions& options) {
   const Preset& p = options.preset;
   const TrainConfig& train_config = p.train;
   const PresetData data = options.data();
+  Communicator* comm =
+      std::is_same_v<typename Model::backend, Cpu> ? options.host_comm : options.device_comm;
+  LIGHTGPT_CHECK(data.world_size == 1 || comm != nullptr, "training ", Model::composition(),
+                 " on ", data.world_size, " ranks needs NCCL, which this binary was built without");
+  const bool rank0 = data.rank == 0;
   Loader train = preset_training_loader(p, data, Model::mtp_depth);
   std::optional<Loader> val;
   if (!options.val_data.empty()) val.emplace(preset_validation_loader(p, data));
@@ -100,13 +114,15 @@ void train_composition(const RunOptions& options) {
   std::printf("%s: %s\n  %s, %zu parameters (%d layers, C = %d, T = %d)\n", p.name.c_str(),
               p.composition.c_str(), Model::composition().c_str(), model.num_parameters(),
               p.model.n_layer, p.model.d_model, train_config.seq_len);
-  std::printf("  %d x %d tokens x %d micro-steps = %d tokens per step, %lld steps; train %s "
-              "(%llu tokens)\n",
+  std::printf("  %d x %d tokens x %d micro-steps x %d ranks = %d tokens per step, %lld steps; "
+              "train %s (%llu tokens)\n",
               train_config.batch_size, train_config.seq_len, train_config.grad_accum,
-              train_config.batch_size * train_config.seq_len * train_config.grad_accum,
+              data.world_size,
+              train_config.batch_size * train_config.seq_len * train_config.grad_accum *
+                  data.world_size,
               static_cast<long long>(train_config.steps), options.train_data.c_str(),
               static_cast<unsigned long long>(train.total_tokens()));
-  if (options.baselines && val) {
+  if (options.baselines && val && rank0) {
     const std::uint64_t batches = train_config.val_batches > 0
                                       ? std::uint64_t(train_config.val_batches)
                                       : val->steps_per_epoch();
@@ -126,7 +142,9 @@ void train_composition(const RunOptions& options) {
   allocating("the activations of a " + std::to_string(train_config.batch_size) + " x " +
                  std::to_string(train_config.seq_len) + " batch",
              activation_bytes,
-             [&] { built_trainer.emplace(model, train_config, train, val ? &*val : nullptr); });
+             [&] {
+               built_trainer.emplace(model, train_config, train, val ? &*val : nullptr, comm);
+             });
   Trainer<Model>& trainer = *built_trainer;
   if (!options.resume.empty()) {
     trainer.resume(options.resume);
@@ -147,7 +165,7 @@ void train_composition(const RunOptions& options) {
                 early, span, late);
   }
 #if defined(LIGHTGPT_HAVE_TOKENIZER)
-  if (options.sample_tokens > 0 && !options.encoder_json.empty()) {
+  if (options.sample_tokens > 0 && !options.encoder_json.empty() && rank0) {
     const Tokenizer tokenizer(options.encoder_json, options.vocab_bpe);
     std::vector<std::int32_t> prompt;
     for (int id : tokenizer.encode(options.prompt)) prompt.push_back(id);

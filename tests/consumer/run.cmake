@@ -10,6 +10,9 @@ run(${CMAKE_COMMAND} --install ${LIGHTGPT_BUILD_DIR} --prefix ${WORK_DIR}/prefix
 run(${CMAKE_COMMAND} -S ${CONSUMER_SOURCE_DIR} -B ${WORK_DIR}/build
     -DCMAKE_PREFIX_PATH=${WORK_DIR}/prefix -DCMAKE_BUILD_TYPE=Release)
 run(${CMAKE_COMMAND} --build ${WORK_DIR}/build)
+if(EXISTS ${WORK_DIR}/build/consumer_distributed)
+  run(${WORK_DIR}/build/consumer_distributed)
+endif()
 if(GPT2_DIR)
   # Tokenizing links PCRE2, which the consumer gets from the package and nothing else.
   run(${WORK_DIR}/build/consumer ${GPT2_DIR}/encoder.json ${GPT2_DIR}/vocab.bpe)

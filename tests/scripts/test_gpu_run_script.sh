@@ -130,6 +130,12 @@ echo "RESULT heads_batch=8"
 [ "${STUB_HEALTHY:-0}" = 1 ] && { echo "RESULT step_ms_dense=11.5"; exit 0; }
 sleep 60
 EOF
+# nccl_check: passes, recording the GPU it was given.
+cat >"$WORK/bundle/nccl_check" <<'EOF'
+#!/usr/bin/env bash
+echo "GPU=${CUDA_VISIBLE_DEVICES:-unset}" >>"$STUB_RECORD.nccl"
+echo "nccl_check: world of 1, collectives and ZeRO-1 training: PASS"
+EOF
 cat >"$WORK/bundle/bench_gpu_afno" <<'EOF'
 #!/usr/bin/env bash
 echo "RESULT mixer_afno_ms_T1024=0.91"
@@ -183,7 +189,7 @@ rc=$?
 echo "========= ERROR SUMMARY: 0 errors"
 exit $rc
 EOF
-chmod +x "$WORK"/bundle/test_cuda "$WORK"/bundle/bench_* "$WORK"/bin/*
+chmod +x "$WORK"/bundle/test_cuda "$WORK"/bundle/nccl_check "$WORK"/bundle/bench_* "$WORK"/bin/*
 
 # run_check NAME [VAR=value...]: runs run.sh on the fake bundle (batch 8) with short timeouts
 # (the VAR=value given last win).
@@ -272,7 +278,10 @@ expect "$summary" '^\[sanitizer\] racecheck +CudaOps/fp32 ' "racecheck over Cuda
 expect "$record.sanitizer" '--tool racecheck .*--gtest_filter=CudaOps/fp32' "racecheck run"
 reject "$record.sanitizer" 'CudaHang|CudaModel' "sanitizer over an unselected suite"
 
-for tag in loader gpu tests gpt2 pytorch heads mixers sanitizer; do
+expect "$summary" '^\[nccl\] GPU 0: PASS' "nccl stage on the one GPU"
+expect "$record.nccl" '^GPU=0$' "nccl_check given its GPU"
+
+for tag in loader gpu tests nccl gpt2 pytorch heads mixers sanitizer; do
   expect "$summary" "^\[$tag\]" "summary.txt has the $tag stage"
 done
 expect "$summary" '^VERDICT: FAIL: loader tests heads' "verdict names the failed stages"

@@ -181,6 +181,20 @@ class Loader {
     start_epoch();
   }
 
+  // A position saved by a run of `saved_B` rows on each of `saved_world_size` ranks over the same
+  // data: when its global batch is this loader's, the next batch is the one that run would read.
+  void restore(const LoaderPosition& position, int saved_B, int saved_world_size) {
+    const auto& o = options_;
+    LIGHTGPT_CHECK(std::int64_t(saved_B) * saved_world_size == std::int64_t(o.B) * o.world_size,
+                   "cannot resume the loader: the position was saved with B=", saved_B, " on ",
+                   saved_world_size, " ranks, a global batch of ", saved_B * saved_world_size,
+                   " rows, this run's is B=", o.B, " x ", o.world_size, " ranks");
+    LIGHTGPT_CHECK(position.config == config_hash(saved_B, saved_world_size),
+                   "cannot resume the loader: the position was saved with a different T, K, "
+                   "shuffle or seed");
+    restore({position.epoch, position.step, position.total_tokens, config_hash()});
+  }
+
   // Validation steps for `val_tokens`, checked both for whole steps and against the data.
   std::int64_t validation_steps(std::int64_t val_tokens) const {
     const std::int64_t steps =
@@ -245,11 +259,12 @@ class Loader {
     }
   }
 
-  std::uint64_t config_hash() const {
+  std::uint64_t config_hash() const { return config_hash(options_.B, options_.world_size); }
+  std::uint64_t config_hash(int B, int world_size) const {
     const auto& o = options_;
     std::uint64_t h = 0xCBF29CE484222325ull;
-    for (std::uint64_t v : {std::uint64_t(o.B), std::uint64_t(o.T), std::uint64_t(o.K),
-                            std::uint64_t(o.world_size), std::uint64_t(o.shuffle), o.seed}) {
+    for (std::uint64_t v : {std::uint64_t(B), std::uint64_t(o.T), std::uint64_t(o.K),
+                            std::uint64_t(world_size), std::uint64_t(o.shuffle), o.seed}) {
       h = (h ^ v) * 0x100000001B3ull;
       h ^= h >> 29;
     }

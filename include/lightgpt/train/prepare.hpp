@@ -26,6 +26,7 @@ struct PresetData {
   // row by row) or "sequential" (id / R, id % R).
   std::string lightrnn_codebook = "frequency";
   std::uint64_t seed = 1;  // shuffling (the model's initialisation takes its own)
+  int rank = 0, world_size = 1;  // data-parallel runs: this process's stride of the batches
 };
 
 // Shuffled training windows with the `mtp_depth` extra targets an MTP<k> head reads.
@@ -36,6 +37,8 @@ inline Loader preset_training_loader(const Preset& preset, const PresetData& dat
   o.K = mtp_depth;
   o.shuffle = true;
   o.seed = data.seed;
+  o.rank = data.rank;
+  o.world_size = data.world_size;
   o.vocab_size = preset.model.vocab_size;
   return Loader(data.train_data, o);
 }

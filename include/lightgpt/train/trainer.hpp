@@ -5,6 +5,9 @@
 // <out_dir>/metrics.jsonl and one line per step to the console, and writes atomic checkpoints
 // (model, optimizer, loader position, RNG, step) that resume() continues bit for bit on the CPU.
 // A non-finite train or validation loss stops the run before that state is ever checkpointed.
+// Given a Communicator of several ranks it trains data-parallel: each rank reads its stride of
+// the batches, gradients are summed across ranks (or reduce-scattered under ZeRO-1, with the
+// moments sharded), validation is split across ranks, and only rank 0 prints and writes files.
 #pragma once
 
 #include <algorithm>
@@ -14,6 +17,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <limits>
+#include <optional>
 #include <string>
 #include <type_traits>
 #include <vector>
@@ -21,12 +25,14 @@
 #include "../core/error.hpp"
 #include "../core/losses.hpp"
 #include "../core/rng.hpp"
-#include "../data/loader.hpp"
 #include "../core/precision.hpp"
+#include "../data/loader.hpp"
+#include "../dist/communicator.hpp"
 #include "../io/checkpoint.hpp"
 #include "../optim/adamw.hpp"
 #include "../optim/loss_scaler.hpp"
 #include "../optim/schedule.hpp"
+#include "../optim/zero.hpp"
 #include "metrics.hpp"
 
 namespace lightgpt {
@@ -57,6 +63,10 @@ struct TrainConfig {
   std::int64_t realloc_every = 0;
   std::string out_dir = "out";
   bool console = true;  // one line per step on stdout
+  // Data-parallel runs: 1 shards the AdamW moments across the ranks (ZeRO stage 1), 0 keeps a
+  // whole copy on every rank. Gradients are summed in buckets of bucket_mb megabytes.
+  int zero_stage = 0;
+  double bucket_mb = 25;
 
   void validate() const {
     auto positive = [](auto value, const char* flag) {
@@ -87,6 +97,10 @@ struct TrainConfig {
     LIGHTGPT_CHECK(!out_dir.empty(), "--out_dir must not be empty");
     LIGHTGPT_CHECK(realloc_every >= 0, "--realloc_every must be 0 (never) or positive, got ",
                    realloc_every);
+    LIGHTGPT_CHECK(zero_stage == 0 || zero_stage == 1, "--zero must be 0 or 1, got ",
+                   zero_stage);
+    LIGHTGPT_CHECK(bucket_mb > 0 && std::isfinite(bucket_mb),
+                   "--bucket_mb must be positive, got ", bucket_mb);
     adamw.validate();
   }
 
@@ -139,18 +153,38 @@ class Trainer {
   using A = typename Model::A;
   using Backend = typename Model::backend;
   using Optimizer = typename Model::Optimizer;
+  using Store = std::remove_reference_t<decltype(std::declval<Model&>().parameters())>;
   // fp16 trains with dynamic loss scaling; the other precisions never overflow their gradients.
   static constexpr bool kLossScaling = std::is_same_v<typename Model::precision, Fp16>;
+  // Where the model's buffers live, which the communicator's collectives must reach.
+  static constexpr bool kHostMemory = std::is_same_v<Backend, Cpu>;
 
   // `val` may be null (no validation). Loaders must yield B × (T + mtp_depth) training windows and
-  // B × (T + 1) validation windows of the configured sizes.
-  Trainer(Model& model, const TrainConfig& config, Loader& train, Loader* val)
+  // B × (T + 1) validation windows of the configured sizes. With `comm` (null: one process) the
+  // training loader reads this rank's stride (its rank and world_size) and the validation loader
+  // the whole split, of which each rank scores every world_size-th batch.
+  Trainer(Model& model, const TrainConfig& config, Loader& train, Loader* val,
+          Communicator* comm = nullptr)
       : model_(model),
         config_(validated(config)),
         train_(train),
         val_(val),
-        optimizer_(model.parameters().layout(), config_.adamw) {
+        comm_(comm != nullptr ? *comm : single_process_),
+        optimizer_(sharded() ? ParameterLayout() : model.parameters().layout(), config_.adamw) {
     const LoaderOptions& t = train.options();
+    LIGHTGPT_CHECK(t.rank == comm_.rank() && t.world_size == comm_.size(),
+                   "the training loader reads rank ", t.rank, " of ", t.world_size,
+                   " but this process is rank ", comm_.rank(), " of ", comm_.size());
+    if (comm_.size() > 1) {
+      LIGHTGPT_CHECK(comm_.device_buffers() == !kHostMemory,
+                     "the communicator works on ", comm_.device_buffers() ? "device" : "host",
+                     " buffers but the model lives on the ", Backend::name,
+                     " backend: use Mpi for Cpu models and Nccl for Cuda models");
+      LIGHTGPT_CHECK(config_.realloc_every == 0 || kSummableStatistics,
+                     "--realloc_every across ranks needs a head whose reallocation statistics "
+                     "can be summed (reallocation_statistics_buffer())");
+    }
+    if (sharded()) sharded_.emplace(model.parameters().layout(), config_.adamw, comm_);
     LIGHTGPT_CHECK(t.B == config_.batch_size && t.T == config_.seq_len && t.K == Model::mtp_depth,
                    "the training loader yields B=", t.B, " T=", t.T, " K=", t.K,
                    " but the trainer needs B=", config_.batch_size, " T=", config_.seq_len,
@@ -162,25 +196,33 @@ class Trainer {
       LIGHTGPT_CHECK(v.T == config_.seq_len && v.K == 1, "the validation loader yields T=", v.T,
                      " K=", v.K, " but validation needs next-token windows: T=", config_.seq_len,
                      " K=1");
+      LIGHTGPT_CHECK(v.world_size == 1, "the validation loader must read the whole split "
+                     "(world_size 1); the trainer divides its batches among the ranks");
       LIGHTGPT_CHECK(std::uint64_t(config_.val_batches) <= val_->steps_per_epoch(),
                      "--val_batches (", config_.val_batches, ") exceeds the ",
                      val_->steps_per_epoch(), " batches the validation shards hold");
       if (config_.val_batches == 0) config_.val_batches = int(val_->steps_per_epoch());
       val_start_ = val_->position();
     }
-    std::error_code error;
-    std::filesystem::create_directories(config_.out_dir, error);
-    LIGHTGPT_CHECK(!error && std::filesystem::is_directory(config_.out_dir, error),
-                   "--out_dir '", config_.out_dir, "' cannot be used as a directory",
-                   error ? ": " + error.message() : std::string(" (a file of that name exists)"));
-    // A checkpoint temporary left by a killed run is never a checkpoint; it is removed here, and
-    // in any case by the next save.
-    detail::remove_stale_temporary(checkpoint_path().string() + ".tmp");
+    if (writes_files()) {
+      std::error_code error;
+      std::filesystem::create_directories(config_.out_dir, error);
+      LIGHTGPT_CHECK(!error && std::filesystem::is_directory(config_.out_dir, error),
+                     "--out_dir '", config_.out_dir, "' cannot be used as a directory",
+                     error ? ": " + error.message() : std::string(" (a file of that name exists)"));
+      // A checkpoint temporary left by a killed run is never a checkpoint; it is removed here,
+      // and in any case by the next save.
+      detail::remove_stale_temporary(checkpoint_path().string() + ".tmp");
+    }
     model_.reserve(config_.batch_size, config_.seq_len);
+    broadcast_parameters();
   }
 
   const TrainConfig& config() const { return config_; }
+  // The optimizer of an unsharded run (under ZeRO-1 each rank holds only its part, sharded()).
   Optimizer& optimizer() { return optimizer_; }
+  bool sharded() const { return config_.zero_stage == 1; }
+  const Communicator& communicator() const { return comm_; }
   LossScaler& loss_scaler() { return scaler_; }
   std::int64_t steps_done() const { return step_; }
   std::int64_t tokens_seen() const { return tokens_; }
@@ -195,7 +237,13 @@ class Trainer {
   void resume(const std::filesystem::path& path) {
     CheckpointReader in(path);
     read_model_sections(in, model_);
-    read_optimizer_section(in, optimizer_);
+    if (sharded()) {
+      Optimizer whole(model_.parameters().layout(), config_.adamw);
+      read_optimizer_section(in, whole);
+      sharded_->scatter(whole);
+    } else {
+      read_optimizer_section(in, optimizer_);
+    }
     SectionReader section = in.section("trainer");
     const auto step = section.read_value<std::int64_t>();
     const auto tokens = section.read_value<std::int64_t>();
@@ -215,28 +263,53 @@ class Trainer {
     LIGHTGPT_CHECK(stored_step == static_cast<std::uint64_t>(step), source, ": section 'step' (",
                    stored_step, ") disagrees with section 'trainer' (step ", step,
                    "; corrupted file)");
-    LIGHTGPT_CHECK(optimizer_.steps() <= step, source, ": section 'adamw' has taken ",
-                   optimizer_.steps(), " steps, more than the run's ", step, " (corrupted file)");
-    const std::int64_t per_step =
-        std::int64_t(config_.grad_accum) * config_.batch_size * config_.seq_len;
+    const std::int64_t adam_steps = sharded() ? sharded_->steps() : optimizer_.steps();
+    LIGHTGPT_CHECK(adam_steps <= step, source, ": section 'adamw' has taken ", adam_steps,
+                   " steps, more than the run's ", step, " (corrupted file)");
+    const std::int64_t per_step = tokens_per_step();
     LIGHTGPT_CHECK(tokens == step * per_step, source, ": section 'trainer' counts ", tokens,
                    " tokens, but ", step, " steps of ", per_step, " tokens make ", step * per_step,
                    " (corrupted file, or another --batch_size or --seq_len)");
     LIGHTGPT_CHECK(std::isnan(best) || std::isfinite(best), source,
                    ": section 'trainer' holds the best val_loss ", best, " (corrupted file)");
-    train_.restore(position);
+    // A run saved on another number of ranks continues where it stopped when its global batch
+    // (B × ranks) is this run's; the section is absent from single-process checkpoints.
+    std::int64_t saved_ranks = 1, saved_batch = config_.batch_size * comm_.size();
+    if (in.has("data_parallel")) {
+      SectionReader ranks = in.section("data_parallel");
+      saved_ranks = ranks.read_value<std::int64_t>();
+      saved_batch = ranks.read_value<std::int64_t>();
+      LIGHTGPT_CHECK(ranks.at_end() && saved_ranks > 0 && saved_batch > 0, ranks.context(),
+                     ": not a rank count and batch size (corrupted file)");
+    }
+    if (saved_ranks == comm_.size()) {
+      train_.restore(position);
+    } else {
+      train_.restore(position, int(saved_batch), int(saved_ranks));
+    }
     step_ = step;
     tokens_ = tokens;
     rng_ = Rng(rng_state);
     best_val_ = best;
-    log_ = MetricsLog(metrics_path(), step_);
+    if (writes_files()) log_ = MetricsLog(metrics_path(), step_);
+    broadcast_parameters();
   }
 
   // Writes the whole training state atomically (the previous file stays intact until the rename).
+  // Every rank calls it (ZeRO-1 gathers the moments); rank 0 writes.
   void save(const std::filesystem::path& path) const {
+    std::optional<Optimizer> gathered;
+    if (sharded()) {
+      gathered.emplace(model_.parameters().layout(), config_.adamw);
+      sharded_->gather(*gathered);
+      if constexpr (Store::has_separate_master) {
+        comm_.all_gather(model_.parameters().master(), sharded_->counts(), data_type_of<A>());
+      }
+    }
+    if (!writes_files()) return;
     CheckpointWriter out(path);
     write_model_sections(out, model_);
-    write_optimizer_section(out, optimizer_);
+    write_optimizer_section(out, gathered ? *gathered : optimizer_);
     out.begin_section("trainer");
     out.write_value(step_);
     out.write_value(tokens_);
@@ -246,6 +319,12 @@ class Trainer {
     out.write_value(best_val_);
     out.end_section();
     scaler_.write_section(out);
+    if (comm_.size() > 1) {
+      out.begin_section("data_parallel");
+      out.write_value(static_cast<std::int64_t>(comm_.size()));
+      out.write_value(static_cast<std::int64_t>(config_.batch_size));
+      out.end_section();
+    }
     out.begin_section("step");
     out.write_value(static_cast<std::uint64_t>(step_));
     out.end_section();
@@ -260,8 +339,10 @@ class Trainer {
     double total = 0;
     for (int i = 0; i < config_.val_batches; ++i) {
       const Batch batch = val_->next();
+      if (i % comm_.size() != comm_.rank()) continue;
       total += double(model_.evaluate(batch.tokens, batch.B, batch.T, batch.row_stride));
     }
+    if (comm_.size() > 1) comm_.host_sum(&total, 1);
     return total / config_.val_batches;
   }
 
@@ -277,11 +358,18 @@ class Trainer {
     val_->restore(val_start_);
     for (int i = 0; i < config_.val_batches; ++i) {
       const Batch batch = val_->next();
+      if (i % comm_.size() != comm_.rank()) continue;
       model_.evaluate(batch.tokens, batch.B, batch.T, batch.row_stride);
       model_.token_losses(losses.data());
       for (int b = 0; b < batch.B; ++b, ++rows) {
         for (int t = 0; t < T; ++t) nll[t] += double(losses[static_cast<std::size_t>(b) * T + t]);
       }
+    }
+    if (comm_.size() > 1) {
+      nll.push_back(double(rows));
+      comm_.host_sum(nll.data(), nll.size());
+      rows = std::int64_t(nll.back());
+      nll.pop_back();
     }
     for (double& value : nll) value /= double(rows);
     return nll;
@@ -302,13 +390,17 @@ class Trainer {
       }
     }
     m.loss_scale = kLossScaling ? scaler_.scale() : 1.0;
-    const A scale = A(m.loss_scale / config_.grad_accum);
+    // Each rank's gradients are already divided by the rank count: the sum across ranks is the
+    // mean over the global batch.
+    const A scale = A(m.loss_scale / (double(config_.grad_accum) * comm_.size()));
     model_.set_dropout(A(config_.dropout));
     for (int micro = 0; micro < config_.grad_accum; ++micro) {
       const Batch batch = train_.next();
-      model_.set_dropout_seed(train_.options().seed * 0x9e3779b97f4a7c15ull +
-                              std::uint64_t(step_) * std::uint64_t(config_.grad_accum) +
-                              std::uint64_t(micro));
+      // Each rank draws its own masks (rank 0 those of a single-process run).
+      model_.set_dropout_seed((train_.options().seed * 0x9e3779b97f4a7c15ull +
+                               std::uint64_t(step_) * std::uint64_t(config_.grad_accum) +
+                               std::uint64_t(micro)) ^
+                              (std::uint64_t(comm_.rank()) * 0xbf58476d1ce4e5b9ull));
       model_.forward(batch.tokens, batch.B, batch.T, batch.row_stride);
       const auto& losses = model_.losses();
       m.depths = losses.depths;
@@ -320,11 +412,22 @@ class Trainer {
       model_.backward(scale);
     }
     for (int j = 0; j < m.depths; ++j) m.depth_loss[j] /= config_.grad_accum;
+    if (comm_.size() > 1) average_losses(m);
     m.train_loss = m.depth_loss[0];
     LIGHTGPT_CHECK(std::isfinite(m.train_loss), "training stopped at step ", step_ + 1,
                    ": the loss is not finite (", m.train_loss, "); nothing was updated",
                    checkpoint_note());
-    m.grad_norm = optimizer_.step(model_.parameters(), m.lr, 1.0 / m.loss_scale);
+    if (comm_.size() > 1) sum_gradients();
+    if (sharded()) {
+      m.grad_norm = sharded_->step(model_.parameters(), m.lr, 1.0 / m.loss_scale);
+      // Every rank's updated part to every rank (after a skipped step too: nothing changed).
+      if (comm_.size() > 1) {
+        comm_.all_gather(model_.parameters().values(), sharded_->counts(),
+                         data_type_of<typename Store::T>());
+      }
+    } else {
+      m.grad_norm = optimizer_.step(model_.parameters(), m.lr, 1.0 / m.loss_scale);
+    }
     if constexpr (kLossScaling) {
       m.skipped = !scaler_.update(m.grad_norm);  // overflow: skipped, the scale backs off
     } else {
@@ -335,6 +438,12 @@ class Trainer {
     ++step_;
     if constexpr (kReallocatable) {
       if (config_.realloc_every > 0 && step_ % config_.realloc_every == 0) {
+        if constexpr (kSummableStatistics) {
+          if (comm_.size() > 1) {
+            const auto statistics = model_.head().reallocation_statistics_buffer();
+            comm_.all_reduce_sum(statistics.data(), statistics.size(), data_type_of<A>());
+          }
+        }
         const auto report = model_.head().reallocate();
         m.reallocated = true;
         m.realloc_cost_before = report.cost_before;
@@ -342,20 +451,21 @@ class Trainer {
         m.realloc_moved = report.moved;
       }
     }
-    tokens_ += std::int64_t(config_.grad_accum) * config_.batch_size * config_.seq_len;
+    tokens_ += tokens_per_step();
     m.step = step_;
     m.tokens = tokens_;
     m.step_ms =
         std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
-    m.tokens_per_second = double(config_.grad_accum) * config_.batch_size * config_.seq_len /
-                          (m.step_ms / 1000.0);
+    m.tokens_per_second = double(tokens_per_step()) / (m.step_ms / 1000.0);
     m.peak_memory_mb = peak_host_memory_mb();
     return m;
   }
 
   // Runs to config().steps from wherever the trainer is (0, or a resumed step).
   TrainSummary run() {
-    if (log_.path().empty()) log_ = MetricsLog(metrics_path(), step_ > 0 ? step_ : -1);
+    if (log_.path().empty() && writes_files()) {
+      log_ = MetricsLog(metrics_path(), step_ > 0 ? step_ : -1);
+    }
     const auto start = std::chrono::steady_clock::now();
     const std::int64_t first = step_;
     TrainSummary summary;
@@ -399,7 +509,7 @@ class Trainer {
         if (!(best_val_ <= last_val)) best_val_ = last_val;
       }
       log_.write(record);
-      if (config_.console) {
+      if (config_.console && writes_files()) {
         std::printf("step %*lld/%lld | loss %.4f", digits(), static_cast<long long>(m.step),
                     static_cast<long long>(config_.steps), m.train_loss);
         for (int j = 1; j < m.depths; ++j) std::printf(" | mtp%d %.4f", j + 1, m.depth_loss[j]);
@@ -432,7 +542,7 @@ class Trainer {
     summary.seconds =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     summary.peak_memory_mb = peak_host_memory_mb();
-    if (config_.console) {
+    if (config_.console && writes_files()) {
       std::printf("done: %lld steps in %s, peak memory %.0f MB", static_cast<long long>(step_),
                   format_duration(summary.seconds).c_str(), summary.peak_memory_mb);
       if (!std::isnan(best_val_)) std::printf(", best val_loss %.4f", best_val_);
@@ -451,6 +561,10 @@ class Trainer {
     m.head().pause_reallocation_statistics(true);
   };
 
+  // Reallocation statistics that data-parallel ranks sum before re-placing tokens.
+  static constexpr bool kSummableStatistics =
+      requires(Model& m) { m.head().reallocation_statistics_buffer(); };
+
   // Keeps validation forwards out of the reallocation statistics.
   struct StatisticsPause {
     Model& model;
@@ -461,6 +575,49 @@ class Trainer {
       if constexpr (kReallocatable) model.head().pause_reallocation_statistics(false);
     }
   };
+
+  bool writes_files() const { return comm_.rank() == 0; }
+  // Training tokens of one optimizer step, over every rank.
+  std::int64_t tokens_per_step() const {
+    return std::int64_t(config_.grad_accum) * config_.batch_size * config_.seq_len * comm_.size();
+  }
+
+  // Every rank starts from rank 0's weights, whatever each initialised or read.
+  void broadcast_parameters() {
+    if (comm_.size() == 1) return;
+    auto& store = model_.parameters();
+    comm_.broadcast(store.master(), store.layout().size(), data_type_of<A>(), 0);
+    if constexpr (Store::has_separate_master) {
+      comm_.broadcast(store.values(), store.layout().size(),
+                      data_type_of<typename Store::T>(), 0);
+    }
+  }
+
+  // The step's losses as means over the global batch; every rank then judges the same values.
+  void average_losses(StepMetrics& m) const {
+    double values[9] = {};
+    for (int j = 0; j < m.depths; ++j) values[j] = m.depth_loss[j];
+    values[8] = m.cocont;
+    comm_.host_sum(values, 9);
+    for (int j = 0; j < m.depths; ++j) m.depth_loss[j] = values[j] / comm_.size();
+    m.cocont = values[8] / comm_.size();
+  }
+
+  // Sums the gradients across ranks: in buckets of bucket_mb, or under ZeRO-1 only each rank's
+  // part (reduce-scatter), which is all its optimizer reads.
+  void sum_gradients() {
+    auto& store = model_.parameters();
+    const std::size_t total = store.layout().size();
+    if (sharded()) {
+      comm_.reduce_scatter_sum(store.grads(), sharded_->counts(), data_type_of<A>());
+      return;
+    }
+    const std::size_t bucket =
+        std::max<std::size_t>(1, std::size_t(config_.bucket_mb * 1048576.0 / sizeof(A)));
+    for (std::size_t at = 0; at < total; at += bucket) {
+      comm_.all_reduce_sum(store.grads() + at, std::min(bucket, total - at), data_type_of<A>());
+    }
+  }
 
   static TrainConfig validated(const TrainConfig& config) {
     config.validate();
@@ -477,7 +634,10 @@ class Trainer {
   TrainConfig config_;
   Loader& train_;
   Loader* val_;
+  SingleProcess single_process_;
+  Communicator& comm_;
   Optimizer optimizer_;
+  std::optional<ShardedAdamW<Backend, A>> sharded_;
   LossScaler scaler_;
   LoaderPosition val_start_{};
   MetricsLog log_;

@@ -22,6 +22,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstddef>
+#include <span>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -313,6 +314,11 @@ class LightRnnHeadImpl {
     O::copy_to_host(host.data(), statistics_.data(), host.size());
     return host;
   }
+
+  // The accumulators themselves, in backend memory (empty when not collecting): data-parallel
+  // training sums them over the ranks before reallocate(), so that every rank re-places the
+  // tokens from the statistics of the whole batch.
+  std::span<A> reallocation_statistics_buffer() { return {statistics_.data(), statistics_.size()}; }
 
   // Bootstrap reallocation from the statistics gathered since begin_reallocation_statistics();
   // ends the collection. The row/column tables are kept; only the token → cell map can change.

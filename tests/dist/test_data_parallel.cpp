@@ -1,0 +1,216 @@
+// Data-parallel training on MPI, run under `mpirun -np 2`: every rank also trains the independent
+// reference — one process, one rank's batch times the rank count — and the two runs must agree
+// (Fp64: losses, validation and every parameter within 1e-12 relative), with and without ZeRO-1,
+// with gradient accumulation, for a dense and a LightRNN composition. Checkpoints written by the
+// ranks resume bit for bit on as many ranks, and on one rank with the same parameters and moments.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <lightgpt/dist/mpi.hpp>
+#include <string>
+#include <vector>
+
+#include "../train/fixture.hpp"
+#include "head_instances.hpp"
+
+namespace lightgpt::testing {
+namespace {
+
+Mpi* world = nullptr;  // set by main
+
+constexpr int kRowsPerRank = 4;
+constexpr int kSteps = 10;
+
+// Shards and run directories every rank sees: rank 0's scratch directory.
+struct SharedFixture {
+  std::optional<Fixture> own;
+  std::filesystem::path dir;
+  std::string train_shard, val_shard;
+  SharedFixture() {
+    std::string path;
+    if (world->rank() == 0) {
+      own.emplace();
+      path = own->dir.path().string();
+    }
+    std::vector<char> bytes(4096, 0);
+    std::copy(path.begin(), path.end(), bytes.begin());
+    MPI_Bcast(bytes.data(), int(bytes.size()), MPI_CHAR, 0, world->comm());
+    dir = std::string(bytes.data());
+    train_shard = (dir / "train.bin").string();
+    val_shard = (dir / "val.bin").string();
+    world->barrier();
+  }
+  ~SharedFixture() { world->barrier(); }  // nobody reads after rank 0 removes the directory
+
+  Loader train_loader(int B, int rank, int ranks, int K = 1) const {
+    LoaderOptions o;
+    o.B = B;
+    o.T = 8;
+    o.K = K;
+    o.shuffle = true;
+    o.seed = 9;
+    o.rank = rank;
+    o.world_size = ranks;
+    o.vocab_size = tiny_config().vocab_size;
+    return Loader(train_shard, o);
+  }
+  Loader val_loader() const {
+    LoaderOptions o;
+    o.B = 4;
+    o.T = 8;
+    o.vocab_size = tiny_config().vocab_size;
+    return Loader(val_shard, o);
+  }
+  TrainConfig config(int B, const std::string& run, int zero_stage) const {
+    TrainConfig c;
+    c.batch_size = B;
+    c.seq_len = 8;
+    c.grad_accum = 2;
+    c.steps = kSteps;
+    c.learning_rate = 1e-2;
+    c.warmup = 2;
+    c.warmdown = 3;
+    c.val_batches = 3;
+    c.out_dir = (dir / run).string();
+    c.console = false;
+    c.zero_stage = zero_stage;
+    c.bucket_mb = 0.001;  // several buckets even for the tiny model
+    return c;
+  }
+};
+
+ModelConfig model_config() {
+  ModelConfig config = tiny_config();
+  // A sparse_rows tensor, whose rows ZeRO keeps whole.
+  config.options.set("lightrnn.token_embedding", true);
+  return config;
+}
+
+void expect_close(double actual, double expected, const std::string& what) {
+  EXPECT_LE(std::abs(actual - expected), 1e-12 * std::max(1.0, std::abs(expected)))
+      << what << ": " << actual << " vs " << expected << " on rank " << world->rank();
+}
+
+template <class Model>
+void expect_same_parameters(const Model& actual, const Model& expected, double tolerance) {
+  for (const TensorInfo& tensor : expected.parameters().layout().tensors()) {
+    const auto a = actual.parameters().read(tensor), e = expected.parameters().read(tensor);
+    double worst = 0;
+    for (std::size_t i = 0; i < a.size(); ++i) {
+      worst = std::max(worst, std::abs(a[i] - e[i]) / std::max(1.0, std::abs(e[i])));
+    }
+    EXPECT_LE(worst, tolerance) << tensor.name << " on rank " << world->rank();
+  }
+}
+
+// Runs kSteps data-parallel and as the one-process reference; compares losses, validation and
+// parameters.
+template <class Model>
+void expect_matches_one_process(int zero_stage, std::int64_t realloc_every = 0) {
+  SharedFixture f;
+  const int ranks = world->size(), K = Model::mtp_depth;
+  const std::string name = "dp" + std::to_string(zero_stage);
+  Model model(model_config(), 5);
+  Loader train = f.train_loader(kRowsPerRank, world->rank(), ranks, K), val = f.val_loader();
+  TrainConfig config = f.config(kRowsPerRank, name, zero_stage);
+  config.realloc_every = realloc_every;
+  Trainer<Model> trainer(model, config, train, &val, world);
+
+  Model reference(model_config(), 5);
+  Loader ref_train = f.train_loader(kRowsPerRank * ranks, 0, 1, K), ref_val = f.val_loader();
+  TrainConfig ref_config =
+      f.config(kRowsPerRank * ranks, name + "-ref-" + std::to_string(world->rank()), 0);
+  ref_config.realloc_every = realloc_every;
+  Trainer<Model> one(reference, ref_config, ref_train, &ref_val);
+  for (int i = 0; i < kSteps; ++i) {
+    const StepMetrics m = trainer.step(), r = one.step();
+    expect_close(m.train_loss, r.train_loss, "loss of step " + std::to_string(i + 1));
+    expect_close(m.grad_norm, r.grad_norm, "gradient norm of step " + std::to_string(i + 1));
+    EXPECT_EQ(m.tokens, r.tokens);
+    EXPECT_EQ(m.reallocated, r.reallocated);
+    EXPECT_EQ(m.realloc_moved, r.realloc_moved) << "step " << i + 1;
+    if (m.reallocated) expect_close(m.realloc_cost_after, r.realloc_cost_after, "realloc cost");
+  }
+  expect_close(trainer.validate(), one.validate(), "validation loss");
+  expect_same_parameters(model, reference, 1e-12);
+  if constexpr (requires { model.head().codebook(); }) {
+    for (int w = 0; w < model_config().vocab_size; ++w) {
+      EXPECT_EQ(model.head().codebook().cell(w), reference.head().codebook().cell(w)) << w;
+    }
+  }
+}
+
+TEST(DataParallel, DenseMatchesOneProcessWithTheWholeBatch) {
+  expect_matches_one_process<DenseFp64>(0);
+}
+TEST(DataParallel, DenseWithZeroOneMatchesOneProcess) { expect_matches_one_process<DenseFp64>(1); }
+TEST(DataParallel, LightRnnMatchesOneProcessWithTheWholeBatch) {
+  expect_matches_one_process<LightRnnFp64>(0);
+}
+TEST(DataParallel, LightRnnWithZeroOneMatchesOneProcess) {
+  expect_matches_one_process<LightRnnFp64>(1);
+}
+// Reallocation every 4 steps: the ranks sum their statistics and re-place tokens alike.
+TEST(DataParallel, LightRnnReallocatesAsOneProcess) {
+  expect_matches_one_process<LightRnnFp64>(1, 4);
+}
+
+TEST(DataParallel, CheckpointResumesOnAsManyRanksAndOnOne) {
+  using Model = LightRnnFp64;
+  SharedFixture f;
+  const int ranks = world->size();
+  const std::filesystem::path checkpoint = f.dir / "half.ckpt";
+  std::vector<double> uninterrupted;
+  {
+    Model model(model_config(), 5);
+    Loader train = f.train_loader(kRowsPerRank, world->rank(), ranks);
+    Trainer<Model> trainer(model, f.config(kRowsPerRank, "first", 1), train, nullptr, world);
+    for (int i = 0; i < kSteps; ++i) {
+      if (i == kSteps / 2) trainer.save(checkpoint);
+      uninterrupted.push_back(trainer.step().train_loss);
+    }
+  }
+  {
+    Model model(model_config(), 77);  // every value comes from the file
+    Loader train = f.train_loader(kRowsPerRank, world->rank(), ranks);
+    Trainer<Model> trainer(model, f.config(kRowsPerRank, "again", 1), train, nullptr, world);
+    trainer.resume(checkpoint);
+    EXPECT_EQ(trainer.steps_done(), kSteps / 2);
+    for (int i = kSteps / 2; i < kSteps; ++i) {
+      EXPECT_EQ(trainer.step().train_loss, uninterrupted[std::size_t(i)]) << "step " << i + 1;
+    }
+  }
+  // One process, the whole batch, no sharding: the same weights and moments, then the same run.
+  Model saved(model_config(), 78);
+  AdamW<Cpu, double> saved_optimizer(saved.parameters().layout(), AdamWConfig{});
+  load_checkpoint(checkpoint, saved, saved_optimizer);
+  Model model(model_config(), 79);
+  Loader train = f.train_loader(kRowsPerRank * ranks, 0, 1);
+  Trainer<Model> one(model,
+                     f.config(kRowsPerRank * ranks, "one-" + std::to_string(world->rank()), 0),
+                     train, nullptr);
+  one.resume(checkpoint);
+  expect_same_parameters(model, saved, 0.0);
+  const std::size_t n = model.parameters().layout().size();
+  EXPECT_TRUE(std::equal(saved_optimizer.first_moment(), saved_optimizer.first_moment() + n,
+                         one.optimizer().first_moment()));
+  EXPECT_TRUE(std::equal(saved_optimizer.second_moment(), saved_optimizer.second_moment() + n,
+                         one.optimizer().second_moment()));
+  EXPECT_EQ(one.optimizer().steps(), kSteps / 2);
+  for (int i = kSteps / 2; i < kSteps; ++i) {
+    expect_close(one.step().train_loss, uninterrupted[std::size_t(i)],
+                 "resumed loss of step " + std::to_string(i + 1));
+  }
+}
+
+}  // namespace
+}  // namespace lightgpt::testing
+
+int main(int argc, char** argv) {
+  lightgpt::Mpi mpi(&argc, &argv);
+  lightgpt::testing::world = &mpi;
+  ::testing::InitGoogleTest(&argc, argv);
+  // Every rank runs every test in the same order, so their collectives pair up; a rank whose
+  // expectations fail exits non-zero, which fails the whole mpirun.
+  return RUN_ALL_TESTS();
+}
