@@ -94,7 +94,8 @@ struct GemmOps {
 #if defined(_OPENMP)
     if (!omp_in_parallel()) threads = omp_get_max_threads();
 #endif
-    const int per_thread = (rows / threads + kSplitAlign - 1) / kSplitAlign * kSplitAlign;
+    const int per_thread =
+        ((rows + threads - 1) / threads + kSplitAlign - 1) / kSplitAlign * kSplitAlign;
     threads = std::min(threads, per_thread > 0 ? (rows + per_thread - 1) / per_thread : 1);
     if (threads <= 1) {
       f(0, rows);
