@@ -2,6 +2,11 @@
 // V = 50257) at a CPU-sized number of positions; FLOP rates are reported as counters.
 #include <benchmark/benchmark.h>
 
+#include <omp.h>
+#include <sys/resource.h>
+
+#include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <lightgpt/lightgpt.hpp>
 #include <lightgpt/train/presets.hpp>
@@ -37,6 +42,8 @@ BENCHMARK(BM_MatmulForward)
     ->Args({1024, 768, 2304})
     ->Args({1024, 768, 3072})
     ->Args({1024, 768, 50304})
+    ->Args({256, 768, 50304})
+    ->Args({256, 256, 50304})
     ->Unit(benchmark::kMillisecond)
     ->UseRealTime();
 
@@ -202,6 +209,97 @@ void BM_TinyCpuStep(benchmark::State& state) {
   time_training_steps<Model>(state, config, 32, 16);
 }
 BENCHMARK(BM_TinyCpuStep)->Arg(0)->Arg(1)->Unit(benchmark::kMillisecond)->UseRealTime();
+
+// Whole training steps against the machine's GEMM rate, at the shapes (B = 4, T = 64):
+// GPT-2 small (arg 0), 4 layers at C = 256 with the 50257-wide dense head (arg 1), and the
+// tiny-cpu preset (arg 2, its own B = 32, T = 16); the second argument is the OpenMP thread count.
+// Each iteration times one step and then one GEMM of the model's largest shape (the logits, or
+// the fc layer for tiny-cpu), so both rates see the same machine load; the counters are medians
+// over the timed iterations, after two untimed steps. Model FLOPs per step are
+// 6 · (12·L·C² + head)·B·T with head = 50304·C for the dense head and 2·R·C + C² for LightRNN
+// (its two R-wide products and the C × C step per position). peak_MB is the process's maximum
+// resident set: run one shape per process to read it.
+double median(std::vector<double> values) {
+  std::sort(values.begin(), values.end());
+  const std::size_t n = values.size();
+  return n % 2 ? values[n / 2] : 0.5 * (values[n / 2 - 1] + values[n / 2]);
+}
+
+template <class Model>
+void time_against_gemm(benchmark::State& state, const lightgpt::ModelConfig& config, int B, int T,
+                       double head_flops_per_position, int gemm_in, int gemm_out) {
+  omp_set_num_threads(int(state.range(1)));
+  Model model(config, 1);
+  typename Model::Optimizer optimizer(model.parameters().layout());
+  std::vector<int> tokens(std::size_t(B) * (T + 1));
+  lightgpt::Rng rng(5);
+  for (int& id : tokens) id = int(rng.next_u64() % config.vocab_size);
+  const auto step = [&] {
+    model.zero_grad();
+    benchmark::DoNotOptimize(model.forward(tokens.data(), B, T));
+    model.backward();
+    optimizer.step(model.parameters(), 1e-4);
+  };
+  const int N = B * T;
+  const auto in = filled(std::size_t(N) * gemm_in, 1);
+  const auto w = filled(std::size_t(gemm_out) * gemm_in, 2);
+  std::vector<float> out(std::size_t(N) * gemm_out);
+  const auto seconds_of = [](auto&& f) {
+    const auto start = std::chrono::steady_clock::now();
+    f();
+    return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  };
+  for (int warmup = 0; warmup < 2; ++warmup) step();
+  std::vector<double> steps, gemms;
+  for (auto _ : state) {
+    const double step_seconds = seconds_of(step);
+    gemms.push_back(seconds_of([&] {
+      O::matmul_forward(out.data(), in.data(), w.data(), static_cast<const float*>(nullptr), N,
+                        gemm_in, gemm_out);
+      benchmark::DoNotOptimize(out.data());
+    }));
+    steps.push_back(step_seconds);
+    state.SetIterationTime(step_seconds);
+  }
+  const double L = config.n_layer, C = config.d_model;
+  const double step_flops = 6.0 * (12.0 * L * C * C + head_flops_per_position) * N;
+  const double step_time = median(steps);
+  const double gemm_rate = 2.0 * N * gemm_in * gemm_out / median(gemms) / 1e9;
+  state.counters["ms/step"] = step_time * 1e3;
+  state.counters["tok/s"] = N / step_time;
+  state.counters["GFLOP/s"] = step_flops / step_time / 1e9;
+  state.counters["GEMM_GFLOP/s"] = gemm_rate;
+  state.counters["ratio"] = step_flops / step_time / 1e9 / gemm_rate;
+  rusage usage{};
+  getrusage(RUSAGE_SELF, &usage);
+  state.counters["peak_MB"] = double(usage.ru_maxrss) / 1024.0;
+}
+
+void BM_StepVsGemm(benchmark::State& state) {
+  using Dense = lightgpt::GPT<lightgpt::Fp32, lightgpt::DenseHead<>, lightgpt::Attention, Cpu>;
+  using Tiny = lightgpt::GPT<lightgpt::Fp32, lightgpt::LightRnnHead<>, lightgpt::Attention, Cpu>;
+  if (state.range(0) == 2) {
+    const lightgpt::ModelConfig config = lightgpt::preset("tiny-cpu").model;
+    const double R = config.lightrnn_table_rows(), C = config.d_model;
+    time_against_gemm<Tiny>(state, config, 32, 16, 2.0 * R * C + C * C, config.d_model,
+                            4 * config.d_model);
+    return;
+  }
+  lightgpt::ModelConfig config;
+  config.max_seq_len = 64;
+  if (state.range(0) == 1) {
+    config.n_layer = 4;
+    config.n_head = 4;
+    config.d_model = 256;
+  }
+  const int Vp = config.padded_vocab_size();
+  time_against_gemm<Dense>(state, config, 4, 64, double(Vp) * config.d_model, config.d_model, Vp);
+}
+BENCHMARK(BM_StepVsGemm)
+    ->ArgsProduct({{0, 1, 2}, {1, 2}})
+    ->Iterations(6)
+    ->Unit(benchmark::kMillisecond)
+    ->UseManualTime();
 
 }  // namespace
 

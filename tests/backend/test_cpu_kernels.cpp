@@ -29,8 +29,10 @@ double max_abs_diff(const std::vector<double>& a, const std::vector<double>& b) 
   return m;
 }
 
-TEST(CpuGemm, ForwardAndBackwardMatchNaiveLoopsInBothModes) {
-  const int N = 5, IC = 7, OC = 3;
+// The kernels split rows and output columns between threads in slices of 16: the larger shapes
+// leave a ragged last slice (225 = LightRNN's R at V = 50257) that must still be computed.
+void check_gemm_against_naive_loops(int N, int IC, int OC) {
+  SCOPED_TRACE(::testing::Message() << N << " x " << IC << " -> " << OC);
   const auto in = random_vector(N * IC, 1), w = random_vector(OC * IC, 2),
              bias = random_vector(OC, 3), dout = random_vector(N * OC, 4);
   std::vector<double> out(N * OC, 99.0);
@@ -64,6 +66,12 @@ TEST(CpuGemm, ForwardAndBackwardMatchNaiveLoopsInBothModes) {
   EXPECT_LT(max_abs_diff(din, din_ref), 1e-12);
   EXPECT_LT(max_abs_diff(dw, dw_ref), 1e-12);
   EXPECT_LT(max_abs_diff(db, db_ref), 1e-12);
+}
+
+TEST(CpuGemm, ForwardAndBackwardMatchNaiveLoopsInBothModes) {
+  check_gemm_against_naive_loops(5, 7, 3);
+  check_gemm_against_naive_loops(33, 16, 225);
+  check_gemm_against_naive_loops(49, 9, 50);
 }
 
 TEST(CpuLayerNorm, NormalisesEachRowAndAccumulatesGradients) {

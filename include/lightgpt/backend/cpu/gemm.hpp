@@ -1,7 +1,13 @@
 // Dense layers on the CPU: out = in · weightᵀ + bias with weights stored (out, in) row-major as in
-// llm.c, and the matching backward. Eigen's GEMM does the work (multi-threaded through OpenMP);
-// for a fixed thread count its results are bit-reproducible.
+// llm.c, and the matching backward. Eigen's single-threaded GEMM does the work on contiguous
+// slices, one per OpenMP thread (split_rows): Eigen's own threading shares one packed operand
+// between threads and, at the B·T = 256-position shapes of a CPU step, ran the 50304-wide logits
+// slower on two threads than on one. For a fixed thread count results are bit-reproducible.
 #pragma once
+
+#if defined(_OPENMP)
+#include <omp.h>
+#endif
 
 #include <algorithm>
 #include <type_traits>
@@ -23,9 +29,18 @@ struct GemmOps {
     if constexpr (is_16bit_v<T>) {
       matmul_forward_staged(out, in, weight, bias, N, IC, OC);
     } else {
-      auto result = detail::view(out, N, OC);
-      result.noalias() = detail::view(in, N, IC) * detail::view(weight, OC, IC).transpose();
-      if (bias) result.rowwise() += detail::row_vector(bias, OC);
+      const auto input = detail::view(in, N, IC);
+      split_rows(OC, [&](int o0, int rows) {
+        auto result = detail::strided(out + o0, N, rows, OC);
+        const auto slice = detail::view(weight + std::size_t(o0) * IC, rows, IC).transpose();
+        // Eigen's GEMM only accumulates (`=` zero-fills first): start from the bias instead.
+        if (bias) {
+          result.rowwise() = detail::row_vector(bias + o0, rows);
+          result.noalias() += input * slice;
+        } else {
+          result.noalias() = input * slice;
+        }
+      });
     }
   }
 
@@ -39,25 +54,60 @@ struct GemmOps {
       matmul_backward_staged(din, dweight, dbias, dout, in, weight, N, IC, OC);
     } else {
       static_assert(std::is_same_v<G, T>, "fp32/fp64 layers keep gradients in their own type");
-      auto grad_out = detail::view(dout, N, OC);
-      if (din) assign(detail::view(din.ptr, N, IC), grad_out * detail::view(weight, OC, IC),
-                      din.mode);
-      if (dweight) {
-        assign(detail::view(dweight.ptr, OC, IC), grad_out.transpose() * detail::view(in, N, IC),
-               dweight.mode);
+      if (din) {
+        split_rows(N, [&](int n0, int rows) {
+          assign(detail::view(din.ptr + std::size_t(n0) * IC, rows, IC),
+                 detail::view(dout + std::size_t(n0) * OC, rows, OC) * detail::view(weight, OC, IC),
+                 din.mode);
+        });
       }
-      if (dbias) {
-        Eigen::Map<Eigen::Matrix<T, 1, Eigen::Dynamic>> target(dbias.ptr, OC);
-        if (dbias.mode == Mode::accumulate) {
-          target += grad_out.colwise().sum();
-        } else {
-          target = grad_out.colwise().sum();
+      if (!dweight && !dbias) return;
+      const auto input = detail::view(in, N, IC);
+      split_rows(OC, [&](int o0, int rows) {
+        const auto grad_out = detail::strided(dout + o0, N, rows, OC);
+        if (dweight) {
+          assign(detail::view(dweight.ptr + std::size_t(o0) * IC, rows, IC),
+                 grad_out.transpose() * input, dweight.mode);
         }
-      }
+        if (dbias) {
+          Eigen::Map<Eigen::Matrix<T, 1, Eigen::Dynamic>> target(dbias.ptr + o0, rows);
+          if (dbias.mode == Mode::accumulate) {
+            target += grad_out.colwise().sum();
+          } else {
+            target = grad_out.colwise().sum();
+          }
+        }
+      });
     }
   }
 
  private:
+  // Slices are multiples of 16 rows (one AVX-512 vector of fp32 when the rows are output
+  // columns), so every slice but the last starts vector-aligned and has no ragged edge.
+  static constexpr int kSplitAlign = 16;
+
+  // f(first, count) over contiguous slices of [0, rows), one per OpenMP thread, each slice's
+  // GEMM single-threaded (Eigen runs serially inside a parallel region).
+  template <class F>
+  static void split_rows(int rows, F f) {
+    int threads = 1;
+#if defined(_OPENMP)
+    if (!omp_in_parallel()) threads = omp_get_max_threads();
+#endif
+    const int per_thread =
+        ((rows + threads - 1) / threads + kSplitAlign - 1) / kSplitAlign * kSplitAlign;
+    threads = std::min(threads, per_thread > 0 ? (rows + per_thread - 1) / per_thread : 1);
+    if (threads <= 1) {
+      f(0, rows);
+      return;
+    }
+#pragma omp parallel for schedule(static, 1) num_threads(threads)
+    for (int part = 0; part < threads; ++part) {
+      const int first = part * per_thread;
+      f(first, std::min(rows, first + per_thread) - first);
+    }
+  }
+
   template <class Target, class Product>
   static void assign(Target&& target, const Product& product, Mode mode) {
     if (mode == Mode::accumulate) {

@@ -9,6 +9,8 @@
 #include <algorithm>
 #include <cmath>
 #include <cstddef>
+#include <type_traits>
+#include <vector>
 
 #include "../../core/elementwise.hpp"
 #include "../contract.hpp"
@@ -53,16 +55,15 @@ void subtract_targets(T* row, const Tok* targets, const A* depth_weights, int de
 }  // namespace detail
 
 struct LossOps {
+  // Rows are single Eigen array expressions (vectorised max and exp); a 50304-wide fp32 row is
+  // 200 KB, so the pass after the first reads it from the core's L2.
   template <class T, class A>
   static void row_logsumexp(A* lse, const T* logits, int N, int V, int Vp) {
 #pragma omp parallel for schedule(static)
     for (int n = 0; n < N; ++n) {
-      const T* row = logits + static_cast<std::size_t>(n) * Vp;
-      A row_max = A(row[0]);
-      for (int v = 1; v < V; ++v) row_max = std::max(row_max, A(row[v]));
-      A sum = 0;
-      for (int v = 0; v < V; ++v) sum += std::exp(A(row[v]) - row_max);
-      lse[n] = row_max + std::log(sum);
+      const auto row = accum_row<A>(logits + static_cast<std::size_t>(n) * Vp, V);
+      const A row_max = row.maxCoeff();
+      lse[n] = row_max + std::log((row - row_max).exp().sum());
     }
   }
 
@@ -95,7 +96,13 @@ struct LossOps {
     for (int n = 0; n < B * T_; ++n) {
       T* row = logits + static_cast<std::size_t>(n) * Vp;
       const A row_lse = lse[n];
-      for (int v = 0; v < V; ++v) row[v] = T(scale * total_weight * std::exp(A(row[v]) - row_lse));
+      if constexpr (std::is_same_v<T, A>) {
+        auto values = Eigen::Map<Eigen::Array<A, Eigen::Dynamic, 1>>(row, V);
+        values = (values - row_lse).exp() * (scale * total_weight);
+      } else {
+        const auto probs = (accum_row<A>(row, V) - row_lse).exp() * (scale * total_weight);
+        for (int v = 0; v < V; ++v) row[v] = T(probs[v]);
+      }
       for (int v = V; v < Vp; ++v) row[v] = T(0);
       const int b = n / T_, t = n % T_;
       detail::subtract_targets(row, targets + b * row_stride + t, depth_weights, depths, scale,
@@ -141,6 +148,21 @@ struct LossOps {
     A sum = 0;
     for (std::size_t i = 0; i < count; ++i) sum += values[i];
     return sum / A(count);
+  }
+
+ private:
+  // The first V values of a row of logits as an Eigen array of A: the row itself when T is A,
+  // else a copy widened into a buffer of the calling thread (valid until its next call).
+  template <class A, class T>
+  static Eigen::Map<const Eigen::Array<A, Eigen::Dynamic, 1>> accum_row(const T* row, int V) {
+    if constexpr (std::is_same_v<T, A>) {
+      return {row, V};
+    } else {
+      thread_local std::vector<A> widened;
+      if (widened.size() < static_cast<std::size_t>(V)) widened.resize(static_cast<std::size_t>(V));
+      for (int v = 0; v < V; ++v) widened[static_cast<std::size_t>(v)] = A(row[v]);
+      return {widened.data(), V};
+    }
   }
 };
 

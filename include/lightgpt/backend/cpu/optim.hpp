@@ -20,6 +20,7 @@ namespace lightgpt::cpu {
 struct OptimOps {
   static constexpr std::size_t kNormChunk = 1 << 14;
   static constexpr std::size_t kLanes = 8;
+  static constexpr std::ptrdiff_t kParallelChunks = 8;
 
   template <class A>
   static double sum_of_squares(const A* values, std::size_t count) {
@@ -54,7 +55,9 @@ struct OptimOps {
                            const AdamWStep<A>& step) {
     constexpr std::size_t kChunk = 4096;
     const auto chunks = static_cast<std::ptrdiff_t>((count + kChunk - 1) / kChunk);
-#pragma omp parallel for schedule(static)
+    // A model's biases and norm weights (a few C each) update in less time than a parallel
+    // region takes to start and join, which on a loaded machine is a wait for a core.
+#pragma omp parallel for schedule(static) if (chunks >= kParallelChunks)
     for (std::ptrdiff_t chunk = 0; chunk < chunks; ++chunk) {
       const std::size_t begin = static_cast<std::size_t>(chunk) * kChunk;
       adamw_span(params + begin, master + begin, m + begin, v + begin, grads + begin,
