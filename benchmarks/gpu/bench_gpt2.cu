@@ -48,7 +48,7 @@ int main(int argc, char** argv) {
     std::printf("no usable GPU\n");
     return 1;
   }
-  const int T_ = 1024;
+  const int seq_len = 1024;
   const int max_batch = arg_int(argc, argv, "--batch", 64);
   const int steps = arg_int(argc, argv, "--steps", 10);
   cudaDeviceProp props{};
@@ -57,7 +57,7 @@ int main(int argc, char** argv) {
 
   lightgpt::ModelConfig config;
   config.vocab_size = 50257;
-  config.max_seq_len = T_;
+  config.max_seq_len = seq_len;
   config.n_layer = 12;
   config.n_head = 12;
   config.d_model = 768;
@@ -76,11 +76,11 @@ int main(int argc, char** argv) {
   float init_loss = 0;
   for (int candidate = max_batch; candidate >= 1; candidate /= 2) {
     try {
-      model.reserve(candidate, T_);
-      tokens.resize(std::size_t(candidate) * (T_ + 1));
+      model.reserve(candidate, seq_len);
+      tokens.resize(std::size_t(candidate) * (seq_len + 1));
       for (auto& t : tokens) t = id(engine);
       model.zero_grad();
-      init_loss = static_cast<float>(model.forward(tokens.data(), candidate, T_));
+      init_loss = static_cast<float>(model.forward(tokens.data(), candidate, seq_len));
       model.backward();
       optimizer.step(model.parameters(), 6e-4);
       lightgpt::cuda::context().synchronize();
@@ -91,7 +91,7 @@ int main(int argc, char** argv) {
     }
   }
   if (B == 0) return 1;
-  const std::size_t tokens_per_step = std::size_t(B) * T_;
+  const std::size_t tokens_per_step = std::size_t(B) * seq_len;
   std::printf("RESULT batch=%d\n", B);
   // The first step's loss: a model at initialisation predicts close to uniformly, ln V nats.
   const double ln_v = std::log(double(V));
@@ -113,7 +113,7 @@ int main(int argc, char** argv) {
   bool all_finite = true;
   const double step_s = timer.seconds(steps, [&] {
     model.zero_grad();
-    last_loss = static_cast<float>(model.forward(tokens.data(), B, T_));
+    last_loss = static_cast<float>(model.forward(tokens.data(), B, seq_len));
     all_finite = all_finite && std::isfinite(last_loss);
     model.backward();
     optimizer.step(model.parameters(), 6e-4);
@@ -124,7 +124,7 @@ int main(int argc, char** argv) {
   const auto& layout = model.parameters().layout();
   const double params =
       double(model.num_parameters()) - double(layout.at("wpe").numel) - double(Vp - V) * C;
-  const double flops_per_token = 6.0 * params + 12.0 * L * C * T_;
+  const double flops_per_token = 6.0 * params + 12.0 * L * C * seq_len;
   const double tokens_per_s = tokens_per_step / step_s;
   const double achieved = tokens_per_s * flops_per_token;
 
@@ -133,8 +133,8 @@ int main(int argc, char** argv) {
     loss_failure = "a training step's loss is not finite (last " + std::to_string(last_loss) + ")";
     std::fprintf(stderr, "bench_gpt2: FAIL: %s\n", loss_failure.c_str());
   }
-  std::printf("RESULT loss_check=%s%s\n", loss_failure.empty() ? "ok" : "FAIL: ",
-              loss_failure.c_str());
+  std::printf("RESULT loss_check=%s%s\n",
+              loss_failure.empty() ? "ok" : "FAIL: ", loss_failure.c_str());
   std::printf("RESULT step_ms=%.2f\n", step_s * 1e3);
   std::printf("RESULT tokens_per_s=%.0f\n", tokens_per_s);
   std::printf("RESULT model_tflops=%.1f\n", achieved / 1e12);
@@ -146,7 +146,7 @@ int main(int argc, char** argv) {
   try {
     // The cuBLASLt rate at the model's GEMM shapes: one step's worth of the layer products
     // (forward and both backward products) and the tied head, timed alone.
-    const int N = B * T_;
+    const int N = B * seq_len;
     Device<T> x(std::size_t(N) * 4 * C), y(std::size_t(N) * 4 * C), w(std::size_t(4) * C * C);
     Device<T> logits(std::size_t(N) * Vp), wte(std::size_t(Vp) * C);
     Device<float> dw(std::size_t(Vp) * C);
@@ -175,13 +175,13 @@ int main(int argc, char** argv) {
     // Attention (forward + backward, all layers) alone.
     Device<T> qkv(std::size_t(N) * 3 * C), att(std::size_t(N) * C), dqkv(std::size_t(N) * 3 * C);
     Device<float> lse(std::size_t(N) * NH);
-    Device<T> scratch(K::attention_scratch_size<T>(N, T_, C, NH));
+    Device<T> scratch(K::attention_scratch_size<T>(N, seq_len, C, NH));
     qkv.fill(0.01f), att.fill(0.01f);
     const double attention_s = timer.seconds(2, [&] {
       for (int layer = 0; layer < L; ++layer) {
-        K::attention_forward(att.ptr, lse.ptr, qkv.ptr, B, T_, C, NH, scratch.ptr);
+        K::attention_forward(att.ptr, lse.ptr, qkv.ptr, B, seq_len, C, NH, scratch.ptr);
         K::attention_backward(lightgpt::overwrite(dqkv.ptr), att.ptr, qkv.ptr, att.ptr, lse.ptr, B,
-                              T_, C, NH, scratch.ptr);
+                              seq_len, C, NH, scratch.ptr);
       }
     });
 
@@ -204,14 +204,14 @@ int main(int argc, char** argv) {
         O::gelu_backward(lightgpt::overwrite(y.ptr), y.ptr, x.ptr, std::size_t(N) * 4 * C);
       }
       for (int i = 0; i < 2 * L; ++i) O::residual_forward(b.ptr, a.ptr, b.ptr, std::size_t(N) * C);
-      O::embedding_forward(b.ptr, ids.ptr, T_ + 1, wte.ptr, wte.ptr, B, T_, C);
+      O::embedding_forward(b.ptr, ids.ptr, seq_len + 1, wte.ptr, wte.ptr, B, seq_len, C);
       O::embedding_backward(lightgpt::accumulate(dw.ptr), lightgpt::accumulate(dw.ptr), b.ptr,
-                            ids.ptr, T_ + 1, B, T_, C);
+                            ids.ptr, seq_len + 1, B, seq_len, C);
       O::row_logsumexp(lse.ptr, logits.ptr, N, V, Vp);
-      O::cross_entropy(losses.ptr, lse.ptr, logits.ptr, ids.ptr + 1, T_ + 1, B, T_, Vp);
+      O::cross_entropy(losses.ptr, lse.ptr, logits.ptr, ids.ptr + 1, seq_len + 1, B, seq_len, Vp);
       const float weight = 1.0f;
-      O::cross_entropy_backward_inplace(logits.ptr, lse.ptr, ids.ptr + 1, T_ + 1, &weight, 1,
-                                        1.0f / N, B, T_, V, Vp);
+      O::cross_entropy_backward_inplace(logits.ptr, lse.ptr, ids.ptr + 1, seq_len + 1, &weight, 1,
+                                        1.0f / N, B, seq_len, V, Vp);
     });
     const double optimizer_s = timer.seconds(3, [&] { optimizer.step(model.parameters(), 6e-4); });
     std::printf("RESULT gemm_tflops=%.1f\n", gemm_rate / 1e12);

@@ -135,7 +135,7 @@ class MixerLayer {
   using Impl = typename Mixer::template impl<Cuda, Precision>;
 
   MixerLayer(const lightgpt::ModelConfig& config, int B, int seq_len)
-      : store_(make_layout(config)), mixer_(config), B_(B), T_(seq_len) {
+      : store_(make_layout(config)), mixer_(config), B_(B), seq_len_(seq_len) {
     store_.initialize(1337);
     mixer_.bind_parameters(store_.layout(), store_.values(), store_.grads());
     const std::size_t positions = std::size_t(B) * seq_len, values = positions * kC;
@@ -155,13 +155,13 @@ class MixerLayer {
 
   // Forward and backward of the layer (parameter gradients accumulate, as in training).
   void step() {
-    const std::size_t values = std::size_t(B_) * T_ * kC;
+    const std::size_t values = std::size_t(B_) * seq_len_ * kC;
     T* in = io_.data();
     T* dout = in + values;
     T* out = dout + values;
     T* din = out + values;
-    mixer_.forward(0, 0, out, in, B_, T_, true);
-    mixer_.backward(0, lightgpt::overwrite(din), dout, in, B_, T_);
+    mixer_.forward(0, 0, out, in, B_, seq_len_, true);
+    mixer_.backward(0, lightgpt::overwrite(din), dout, in, B_, seq_len_);
   }
 
   std::size_t arena_bytes() const { return arena_bytes_; }
@@ -179,7 +179,7 @@ class MixerLayer {
 
   lightgpt::ParameterStore<Precision, Cuda> store_;
   Impl mixer_;
-  int B_, T_;
+  int B_, seq_len_;
   std::size_t arena_bytes_ = 0;
   lightgpt::Buffer<std::byte, Cuda> arena_;
   lightgpt::Buffer<T, Cuda> io_;
@@ -191,20 +191,20 @@ struct Measurement {
   bool measured = false;
 };
 
-Measurement measure(const Options& options, int T_, EventTimer& timer) {
+Measurement measure(const Options& options, int seq_len, EventTimer& timer) {
   Measurement m;
-  m.T = T_;
-  m.B = std::max(1, options.tokens / T_);
+  m.T = seq_len;
+  m.B = std::max(1, options.tokens / seq_len);
   lightgpt::ModelConfig config;
   config.vocab_size = 50257;
-  config.max_seq_len = T_;
+  config.max_seq_len = seq_len;
   config.n_layer = 1;
   config.n_head = kHeads;
   config.d_model = kC;
   try {
-    MixerLayer<lightgpt::AfnoMixer<8>> afno(config, m.B, T_);
-    MixerLayer<lightgpt::Attention> attention(config, m.B, T_);
-    std::printf("T = %d, B = %d: arenas %.2f GB (AFNO), %.2f GB (attention)\n", T_, m.B,
+    MixerLayer<lightgpt::AfnoMixer<8>> afno(config, m.B, seq_len);
+    MixerLayer<lightgpt::Attention> attention(config, m.B, seq_len);
+    std::printf("T = %d, B = %d: arenas %.2f GB (AFNO), %.2f GB (attention)\n", seq_len, m.B,
                 afno.arena_bytes() / 1e9, attention.arena_bytes() / 1e9);
     for (int i = 0; i < 2; ++i) {  // plans, heuristics, grow-only scratch
       afno.step();
@@ -224,7 +224,7 @@ Measurement measure(const Options& options, int T_, EventTimer& timer) {
     m.attention_ms = median(attention_ms);
     m.measured = true;
   } catch (const lightgpt::Error& error) {
-    std::printf("T = %d, B = %d skipped: %s\n", T_, m.B, error.what());
+    std::printf("T = %d, B = %d skipped: %s\n", seq_len, m.B, error.what());
   }
   return m;
 }
@@ -245,8 +245,8 @@ int main(int argc, char** argv) {
 
   EventTimer timer;
   std::vector<Measurement> results;
-  for (long T_ = options.min_T; T_ <= options.max_T; T_ *= 2) {
-    const Measurement m = measure(options, static_cast<int>(T_), timer);
+  for (long seq_len = options.min_T; seq_len <= options.max_T; seq_len *= 2) {
+    const Measurement m = measure(options, static_cast<int>(seq_len), timer);
     if (m.measured) {
       std::printf("RESULT mixer_afno_ms_T%d=%.3f\n", m.T, m.afno_ms);
       std::printf("RESULT mixer_attention_ms_T%d=%.3f\n", m.T, m.attention_ms);

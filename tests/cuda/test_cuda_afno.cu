@@ -12,11 +12,10 @@
 #include <cmath>
 #include <cstdint>
 #include <lightgpt/mixers/afno/mixer.hpp>
-#include <string>
-#include <vector>
-
 #include <lightgpt/testing/determinism.hpp>
 #include <lightgpt/testing/mixer_harness.hpp>
+#include <string>
+#include <vector>
 
 #include "cuda_testing.cuh"
 #include "reference_afno.hpp"
@@ -65,20 +64,20 @@ constexpr ConvShape kConvShapes[] = {{2, 13, 40}, {3, 32, 16}, {1, 37, 24}, {2, 
 
 template <class T>
 struct ConvCase {
-  int B, T_, C, stride;
+  int B, seq_len, C, stride;
   std::vector<float> x, dy, filter;
 
   ConvCase(const ConvShape& shape, std::uint32_t seed)
       : B(shape.B),
-        T_(shape.T),
+        seq_len(shape.T),
         C(shape.C),
         stride(shape.T + 5),
-        x(random_values<T>(std::size_t(B) * T_ * C, seed)),
+        x(random_values<T>(std::size_t(B) * seq_len * C, seed)),
         dy(random_values<T>(x.size(), seed + 1)),
         filter(random_values<T>(std::size_t(C) * stride, seed + 2, 0.5f)) {
     // Taps at s ≥ T are huge: the kernels must never read them.
     for (int c = 0; c < C; ++c) {
-      for (int s = T_; s < stride; ++s) filter[std::size_t(c) * stride + s] = 1e4f;
+      for (int s = seq_len; s < stride; ++s) filter[std::size_t(c) * stride + s] = 1e4f;
     }
   }
 };
@@ -91,11 +90,11 @@ TYPED_TEST(CudaAfnoOps, CausalConvForwardMatchesCpu) {
     const ConvCase<T> c(shape, seed += 3);
     std::vector<float> expected(c.x.size());
     reference::causal_conv_forward(expected.data(), c.x.data(), c.filter.data(), c.stride, c.B,
-                                   c.T_, c.C);
+                                   c.seq_len, c.C);
     DeviceArray<T> x(c.x), filter(c.filter), y(c.x.size());
-    K::causal_conv_forward(y.get(), x.get(), filter.get(), c.stride, c.B, c.T_, c.C,
+    K::causal_conv_forward(y.get(), x.get(), filter.get(), c.stride, c.B, c.seq_len, c.C,
                            static_cast<float*>(nullptr), 0);
-    EXPECT_LT(relative_error(y.download(), expected), value_tolerance<T>()) << "T = " << c.T_;
+    EXPECT_LT(relative_error(y.download(), expected), value_tolerance<T>()) << "T = " << c.seq_len;
   }
 }
 
@@ -119,17 +118,17 @@ TYPED_TEST(CudaAfnoOps, CausalConvBackwardMatchesCpu) {
       reference::causal_conv_backward(m.dx ? expected_dx.data() : nullptr, m.dx_accumulate,
                                       m.dfilter ? expected_dfilter.data() : nullptr,
                                       m.dfilter_accumulate, c.dy.data(), c.x.data(),
-                                      c.filter.data(), c.stride, c.B, c.T_, c.C);
+                                      c.filter.data(), c.stride, c.B, c.seq_len, c.C);
 
       DeviceArray<T> x(c.x), dy(c.dy), filter(c.filter), dx(c.x.size());
       if (m.dx_accumulate) dx.upload(dx_start);
       DeviceArray<float> dfilter(dfilter_start);  // taps at s ≥ T must keep these values
       K::causal_conv_backward(grad(m.dx ? dx.get() : nullptr, m.dx_accumulate),
                               grad(m.dfilter ? dfilter.get() : nullptr, m.dfilter_accumulate),
-                              dy.get(), x.get(), filter.get(), c.stride, c.B, c.T_, c.C,
+                              dy.get(), x.get(), filter.get(), c.stride, c.B, c.seq_len, c.C,
                               static_cast<float*>(nullptr), 0);
       const std::string where =
-          "T = " + std::to_string(c.T_) + ", dx " +
+          "T = " + std::to_string(c.seq_len) + ", dx " +
           (m.dx ? (m.dx_accumulate ? "accumulate" : "overwrite") : "none") + ", dfilter " +
           (m.dfilter ? (m.dfilter_accumulate ? "accumulate" : "overwrite") : "none");
       if (m.dx) {
@@ -141,7 +140,7 @@ TYPED_TEST(CudaAfnoOps, CausalConvBackwardMatchesCpu) {
       for (int ch = 0; ch < c.C; ++ch) {
         for (int s = 0; s < c.stride; ++s) {
           const std::size_t i = std::size_t(ch) * c.stride + s;
-          if (s < c.T_) {
+          if (s < c.seq_len) {
             actual_taps.push_back(actual_dfilter[i]);
             expected_taps.push_back(expected_dfilter[i]);
           } else {
@@ -409,15 +408,16 @@ class GpuAfnoLayer : public MixerHarness<AfnoMixer<kBlocks>, P, Cuda> {
 
   ParameterStore<P, Cuda>& store() { return this->parameters(); }
 
-  std::vector<float> forward(const DeviceArray<T>& in, int B, int T_) {
+  std::vector<float> forward(const DeviceArray<T>& in, int B, int seq_len) {
     DeviceArray<T> out(in.size());
-    Harness::forward(0, out.get(), in.get(), B, T_);
+    Harness::forward(0, out.get(), in.get(), B, seq_len);
     return out.download();
   }
   // The backward of the last forward; din overwritten.
-  std::vector<float> backward(const DeviceArray<T>& in, const DeviceArray<T>& dout, int B, int T_) {
+  std::vector<float> backward(const DeviceArray<T>& in, const DeviceArray<T>& dout, int B,
+                              int seq_len) {
     DeviceArray<T> din(in.size());
-    Harness::backward(0, overwrite(din.get()), dout.get(), in.get(), B, T_);
+    Harness::backward(0, overwrite(din.get()), dout.get(), in.get(), B, seq_len);
     return din.download();
   }
 };

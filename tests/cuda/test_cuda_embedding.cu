@@ -26,12 +26,12 @@ TYPED_TEST_SUITE(CudaEmbedding, StorageTypes, StorageTypeNames);
 TYPED_TEST(CudaEmbedding, TokenBackwardAtGpt2ShapeWithAFrequentToken) {
   LIGHTGPT_REQUIRE_GPU();
   using T = TypeParam;
-  const int V = 50257, Vp = 50304, C = 768, B = 8, T_ = 1024, row_stride = T_ + 1;
+  const int V = 50257, Vp = 50304, C = 768, B = 8, seq_len = 1024, row_stride = seq_len + 1;
   // The end-of-text token is the largest id: 15 key bits would not hold it.
   const int eot = 50256, the = 262, comma = 11;
   auto tokens = random_ids(std::size_t(B) * row_stride, V, 81);
   for (int b = 0; b < B; ++b) {
-    for (int t = 0; t < T_; ++t) {
+    for (int t = 0; t < seq_len; ++t) {
       std::int32_t& id = tokens[std::size_t(b) * row_stride + t];
       if (t % 2 == 0) {
         id = eot;  // 4096 positions
@@ -42,19 +42,19 @@ TYPED_TEST(CudaEmbedding, TokenBackwardAtGpt2ShapeWithAFrequentToken) {
       }
     }
   }
-  const auto dout = random_values<T>(std::size_t(B) * T_ * C, 82);
+  const auto dout = random_values<T>(std::size_t(B) * seq_len * C, 82);
   const auto dwte_start = random_values<float>(std::size_t(Vp) * C, 83);
-  const auto dwpe_start = random_values<float>(std::size_t(T_) * C, 84);
+  const auto dwpe_start = random_values<float>(std::size_t(seq_len) * C, 84);
 
   std::vector<float> dwte = dwte_start, dwpe = dwpe_start;
-  ref::embedding_backward(dwte.data(), dwpe.data(), dout.data(), tokens.data(), row_stride, B, T_,
-                          C);
+  ref::embedding_backward(dwte.data(), dwpe.data(), dout.data(), tokens.data(), row_stride, B,
+                          seq_len, C);
 
   DeviceArray<std::int32_t> d_tokens(tokens);
   DeviceArray<T> d_dout(dout);
   DeviceArray<float> d_dwte(dwte_start), d_dwpe(dwpe_start);
   O::embedding_backward(accumulate(d_dwte.get()), accumulate(d_dwpe.get()), d_dout.get(),
-                        d_tokens.get(), row_stride, B, T_, C, V);
+                        d_tokens.get(), row_stride, B, seq_len, C, V);
   const auto first = d_dwte.download();
 
   // Both sides add the same (storage-rounded) values in fp32, so fp32's tolerance holds for every
@@ -74,7 +74,7 @@ TYPED_TEST(CudaEmbedding, TokenBackwardAtGpt2ShapeWithAFrequentToken) {
   std::set<std::int32_t> seen;
   for (int b = 0; b < B; ++b) {
     seen.insert(tokens.begin() + std::size_t(b) * row_stride,
-                tokens.begin() + std::size_t(b) * row_stride + T_);
+                tokens.begin() + std::size_t(b) * row_stride + seq_len);
   }
   std::size_t changed = 0;
   for (int v = 0; v < Vp; ++v) {
@@ -94,14 +94,14 @@ TYPED_TEST(CudaEmbedding, TokenBackwardAtGpt2ShapeWithAFrequentToken) {
     LIGHTGPT_CUDA_CHECK(cudaEventCreate(&stop));
     LIGHTGPT_CUDA_CHECK(cudaEventRecord(start, cuda::context().stream()));
     O::embedding_backward(accumulate(again.get()), accumulate(static_cast<float*>(nullptr)),
-                          d_dout.get(), d_tokens.get(), row_stride, B, T_, C, vocabulary);
+                          d_dout.get(), d_tokens.get(), row_stride, B, seq_len, C, vocabulary);
     LIGHTGPT_CUDA_CHECK(cudaEventRecord(stop, cuda::context().stream()));
     LIGHTGPT_CUDA_CHECK(cudaEventSynchronize(stop));
     float ms = 0;
     LIGHTGPT_CUDA_CHECK(cudaEventElapsedTime(&ms, start, stop));
     cudaEventDestroy(start);
     cudaEventDestroy(stop);
-    std::printf("token embedding backward, %d positions, %s: %.3f ms\n", B * T_,
+    std::printf("token embedding backward, %d positions, %s: %.3f ms\n", B * seq_len,
                 vocabulary > 0 ? "16 key bits" : "31 key bits", ms);
     EXPECT_TRUE(again.download() == first) << (vocabulary > 0 ? "second run" : "31 key bits");
   }

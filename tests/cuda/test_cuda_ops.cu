@@ -252,32 +252,34 @@ TYPED_TEST(CudaOps, DropoutDrawsTheCpuMask) {
 TYPED_TEST(CudaOps, EmbeddingForwardAndDeterministicBackward) {
   LIGHTGPT_REQUIRE_GPU();
   using T = TypeParam;
-  const int V = 40, B = 3, T_ = 7, C = 48, row_stride = 9;
+  const int V = 40, B = 3, seq_len = 7, C = 48, row_stride = 9;
   std::vector<std::int32_t> tokens = random_ids(std::size_t(B) * row_stride, 10, 28);
   const auto wte = random_values<T>(std::size_t(V) * C, 29);
-  const auto wpe = random_values<T>(std::size_t(T_) * C, 30);
-  const auto dout = random_values<T>(std::size_t(B) * T_ * C, 31);
-  std::vector<float> out(std::size_t(B) * T_ * C);
-  ref::embedding_forward(out.data(), tokens.data(), row_stride, wte.data(), wpe.data(), B, T_, C);
+  const auto wpe = random_values<T>(std::size_t(seq_len) * C, 30);
+  const auto dout = random_values<T>(std::size_t(B) * seq_len * C, 31);
+  std::vector<float> out(std::size_t(B) * seq_len * C);
+  ref::embedding_forward(out.data(), tokens.data(), row_stride, wte.data(), wpe.data(), B, seq_len,
+                         C);
   DeviceArray<std::int32_t> d_tokens(tokens);
   DeviceArray<T> d_wte(wte), d_wpe(wpe), d_out(out.size()), d_dout(dout);
-  O::embedding_forward(d_out.get(), d_tokens.get(), row_stride, d_wte.get(), d_wpe.get(), B, T_, C);
+  O::embedding_forward(d_out.get(), d_tokens.get(), row_stride, d_wte.get(), d_wpe.get(), B,
+                       seq_len, C);
   EXPECT_LT(relative_error(d_out.download(), out), value_tolerance<T>());
 
   auto dwte = random_values<float>(std::size_t(V) * C, 32);
-  auto dwpe = random_values<float>(std::size_t(T_) * C, 33);
+  auto dwpe = random_values<float>(std::size_t(seq_len) * C, 33);
   DeviceArray<float> d_dwte(dwte), d_dwpe(dwpe);
-  ref::embedding_backward(dwte.data(), dwpe.data(), dout.data(), tokens.data(), row_stride, B, T_,
-                          C);
+  ref::embedding_backward(dwte.data(), dwpe.data(), dout.data(), tokens.data(), row_stride, B,
+                          seq_len, C);
   O::embedding_backward(accumulate(d_dwte.get()), accumulate(d_dwpe.get()), d_dout.get(),
-                        d_tokens.get(), row_stride, B, T_, C);
+                        d_tokens.get(), row_stride, B, seq_len, C);
   const auto first_dwte = d_dwte.download();
   EXPECT_LT(relative_error(first_dwte, dwte), gradient_tolerance<T>());
   EXPECT_LT(relative_error(d_dwpe.download(), dwpe), gradient_tolerance<T>());
   // Deterministic: the same accumulation again from the same start gives the same bits.
   DeviceArray<float> again(random_values<float>(std::size_t(V) * C, 32));
   O::embedding_backward(accumulate(again.get()), accumulate(d_dwpe.get()), d_dout.get(),
-                        d_tokens.get(), row_stride, B, T_, C);
+                        d_tokens.get(), row_stride, B, seq_len, C);
   EXPECT_EQ(again.download(), first_dwte);
 }
 
@@ -390,27 +392,28 @@ TYPED_TEST(CudaOps, AttentionMixerBelowMaxSeqLen) {
   layer.write_parameters(params);
   std::size_t largest = 0;
   std::uint32_t seed = 110;
-  for (const auto& [B, T_] : {std::pair{2, 13}, std::pair{1, 40}, std::pair{2, 13}}) {
-    const std::size_t positions = std::size_t(B) * T_;
+  for (const auto& [B, seq_len] : {std::pair{2, 13}, std::pair{1, 40}, std::pair{2, 13}}) {
+    const std::size_t positions = std::size_t(B) * seq_len;
     const auto x = random_values<T>(positions * C, seed++);
     const auto dout = random_values<T>(positions * C, seed++);
-    const auto expected = ref::attention_mixer_step(config, params, x, dout, B, T_);
+    const auto expected = ref::attention_mixer_step(config, params, x, dout, B, seq_len);
     DeviceArray<T> d_x(x), d_dout(dout), d_out(x.size()), d_din(x.size());
     layer.parameters().zero_grad();
-    layer.forward(0, d_out.get(), d_x.get(), B, T_);
-    layer.backward(0, overwrite(d_din.get()), d_dout.get(), d_x.get(), B, T_);
-    EXPECT_LT(relative_error(d_out.download(), expected.out), value_tolerance<T>()) << "T " << T_;
+    layer.forward(0, d_out.get(), d_x.get(), B, seq_len);
+    layer.backward(0, overwrite(d_din.get()), d_dout.get(), d_x.get(), B, seq_len);
+    EXPECT_LT(relative_error(d_out.download(), expected.out), value_tolerance<T>())
+        << "T " << seq_len;
     EXPECT_LT(relative_error(d_din.download(), expected.din), gradient_tolerance<T>())
-        << "T " << T_;
+        << "T " << seq_len;
     const auto& tensors = layer.parameters().layout().tensors();
     ASSERT_EQ(tensors.size(), expected.grads.size());
     for (std::size_t i = 0; i < tensors.size(); ++i) {
       EXPECT_LT(relative_error(layer.parameters().read_grad(tensors[i]), expected.grads[i]),
                 gradient_tolerance<T>())
-          << "T " << T_ << ", " << tensors[i].name;
+          << "T " << seq_len << ", " << tensors[i].name;
     }
-    largest = std::max(largest, K::attention_scratch_size<T>(positions, T_, C, NH));
-    EXPECT_EQ(layer.mixer().scratch_size(), largest) << "T " << T_;
+    largest = std::max(largest, K::attention_scratch_size<T>(positions, seq_len, C, NH));
+    EXPECT_EQ(layer.mixer().scratch_size(), largest) << "T " << seq_len;
   }
   EXPECT_LT(largest, K::attention_scratch_size<T>(40, config.max_seq_len, C, NH) / 4);
 }
@@ -420,16 +423,17 @@ TYPED_TEST(CudaOps, AttentionMixerBelowMaxSeqLen) {
 // at T = 1024, 0.29 GB at T = 256), and for the same positions a shorter T needs fewer scores.
 TEST(CudaAttentionScratch, FollowsTheBatchLength) {
   const int B = 16, C = 768, NH = 12;
-  auto bytes = [&](int T_) {
-    return K::attention_scratch_size<bfloat16>(std::size_t(B) * T_, T_, C, NH) * sizeof(bfloat16);
+  auto bytes = [&](int seq_len) {
+    return K::attention_scratch_size<bfloat16>(std::size_t(B) * seq_len, seq_len, C, NH) *
+           sizeof(bfloat16);
   };
-  auto exact = [&](int T_) {
-    const double positions = double(B) * T_;
-    return 4.0 * (7 * positions * C + 2 * positions * NH * T_);
+  auto exact = [&](int seq_len) {
+    const double positions = double(B) * seq_len;
+    return 4.0 * (7 * positions * C + 2 * positions * NH * seq_len);
   };
-  for (int T_ : {13, 256, 1024}) {
-    EXPECT_GE(double(bytes(T_)), exact(T_)) << "T = " << T_;
-    EXPECT_LE(double(bytes(T_)), exact(T_) + 8 * 256) << "T = " << T_;
+  for (int seq_len : {13, 256, 1024}) {
+    EXPECT_GE(double(bytes(seq_len)), exact(seq_len)) << "T = " << seq_len;
+    EXPECT_LE(double(bytes(seq_len)), exact(seq_len) + 8 * 256) << "T = " << seq_len;
   }
   EXPECT_LT(bytes(1024), std::size_t(2) << 30);
   // Same positions, shorter sequences: the score arrays shrink with T.
@@ -443,13 +447,13 @@ TEST(CudaAttentionScratch, FollowsTheBatchLength) {
 TYPED_TEST(CudaOps, AttentionDecodeMatchesTheForwardAndTheCpu) {
   LIGHTGPT_REQUIRE_GPU();
   using T = TypeParam;
-  const int T_ = 200;
+  const int seq_len = 200;
   for (const auto& [C, NH] : {std::pair{64, 4}, std::pair{128, 2}}) {
-    const auto qkv = random_values<T>(std::size_t(T_) * 3 * C, 60 + C, 1.5f);
-    DeviceArray<T> d_qkv(qkv), d_forward(std::size_t(T_) * C), d_out(C);
-    DeviceArray<T> scratch(K::attention_scratch_size<T>(T_, T_, C, NH));
-    K::attention_forward(d_forward.get(), static_cast<float*>(nullptr), d_qkv.get(), 1, T_, C, NH,
-                         scratch.get());
+    const auto qkv = random_values<T>(std::size_t(seq_len) * 3 * C, 60 + C, 1.5f);
+    DeviceArray<T> d_qkv(qkv), d_forward(std::size_t(seq_len) * C), d_out(C);
+    DeviceArray<T> scratch(K::attention_scratch_size<T>(seq_len, seq_len, C, NH));
+    K::attention_forward(d_forward.get(), static_cast<float*>(nullptr), d_qkv.get(), 1, seq_len, C,
+                         NH, scratch.get());
     const auto forward = d_forward.download();
     for (int t : {0, 9, 63, 64, 65, 130, 199}) {
       std::vector<float> expected(C);
@@ -471,7 +475,8 @@ TYPED_TEST(CudaOps, AttentionDecodeMatchesTheForwardAndTheCpu) {
 TYPED_TEST(CudaOps, FusedCrossEntropyForwardAndBackward) {
   LIGHTGPT_REQUIRE_GPU();
   using T = TypeParam;
-  const int B = 2, T_ = 5, N = B * T_, V = 1000, Vp = 1024, depths = 2, row_stride = T_ + 3;
+  const int B = 2, seq_len = 5, N = B * seq_len, V = 1000, Vp = 1024, depths = 2,
+            row_stride = seq_len + 3;
   auto logits = random_values<T>(std::size_t(N) * Vp, 70, 4.0f);
   const std::vector<std::int32_t> targets = random_ids(std::size_t(B) * row_stride, V, 71);
   DeviceArray<T> d_logits(logits);
@@ -480,12 +485,12 @@ TYPED_TEST(CudaOps, FusedCrossEntropyForwardAndBackward) {
   std::vector<float> lse(N), losses(N), log_probs(std::size_t(N) * V);
   ref::row_logsumexp(lse.data(), logits.data(), N, V, Vp);
   ref::cross_entropy(losses.data(), lse.data(), logits.data(), targets.data() + 1, row_stride, B,
-                     T_, Vp);
+                     seq_len, Vp);
   ref::log_softmax(log_probs.data(), logits.data(), lse.data(), N, V, Vp);
   DeviceArray<float> d_lse(N), d_losses(N), d_log_probs(log_probs.size());
   O::row_logsumexp(d_lse.get(), d_logits.get(), N, V, Vp);
   O::cross_entropy(d_losses.get(), d_lse.get(), d_logits.get(), d_targets.get() + 1, row_stride, B,
-                   T_, Vp);
+                   seq_len, Vp);
   O::log_softmax(d_log_probs.get(), d_logits.get(), d_lse.get(), N, V, Vp);
   EXPECT_LT(relative_error(d_lse.download(), lse), 1e-5);
   EXPECT_LT(relative_error(d_losses.download(), losses), 1e-5);
@@ -498,9 +503,9 @@ TYPED_TEST(CudaOps, FusedCrossEntropyForwardAndBackward) {
   const float scale = 1.0f / N;
   d_lse.upload(lse);
   ref::cross_entropy_backward_inplace(logits.data(), lse.data(), targets.data() + 1, row_stride,
-                                      weights, depths, scale, B, T_, V, Vp);
+                                      weights, depths, scale, B, seq_len, V, Vp);
   O::cross_entropy_backward_inplace(d_logits.get(), d_lse.get(), d_targets.get() + 1, row_stride,
-                                    weights, depths, scale, B, T_, V, Vp);
+                                    weights, depths, scale, B, seq_len, V, Vp);
   EXPECT_LT(relative_error(d_logits.download(), logits), gradient_tolerance<T>());
 }
 
@@ -519,7 +524,7 @@ struct TestNgram {
 TYPED_TEST(CudaOps, CocontSoftTargetAndKl) {
   LIGHTGPT_REQUIRE_GPU();
   using T = TypeParam;
-  const int B = 2, T_ = 5, N = B * T_, V = 50, Vp = 64, row_stride = T_ + 1;
+  const int B = 2, seq_len = 5, N = B * seq_len, V = 50, Vp = 64, row_stride = seq_len + 1;
   const float alpha = 0.4f, scale = 1.0f / N;
   // Even context ids have a list of three successors; odd ones have none.
   std::vector<std::int32_t> offsets{0}, classes;
@@ -542,7 +547,7 @@ TYPED_TEST(CudaOps, CocontSoftTargetAndKl) {
 
   std::vector<float> kl(2 * N), grad(logits);
   for (int n = 0; n < N; ++n) {
-    const std::size_t position = std::size_t(n / T_) * row_stride + n % T_;
+    const std::size_t position = std::size_t(n / seq_len) * row_stride + n % seq_len;
     const int a = tokens[position], target = tokens[position + 1];
     const int begin = offsets[a], end = offsets[a + 1];
     float* row = grad.data() + std::size_t(n) * Vp;
@@ -564,11 +569,11 @@ TYPED_TEST(CudaOps, CocontSoftTargetAndKl) {
   const TestNgram ngram{d_offsets.get(), d_classes.get(), d_probs.get(), d_neg_entropy.get(),
                         alpha};
   O::ngram_kl(d_kl.get(), d_lse.get(), d_logits.get(), Vp, d_tokens.get(), row_stride, ngram, B,
-              T_);
+              seq_len);
   EXPECT_LT(relative_error(d_kl.download(), kl), 1e-5);
   const float weight = 1.0f;
   O::cross_entropy_backward_inplace(d_logits.get(), d_lse.get(), d_tokens.get() + 1, row_stride,
-                                    &weight, 1, scale, B, T_, V, Vp,
+                                    &weight, 1, scale, B, seq_len, V, Vp,
                                     static_cast<const std::int32_t*>(d_tokens.get()), ngram);
   EXPECT_LT(relative_error(d_logits.download(), grad), gradient_tolerance<T>());
 }
@@ -632,8 +637,8 @@ TYPED_TEST(CudaOps, AdamWSparseRowsMatchTheCpu) {
   const AdamWStep<float> step{
       s.lr,        s.beta1, s.beta2, s.eps, s.weight_decay, s.bias_correction1, s.bias_correction2,
       s.grad_scale};
-  O::adamw_update_sparse_rows(d_params.get(), d_master.get(), d_m.get(), d_v.get(),
-                              d_grads.get(), d_seen.get(), rows, width, step_index, window, step);
+  O::adamw_update_sparse_rows(d_params.get(), d_master.get(), d_m.get(), d_v.get(), d_grads.get(),
+                              d_seen.get(), rows, width, step_index, window, step);
   std::vector<std::int64_t> device_seen(rows);
   Ops<Cuda>::copy_to_host(device_seen.data(), d_seen.get(), rows);
   EXPECT_EQ(device_seen, seen);

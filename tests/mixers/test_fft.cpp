@@ -23,12 +23,12 @@ using K = AfnoKernels<Cpu>;
 
 template <class T>
 struct Convolution {
-  int B, T_, C, stride;
+  int B, seq_len, C, stride;
   std::vector<T> x, filter, dy;
 
   Convolution(int b, int t, int c, std::uint64_t seed)
       : B(b),
-        T_(t),
+        seq_len(t),
         C(c),
         stride(t + 5),
         x(std::size_t(b) * t * c),
@@ -41,17 +41,17 @@ struct Convolution {
       for (int s = 0; s < stride; ++s) {
         // Taps at s ≥ T are huge: the kernels must never read them.
         filter[std::size_t(ch) * stride + s] =
-            s < T_ ? T(rng.normal() / std::sqrt(1.0 + s)) : T(1e6);
+            s < seq_len ? T(rng.normal() / std::sqrt(1.0 + s)) : T(1e6);
       }
     }
   }
-  std::size_t at(int b, int t, int c) const { return (std::size_t(b) * T_ + t) * C + c; }
+  std::size_t at(int b, int t, int c) const { return (std::size_t(b) * seq_len + t) * C + c; }
 
   std::vector<T> direct_forward() const {
     std::vector<T> y(x.size());
     for (int b = 0; b < B; ++b)
       for (int c = 0; c < C; ++c)
-        for (int t = 0; t < T_; ++t) {
+        for (int t = 0; t < seq_len; ++t) {
           double sum = 0;
           for (int s = 0; s <= t; ++s)
             sum += double(filter[std::size_t(c) * stride + t - s]) * x[at(b, s, c)];
@@ -63,9 +63,9 @@ struct Convolution {
     std::vector<T> dx(x.size());
     for (int b = 0; b < B; ++b)
       for (int c = 0; c < C; ++c)
-        for (int s = 0; s < T_; ++s) {
+        for (int s = 0; s < seq_len; ++s) {
           double sum = 0;
-          for (int t = s; t < T_; ++t)
+          for (int t = s; t < seq_len; ++t)
             sum += double(dy[at(b, t, c)]) * filter[std::size_t(c) * stride + t - s];
           dx[at(b, s, c)] = T(sum);
         }
@@ -74,19 +74,19 @@ struct Convolution {
   std::vector<T> direct_dfilter() const {
     std::vector<T> df(filter.size(), T(0));
     for (int c = 0; c < C; ++c)
-      for (int j = 0; j < T_; ++j) {
+      for (int j = 0; j < seq_len; ++j) {
         double sum = 0;
         for (int b = 0; b < B; ++b)
-          for (int t = j; t < T_; ++t) sum += double(dy[at(b, t, c)]) * x[at(b, t - j, c)];
+          for (int t = j; t < seq_len; ++t) sum += double(dy[at(b, t, c)]) * x[at(b, t - j, c)];
         df[std::size_t(c) * stride + j] = T(sum);
       }
     return df;
   }
 
-  std::vector<T> scratch() const { return std::vector<T>(K::causal_conv_scratch_size(T_)); }
+  std::vector<T> scratch() const { return std::vector<T>(K::causal_conv_scratch_size(seq_len)); }
   std::vector<T> fft_forward() const {
     std::vector<T> y(x.size()), work = scratch();
-    K::causal_conv_forward(y.data(), x.data(), filter.data(), stride, B, T_, C, work.data(),
+    K::causal_conv_forward(y.data(), x.data(), filter.data(), stride, B, seq_len, C, work.data(),
                            work.size());
     return y;
   }
@@ -96,7 +96,7 @@ struct Convolution {
     dx.assign(x.size(), T(-7));
     dfilter.assign(filter.size(), dfilter_start);
     K::causal_conv_backward(overwrite(dx.data()), accumulate(dfilter.data()), dy.data(), x.data(),
-                            filter.data(), stride, B, T_, C, work.data(), work.size());
+                            filter.data(), stride, B, seq_len, C, work.data(), work.size());
   }
 };
 
@@ -153,7 +153,7 @@ TEST_P(FftConvolution, BackwardEqualsTheDirectAdjointInFp64) {
   for (double& v : expected) v += start;  // accumulate mode; taps ≥ T keep their start value
   EXPECT_LT(max_diff(dfilter, expected), 1e-10 * max_abs(expected));
   for (int c = 0; c < conv.C; ++c) {
-    for (int s = conv.T_; s < conv.stride; ++s) {
+    for (int s = conv.seq_len; s < conv.stride; ++s) {
       ASSERT_EQ(dfilter[std::size_t(c) * conv.stride + s], start) << c << ", " << s;
     }
   }
@@ -177,8 +177,8 @@ TEST(FftConvolution, AccumulatesIntoDxInAccumulateMode) {
   const Convolution<double> conv(2, 13, 3, 9);
   std::vector<double> dx(conv.x.size(), 1.5), work = conv.scratch();
   K::causal_conv_backward(accumulate(dx.data()), Grad<double>{}, conv.dy.data(), conv.x.data(),
-                          conv.filter.data(), conv.stride, conv.B, conv.T_, conv.C, work.data(),
-                          work.size());
+                          conv.filter.data(), conv.stride, conv.B, conv.seq_len, conv.C,
+                          work.data(), work.size());
   const auto direct = conv.direct_dx();
   for (std::size_t i = 0; i < dx.size(); ++i) EXPECT_NEAR(dx[i], direct[i] + 1.5, 1e-12);
 }
@@ -216,7 +216,7 @@ TEST(FftConvolution, DecodingStepEqualsTheDirectSum) {
   const auto direct = conv.direct_forward();
   const int history_stride = 30;
   std::vector<double> history(std::size_t(conv.C) * history_stride, 99.0), y(conv.C), x(conv.C);
-  for (int t = 0; t < conv.T_; ++t) {
+  for (int t = 0; t < conv.seq_len; ++t) {
     for (int c = 0; c < conv.C; ++c) x[c] = conv.x[conv.at(0, t, c)];
     K::causal_conv_step<double>(y.data(), history.data(), history_stride, x.data(),
                                 conv.filter.data(), conv.stride, t, conv.C);
@@ -264,17 +264,17 @@ std::vector<float> plus(const std::vector<T>& start, const std::vector<float>& a
 
 TYPED_TEST(AfnoKernels16, ConvolutionRoundsTheFp32ResultOnce) {
   using T = TypeParam;
-  const int B = 2, T_ = 37, C = 20, stride = 40;  // two channel groups, taps beyond T unused
-  const auto x = random16<T>(std::size_t(B) * T_ * C, 1), dy = random16<T>(x.size(), 2);
+  const int B = 2, seq_len = 37, C = 20, stride = 40;  // two channel groups, taps beyond T unused
+  const auto x = random16<T>(std::size_t(B) * seq_len * C, 1), dy = random16<T>(x.size(), 2);
   const auto filter = random16<T>(std::size_t(C) * stride, 3, 0.3);
   const auto wx = widened(x), wdy = widened(dy), wfilter = widened(filter);
-  std::vector<float> work(K::causal_conv_scratch_size(T_));
+  std::vector<float> work(K::causal_conv_scratch_size(seq_len));
 
   std::vector<T> y(x.size());
   std::vector<float> wy(x.size());
-  K::causal_conv_forward(y.data(), x.data(), filter.data(), stride, B, T_, C, work.data(),
+  K::causal_conv_forward(y.data(), x.data(), filter.data(), stride, B, seq_len, C, work.data(),
                          work.size());
-  K::causal_conv_forward(wy.data(), wx.data(), wfilter.data(), stride, B, T_, C, work.data(),
+  K::causal_conv_forward(wy.data(), wx.data(), wfilter.data(), stride, B, seq_len, C, work.data(),
                          work.size());
   expect_rounded(y, wy);
 
@@ -282,9 +282,9 @@ TYPED_TEST(AfnoKernels16, ConvolutionRoundsTheFp32ResultOnce) {
   std::vector<T> dx = dx_start;
   std::vector<float> dfilter(filter.size(), 0.5f), wdx(x.size()), wdfilter(filter.size(), 0.5f);
   K::causal_conv_backward(accumulate(dx.data()), accumulate(dfilter.data()), dy.data(), x.data(),
-                          filter.data(), stride, B, T_, C, work.data(), work.size());
+                          filter.data(), stride, B, seq_len, C, work.data(), work.size());
   K::causal_conv_backward(overwrite(wdx.data()), accumulate(wdfilter.data()), wdy.data(), wx.data(),
-                          wfilter.data(), stride, B, T_, C, work.data(), work.size());
+                          wfilter.data(), stride, B, seq_len, C, work.data(), work.size());
   expect_rounded(dx, plus(dx_start, wdx));
   EXPECT_EQ(dfilter, wdfilter);
 }

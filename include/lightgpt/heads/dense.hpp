@@ -16,8 +16,8 @@
 #include "../backend/contract.hpp"
 #include "../core/config.hpp"
 #include "../core/layout.hpp"
-#include "../loss/cocont.hpp"
 #include "../core/losses.hpp"
+#include "../loss/cocont.hpp"
 #include "mtp.hpp"
 
 namespace lightgpt {
@@ -76,23 +76,24 @@ class DenseHeadImpl {
   const NgramTable<A, Backend>& cocont_targets() const { return ngram_; }
 
   template <class Tok>
-  void embed_forward(T* out, const Tok* tokens, int row_stride, const T* wpe, int B, int T_) {
-    O::embedding_forward(out, tokens, row_stride, wte_, wpe, B, T_, C_);
+  void embed_forward(T* out, const Tok* tokens, int row_stride, const T* wpe, int B, int seq_len) {
+    O::embedding_forward(out, tokens, row_stride, wte_, wpe, B, seq_len, C_);
   }
   template <class Tok>
-  void embed_backward(const T* dout, const Tok* tokens, int row_stride, A* dwpe, int B, int T_) {
-    O::embedding_backward(accumulate(dwte_), accumulate(dwpe), dout, tokens, row_stride, B, T_, C_,
-                          V_);
+  void embed_backward(const T* dout, const Tok* tokens, int row_stride, A* dwpe, int B,
+                      int seq_len) {
+    O::embedding_backward(accumulate(dwte_), accumulate(dwpe), dout, tokens, row_stride, B, seq_len,
+                          C_, V_);
   }
 
   // Scores `depths` targets (1 = next token only) for each of the B·T hidden states; with
   // report_cocont (training forwards) and CoCoNT on, also the mean KL(P_ngram ‖ P_θ).
   template <class Tok>
-  HeadLosses<A> forward(const T* hidden, const Tok* tokens, int row_stride, int B, int T_,
+  HeadLosses<A> forward(const T* hidden, const Tok* tokens, int row_stride, int B, int seq_len,
                         int depths, bool report_cocont = false) {
-    const int N = B * T_;
+    const int N = B * seq_len;
     if (adapters_.enabled()) {
-      return forward_adapted(hidden, tokens, row_stride, B, T_, depths, report_cocont);
+      return forward_adapted(hidden, tokens, row_stride, B, seq_len, depths, report_cocont);
     }
     O::matmul_forward(logits_, hidden, wte_, static_cast<const T*>(nullptr), N, C_, Vp_);
     O::row_logsumexp(lse_, logits_, N, V_, Vp_);
@@ -100,11 +101,11 @@ class DenseHeadImpl {
     losses.depths = depths;
     for (int j = 1; j <= depths; ++j) {
       A* depth_losses = losses_ + static_cast<std::size_t>(j - 1) * N;
-      O::cross_entropy(depth_losses, lse_, logits_, tokens + j, row_stride, B, T_, Vp_);
+      O::cross_entropy(depth_losses, lse_, logits_, tokens + j, row_stride, B, seq_len, Vp_);
       losses.depth[j - 1] = O::mean(depth_losses, static_cast<std::size_t>(N));
     }
     losses.main = losses.depth[0];
-    if (report_cocont) losses.cocont = cocont_term(lse_, logits_, tokens, row_stride, B, T_);
+    if (report_cocont) losses.cocont = cocont_term(lse_, logits_, tokens, row_stride, B, seq_len);
     return losses;
   }
 
@@ -114,18 +115,19 @@ class DenseHeadImpl {
   // d/d(hidden) of scale · Σ_n [L_main(n) + w_mtp · mean_{j≥2} CE_j(n)], after forward(..., Depth),
   // where L_main = CE_1, or (1−α)·CE_1 + α·KL(P_ngram ‖ P_θ) with CoCoNT (α = cocont_alpha).
   template <class Tok>
-  void backward(Grad<T> dhidden, const T* hidden, const Tok* tokens, int row_stride, int B, int T_,
-                A scale, A mtp_weight, A cocont_alpha = A(0)) {
-    const int N = B * T_;
+  void backward(Grad<T> dhidden, const T* hidden, const Tok* tokens, int row_stride, int B,
+                int seq_len, A scale, A mtp_weight, A cocont_alpha = A(0)) {
+    const int N = B * seq_len;
     A weights[Depth];
     weights[0] = A(1);
     for (int j = 1; j < Depth; ++j) weights[j] = mtp_weight / A(Depth > 1 ? Depth - 1 : 1);
     if (adapters_.enabled()) {
-      backward_adapted(dhidden, hidden, tokens, row_stride, B, T_, scale, weights, cocont_alpha);
+      backward_adapted(dhidden, hidden, tokens, row_stride, B, seq_len, scale, weights,
+                       cocont_alpha);
       return;
     }
     O::cross_entropy_backward_inplace(logits_, lse_, tokens + 1, row_stride, weights, Depth, scale,
-                                      B, T_, V_, Vp_, tokens, ngram_.view(cocont_alpha));
+                                      B, seq_len, V_, Vp_, tokens, ngram_.view(cocont_alpha));
     O::matmul_backward(dhidden, accumulate(dwte_), Grad<A>{}, logits_, hidden, wte_, N, C_, Vp_);
   }
 
@@ -142,18 +144,19 @@ class DenseHeadImpl {
   // Mean KL(P_ngram ‖ softmax) over the positions whose context token has a list (0 if none or
   // CoCoNT is off), from depth 1's logits and log-sum-exps.
   template <class Tok>
-  A cocont_term(const A* lse, const T* logits, const Tok* tokens, int row_stride, int B, int T_) {
+  A cocont_term(const A* lse, const T* logits, const Tok* tokens, int row_stride, int B,
+                int seq_len) {
     if (!ngram_.loaded()) return A(0);
-    const std::size_t N = static_cast<std::size_t>(B) * T_;
-    O::ngram_kl(cocont_kl_, lse, logits, Vp_, tokens, row_stride, ngram_.view(A(0)), B, T_);
+    const std::size_t N = static_cast<std::size_t>(B) * seq_len;
+    O::ngram_kl(cocont_kl_, lse, logits, Vp_, tokens, row_stride, ngram_.view(A(0)), B, seq_len);
     const A covered = O::mean(cocont_kl_ + N, N);
     return covered > A(0) ? O::mean(cocont_kl_, N) / covered : A(0);
   }
 
   template <class Tok>
-  HeadLosses<A> forward_adapted(const T* hidden, const Tok* tokens, int row_stride, int B, int T_,
-                                int depths, bool report_cocont) {
-    const int N = B * T_;
+  HeadLosses<A> forward_adapted(const T* hidden, const Tok* tokens, int row_stride, int B,
+                                int seq_len, int depths, bool report_cocont) {
+    const int N = B * seq_len;
     HeadLosses<A> losses;
     losses.depths = depths;
     for (int j = 1; j <= depths; ++j) {
@@ -163,24 +166,24 @@ class DenseHeadImpl {
       O::matmul_forward(logits, state, wte_, static_cast<const T*>(nullptr), N, C_, Vp_);
       O::row_logsumexp(lse, logits, N, V_, Vp_);
       A* depth_losses = losses_ + static_cast<std::size_t>(j - 1) * N;
-      O::cross_entropy(depth_losses, lse, logits, tokens + j, row_stride, B, T_, Vp_);
+      O::cross_entropy(depth_losses, lse, logits, tokens + j, row_stride, B, seq_len, Vp_);
       losses.depth[j - 1] = O::mean(depth_losses, static_cast<std::size_t>(N));
     }
     losses.main = losses.depth[0];
-    if (report_cocont) losses.cocont = cocont_term(lse_, logits_, tokens, row_stride, B, T_);
+    if (report_cocont) losses.cocont = cocont_term(lse_, logits_, tokens, row_stride, B, seq_len);
     return losses;
   }
 
   // Depth 1 writes dhidden (in its mode); each adapted depth adds its adapter's backward.
   template <class Tok>
   void backward_adapted(Grad<T> dhidden, const T* hidden, const Tok* tokens, int row_stride, int B,
-                        int T_, A scale, const A* weights, A cocont_alpha) {
-    const int N = B * T_;
+                        int seq_len, A scale, const A* weights, A cocont_alpha) {
+    const int N = B * seq_len;
     for (int j = 1; j <= Depth; ++j) {
       T* logits = logits_ + static_cast<std::size_t>(j - 1) * N * Vp_;
       const A* lse = lse_ + static_cast<std::size_t>(j - 1) * N;
       O::cross_entropy_backward_inplace(logits, lse, tokens + j, row_stride, weights + (j - 1), 1,
-                                        scale, B, T_, V_, Vp_, tokens,
+                                        scale, B, seq_len, V_, Vp_, tokens,
                                         j == 1 ? ngram_.view(cocont_alpha) : NgramTargets<A>{});
       if (j == 1) {
         O::matmul_backward(dhidden, accumulate(dwte_), Grad<A>{}, logits, hidden, wte_, N, C_, Vp_);

@@ -91,8 +91,8 @@ class Blocks {
 
   // Runs layer `layer` on x, storing its activations in `slot`; returns the layer's output.
   // Without keep_for_backward the LayerNorm statistics and attention log-sum-exps are not kept.
-  const T* forward(int layer, int slot, const T* x, int B, int T_, bool keep_for_backward) {
-    const int N = B * T_;
+  const T* forward(int layer, int slot, const T* x, int B, int seq_len, bool keep_for_backward) {
+    const int N = B * seq_len;
     Slot s = slot_at(slot, N);
     const std::size_t lC = static_cast<std::size_t>(layer) * C_;
     O::layernorm_forward(s.ln1, keep_for_backward ? s.ln1_mean : nullptr,
@@ -100,7 +100,7 @@ class Blocks {
                          ln1b_.value + lC, N, C_);
     const bool drop = keep_for_backward && dropout_p_ > 0;
     const std::size_t NC = static_cast<std::size_t>(N) * C_;
-    mixer_.forward(layer, slot, s.mixed, s.ln1, B, T_, keep_for_backward);
+    mixer_.forward(layer, slot, s.mixed, s.ln1, B, seq_len, keep_for_backward);
     if (drop) O::dropout(s.mixed, s.mixed, NC, dropout_p_, site_seed(layer, 0));
     O::residual_forward(s.residual2, x, s.mixed, NC);
     O::layernorm_forward(s.ln2, keep_for_backward ? s.ln2_mean : nullptr,
@@ -116,8 +116,8 @@ class Blocks {
   }
 
   // dresidual holds d(loss)/d(output of `layer`) on entry and d(loss)/d(x) on return.
-  void backward(int layer, T* dresidual, const T* x, int B, int T_) {
-    const int N = B * T_;
+  void backward(int layer, T* dresidual, const T* x, int B, int seq_len) {
+    const int N = B * seq_len;
     Slot s = slot_at(layer, N);
     const std::size_t lC = static_cast<std::size_t>(layer) * C_;
     const std::size_t NC = static_cast<std::size_t>(N) * C_;
@@ -143,7 +143,7 @@ class Blocks {
       O::dropout(dhidden_, dresidual, NC, dropout_p_, site_seed(layer, 0));
       dmixed = dhidden_;
     }
-    mixer_.backward(layer, overwrite(dln_), dmixed, s.ln1, B, T_);
+    mixer_.backward(layer, overwrite(dln_), dmixed, s.ln1, B, seq_len);
     O::layernorm_backward(accumulate(dresidual), accumulate(ln1w_.grad + lC),
                           accumulate(ln1b_.grad + lC), dln_, x, ln1w_.value + lC, s.ln1_mean,
                           s.ln1_rstd, N, C_);

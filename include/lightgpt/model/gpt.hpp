@@ -64,8 +64,8 @@
 #include "../core/concepts.hpp"
 #include "../core/config.hpp"
 #include "../core/error.hpp"
-#include "../core/platform.hpp"
 #include "../core/losses.hpp"
+#include "../core/platform.hpp"
 #include "../loss/bigram.hpp"
 #include "../optim/adamw.hpp"
 #include "block.hpp"
@@ -151,8 +151,8 @@ class GPT {
     } catch (const Error& error) {
       throw Error(detail::concat(source, ": ", error.message()));
     }
-    LIGHTGPT_CHECK(as_built == config_, source, " was written for the config\n",
-                   stated.serialize(), "but this model has\n", config_.serialize());
+    LIGHTGPT_CHECK(as_built == config_, source, " was written for the config\n", stated.serialize(),
+                   "but this model has\n", config_.serialize());
   }
   // The head's implementation, for head-specific state (e.g. LightRnnHead's codebook).
   auto& head() { return head_; }
@@ -180,17 +180,14 @@ class GPT {
   // training forwards becomes (1−α)·CE + α·KL(P_ngram ‖ P_θ) (LightRNN: at the row level), its KL
   // reported as losses().cocont; evaluate(), log_probs() and losses().main stay pure NLL. The
   // head uploads its targets once here; α is run-time state and changing it rebuilds nothing.
-  void set_cocont(BigramTable table)
-    requires head_contract::smooths_targets<HeadImpl, BigramTable>
-  {
+  void set_cocont(BigramTable table) requires
+      head_contract::smooths_targets<HeadImpl, BigramTable> {
     LIGHTGPT_CHECK(table.vocab_size() == config_.vocab_size,
                    "set_cocont: the bigram table was built for vocab_size ", table.vocab_size(),
                    ", but the model has vocab_size ", config_.vocab_size);
     head_.set_cocont(std::move(table));
   }
-  void clear_cocont()
-    requires head_contract::smooths_targets<HeadImpl, BigramTable>
-  {
+  void clear_cocont() requires head_contract::smooths_targets<HeadImpl, BigramTable> {
     head_.clear_cocont();
   }
   // False for a head without n-gram smoothing (the capability is optional).
@@ -210,18 +207,18 @@ class GPT {
 
   // Sizes the activation arena for training batches of up to B·T positions. Optional: the first
   // forward() does it; calling it up front keeps every allocation out of the training loop.
-  void reserve(int B, int T_) {
-    check_shape(B, T_);
-    ensure_arena(true, static_cast<std::size_t>(B) * T_, B * (T_ + mtp_depth));
+  void reserve(int B, int seq_len) {
+    check_shape(B, seq_len);
+    ensure_arena(true, static_cast<std::size_t>(B) * seq_len, B * (seq_len + mtp_depth));
   }
 
   // Training forward: keeps the activations backward() needs and returns the main loss, the mean
   // next-token NLL in nats. losses() has every depth. row_stride defaults to T + mtp_depth.
   template <class Tok>
-  requires std::is_integral_v<Tok> A forward(const Tok* tokens, int B, int T_,
+  requires std::is_integral_v<Tok> A forward(const Tok* tokens, int B, int seq_len,
                                              int row_stride = -1) {
-    const int window = T_ + mtp_depth;
-    stage_tokens(tokens, B, T_, window, row_stride < 0 ? window : row_stride, true, "forward");
+    const int window = seq_len + mtp_depth;
+    stage_tokens(tokens, B, seq_len, window, row_stride < 0 ? window : row_stride, true, "forward");
     forward_dropout_seed_ = dropout_seed_++;
     blocks_.set_dropout(double(dropout_p_), forward_dropout_seed_);
     run_trunk(true);
@@ -263,9 +260,10 @@ class GPT {
   // Inference forward: mean next-token NLL of B windows of T + 1 ids (row_stride defaults to
   // T + 1), keeping no activations, so the arena is reused for any B·T it can hold.
   template <class Tok>
-  requires std::is_integral_v<Tok> A evaluate(const Tok* tokens, int B, int T_,
+  requires std::is_integral_v<Tok> A evaluate(const Tok* tokens, int B, int seq_len,
                                               int row_stride = -1) {
-    stage_tokens(tokens, B, T_, T_ + 1, row_stride < 0 ? T_ + 1 : row_stride, false, "evaluate");
+    stage_tokens(tokens, B, seq_len, seq_len + 1, row_stride < 0 ? seq_len + 1 : row_stride, false,
+                 "evaluate");
     run_trunk(false);
     return head_.forward(lnf_, tokens_, window_, batch_, seq_len_, 1).main;
   }
@@ -273,10 +271,10 @@ class GPT {
   // out[(b·T + t)·V + v] = log P(token v | inputs[b·T + 0 .. t]) for the V real tokens.
   template <class Tok>
   requires std::is_integral_v<Tok>
-  void log_probs(const Tok* inputs, int B, int T_, A* out) {
-    stage_tokens(inputs, B, T_, T_, T_, false, "log_probs");
+  void log_probs(const Tok* inputs, int B, int seq_len, A* out) {
+    stage_tokens(inputs, B, seq_len, seq_len, seq_len, false, "log_probs");
     run_trunk(false);
-    head_.log_probs(out, lnf_, B * T_);
+    head_.log_probs(out, lnf_, B * seq_len);
   }
 
   // Incremental decoding of one sequence with the mixers' caches (attention's keys and values,
@@ -293,8 +291,10 @@ class GPT {
                   "const T* in, int t)");
     LIGHTGPT_CHECK(token >= 0 && token < config_.vocab_size, "decode: token id ", token,
                    " is outside [0, vocab_size = ", config_.vocab_size, ")");
-    LIGHTGPT_CHECK(decode_position_ < config_.max_seq_len, "decode: the sequence already holds "
-                   "max_seq_len = ", config_.max_seq_len, " tokens; call decode_reset()");
+    LIGHTGPT_CHECK(decode_position_ < config_.max_seq_len,
+                   "decode: the sequence already holds "
+                   "max_seq_len = ",
+                   config_.max_seq_len, " tokens; call decode_reset()");
     ensure_arena(false, 1, 1);
     if (decode_arena_.size() == 0) {
       ArenaBinder measure;
@@ -386,21 +386,21 @@ class GPT {
     blocks_.bind_parameters(layout, store_.values(), store_.grads());
   }
 
-  void check_shape(int B, int T_) const {
+  void check_shape(int B, int seq_len) const {
     LIGHTGPT_CHECK(B > 0, "batch size B must be positive, got ", B);
-    LIGHTGPT_CHECK(T_ > 0, "sequence length T must be positive, got ", T_);
-    LIGHTGPT_CHECK(T_ <= config_.max_seq_len, "sequence length T (", T_,
+    LIGHTGPT_CHECK(seq_len > 0, "sequence length T must be positive, got ", seq_len);
+    LIGHTGPT_CHECK(seq_len <= config_.max_seq_len, "sequence length T (", seq_len,
                    ") exceeds ModelConfig.max_seq_len (", config_.max_seq_len, ")");
   }
 
   // Copies B windows of `window` ids into the arena as int32, checking every id against V.
   template <class Tok>
-  void stage_tokens(const Tok* tokens, int B, int T_, int window, int row_stride, bool training,
-                    const char* caller) {
-    check_shape(B, T_);
+  void stage_tokens(const Tok* tokens, int B, int seq_len, int window, int row_stride,
+                    bool training, const char* caller) {
+    check_shape(B, seq_len);
     LIGHTGPT_CHECK(tokens != nullptr, caller, ": tokens is null");
     LIGHTGPT_CHECK(row_stride > 0, caller, ": row_stride must be positive, got ", row_stride);
-    ensure_arena(training, static_cast<std::size_t>(B) * T_, B * window);
+    ensure_arena(training, static_cast<std::size_t>(B) * seq_len, B * window);
     const std::size_t count = static_cast<std::size_t>(B) * window;
     std::int32_t* staged = token_staging_.acquire(count);
     for (int b = 0; b < B; ++b) {
@@ -413,7 +413,7 @@ class GPT {
     }
     token_staging_.upload(tokens_, count);
     batch_ = B;
-    seq_len_ = T_;
+    seq_len_ = seq_len;
     window_ = window;
     backward_ready_ = false;
   }

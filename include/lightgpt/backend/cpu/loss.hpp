@@ -70,10 +70,11 @@ struct LossOps {
   // losses[b·T + t] = lse - logit of the target token targets[b·row_stride + t].
   template <class T, class A, class Tok>
   static void cross_entropy(A* losses, const A* lse, const T* logits, const Tok* targets,
-                            int row_stride, int B, int T_, int Vp) {
+                            int row_stride, int B, int seq_len, int Vp) {
 #pragma omp parallel for schedule(static)
-    for (int n = 0; n < B * T_; ++n) {
-      const std::size_t target = static_cast<std::size_t>(targets[(n / T_) * row_stride + n % T_]);
+    for (int n = 0; n < B * seq_len; ++n) {
+      const std::size_t target =
+          static_cast<std::size_t>(targets[(n / seq_len) * row_stride + n % seq_len]);
       losses[n] = lse[n] - A(logits[static_cast<std::size_t>(n) * Vp + target]);
     }
   }
@@ -87,13 +88,13 @@ struct LossOps {
   template <class T, class A, class Tok>
   static void cross_entropy_backward_inplace(T* logits, const A* lse, const Tok* targets,
                                              int row_stride, const A* depth_weights, int depths,
-                                             A scale, int B, int T_, int V, int Vp,
+                                             A scale, int B, int seq_len, int V, int Vp,
                                              const Tok* contexts = nullptr,
                                              NgramTargets<A> ngram = {}) {
     A total_weight = 0;
     for (int j = 0; j < depths; ++j) total_weight += depth_weights[j];
 #pragma omp parallel for schedule(static)
-    for (int n = 0; n < B * T_; ++n) {
+    for (int n = 0; n < B * seq_len; ++n) {
       T* row = logits + static_cast<std::size_t>(n) * Vp;
       const A row_lse = lse[n];
       if constexpr (std::is_same_v<T, A>) {
@@ -104,7 +105,7 @@ struct LossOps {
         for (int v = 0; v < V; ++v) row[v] = T(probs[v]);
       }
       for (int v = V; v < Vp; ++v) row[v] = T(0);
-      const int b = n / T_, t = n % T_;
+      const int b = n / seq_len, t = n % seq_len;
       detail::subtract_targets(row, targets + b * row_stride + t, depth_weights, depths, scale,
                                contexts ? contexts + b * row_stride + t : nullptr, ngram);
     }
@@ -116,11 +117,11 @@ struct LossOps {
   // logits (Vp for token logits, R for LightRNN row logits).
   template <class T, class A, class Tok>
   static void ngram_kl(A* kl, const A* lse, const T* logits, int stride, const Tok* contexts,
-                       int row_stride, NgramTargets<A> ngram, int B, int T_) {
-    const int N = B * T_;
+                       int row_stride, NgramTargets<A> ngram, int B, int seq_len) {
+    const int N = B * seq_len;
 #pragma omp parallel for schedule(static)
     for (int n = 0; n < N; ++n) {
-      const int a = static_cast<int>(contexts[(n / T_) * row_stride + n % T_]);
+      const int a = static_cast<int>(contexts[(n / seq_len) * row_stride + n % seq_len]);
       const int begin = ngram.offsets[a], end = ngram.offsets[a + 1];
       const T* row = logits + static_cast<std::size_t>(n) * stride;
       A cross = 0;

@@ -108,8 +108,8 @@ struct NormActOps {
       using W = decltype(x);
       constexpr W kSqrt2OverPi = W(0.7978845608028654);
       constexpr W kCubic = W(0.044715);
-      const W slope = W(0.5) * (W(1) + th) + W(0.5) * x * (W(1) - th * th) * kSqrt2OverPi *
-                                                 (W(1) + W(3) * kCubic * x * x);
+      const W slope = W(0.5) * (W(1) + th) +
+                      W(0.5) * x * (W(1) - th * th) * kSqrt2OverPi * (W(1) + W(3) * kCubic * x * x);
       store(din, i, widen(dout[i]) * slope);
     });
   }
@@ -132,8 +132,8 @@ struct NormActOps {
     const W scale = W(1.0 / (1.0 - p));
 #pragma omp parallel for schedule(static)
     for (std::ptrdiff_t i = 0; i < static_cast<std::ptrdiff_t>(count); ++i) {
-      const bool keep = lightgpt::detail::dropout_keep(seed, static_cast<std::uint64_t>(i),
-                                                       threshold);
+      const bool keep =
+          lightgpt::detail::dropout_keep(seed, static_cast<std::uint64_t>(i), threshold);
       out[i] = keep ? T(widen(in[i]) * scale) : T(0);
     }
   }
@@ -141,10 +141,10 @@ struct NormActOps {
   // out[b, t, :] = wte[token(b, t)] + wpe[t]; row b of the tokens starts at b * row_stride.
   template <class T, class Tok>
   static void embedding_forward(T* out, const Tok* tokens, int row_stride, const T* wte,
-                                const T* wpe, int B, int T_, int C) {
+                                const T* wpe, int B, int seq_len, int C) {
 #pragma omp parallel for schedule(static)
-    for (int bt = 0; bt < B * T_; ++bt) {
-      const int b = bt / T_, t = bt % T_;
+    for (int bt = 0; bt < B * seq_len; ++bt) {
+      const int b = bt / seq_len, t = bt % seq_len;
       const std::size_t token = static_cast<std::size_t>(tokens[b * row_stride + t]);
       const T* token_row = wte + token * C;
       const T* position_row = wpe + static_cast<std::size_t>(t) * C;
@@ -158,7 +158,7 @@ struct NormActOps {
   template <class T, class G, class Tok>
   // V (the number of distinct ids, when known) only narrows the GPU's sort; unused here.
   static void embedding_backward(Grad<G> dwte, Grad<G> dwpe, const T* dout, const Tok* tokens,
-                                 int row_stride, int B, int T_, int C, int /*V*/ = 0) {
+                                 int row_stride, int B, int seq_len, int C, int /*V*/ = 0) {
     LIGHTGPT_CHECK(dwte.mode == Mode::accumulate && dwpe.mode == Mode::accumulate,
                    "embedding_backward only accumulates");
     const int blocks = (C + detail::kColumnBlock - 1) / detail::kColumnBlock;
@@ -167,9 +167,9 @@ struct NormActOps {
       const int c0 = block * detail::kColumnBlock;
       const int c1 = std::min(C, c0 + detail::kColumnBlock);
       for (int b = 0; b < B; ++b) {
-        for (int t = 0; t < T_; ++t) {
+        for (int t = 0; t < seq_len; ++t) {
           const std::size_t token = static_cast<std::size_t>(tokens[b * row_stride + t]);
-          const T* g = dout + (static_cast<std::size_t>(b) * T_ + t) * C;
+          const T* g = dout + (static_cast<std::size_t>(b) * seq_len + t) * C;
           G* token_row = dwte.ptr + token * C;
           G* position_row = dwpe.ptr + static_cast<std::size_t>(t) * C;
           for (int c = c0; c < c1; ++c) {
@@ -186,7 +186,8 @@ struct NormActOps {
   template <class T, class F>
   static void for_gelu_chunks(const T* in, std::size_t count, F f) {
     using W = lightgpt::detail::widened_t<T>;
-    const std::ptrdiff_t chunks = static_cast<std::ptrdiff_t>((count + kGeluChunk - 1) / kGeluChunk);
+    const std::ptrdiff_t chunks =
+        static_cast<std::ptrdiff_t>((count + kGeluChunk - 1) / kGeluChunk);
 #pragma omp parallel for schedule(static)
     for (std::ptrdiff_t chunk = 0; chunk < chunks; ++chunk) {
       const std::size_t begin = static_cast<std::size_t>(chunk) * kGeluChunk;

@@ -17,8 +17,8 @@
 
 #include "../../core/elementwise.hpp"
 #include "../../core/error.hpp"
-#include "../../core/precision.hpp"
 #include "../../core/losses.hpp"
+#include "../../core/precision.hpp"
 #include "context.cuh"
 #include "reduce.cuh"
 
@@ -70,11 +70,11 @@ __global__ void row_logsumexp_kernel(A* lse, const T* logits, int V, int Vp) {
 
 template <class T, class A, class Tok>
 __global__ void cross_entropy_kernel(A* losses, const A* lse, const T* logits, const Tok* targets,
-                                     int row_stride, int B, int T_, int Vp) {
+                                     int row_stride, int B, int seq_len, int Vp) {
   const int n = blockIdx.x * blockDim.x + threadIdx.x;
-  if (n >= B * T_) return;
-  const std::size_t target =
-      static_cast<std::size_t>(targets[static_cast<std::size_t>(n / T_) * row_stride + n % T_]);
+  if (n >= B * seq_len) return;
+  const std::size_t target = static_cast<std::size_t>(
+      targets[static_cast<std::size_t>(n / seq_len) * row_stride + n % seq_len]);
   losses[n] = lse[n] - A(load(logits, static_cast<std::size_t>(n) * Vp + target));
 }
 
@@ -95,7 +95,7 @@ struct NoNgram {
 template <class T, class A, class Tok, class Ngram>
 __global__ void cross_entropy_backward_kernel(T* logits, const A* lse, const Tok* targets,
                                               int row_stride, DepthWeights<A> weights, int depths,
-                                              A scale, A scaled_total, int T_, int V, int Vp,
+                                              A scale, A scaled_total, int seq_len, int V, int Vp,
                                               const Tok* contexts, Ngram ngram) {
   const int n = blockIdx.x;
   T* row = logits + static_cast<std::size_t>(n) * Vp;
@@ -107,7 +107,7 @@ __global__ void cross_entropy_backward_kernel(T* logits, const A* lse, const Tok
   if (threadIdx.x == 0) {
     // One thread, in the CPU's order: depth targets may coincide with each other and with listed
     // ids, and every update rounds to the storage type.
-    const std::size_t position = static_cast<std::size_t>(n / T_) * row_stride + n % T_;
+    const std::size_t position = static_cast<std::size_t>(n / seq_len) * row_stride + n % seq_len;
     const Tok* row_targets = targets + position;
     int begin = 0, end = 0;
     if (ngram.offsets != nullptr && contexts != nullptr) {
@@ -135,11 +135,13 @@ __global__ void cross_entropy_backward_kernel(T* logits, const A* lse, const Tok
 // both 0 otherwise.
 template <class T, class A, class Tok, class Ngram>
 __global__ void ngram_kl_kernel(A* kl, const A* lse, const T* logits, int stride,
-                                const Tok* contexts, int row_stride, Ngram ngram, int B, int T_) {
-  const int N = B * T_;
+                                const Tok* contexts, int row_stride, Ngram ngram, int B,
+                                int seq_len) {
+  const int N = B * seq_len;
   const int n = blockIdx.x * blockDim.x + threadIdx.x;
   if (n >= N) return;
-  const int a = static_cast<int>(contexts[static_cast<std::size_t>(n / T_) * row_stride + n % T_]);
+  const int a =
+      static_cast<int>(contexts[static_cast<std::size_t>(n / seq_len) * row_stride + n % seq_len]);
   const int begin = ngram.offsets[a], end = ngram.offsets[a + 1];
   const T* row = logits + static_cast<std::size_t>(n) * stride;
   A cross = 0;
@@ -184,11 +186,11 @@ struct LossOps {
   // losses[b·T + t] = lse - logit of the target token targets[b·row_stride + t] (device memory).
   template <class T, class A, class Tok>
   static void cross_entropy(A* losses, const A* lse, const T* logits, const Tok* targets,
-                            int row_stride, int B, int T_, int Vp) {
-    const int N = B * T_;
+                            int row_stride, int B, int seq_len, int Vp) {
+    const int N = B * seq_len;
     if (N == 0) return;
     kernels::cross_entropy_kernel<<<(N + 255) / 256, 256, 0, context().stream()>>>(
-        losses, lse, logits, targets, row_stride, B, T_, Vp);
+        losses, lse, logits, targets, row_stride, B, seq_len, Vp);
     LIGHTGPT_CUDA_CHECK_LAUNCH();
   }
 
@@ -197,9 +199,9 @@ struct LossOps {
   template <class T, class A, class Tok>
   static void cross_entropy_backward_inplace(T* logits, const A* lse, const Tok* targets,
                                              int row_stride, const A* depth_weights, int depths,
-                                             A scale, int B, int T_, int V, int Vp) {
+                                             A scale, int B, int seq_len, int V, int Vp) {
     cross_entropy_backward_inplace(logits, lse, targets, row_stride, depth_weights, depths, scale,
-                                   B, T_, V, Vp, static_cast<const Tok*>(nullptr),
+                                   B, seq_len, V, Vp, static_cast<const Tok*>(nullptr),
                                    kernels::NoNgram{});
   }
 
@@ -208,11 +210,11 @@ struct LossOps {
   template <class T, class A, class Tok, class Ngram>
   static void cross_entropy_backward_inplace(T* logits, const A* lse, const Tok* targets,
                                              int row_stride, const A* depth_weights, int depths,
-                                             A scale, int B, int T_, int V, int Vp,
+                                             A scale, int B, int seq_len, int V, int Vp,
                                              const Tok* contexts, Ngram ngram) {
     LIGHTGPT_CHECK(depths >= 1 && depths <= kMaxMtpDepth,
                    "cross_entropy_backward_inplace: ", depths, " depths, at most ", kMaxMtpDepth);
-    const int N = B * T_;
+    const int N = B * seq_len;
     if (N == 0) return;
     kernels::DepthWeights<A> weights{};
     A total_weight = 0;
@@ -221,8 +223,8 @@ struct LossOps {
       total_weight += depth_weights[j];
     }
     kernels::cross_entropy_backward_kernel<<<N, kernels::kRowThreads, 0, context().stream()>>>(
-        logits, lse, targets, row_stride, weights, depths, scale, scale * total_weight, T_, V, Vp,
-        contexts, ngram);
+        logits, lse, targets, row_stride, weights, depths, scale, scale * total_weight, seq_len, V,
+        Vp, contexts, ngram);
     LIGHTGPT_CUDA_CHECK_LAUNCH();
   }
 
@@ -230,11 +232,11 @@ struct LossOps {
   // a list (both 0 where it has none); `stride` is the row length of logits.
   template <class T, class A, class Tok, class Ngram>
   static void ngram_kl(A* kl, const A* lse, const T* logits, int stride, const Tok* contexts,
-                       int row_stride, Ngram ngram, int B, int T_) {
-    const int N = B * T_;
+                       int row_stride, Ngram ngram, int B, int seq_len) {
+    const int N = B * seq_len;
     if (N == 0) return;
     kernels::ngram_kl_kernel<<<(N + 255) / 256, 256, 0, context().stream()>>>(
-        kl, lse, logits, stride, contexts, row_stride, ngram, B, T_);
+        kl, lse, logits, stride, contexts, row_stride, ngram, B, seq_len);
     LIGHTGPT_CUDA_CHECK_LAUNCH();
   }
 

@@ -3,14 +3,15 @@
 // work is one warp per row; every sum over rows (LayerNorm parameter gradients, the position
 // embedding gradient) is a deterministic column sum (reduce.cuh).
 //
-// Scatters into a table (the token embedding gradient here, the LightRNN tables in heads/lightrnn/cuda.cuh)
-// are keyed sums, deterministic without atomics: positions are stably radix-sorted by key with
-// CUB, over only the key bits that can be set (16 for GPT-2's vocabulary, not 32). The sorted
-// entries are cut into fixed chunks of kKeyedChunk, one block per chunk and column tile, so a
-// frequent key (EOT, "the": half the batch in the worst case) is spread over many blocks instead
-// of being one block's serial tail. Inside a chunk each thread owns a column and walks the entries
-// in sorted (position) order; a run that crosses chunks leaves a partial per chunk in scratch, and
-// a second pass adds them in chunk order. The order of every sum depends only on the keys.
+// Scatters into a table (the token embedding gradient here, the LightRNN tables in
+// heads/lightrnn/cuda.cuh) are keyed sums, deterministic without atomics: positions are stably
+// radix-sorted by key with CUB, over only the key bits that can be set (16 for GPT-2's vocabulary,
+// not 32). The sorted entries are cut into fixed chunks of kKeyedChunk, one block per chunk and
+// column tile, so a frequent key (EOT, "the": half the batch in the worst case) is spread over many
+// blocks instead of being one block's serial tail. Inside a chunk each thread owns a column and
+// walks the entries in sorted (position) order; a run that crosses chunks leaves a partial per
+// chunk in scratch, and a second pass adds them in chunk order. The order of every sum depends only
+// on the keys.
 #pragma once
 
 #include <cuda_runtime.h>
@@ -142,12 +143,12 @@ __global__ void dropout_kernel(T* out, const T* in, std::size_t count, float sca
 
 template <class T, class Tok>
 __global__ void embedding_forward_kernel(T* out, const Tok* tokens, int row_stride, const T* wte,
-                                         const T* wpe, int B, int T_, int C) {
-  const std::size_t total = static_cast<std::size_t>(B) * T_ * C;
+                                         const T* wpe, int B, int seq_len, int C) {
+  const std::size_t total = static_cast<std::size_t>(B) * seq_len * C;
   for (std::size_t i = blockIdx.x * std::size_t(blockDim.x) + threadIdx.x; i < total;
        i += std::size_t(gridDim.x) * blockDim.x) {
     const std::size_t bt = i / C, c = i % C;
-    const int b = static_cast<int>(bt / T_), t = static_cast<int>(bt % T_);
+    const int b = static_cast<int>(bt / seq_len), t = static_cast<int>(bt % seq_len);
     const std::size_t token = static_cast<std::size_t>(tokens[std::size_t(b) * row_stride + t]);
     out[i] = T(load(wte, token * C + c) + load(wpe, std::size_t(t) * C + c));
   }
@@ -155,8 +156,9 @@ __global__ void embedding_forward_kernel(T* out, const Tok* tokens, int row_stri
 
 // dwpe[t, c] += Σ_b dout[b, t, c], summed over b in order.
 template <class T, class G>
-__global__ void position_embedding_backward_kernel(G* dwpe, const T* dout, int B, int T_, int C) {
-  const std::size_t total = static_cast<std::size_t>(T_) * C;
+__global__ void position_embedding_backward_kernel(G* dwpe, const T* dout, int B, int seq_len,
+                                                   int C) {
+  const std::size_t total = static_cast<std::size_t>(seq_len) * C;
   for (std::size_t i = blockIdx.x * std::size_t(blockDim.x) + threadIdx.x; i < total;
        i += std::size_t(gridDim.x) * blockDim.x) {
     float sum = 0.0f;
@@ -172,17 +174,17 @@ constexpr int kKeyedColumns = 128;  // columns per block, one per thread
 static_assert(kKeyedChunk <= kKeyedColumns, "a block stages its chunk with one entry per thread");
 
 // Position n = b·T + t of a batch whose row b starts at b·row_stride.
-__device__ inline std::size_t token_index(int n, int T_, int row_stride) {
-  return static_cast<std::size_t>(n / T_) * row_stride + n % T_;
+__device__ inline std::size_t token_index(int n, int seq_len, int row_stride) {
+  return static_cast<std::size_t>(n / seq_len) * row_stride + n % seq_len;
 }
 
 // The token id at position n: the key of the token embedding gradient.
 template <class Tok>
 struct TokenKey {
   const Tok* tokens;
-  int row_stride, T_;
+  int row_stride, seq_len;
   __device__ std::uint32_t operator()(int n) const {
-    return static_cast<std::uint32_t>(tokens[token_index(n, T_, row_stride)]);
+    return static_cast<std::uint32_t>(tokens[token_index(n, seq_len, row_stride)]);
   }
 };
 
@@ -403,11 +405,11 @@ struct NormActOps {
   // b * row_stride.
   template <class T, class Tok>
   static void embedding_forward(T* out, const Tok* tokens, int row_stride, const T* wte,
-                                const T* wpe, int B, int T_, int C) {
-    const std::size_t count = static_cast<std::size_t>(B) * T_ * C;
+                                const T* wpe, int B, int seq_len, int C) {
+    const std::size_t count = static_cast<std::size_t>(B) * seq_len * C;
     if (count == 0) return;
     kernels::embedding_forward_kernel<<<elementwise_blocks(count), 256, 0, context().stream()>>>(
-        out, tokens, row_stride, wte, wpe, B, T_, C);
+        out, tokens, row_stride, wte, wpe, B, seq_len, C);
     LIGHTGPT_CUDA_CHECK_LAUNCH();
   }
 
@@ -416,22 +418,23 @@ struct NormActOps {
   // the bits a Tok can hold.
   template <class T, class G, class Tok>
   static void embedding_backward(Grad<G> dwte, Grad<G> dwpe, const T* dout, const Tok* tokens,
-                                 int row_stride, int B, int T_, int C, int V = 0) {
+                                 int row_stride, int B, int seq_len, int C, int V = 0) {
     static_assert(std::is_same_v<G, float>, "CUDA layers keep fp32 parameter gradients");
     LIGHTGPT_CHECK(dwte.mode == Mode::accumulate && dwpe.mode == Mode::accumulate,
                    "embedding_backward only accumulates");
-    const int N = B * T_;
+    const int N = B * seq_len;
     if (N == 0) return;
     if (dwpe) {
-      const std::size_t count = static_cast<std::size_t>(T_) * C;
+      const std::size_t count = static_cast<std::size_t>(seq_len) * C;
       kernels::position_embedding_backward_kernel<<<elementwise_blocks(count), 256, 0,
-                                                    context().stream()>>>(dwpe.ptr, dout, B, T_, C);
+                                                    context().stream()>>>(dwpe.ptr, dout, B,
+                                                                          seq_len, C);
       LIGHTGPT_CUDA_CHECK_LAUNCH();
     }
     if (!dwte) return;
     const int key_bits =
         V > 0 ? kernels::key_bits_for(V) : std::min(32, std::numeric_limits<Tok>::digits);
-    kernels::keyed_sums(kernels::TokenKey<Tok>{tokens, row_stride, T_}, key_bits,
+    kernels::keyed_sums(kernels::TokenKey<Tok>{tokens, row_stride, seq_len}, key_bits,
                         kernels::RowSum<T>{dout, C}, N, C, dwte.ptr, static_cast<float*>(nullptr));
   }
 };

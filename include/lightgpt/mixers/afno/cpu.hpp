@@ -23,10 +23,10 @@
 #include <type_traits>
 #include <unsupported/Eigen/FFT>
 
-#include "../../core/error.hpp"
-#include "../../core/precision.hpp"
 #include "../../backend/contract.hpp"
 #include "../../backend/cpu/eigen.hpp"
+#include "../../core/error.hpp"
+#include "../../core/precision.hpp"
 #include "kernels.hpp"
 
 #if defined(_OPENMP)
@@ -41,8 +41,8 @@ struct FftOps {
 
   // The transform length for sequences of T positions: the smallest multiple of 4 that is at
   // least 2T − 1 and has no prime factor above 5.
-  static int fft_length(int T_) {
-    int n = std::max(4, (2 * T_ - 1 + 3) / 4 * 4);
+  static int fft_length(int seq_len) {
+    int n = std::max(4, (2 * seq_len - 1 + 3) / 4 * 4);
     while (!smooth(n / 4)) n += 4;
     return n;
   }
@@ -56,8 +56,8 @@ struct FftOps {
   // y[b, t, c] = Σ_{s≤t} filter[c·filter_stride + t − s] · x[b, s, c], for x and y (B, T, C).
   template <class T, class A>
   static void causal_conv_forward(T* y, const T* x, const T* filter, int filter_stride, int B,
-                                  int T_, int C, A* scratch, std::size_t scratch_size) {
-    const int n = fft_length(T_), bins = n / 2 + 1;
+                                  int seq_len, int C, A* scratch, std::size_t scratch_size) {
+    const int n = fft_length(seq_len), bins = n / 2 + 1;
     const std::size_t per_worker = worker_scratch(n);
     const int workers = usable_workers(scratch_size, per_worker);
     const int groups = (C + kChannelGroup - 1) / kChannelGroup;
@@ -65,10 +65,10 @@ struct FftOps {
     for (int group = 0; group < groups; ++group) {
       Workspace<A> w(scratch + static_cast<std::size_t>(worker_index()) * per_worker, n);
       const int c0 = group * kChannelGroup, width = std::min(kChannelGroup, C - c0);
-      filter_spectra(w, filter, filter_stride, c0, width, T_, n);
+      filter_spectra(w, filter, filter_stride, c0, width, seq_len, n);
       for (int b = 0; b < B; ++b) {
-        const std::size_t batch = static_cast<std::size_t>(b) * T_ * C;
-        gather(w.rows, x + batch, T_, C, c0, width, n);
+        const std::size_t batch = static_cast<std::size_t>(b) * seq_len * C;
+        gather(w.rows, x + batch, seq_len, C, c0, width, n);
         for (int j = 0; j < width; ++j) {
           A* row = w.rows + static_cast<std::size_t>(j) * n;
           engine<A>().fwd(w.spectrum, row, n);
@@ -76,7 +76,7 @@ struct FftOps {
           for (int f = 0; f < bins; ++f) w.spectrum[f] *= k[f];
           engine<A>().inv(row, w.spectrum, n);
         }
-        scatter(Grad<T>{y + batch, Mode::overwrite}, w.rows, T_, C, c0, width, n);
+        scatter(Grad<T>{y + batch, Mode::overwrite}, w.rows, seq_len, C, c0, width, n);
       }
     }
   }
@@ -86,10 +86,10 @@ struct FftOps {
   // j ≥ T are untouched). Either output may be null.
   template <class T, class A>
   static void causal_conv_backward(Grad<T> dx, Grad<A> dfilter, const T* dy, const T* x,
-                                   const T* filter, int filter_stride, int B, int T_, int C,
+                                   const T* filter, int filter_stride, int B, int seq_len, int C,
                                    A* scratch, std::size_t scratch_size) {
     using Complex = std::complex<A>;
-    const int n = fft_length(T_), bins = n / 2 + 1;
+    const int n = fft_length(seq_len), bins = n / 2 + 1;
     const std::size_t per_worker = worker_scratch(n);
     const int workers = usable_workers(scratch_size, per_worker);
     const int groups = (C + kChannelGroup - 1) / kChannelGroup;
@@ -97,18 +97,18 @@ struct FftOps {
     for (int group = 0; group < groups; ++group) {
       Workspace<A> w(scratch + static_cast<std::size_t>(worker_index()) * per_worker, n);
       const int c0 = group * kChannelGroup, width = std::min(kChannelGroup, C - c0);
-      filter_spectra(w, filter, filter_stride, c0, width, T_, n);
+      filter_spectra(w, filter, filter_stride, c0, width, seq_len, n);
       std::fill(w.filter_grads, w.filter_grads + static_cast<std::size_t>(width) * bins,
                 Complex(0));
       for (int b = 0; b < B; ++b) {
-        const std::size_t batch = static_cast<std::size_t>(b) * T_ * C;
-        gather(w.rows, dy + batch, T_, C, c0, width, n);
+        const std::size_t batch = static_cast<std::size_t>(b) * seq_len * C;
+        gather(w.rows, dy + batch, seq_len, C, c0, width, n);
         for (int j = 0; j < width; ++j) {
           engine<A>().fwd(w.output_grads + static_cast<std::size_t>(j) * bins,
                           w.rows + static_cast<std::size_t>(j) * n, n);
         }
         if (dfilter) {
-          gather(w.rows, x + batch, T_, C, c0, width, n);
+          gather(w.rows, x + batch, seq_len, C, c0, width, n);
           for (int j = 0; j < width; ++j) {
             engine<A>().fwd(w.spectrum, w.rows + static_cast<std::size_t>(j) * n, n);
             const Complex* g = w.output_grads + static_cast<std::size_t>(j) * bins;
@@ -123,7 +123,7 @@ struct FftOps {
             for (int f = 0; f < bins; ++f) w.spectrum[f] = g[f] * std::conj(k[f]);
             engine<A>().inv(w.rows + static_cast<std::size_t>(j) * n, w.spectrum, n);
           }
-          scatter(Grad<T>{dx.ptr + batch, dx.mode}, w.rows, T_, C, c0, width, n);
+          scatter(Grad<T>{dx.ptr + batch, dx.mode}, w.rows, seq_len, C, c0, width, n);
         }
       }
       if (dfilter) {
@@ -133,7 +133,7 @@ struct FftOps {
           for (int f = 0; f < bins; ++f) acc[f] *= scale;
           engine<A>().inv(w.rows, acc, n);
           A* taps = dfilter.ptr + static_cast<std::size_t>(c0 + j) * filter_stride;
-          for (int s = 0; s < T_; ++s) {
+          for (int s = 0; s < seq_len; ++s) {
             taps[s] = dfilter.mode == Mode::accumulate ? taps[s] + w.rows[s] : w.rows[s];
           }
         }
@@ -210,13 +210,13 @@ struct FftOps {
   // Spectra of the group's filters truncated to T taps, scaled by 1/n.
   template <class T, class A>
   static void filter_spectra(Workspace<A>& w, const T* filter, int filter_stride, int c0, int width,
-                             int T_, int n) {
+                             int seq_len, int n) {
     const int bins = n / 2 + 1;
     const A scale = A(1) / A(n);
     for (int j = 0; j < width; ++j) {
       const T* taps = filter + static_cast<std::size_t>(c0 + j) * filter_stride;
-      for (int s = 0; s < T_; ++s) w.rows[s] = A(taps[s]);
-      std::fill(w.rows + T_, w.rows + n, A(0));
+      for (int s = 0; s < seq_len; ++s) w.rows[s] = A(taps[s]);
+      std::fill(w.rows + seq_len, w.rows + n, A(0));
       auto* k = w.filters + static_cast<std::size_t>(j) * bins;
       engine<A>().fwd(k, w.rows, n);
       for (int f = 0; f < bins; ++f) k[f] *= scale;
@@ -225,21 +225,21 @@ struct FftOps {
 
   // rows[j][t] = in[t, c0 + j] for t < T, zero up to n.
   template <class T, class A>
-  static void gather(A* rows, const T* in, int T_, int C, int c0, int width, int n) {
-    for (int t = 0; t < T_; ++t) {
+  static void gather(A* rows, const T* in, int seq_len, int C, int c0, int width, int n) {
+    for (int t = 0; t < seq_len; ++t) {
       const T* src = in + static_cast<std::size_t>(t) * C + c0;
       for (int j = 0; j < width; ++j) rows[static_cast<std::size_t>(j) * n + t] = A(src[j]);
     }
     for (int j = 0; j < width; ++j) {
-      std::fill(rows + static_cast<std::size_t>(j) * n + T_,
+      std::fill(rows + static_cast<std::size_t>(j) * n + seq_len,
                 rows + static_cast<std::size_t>(j + 1) * n, A(0));
     }
   }
 
   // out[t, c0 + j] (=|+=) rows[j][t] for t < T.
   template <class T, class A>
-  static void scatter(Grad<T> out, const A* rows, int T_, int C, int c0, int width, int n) {
-    for (int t = 0; t < T_; ++t) {
+  static void scatter(Grad<T> out, const A* rows, int seq_len, int C, int c0, int width, int n) {
+    for (int t = 0; t < seq_len; ++t) {
       T* dst = out.ptr + static_cast<std::size_t>(t) * C + c0;
       for (int j = 0; j < width; ++j) {
         const A value = rows[static_cast<std::size_t>(j) * n + t];

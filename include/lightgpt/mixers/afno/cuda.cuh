@@ -28,13 +28,13 @@
 #include <tuple>
 #include <type_traits>
 
-#include "../../core/error.hpp"
-#include "../../core/precision.hpp"
 #include "../../backend/contract.hpp"
 #include "../../backend/cuda/context.cuh"
 #include "../../backend/cuda/gemm.cuh"
 #include "../../backend/cuda/norm_act.cuh"
 #include "../../backend/cuda/reduce.cuh"
+#include "../../core/error.hpp"
+#include "../../core/precision.hpp"
 #include "kernels.hpp"
 
 namespace lightgpt::cuda {
@@ -155,15 +155,15 @@ constexpr int kTransposeRows = 8;   // threadIdx.y: each thread moves 4 values o
 // rows[(b·C + c)·pitch + t] = in[(b·T + t)·C + c] in fp32 for t < T, zero for T ≤ t < pitch.
 // blockIdx.x = b·time_tiles + tile of t, blockIdx.y = tile of c.
 template <class T>
-__global__ void gather_sequences_kernel(float* rows, const T* in, int T_, int C, int pitch,
+__global__ void gather_sequences_kernel(float* rows, const T* in, int seq_len, int C, int pitch,
                                         int time_tiles) {
   __shared__ float tile[kTransposeTile][kTransposeTile + 1];
   const int b = blockIdx.x / time_tiles, t0 = (blockIdx.x % time_tiles) * kTransposeTile;
   const int c0 = blockIdx.y * kTransposeTile;
-  const std::size_t batch = static_cast<std::size_t>(b) * T_ * C;
+  const std::size_t batch = static_cast<std::size_t>(b) * seq_len * C;
   for (int i = threadIdx.y; i < kTransposeTile; i += kTransposeRows) {
     const int t = t0 + i, c = c0 + threadIdx.x;  // reads run along c
-    tile[i][threadIdx.x] = t < T_ && c < C ? load(in, batch + std::size_t(t) * C + c) : 0.0f;
+    tile[i][threadIdx.x] = t < seq_len && c < C ? load(in, batch + std::size_t(t) * C + c) : 0.0f;
   }
   __syncthreads();
   for (int i = threadIdx.y; i < kTransposeTile; i += kTransposeRows) {
@@ -177,21 +177,21 @@ __global__ void gather_sequences_kernel(float* rows, const T* in, int T_, int C,
 // out[(b·T + t)·C + c] (=|+=) rows[(b·C + c)·pitch + t] for t < T, rounded once to T.
 // blockIdx.x = b·time_tiles + tile of t, blockIdx.y = tile of c.
 template <class T>
-__global__ void scatter_sequences_kernel(T* out, bool accumulate, const float* rows, int T_, int C,
-                                         int pitch, int time_tiles) {
+__global__ void scatter_sequences_kernel(T* out, bool accumulate, const float* rows, int seq_len,
+                                         int C, int pitch, int time_tiles) {
   __shared__ float tile[kTransposeTile][kTransposeTile + 1];
   const int b = blockIdx.x / time_tiles, t0 = (blockIdx.x % time_tiles) * kTransposeTile;
   const int c0 = blockIdx.y * kTransposeTile;
   for (int i = threadIdx.y; i < kTransposeTile; i += kTransposeRows) {
     const int c = c0 + i, t = t0 + threadIdx.x;  // reads run along t
     tile[i][threadIdx.x] =
-        c < C && t < T_ ? rows[(static_cast<std::size_t>(b) * C + c) * pitch + t] : 0.0f;
+        c < C && t < seq_len ? rows[(static_cast<std::size_t>(b) * C + c) * pitch + t] : 0.0f;
   }
   __syncthreads();
-  const std::size_t batch = static_cast<std::size_t>(b) * T_ * C;
+  const std::size_t batch = static_cast<std::size_t>(b) * seq_len * C;
   for (int i = threadIdx.y; i < kTransposeTile; i += kTransposeRows) {
     const int t = t0 + i, c = c0 + threadIdx.x;  // writes run along c
-    if (t < T_ && c < C)
+    if (t < seq_len && c < C)
       store(out, batch + std::size_t(t) * C + c, tile[threadIdx.x][i], accumulate);
   }
 }
@@ -199,13 +199,13 @@ __global__ void scatter_sequences_kernel(T* out, bool accumulate, const float* r
 // rows[c·pitch + s] = filter[c·stride + s] in fp32 for s < T, zero for T ≤ s < pitch (taps at
 // s ≥ T are never read).
 template <class T>
-__global__ void gather_filters_kernel(float* rows, const T* filter, int stride, int T_, int C,
+__global__ void gather_filters_kernel(float* rows, const T* filter, int stride, int seq_len, int C,
                                       int pitch) {
   const std::size_t total = static_cast<std::size_t>(C) * pitch;
   for (std::size_t i = blockIdx.x * std::size_t(blockDim.x) + threadIdx.x; i < total;
        i += std::size_t(gridDim.x) * blockDim.x) {
     const std::size_t c = i / pitch, s = i % pitch;
-    rows[i] = s < std::size_t(T_) ? load(filter, c * stride + s) : 0.0f;
+    rows[i] = s < std::size_t(seq_len) ? load(filter, c * stride + s) : 0.0f;
   }
 }
 
@@ -246,11 +246,11 @@ __global__ void filter_grad_spectra_kernel(Complex* grads, const Complex* dy, co
 // dfilter[c·stride + s] (=|+=) rows[c·pitch + s] for s < T (taps at s ≥ T untouched).
 template <class A>
 __global__ void store_filter_grads_kernel(A* dfilter, bool accumulate, const A* rows, int stride,
-                                          int T_, int C, int pitch) {
-  const std::size_t total = static_cast<std::size_t>(C) * T_;
+                                          int seq_len, int C, int pitch) {
+  const std::size_t total = static_cast<std::size_t>(C) * seq_len;
   for (std::size_t i = blockIdx.x * std::size_t(blockDim.x) + threadIdx.x; i < total;
        i += std::size_t(gridDim.x) * blockDim.x) {
-    const std::size_t c = i / T_, s = i % T_;
+    const std::size_t c = i / seq_len, s = i % seq_len;
     const A value = rows[c * pitch + s];
     A& tap = dfilter[c * stride + s];
     tap = accumulate ? tap + value : value;
@@ -332,8 +332,8 @@ __global__ void causal_conv_step_kernel(T* y, T* history, int history_stride, co
 struct FftOps {
   // The transform length for sequences of T positions, the CPU's rule: the smallest multiple of 4
   // that is at least 2T − 1 and has no prime factor above 5.
-  static int fft_length(int T_) {
-    int n = (2 * T_ - 1 + 3) / 4 * 4;
+  static int fft_length(int seq_len) {
+    int n = (2 * seq_len - 1 + 3) / 4 * 4;
     if (n < 4) n = 4;
     while (!smooth(n / 4)) n += 4;
     return n;
@@ -345,10 +345,11 @@ struct FftOps {
   // y[b, t, c] = Σ_{s≤t} filter[c·filter_stride + t − s] · x[b, s, c], for x and y (B, T, C).
   template <class T, class A>
   static void causal_conv_forward(T* y, const T* x, const T* filter, int filter_stride, int B,
-                                  int T_, int C, A* /*scratch*/, std::size_t /*scratch_size*/) {
+                                  int seq_len, int C, A* /*scratch*/,
+                                  std::size_t /*scratch_size*/) {
     static_assert(std::is_same_v<A, float>, "the CUDA convolution accumulates in fp32");
-    if (B == 0 || T_ == 0 || C == 0) return;
-    const Shape shape(B, T_, C);
+    if (B == 0 || seq_len == 0 || C == 0) return;
+    const Shape shape(B, seq_len, C);
     FftWorkspace& fft = FftWorkspace::current();
     float* rows = fft.buffer(region(shape.sequences, shape.pitch) + region(C, shape.pitch));
     float* filters = rows + region(shape.sequences, shape.pitch);
@@ -365,11 +366,11 @@ struct FftOps {
   // j ≥ T are untouched). Either output may be null.
   template <class T, class A>
   static void causal_conv_backward(Grad<T> dx, Grad<A> dfilter, const T* dy, const T* x,
-                                   const T* filter, int filter_stride, int B, int T_, int C,
+                                   const T* filter, int filter_stride, int B, int seq_len, int C,
                                    A* /*scratch*/, std::size_t /*scratch_size*/) {
     static_assert(std::is_same_v<A, float>, "the CUDA convolution keeps fp32 filter gradients");
-    if ((!dx && !dfilter) || B == 0 || T_ == 0 || C == 0) return;
-    const Shape shape(B, T_, C);
+    if ((!dx && !dfilter) || B == 0 || seq_len == 0 || C == 0) return;
+    const Shape shape(B, seq_len, C);
     const std::size_t batch_floats = region(shape.sequences, shape.pitch);
     const std::size_t channel_floats = region(C, shape.pitch);
     FftWorkspace& fft = FftWorkspace::current();
@@ -393,9 +394,9 @@ struct FftOps {
           reinterpret_cast<const float2*>(inputs), B, C, shape.bins, 1.0f / float(shape.n));
       LIGHTGPT_CUDA_CHECK_LAUNCH();
       fft.inverse(filter_grads, shape.n, C);
-      const std::size_t taps = static_cast<std::size_t>(C) * T_;
+      const std::size_t taps = static_cast<std::size_t>(C) * seq_len;
       kernels::store_filter_grads_kernel<<<elementwise_blocks(taps), 256, 0, context().stream()>>>(
-          dfilter.ptr, dfilter.mode == Mode::accumulate, filter_grads, filter_stride, T_, C,
+          dfilter.ptr, dfilter.mode == Mode::accumulate, filter_grads, filter_stride, seq_len, C,
           shape.pitch);
       LIGHTGPT_CUDA_CHECK_LAUNCH();
     }
@@ -412,7 +413,7 @@ struct FftOps {
   struct Shape {
     Shape(int b, int t, int c)
         : B(b),
-          T_(t),
+          seq_len(t),
           C(c),
           n(fft_length(t)),
           bins(n / 2 + 1),
@@ -421,7 +422,7 @@ struct FftOps {
       LIGHTGPT_CHECK((C + kernels::kTransposeTile - 1) / kernels::kTransposeTile <= 65535,
                      "causal convolution: C = ", C, " channels exceed the transpose grid");
     }
-    int B, T_, C, n, bins, pitch;
+    int B, seq_len, C, n, bins, pitch;
     std::int64_t sequences;
   };
 
@@ -444,19 +445,19 @@ struct FftOps {
     const dim3 grid(static_cast<unsigned>(s.B) * time_tiles,
                     (s.C + kernels::kTransposeTile - 1) / kernels::kTransposeTile);
     kernels::gather_sequences_kernel<<<grid, dim3(kernels::kTransposeTile, kernels::kTransposeRows),
-                                       0, context().stream()>>>(rows, in, s.T_, s.C, s.pitch,
+                                       0, context().stream()>>>(rows, in, s.seq_len, s.C, s.pitch,
                                                                 time_tiles);
     LIGHTGPT_CUDA_CHECK_LAUNCH();
   }
 
   template <class T>
   static void scatter(Grad<T> out, const float* rows, const Shape& s) {
-    const int time_tiles = (s.T_ + kernels::kTransposeTile - 1) / kernels::kTransposeTile;
+    const int time_tiles = (s.seq_len + kernels::kTransposeTile - 1) / kernels::kTransposeTile;
     const dim3 grid(static_cast<unsigned>(s.B) * time_tiles,
                     (s.C + kernels::kTransposeTile - 1) / kernels::kTransposeTile);
     kernels::scatter_sequences_kernel<<<
         grid, dim3(kernels::kTransposeTile, kernels::kTransposeRows), 0, context().stream()>>>(
-        out.ptr, out.mode == Mode::accumulate, rows, s.T_, s.C, s.pitch, time_tiles);
+        out.ptr, out.mode == Mode::accumulate, rows, s.seq_len, s.C, s.pitch, time_tiles);
     LIGHTGPT_CUDA_CHECK_LAUNCH();
   }
 
@@ -466,7 +467,7 @@ struct FftOps {
                              const Shape& s) {
     const std::size_t total = static_cast<std::size_t>(s.C) * s.pitch;
     kernels::gather_filters_kernel<<<elementwise_blocks(total), 256, 0, context().stream()>>>(
-        rows, filter, filter_stride, s.T_, s.C, s.pitch);
+        rows, filter, filter_stride, s.seq_len, s.C, s.pitch);
     LIGHTGPT_CUDA_CHECK_LAUNCH();
     fft.forward(rows, s.n, s.C);
   }

@@ -6,12 +6,13 @@
 //                   exponentials with rates from 1/max_seq_len to 1, so every channel starts as a
 //                   moving average and early training is stable;
 //   v = u ⊙ σ(x·Wgᵀ + bg)   the multiplicative gate (H3/Hyena's data-controlled gating), on by
-//                   default (AfnoOptions::gate). A sigmoid keeps the gate in (0, 1): it opens at ½ at
-//                   initialisation, so filters and gate both get gradient from the first step,
+//                   default (AfnoOptions::gate). A sigmoid keeps the gate in (0, 1): it opens at ½
+//                   at initialisation, so filters and gate both get gradient from the first step,
 //                   and it cannot amplify the convolution's output the way a linear gate can;
 //   y = v + S_λ(W2·GELU(W1·v + b1) + b2)   AFNO's block-diagonal two-layer MLP (NumBlocks blocks,
 //                   hidden width hidden_factor × C / NumBlocks), soft-shrink S_λ with
-//                   λ = sparsity_threshold (AfnoOptions), and AFNO's residual ("+ bias" in its code).
+//                   λ = sparsity_threshold (AfnoOptions), and AFNO's residual ("+ bias" in its
+//                   code).
 // Only the convolution sees other positions, and everything between rfft and irfft is linear. That
 // is the point: the original scripts ran the FFT over channels, so tokens never mixed, and their
 // token-FFT variant put the MLP and soft-shrink on the sequence spectrum, where every bin depends
@@ -65,7 +66,8 @@ struct AfnoOptions {
                    "], got ", hidden_factor);
     LIGHTGPT_CHECK(sparsity_threshold >= 0 && sparsity_threshold < 1e30,
                    "ModelConfig option 'afno.sparsity_threshold' must be finite and "
-                   "non-negative, got ", sparsity_threshold);
+                   "non-negative, got ",
+                   sparsity_threshold);
   }
 };
 
@@ -137,18 +139,18 @@ class AfnoMixerImpl {
 
   // out = mix(in); `slot` selects the activation storage of this layer. The stored activations
   // are also the forward's workspace, so they are written whether or not backward follows.
-  void forward(int layer, int slot, T* out, const T* in, int B, int T_,
+  void forward(int layer, int slot, T* out, const T* in, int B, int seq_len,
                bool /*keep_for_backward*/) {
-    const int N = B * T_;
+    const int N = B * seq_len;
     Slot s = slot_at(slot, N);
-    K::causal_conv_forward(s.conv, in, filter(layer), max_T_, B, T_, C_, conv_scratch_,
+    K::causal_conv_forward(s.conv, in, filter(layer), max_T_, B, seq_len, C_, conv_scratch_,
                            conv_scratch_size_);
     mix_channels(layer, out, in, s, N);
   }
 
   // din (its mode) ← d/d(in); parameter gradients accumulate.
-  void backward(int layer, Grad<T> din, const T* dout, const T* in, int B, int T_) {
-    const int N = B * T_;
+  void backward(int layer, Grad<T> din, const T* dout, const T* in, int B, int seq_len) {
+    const int N = B * seq_len;
     const std::size_t values = static_cast<std::size_t>(N) * C_;
     Slot s = slot_at(layer, N);
     K::shrink_residual_backward(overwrite(dgated_), overwrite(dmlp_), dout, s.mlp_out, lambda_,
@@ -169,7 +171,8 @@ class AfnoMixerImpl {
       dconv = dmlp_;
     }
     K::causal_conv_backward(din, accumulate(filter_.grad + filter_offset(layer)), dconv, in,
-                            filter(layer), max_T_, B, T_, C_, conv_scratch_, conv_scratch_size_);
+                            filter(layer), max_T_, B, seq_len, C_, conv_scratch_,
+                            conv_scratch_size_);
     if (gated_) {
       O::matmul_backward(accumulate(din.ptr), accumulate(gatew_.grad + layer_CC(layer)),
                          accumulate(gateb_.grad + layer_C(layer)), dgated_, in,

@@ -9,9 +9,9 @@
 #include <cstddef>
 #include <limits>
 
-#include "../../core/precision.hpp"
 #include "../../backend/contract.hpp"
 #include "../../backend/cpu/eigen.hpp"
+#include "../../core/precision.hpp"
 #include "kernels.hpp"
 
 #if defined(_OPENMP)
@@ -38,16 +38,16 @@ struct AttentionOps {
 #endif
   }
 
-  // Scratch elements the attention kernels need for sequences up to T_ long.
-  static std::size_t attention_scratch_size(int T_) {
-    return static_cast<std::size_t>(max_threads()) * 2 * kQueryBlock * T_;
+  // Scratch elements the attention kernels need for sequences up to seq_len long.
+  static std::size_t attention_scratch_size(int seq_len) {
+    return static_cast<std::size_t>(max_threads()) * 2 * kQueryBlock * seq_len;
   }
   // The contract's form (the model's call, with its batch's B·T and T): the CPU kernels need
   // per-thread blocks only, so the batch size, width and head count do not enter.
   template <class T>
-  static std::size_t attention_scratch_size(std::size_t /*positions*/, int T_, int /*C*/,
+  static std::size_t attention_scratch_size(std::size_t /*positions*/, int seq_len, int /*C*/,
                                             int /*NH*/) {
-    return attention_scratch_size(T_);
+    return attention_scratch_size(seq_len);
   }
   // Scratch values attention_decode needs for positions 0..positions−1: one score per head and
   // position.
@@ -59,29 +59,29 @@ struct AttentionOps {
   // qkv[B, T, 3C] holds q | k | v, head h in columns [h·hs, (h+1)·hs) of each; out[B, T, C].
   // lse[B, NH, T] is written when non-null.
   template <class T, class A>
-  static void attention_forward(T* out, A* lse, const T* qkv, int B, int T_, int C, int NH,
+  static void attention_forward(T* out, A* lse, const T* qkv, int B, int seq_len, int C, int NH,
                                 T* scratch) {
     if constexpr (is_16bit_v<T>) {
       // 16-bit storage: widen q | k | v, run the fp32 kernel, round the output once.
       (void)scratch;
-      const std::size_t positions = std::size_t(B) * T_;
+      const std::size_t positions = std::size_t(B) * seq_len;
       float* q = detail::staging(5, positions * 3 * C);
       float* y = detail::staging(6, positions * C);
       detail::widen_into(q, qkv, positions * 3 * C);
-      attention_forward_wide(y, lse, static_cast<const float*>(q), B, T_, C, NH,
-                             detail::staging(7, attention_scratch_size(T_)));
+      attention_forward_wide(y, lse, static_cast<const float*>(q), B, seq_len, C, NH,
+                             detail::staging(7, attention_scratch_size(seq_len)));
       detail::round_into(out, y, positions * C);
     } else {
-      attention_forward_wide(out, lse, qkv, B, T_, C, NH, scratch);
+      attention_forward_wide(out, lse, qkv, B, seq_len, C, NH, scratch);
     }
   }
 
   template <class T, class A>
   static void attention_backward(Grad<T> dqkv, const T* dout, const T* qkv, const T* out,
-                                 const A* lse, int B, int T_, int C, int NH, T* scratch) {
+                                 const A* lse, int B, int seq_len, int C, int NH, T* scratch) {
     if constexpr (is_16bit_v<T>) {
       (void)scratch;
-      const std::size_t positions = std::size_t(B) * T_;
+      const std::size_t positions = std::size_t(B) * seq_len;
       float* q = detail::staging(5, positions * 3 * C);
       float* y = detail::staging(6, positions * C);
       float* dy = detail::staging(1, positions * C);
@@ -91,32 +91,33 @@ struct AttentionOps {
       detail::widen_into(dy, dout, positions * C);
       attention_backward_wide(overwrite(dq), static_cast<const float*>(dy),
                               static_cast<const float*>(q), static_cast<const float*>(y), lse, B,
-                              T_, C, NH, detail::staging(7, attention_scratch_size(T_)));
+                              seq_len, C, NH, detail::staging(7, attention_scratch_size(seq_len)));
       detail::round_into(dqkv.ptr, dq, positions * 3 * C, dqkv.mode);
     } else {
-      attention_backward_wide(dqkv, dout, qkv, out, lse, B, T_, C, NH, scratch);
+      attention_backward_wide(dqkv, dout, qkv, out, lse, B, seq_len, C, NH, scratch);
     }
   }
 
  private:
   // The kernels proper, for fp32/fp64 operands.
   template <class T, class A>
-  static void attention_forward_wide(T* out, A* lse, const T* qkv, int B, int T_, int C, int NH,
-                                     T* scratch) {
+  static void attention_forward_wide(T* out, A* lse, const T* qkv, int B, int seq_len, int C,
+                                     int NH, T* scratch) {
     using detail::RowMatrix;
     const int hs = C / NH;
-    const int blocks = (T_ + kQueryBlock - 1) / kQueryBlock;
+    const int blocks = (seq_len + kQueryBlock - 1) / kQueryBlock;
     const T scale = T(1) / std::sqrt(T(hs));
 #pragma omp parallel for collapse(2) schedule(dynamic)
     for (int bh = 0; bh < B * NH; ++bh) {
       for (int block = 0; block < blocks; ++block) {
         const int b = bh / NH, h = bh % NH;
-        const int t0 = block * kQueryBlock, t1 = std::min(T_, t0 + kQueryBlock), rows = t1 - t0;
-        const T* base = qkv + static_cast<std::size_t>(b) * T_ * 3 * C + h * hs;
+        const int t0 = block * kQueryBlock, t1 = std::min(seq_len, t0 + kQueryBlock),
+                  rows = t1 - t0;
+        const T* base = qkv + static_cast<std::size_t>(b) * seq_len * 3 * C + h * hs;
         auto q = detail::strided(base + static_cast<std::size_t>(t0) * 3 * C, rows, hs, 3 * C);
         auto k = detail::strided(base + C, t1, hs, 3 * C);
         auto v = detail::strided(base + 2 * C, t1, hs, 3 * C);
-        auto probs = detail::view(thread_scratch(scratch, T_, 0), rows, t1);
+        auto probs = detail::view(thread_scratch(scratch, seq_len, 0), rows, t1);
         probs.noalias() = (q * k.transpose()) * scale;
         for (int i = 0; i < rows; ++i) {
           const int visible = t0 + i + 1;
@@ -130,10 +131,10 @@ struct AttentionOps {
           }
           for (int s = 0; s < visible; ++s) probs(i, s) = T(A(probs(i, s)) / sum);
           for (int s = visible; s < t1; ++s) probs(i, s) = T(0);
-          if (lse) lse[static_cast<std::size_t>(bh) * T_ + t0 + i] = row_max + std::log(sum);
+          if (lse) lse[static_cast<std::size_t>(bh) * seq_len + t0 + i] = row_max + std::log(sum);
         }
-        auto y = detail::strided(out + (static_cast<std::size_t>(b) * T_ + t0) * C + h * hs, rows,
-                                 hs, C);
+        auto y = detail::strided(out + (static_cast<std::size_t>(b) * seq_len + t0) * C + h * hs,
+                                 rows, hs, C);
         y.noalias() = probs * v;
       }
     }
@@ -141,23 +142,24 @@ struct AttentionOps {
 
   template <class T, class A>
   static void attention_backward_wide(Grad<T> dqkv, const T* dout, const T* qkv, const T* out,
-                                      const A* lse, int B, int T_, int C, int NH, T* scratch) {
+                                      const A* lse, int B, int seq_len, int C, int NH, T* scratch) {
     const int hs = C / NH;
-    const int blocks = (T_ + kQueryBlock - 1) / kQueryBlock;
+    const int blocks = (seq_len + kQueryBlock - 1) / kQueryBlock;
     const T scale = T(1) / std::sqrt(T(hs));
 #pragma omp parallel for schedule(dynamic)
     for (int bh = 0; bh < B * NH; ++bh) {
       const int b = bh / NH, h = bh % NH;
-      const std::size_t batch_offset = static_cast<std::size_t>(b) * T_ * 3 * C + h * hs;
+      const std::size_t batch_offset = static_cast<std::size_t>(b) * seq_len * 3 * C + h * hs;
       const T* base = qkv + batch_offset;
       T* grad_base = dqkv.ptr + batch_offset;
       if (dqkv.mode == Mode::overwrite) {
         for (int part = 0; part < 3; ++part) {
-          detail::strided(grad_base + part * C, T_, hs, 3 * C).setZero();
+          detail::strided(grad_base + part * C, seq_len, hs, 3 * C).setZero();
         }
       }
       for (int block = 0; block < blocks; ++block) {
-        const int t0 = block * kQueryBlock, t1 = std::min(T_, t0 + kQueryBlock), rows = t1 - t0;
+        const int t0 = block * kQueryBlock, t1 = std::min(seq_len, t0 + kQueryBlock),
+                  rows = t1 - t0;
         const std::size_t q_offset = static_cast<std::size_t>(t0) * 3 * C;
         auto q = detail::strided(base + q_offset, rows, hs, 3 * C);
         auto k = detail::strided(base + C, t1, hs, 3 * C);
@@ -165,16 +167,16 @@ struct AttentionOps {
         auto dq = detail::strided(grad_base + q_offset, rows, hs, 3 * C);
         auto dk = detail::strided(grad_base + C, t1, hs, 3 * C);
         auto dv = detail::strided(grad_base + 2 * C, t1, hs, 3 * C);
-        const std::size_t out_offset = (static_cast<std::size_t>(b) * T_ + t0) * C + h * hs;
+        const std::size_t out_offset = (static_cast<std::size_t>(b) * seq_len + t0) * C + h * hs;
         auto y = detail::strided(out + out_offset, rows, hs, C);
         auto dy = detail::strided(dout + out_offset, rows, hs, C);
 
-        auto probs = detail::view(thread_scratch(scratch, T_, 0), rows, t1);
-        auto dprobs = detail::view(thread_scratch(scratch, T_, 1), rows, t1);
+        auto probs = detail::view(thread_scratch(scratch, seq_len, 0), rows, t1);
+        auto dprobs = detail::view(thread_scratch(scratch, seq_len, 1), rows, t1);
         probs.noalias() = (q * k.transpose()) * scale;
         for (int i = 0; i < rows; ++i) {
           const int visible = t0 + i + 1;
-          const A row_lse = lse[static_cast<std::size_t>(bh) * T_ + t0 + i];
+          const A row_lse = lse[static_cast<std::size_t>(bh) * seq_len + t0 + i];
           for (int s = 0; s < visible; ++s) probs(i, s) = T(std::exp(A(probs(i, s)) - row_lse));
           for (int s = visible; s < t1; ++s) probs(i, s) = T(0);
         }
@@ -219,7 +221,8 @@ struct AttentionOps {
       for (int s = 0; s <= t; ++s) sum += (p[s] = std::exp(p[s] - row_max));
       for (int d = 0; d < hs; ++d) {
         A y = 0;
-        for (int s = 0; s <= t; ++s) y += p[s] * A(qkv[static_cast<std::size_t>(s) * 3 * C + 2 * C + h * hs + d]);
+        for (int s = 0; s <= t; ++s)
+          y += p[s] * A(qkv[static_cast<std::size_t>(s) * 3 * C + 2 * C + h * hs + d]);
         out[h * hs + d] = T(y / sum);
       }
     }
@@ -227,8 +230,8 @@ struct AttentionOps {
 
  private:
   template <class T>
-  static T* thread_scratch(T* scratch, int T_, int slot) {
-    return scratch + (static_cast<std::size_t>(thread_index()) * 2 + slot) * kQueryBlock * T_;
+  static T* thread_scratch(T* scratch, int seq_len, int slot) {
+    return scratch + (static_cast<std::size_t>(thread_index()) * 2 + slot) * kQueryBlock * seq_len;
   }
 };
 

@@ -36,11 +36,11 @@
 #include <cstdint>
 #include <type_traits>
 
-#include "../../core/precision.hpp"
 #include "../../backend/contract.hpp"
 #include "../../backend/cuda/context.cuh"
 #include "../../backend/cuda/gemm.cuh"
 #include "../../backend/cuda/reduce.cuh"
+#include "../../core/precision.hpp"
 #include "kernels.hpp"
 
 namespace lightgpt::cuda {
@@ -54,16 +54,16 @@ constexpr int kSplitWarps = 8;
 // src [B, T, parts, NH, hs] (rows of parts·C) -> part p of dst at dst + p·B·T·C, [B, NH, T, hs],
 // widened to fp32.
 template <class T>
-__global__ void split_heads_kernel(float* dst, const T* src, int B, int T_, int NH, int hs,
+__global__ void split_heads_kernel(float* dst, const T* src, int B, int seq_len, int NH, int hs,
                                    int parts) {
   const int segment = blockIdx.x * kSplitWarps + threadIdx.y;
   if (segment >= parts * NH) return;
   const int p = segment / NH, h = segment - p * NH;
-  const std::size_t C = std::size_t(NH) * hs, positions = std::size_t(B) * T_;
+  const std::size_t C = std::size_t(NH) * hs, positions = std::size_t(B) * seq_len;
   for (int b = blockIdx.z; b < B; b += gridDim.z) {
-    for (int t = blockIdx.y; t < T_; t += gridDim.y) {
-      const T* from = src + ((std::size_t(b) * T_ + t) * parts * NH + segment) * hs;
-      float* to = dst + p * positions * C + ((std::size_t(b) * NH + h) * T_ + t) * hs;
+    for (int t = blockIdx.y; t < seq_len; t += gridDim.y) {
+      const T* from = src + ((std::size_t(b) * seq_len + t) * parts * NH + segment) * hs;
+      float* to = dst + p * positions * C + ((std::size_t(b) * NH + h) * seq_len + t) * hs;
       for (int d = threadIdx.x; d < hs; d += 32) to[d] = load(from, d);
     }
   }
@@ -72,16 +72,16 @@ __global__ void split_heads_kernel(float* dst, const T* src, int B, int T_, int 
 // The inverse of split_heads, rounding to the storage type as it stores (or adds) into rows of
 // parts·C.
 template <class T>
-__global__ void merge_heads_kernel(T* dst, bool accumulate, const float* src, int B, int T_, int NH,
-                                   int hs, int parts) {
+__global__ void merge_heads_kernel(T* dst, bool accumulate, const float* src, int B, int seq_len,
+                                   int NH, int hs, int parts) {
   const int segment = blockIdx.x * kSplitWarps + threadIdx.y;
   if (segment >= parts * NH) return;
   const int p = segment / NH, h = segment - p * NH;
-  const std::size_t C = std::size_t(NH) * hs, positions = std::size_t(B) * T_;
+  const std::size_t C = std::size_t(NH) * hs, positions = std::size_t(B) * seq_len;
   for (int b = blockIdx.z; b < B; b += gridDim.z) {
-    for (int t = blockIdx.y; t < T_; t += gridDim.y) {
-      T* to = dst + ((std::size_t(b) * T_ + t) * parts * NH + segment) * hs;
-      const float* from = src + p * positions * C + ((std::size_t(b) * NH + h) * T_ + t) * hs;
+    for (int t = blockIdx.y; t < seq_len; t += gridDim.y) {
+      T* to = dst + ((std::size_t(b) * seq_len + t) * parts * NH + segment) * hs;
+      const float* from = src + p * positions * C + ((std::size_t(b) * NH + h) * seq_len + t) * hs;
       for (int d = threadIdx.x; d < hs; d += 32) {
         to[d] = accumulate ? T(load(to, d) + from[d]) : T(from[d]);
       }
@@ -92,11 +92,11 @@ __global__ void merge_heads_kernel(T* dst, bool accumulate, const float* src, in
 // One warp per row r = (b·NH + h)·T + t of the [B·NH, T, T] scores, in place: S becomes
 // P = softmax over s ≤ t, zero above the diagonal; lse[r] = log Σ_{s≤t} exp(S).
 template <class A>
-__global__ void causal_softmax_forward_kernel(A* scores, A* lse, int rows, int T_) {
+__global__ void causal_softmax_forward_kernel(A* scores, A* lse, int rows, int seq_len) {
   const int row = blockIdx.x * (blockDim.x / 32) + threadIdx.x / 32, lane = threadIdx.x % 32;
   if (row >= rows) return;
-  const int t = row % T_;
-  A* s_row = scores + static_cast<std::size_t>(row) * T_;
+  const int t = row % seq_len;
+  A* s_row = scores + static_cast<std::size_t>(row) * seq_len;
   A row_max = -INFINITY;
   for (int s = lane; s <= t; s += 32) row_max = fmax(row_max, s_row[s]);
   row_max = warp_max(row_max);
@@ -104,7 +104,7 @@ __global__ void causal_softmax_forward_kernel(A* scores, A* lse, int rows, int T
   for (int s = lane; s <= t; s += 32) sum += exp(s_row[s] - row_max);
   sum = warp_sum(sum);
   // Each lane rewrites only the elements it read: in place is safe.
-  for (int s = lane; s < T_; s += 32) s_row[s] = s <= t ? exp(s_row[s] - row_max) / sum : A(0);
+  for (int s = lane; s < seq_len; s += 32) s_row[s] = s <= t ? exp(s_row[s] - row_max) / sum : A(0);
   if (lse && lane == 0) lse[row] = row_max + log(sum);
 }
 
@@ -118,7 +118,7 @@ struct SoftmaxBackwardArgs {
   const A* lse;
   const T* out;
   const T* dout;
-  int rows, T_, NH, hs;
+  int rows, seq_len, NH, hs;
   A scale;
 };
 
@@ -128,17 +128,18 @@ template <class T, class A>
 __global__ void causal_softmax_backward_kernel(SoftmaxBackwardArgs<T, A> args) {
   const int row = blockIdx.x * (blockDim.x / 32) + threadIdx.x / 32, lane = threadIdx.x % 32;
   if (row >= args.rows) return;
-  const int T_ = args.T_, t = row % T_, bh = row / T_;
+  const int seq_len = args.seq_len, t = row % seq_len, bh = row / seq_len;
   const int b = bh / args.NH, h = bh - b * args.NH;
-  const std::size_t at = (std::size_t(b) * T_ + t) * args.NH * args.hs + std::size_t(h) * args.hs;
+  const std::size_t at =
+      (std::size_t(b) * seq_len + t) * args.NH * args.hs + std::size_t(h) * args.hs;
   A dot = 0;
   for (int d = lane; d < args.hs; d += 32)
     dot += A(load(args.dout, at + d)) * load(args.out, at + d);
   dot = warp_sum(dot);
-  const std::size_t base = static_cast<std::size_t>(row) * T_;
+  const std::size_t base = static_cast<std::size_t>(row) * seq_len;
   const A row_lse = args.lse[row];
   // Each lane rewrites only the elements it reads: in place is safe.
-  for (int s = lane; s < T_; s += 32) {
+  for (int s = lane; s < seq_len; s += 32) {
     const A p = s <= t ? exp(args.scores[base + s] - row_lse) : A(0);
     args.dprobs[base + s] = p * (args.dprobs[base + s] - dot) * args.scale;
     args.scores[base + s] = p;
@@ -239,9 +240,9 @@ struct AttentionOps {
              2 * aligned(score_count * sizeof(float));
     }
 
-    Workspace(void* scratch, int B, int T_, int C, int NH) {
-      const std::size_t positions = std::size_t(B) * T_, P = positions * C;
-      const std::size_t score_count = positions * NH * T_;
+    Workspace(void* scratch, int B, int seq_len, int C, int NH) {
+      const std::size_t positions = std::size_t(B) * seq_len, P = positions * C;
+      const std::size_t score_count = positions * NH * seq_len;
       const auto address = reinterpret_cast<std::uintptr_t>(scratch);
       auto* at = reinterpret_cast<unsigned char*>((address + kAlign - 1) / kAlign * kAlign);
       auto take = [&](std::size_t bytes) {
@@ -281,21 +282,22 @@ struct AttentionOps {
 
   // split_heads / merge_heads over `parts` parts of B·T rows.
   template <class T>
-  static void split_heads(float* dst, const T* src, int B, int T_, int NH, int hs, int parts) {
-    kernels::split_heads_kernel<<<heads_grid(B, T_, NH, parts), dim3(32, kernels::kSplitWarps), 0,
-                                  context().stream()>>>(dst, src, B, T_, NH, hs, parts);
+  static void split_heads(float* dst, const T* src, int B, int seq_len, int NH, int hs, int parts) {
+    kernels::split_heads_kernel<<<heads_grid(B, seq_len, NH, parts), dim3(32, kernels::kSplitWarps),
+                                  0, context().stream()>>>(dst, src, B, seq_len, NH, hs, parts);
     LIGHTGPT_CUDA_CHECK_LAUNCH();
   }
   template <class T>
-  static void merge_heads(T* dst, bool accumulate, const float* src, int B, int T_, int NH, int hs,
-                          int parts) {
-    kernels::merge_heads_kernel<<<heads_grid(B, T_, NH, parts), dim3(32, kernels::kSplitWarps), 0,
-                                  context().stream()>>>(dst, accumulate, src, B, T_, NH, hs, parts);
+  static void merge_heads(T* dst, bool accumulate, const float* src, int B, int seq_len, int NH,
+                          int hs, int parts) {
+    kernels::merge_heads_kernel<<<heads_grid(B, seq_len, NH, parts), dim3(32, kernels::kSplitWarps),
+                                  0, context().stream()>>>(dst, accumulate, src, B, seq_len, NH, hs,
+                                                           parts);
     LIGHTGPT_CUDA_CHECK_LAUNCH();
   }
-  static dim3 heads_grid(int B, int T_, int NH, int parts) {
+  static dim3 heads_grid(int B, int seq_len, int NH, int parts) {
     const unsigned segments = (parts * NH + kernels::kSplitWarps - 1) / kernels::kSplitWarps;
-    return dim3(segments, static_cast<unsigned>(std::min(T_, 65535)),
+    return dim3(segments, static_cast<unsigned>(std::min(seq_len, 65535)),
                 static_cast<unsigned>(std::min(B, 65535)));
   }
 
@@ -303,11 +305,11 @@ struct AttentionOps {
 
  public:
   // Scratch elements of T for calls of up to `positions` = B·T positions whose sequences are at
-  // most T_ long: the caller passes the T of its batch, not the model's max_T (the B·NH·T² scores
-  // dominate, so sizing them by max_T would waste (max_T / T)×). Host-only arithmetic.
+  // most seq_len long: the caller passes the T of its batch, not the model's max_T (the B·NH·T²
+  // scores dominate, so sizing them by max_T would waste (max_T / T)×). Host-only arithmetic.
   template <class T>
-  static std::size_t attention_scratch_size(std::size_t positions, int T_, int C, int NH) {
-    const std::size_t score_count = positions * std::size_t(NH) * std::size_t(T_);
+  static std::size_t attention_scratch_size(std::size_t positions, int seq_len, int C, int NH) {
+    const std::size_t score_count = positions * std::size_t(NH) * std::size_t(seq_len);
     const std::size_t bytes = Workspace::bytes(positions, score_count, std::size_t(C));
     return (bytes + kAlign + sizeof(T) - 1) / sizeof(T);  // kAlign: room to align the base
   }
@@ -325,54 +327,56 @@ struct AttentionOps {
   // lse[B, NH, T] is written when non-null. scratch: attention_scratch_size(B·T, T, C, NH)
   // elements (or more).
   template <class T, class A>
-  static void attention_forward(T* out, A* lse, const T* qkv, int B, int T_, int C, int NH,
+  static void attention_forward(T* out, A* lse, const T* qkv, int B, int seq_len, int C, int NH,
                                 T* scratch) {
     static_assert(std::is_same_v<A, float>, "CUDA attention accumulates in fp32");
-    const int hs = C / NH, heads = B * NH, rows = heads * T_;
+    const int hs = C / NH, heads = B * NH, rows = heads * seq_len;
     if (rows == 0) return;
-    Workspace w(scratch, B, T_, C, NH);
-    split_heads(w.q, qkv, B, T_, NH, hs, 3);
-    const std::int64_t head_stride = std::int64_t(T_) * hs, score_stride = std::int64_t(T_) * T_;
+    Workspace w(scratch, B, seq_len, C, NH);
+    split_heads(w.q, qkv, B, seq_len, NH, hs, 3);
+    const std::int64_t head_stride = std::int64_t(seq_len) * hs,
+                       score_stride = std::int64_t(seq_len) * seq_len;
     const float scale = 1.0f / std::sqrt(float(hs));
-    heads_gemm(false, true, T_, T_, hs, w.q, hs, head_stride, w.k, hs, head_stride, w.scores, T_,
-               score_stride, heads, scale);
+    heads_gemm(false, true, seq_len, seq_len, hs, w.q, hs, head_stride, w.k, hs, head_stride,
+               w.scores, seq_len, score_stride, heads, scale);
     kernels::causal_softmax_forward_kernel<<<warp_rows_blocks(rows), 256, 0, context().stream()>>>(
-        w.scores, lse, rows, T_);
+        w.scores, lse, rows, seq_len);
     LIGHTGPT_CUDA_CHECK_LAUNCH();
-    heads_gemm(false, false, T_, hs, T_, w.scores, T_, score_stride, w.v, hs, head_stride, w.y, hs,
-               head_stride, heads, 1.0f);
-    merge_heads(out, false, w.y, B, T_, NH, hs, 1);
+    heads_gemm(false, false, seq_len, hs, seq_len, w.scores, seq_len, score_stride, w.v, hs,
+               head_stride, w.y, hs, head_stride, heads, 1.0f);
+    merge_heads(out, false, w.y, B, seq_len, NH, hs, 1);
   }
 
   // out is the forward's output (for <dy, y>, as on the CPU); scratch as for the forward.
   template <class T, class A>
   static void attention_backward(Grad<T> dqkv, const T* dout, const T* qkv, const T* out,
-                                 const A* lse, int B, int T_, int C, int NH, T* scratch) {
+                                 const A* lse, int B, int seq_len, int C, int NH, T* scratch) {
     static_assert(std::is_same_v<A, float>, "CUDA attention accumulates in fp32");
-    const int hs = C / NH, heads = B * NH, rows = heads * T_;
+    const int hs = C / NH, heads = B * NH, rows = heads * seq_len;
     if (rows == 0) return;
-    Workspace w(scratch, B, T_, C, NH);
-    split_heads(w.q, qkv, B, T_, NH, hs, 3);
-    split_heads(w.y, dout, B, T_, NH, hs, 1);
-    const std::int64_t head_stride = std::int64_t(T_) * hs, score_stride = std::int64_t(T_) * T_;
+    Workspace w(scratch, B, seq_len, C, NH);
+    split_heads(w.q, qkv, B, seq_len, NH, hs, 3);
+    split_heads(w.y, dout, B, seq_len, NH, hs, 1);
+    const std::int64_t head_stride = std::int64_t(seq_len) * hs,
+                       score_stride = std::int64_t(seq_len) * seq_len;
     const float scale = 1.0f / std::sqrt(float(hs));
-    heads_gemm(false, true, T_, T_, hs, w.q, hs, head_stride, w.k, hs, head_stride, w.scores, T_,
-               score_stride, heads, scale);
-    heads_gemm(false, true, T_, T_, hs, w.y, hs, head_stride, w.v, hs, head_stride, w.dprobs, T_,
-               score_stride, heads, 1.0f);
+    heads_gemm(false, true, seq_len, seq_len, hs, w.q, hs, head_stride, w.k, hs, head_stride,
+               w.scores, seq_len, score_stride, heads, scale);
+    heads_gemm(false, true, seq_len, seq_len, hs, w.y, hs, head_stride, w.v, hs, head_stride,
+               w.dprobs, seq_len, score_stride, heads, 1.0f);
     const kernels::SoftmaxBackwardArgs<T, A> args{w.scores, w.dprobs, lse, out, dout,
-                                                  rows,     T_,       NH,  hs,  scale};
+                                                  rows,     seq_len,  NH,  hs,  scale};
     kernels::causal_softmax_backward_kernel<<<warp_rows_blocks(rows), 256, 0, context().stream()>>>(
         args);
     LIGHTGPT_CUDA_CHECK_LAUNCH();
     // dV = Pᵀ·dY, dQ = dS·K, dK = dSᵀ·Q.
-    heads_gemm(true, false, T_, hs, T_, w.scores, T_, score_stride, w.y, hs, head_stride, w.dv, hs,
-               head_stride, heads, 1.0f);
-    heads_gemm(false, false, T_, hs, T_, w.dprobs, T_, score_stride, w.k, hs, head_stride, w.dq, hs,
-               head_stride, heads, 1.0f);
-    heads_gemm(true, false, T_, hs, T_, w.dprobs, T_, score_stride, w.q, hs, head_stride, w.dk, hs,
-               head_stride, heads, 1.0f);
-    merge_heads(dqkv.ptr, dqkv.mode == Mode::accumulate, w.dq, B, T_, NH, hs, 3);
+    heads_gemm(true, false, seq_len, hs, seq_len, w.scores, seq_len, score_stride, w.y, hs,
+               head_stride, w.dv, hs, head_stride, heads, 1.0f);
+    heads_gemm(false, false, seq_len, hs, seq_len, w.dprobs, seq_len, score_stride, w.k, hs,
+               head_stride, w.dq, hs, head_stride, heads, 1.0f);
+    heads_gemm(true, false, seq_len, hs, seq_len, w.dprobs, seq_len, score_stride, w.q, hs,
+               head_stride, w.dk, hs, head_stride, heads, 1.0f);
+    merge_heads(dqkv.ptr, dqkv.mode == Mode::accumulate, w.dq, B, seq_len, NH, hs, 3);
   }
 
   // Incremental decoding, one sequence: the query of position t against the cached keys and

@@ -85,21 +85,22 @@ class AttentionMixer {
   }
 
   // out = attention(in) projected; `slot` selects the activation storage of this layer.
-  void forward(int layer, int slot, T* out, const T* in, int B, int T_, bool keep_for_backward) {
-    const int N = B * T_;
+  void forward(int layer, int slot, T* out, const T* in, int B, int seq_len,
+               bool keep_for_backward) {
+    const int N = B * seq_len;
     const std::size_t layer_C = static_cast<std::size_t>(layer) * C_;
     T* qkv = qkv_ + static_cast<std::size_t>(slot) * N * 3 * C_;
     T* atty = atty_ + static_cast<std::size_t>(slot) * N * C_;
     A* lse = keep_for_backward ? lse_ + static_cast<std::size_t>(slot) * N * NH_ : nullptr;
     O::matmul_forward(qkv, in, qkvw_.value + layer_C * 3 * C_, qkvb_.value + layer_C * 3, N, C_,
                       3 * C_);
-    K::attention_forward(atty, lse, qkv, B, T_, C_, NH_, scratch(B, T_));
+    K::attention_forward(atty, lse, qkv, B, seq_len, C_, NH_, scratch(B, seq_len));
     O::matmul_forward(out, atty, attprojw_.value + layer_C * C_, attprojb_.value + layer_C, N, C_,
                       C_);
   }
 
-  void backward(int layer, Grad<T> din, const T* dout, const T* in, int B, int T_) {
-    const int N = B * T_;
+  void backward(int layer, Grad<T> din, const T* dout, const T* in, int B, int seq_len) {
+    const int N = B * seq_len;
     const std::size_t layer_C = static_cast<std::size_t>(layer) * C_;
     const T* qkv = qkv_ + static_cast<std::size_t>(layer) * N * 3 * C_;
     const T* atty = atty_ + static_cast<std::size_t>(layer) * N * C_;
@@ -107,7 +108,8 @@ class AttentionMixer {
     O::matmul_backward(overwrite(datty_), accumulate(attprojw_.grad + layer_C * C_),
                        accumulate(attprojb_.grad + layer_C), dout, atty,
                        attprojw_.value + layer_C * C_, N, C_, C_);
-    K::attention_backward(overwrite(dqkv_), datty_, qkv, atty, lse, B, T_, C_, NH_, scratch(B, T_));
+    K::attention_backward(overwrite(dqkv_), datty_, qkv, atty, lse, B, seq_len, C_, NH_,
+                          scratch(B, seq_len));
     O::matmul_backward(din, accumulate(qkvw_.grad + layer_C * 3 * C_),
                        accumulate(qkvb_.grad + layer_C * 3), dqkv_, in,
                        qkvw_.value + layer_C * 3 * C_, N, C_, 3 * C_);
@@ -119,11 +121,11 @@ class AttentionMixer {
  private:
   using Tensor = BoundTensor<T, A>;
 
-  // The scratch of a (B, T_) call. Growing releases the old buffer first, so the two never
+  // The scratch of a (B, seq_len) call. Growing releases the old buffer first, so the two never
   // coexist (on the GPU the release waits for the kernels still using it).
-  T* scratch(int B, int T_) {
-    const std::size_t needed =
-        K::template attention_scratch_size<T>(static_cast<std::size_t>(B) * T_, T_, C_, NH_);
+  T* scratch(int B, int seq_len) {
+    const std::size_t needed = K::template attention_scratch_size<T>(
+        static_cast<std::size_t>(B) * seq_len, seq_len, C_, NH_);
     if (needed > scratch_.size()) {
       scratch_ = Buffer<T, Backend>();
       scratch_ = Buffer<T, Backend>(needed);
