@@ -42,6 +42,25 @@ struct AdamWConfig {
     LIGHTGPT_CHECK(sparse_rows_lr_scale > 0 && std::isfinite(sparse_rows_lr_scale),
                    "AdamW sparse_rows_lr_scale must be positive, got ", sparse_rows_lr_scale);
   }
+
+  // What the gradients are multiplied by in an update whose multiplied gradients have the global
+  // norm `norm`: grad_multiplier, and the clip to grad_clip when the norm exceeds it.
+  double gradient_scale(double norm, double grad_multiplier) const {
+    return (grad_clip > 0 && norm > grad_clip ? grad_clip / norm : 1.0) * grad_multiplier;
+  }
+  // The constants of update number `step` (1-based) of `tensor`.
+  template <class A>
+  AdamWStep<A> step_for(const TensorInfo& tensor, double lr, std::int64_t step,
+                        double gradient_scale) const {
+    return {A(tensor.sparse_rows ? lr * sparse_rows_lr_scale : lr),
+            A(beta1),
+            A(beta2),
+            A(eps),
+            A(tensor.weight_decay ? weight_decay : 0.0),
+            A(1.0 - std::pow(beta1, double(step))),
+            A(1.0 - std::pow(beta2, double(step))),
+            A(gradient_scale)};
+  }
 };
 
 template <class Backend, class A>
@@ -106,19 +125,10 @@ class AdamW {
         std::sqrt(O::sum_of_squares(store.grads(), layout_.size())) * grad_multiplier;
     if (!std::isfinite(norm)) return norm;
     ++steps_;
-    const double clip =
-        (config_.grad_clip > 0 && norm > config_.grad_clip ? config_.grad_clip / norm : 1.0) *
-        grad_multiplier;
+    const double scale = config_.gradient_scale(norm, grad_multiplier);
     std::size_t seen_at = 0;
     for (const TensorInfo& tensor : layout_.tensors()) {
-      AdamWStep<A> update{A(tensor.sparse_rows ? lr * config_.sparse_rows_lr_scale : lr),
-                          A(config_.beta1),
-                          A(config_.beta2),
-                          A(config_.eps),
-                          A(tensor.weight_decay ? config_.weight_decay : 0.0),
-                          A(1.0 - std::pow(config_.beta1, double(steps_))),
-                          A(1.0 - std::pow(config_.beta2, double(steps_))),
-                          A(clip)};
+      const AdamWStep<A> update = config_.step_for<A>(tensor, lr, steps_, scale);
       const std::size_t at = tensor.offset;
       if (tensor.sparse_rows) {
         const auto rows = static_cast<std::size_t>(tensor.shape.front());

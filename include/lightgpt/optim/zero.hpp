@@ -95,19 +95,10 @@ class ShardedAdamW {
     const double norm = std::sqrt(squares) * grad_multiplier;
     if (!std::isfinite(norm)) return norm;
     ++steps_;
-    const double clip =
-        (config_.grad_clip > 0 && norm > config_.grad_clip ? config_.grad_clip / norm : 1.0) *
-        grad_multiplier;
+    const double scale = config_.gradient_scale(norm, grad_multiplier);
     for (const Piece& piece : pieces_) {
       const TensorInfo& tensor = *piece.tensor;
-      AdamWStep<A> update{A(tensor.sparse_rows ? lr * config_.sparse_rows_lr_scale : lr),
-                          A(config_.beta1),
-                          A(config_.beta2),
-                          A(config_.eps),
-                          A(tensor.weight_decay ? config_.weight_decay : 0.0),
-                          A(1.0 - std::pow(config_.beta1, double(steps_))),
-                          A(1.0 - std::pow(config_.beta2, double(steps_))),
-                          A(clip)};
+      const AdamWStep<A> update = config_.step_for<A>(tensor, lr, steps_, scale);
       const std::size_t at = piece.begin, local = piece.begin - begin_;
       if (tensor.sparse_rows) {
         O::adamw_update_sparse_rows(store.values() + at, store.master() + at, m_.data() + local,
