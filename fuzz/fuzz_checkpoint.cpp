@@ -18,20 +18,10 @@ namespace {
 using Model = lightgpt::GPT<lightgpt::Fp32, lightgpt::DenseHead<>, lightgpt::Attention,
                            lightgpt::Cpu>;
 
-lightgpt::ModelConfig seed_config() {
-  lightgpt::ModelConfig config;
-  config.vocab_size = 23;
-  config.max_seq_len = 12;
-  config.n_layer = 2;
-  config.n_head = 2;
-  config.d_model = 8;
-  return config;
-}
-
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
-  static Model model(seed_config(), 1);
+  static Model model(lightgpt::fuzz::seed_config(), 1);
   static lightgpt::AdamW<lightgpt::Cpu, float> optimizer(model.parameters().layout());
   const auto path = lightgpt::fuzz::write_input("checkpoint", data, size);
   try {

@@ -21,17 +21,7 @@ using Model =
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
-  static Model model(
-      [] {
-        lightgpt::ModelConfig config;
-        config.vocab_size = 23;
-        config.max_seq_len = 12;
-        config.n_layer = 2;
-        config.n_head = 2;
-        config.d_model = 8;
-        return config;
-      }(),
-      1);
+  static Model model(lightgpt::fuzz::seed_config(), 1);
   const auto path = lightgpt::fuzz::write_input("safetensors", data, size);
   try {
     lightgpt::read_safetensors_header(path);
