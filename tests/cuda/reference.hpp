@@ -39,7 +39,7 @@ void attention_backward(float* dqkv, bool accumulate, const float* dout, const f
                         const float* out, const float* lse, int B, int T, int C, int NH);
 void attention_decode(float* out, const float* qkv, int t, int C, int NH);
 
-// One layer of the attention mixer, AttentionMixer<Cpu, Fp32> built from config (d_model, n_head,
+// One layer of the attention mixer, AttentionImpl<Cpu, Fp32> built from config (d_model, n_head,
 // max_seq_len; n_layer 1), with `params` per tensor in its layout order: the forward of x [B, T, C]
 // and the backward of dout (input gradient overwritten, parameter gradients from zero).
 struct MixerStep {

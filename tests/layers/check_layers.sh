@@ -25,7 +25,7 @@ while IFS= read -r line; do fail "backend includes a layer above it: $line"; don
   grep -rnE '#include +"\.\./(\.\./)?(heads|mixers|loss|model|train|io|data|optim)/' backend || true)
 
 EXEMPT="train/presets.hpp train/prepare.hpp io/llmc.hpp"
-parts='LightRnn|lightrnn|Afno|afno|DenseHead|AttentionMixer|\bAttention\b|attention_|[Cc]odebook'
+parts='LightRnn|lightrnn|Afno|afno|DenseHead|AttentionImpl|\bAttention\b|attention_|[Cc]odebook'
 # Code only: comments and string literals (messages that give an example) removed; includes of a
 # part's header count too.
 code() { grep -E '#include .*(heads|mixers)/' "$1"; sed -e 's|//.*||' -e 's|"[^"]*"||g' "$1"; }

@@ -23,14 +23,14 @@ namespace lightgpt {
 namespace detail {
 
 template <class Backend, class P>
-class AttentionMixer {
+class AttentionImpl {
  public:
   using T = typename P::storage_t;
   using A = typename P::accum_t;
   using O = Ops<Backend>;
   using K = AttentionKernels<Backend>;
 
-  explicit AttentionMixer(const ModelConfig& config)
+  explicit AttentionImpl(const ModelConfig& config)
       : C_(config.d_model), NH_(config.n_head), max_T_(config.max_seq_len) {}
 
   // Per-layer tensors, stacked over layers, in the trunk's mixer slot.
@@ -154,7 +154,7 @@ struct Attention {
   static std::string name() { return "attention"; }
 
   template <class Backend, class P>
-  using impl = detail::AttentionMixer<Backend, P>;
+  using impl = detail::AttentionImpl<Backend, P>;
 };
 
 }  // namespace lightgpt
