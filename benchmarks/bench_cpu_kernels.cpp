@@ -280,7 +280,7 @@ void BM_StepVsGemm(benchmark::State& state) {
   using Tiny = lightgpt::GPT<lightgpt::Fp32, lightgpt::LightRnnHead<>, lightgpt::Attention, Cpu>;
   if (state.range(0) == 2) {
     const lightgpt::ModelConfig config = lightgpt::preset("tiny-cpu").model;
-    const double R = config.lightrnn_table_rows(), C = config.d_model;
+    const double R = lightrnn_table_rows(config), C = config.d_model;
     time_against_gemm<Tiny>(state, config, 32, 16, 2.0 * R * C + C * C, config.d_model,
                             4 * config.d_model);
     return;

@@ -48,7 +48,7 @@ void expect_round_trip(Model& model, SafetensorsDtype dtype = SafetensorsDtype::
 
 TEST(SafetensorsCompositions, LightRnnKeepsItsNamesAndItsCodebook) {
   ModelConfig config = tiny_config();
-  config.lightrnn_token_embedding = true;
+  config.options.set("lightrnn.token_embedding", true);
   LightRnnFp32 model(config, 1);
   // A codebook other than the default one, which a fresh model would already have.
   model.head().set_codebook(
