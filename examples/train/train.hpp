@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cstdio>
 #include <filesystem>
+#include <fstream>
 #include <functional>
 #include <numeric>
 #include <optional>
@@ -69,7 +70,8 @@ struct RunOptions {
 
 // The baselines on exactly the tokens validation scores: the first `scored` targets of the
 // validation stream (its first scored + 1 tokens, across shards as the loader reads them).
-inline void print_baselines(const RunOptions& options, int vocab_size, std::uint64_t scored) {
+inline NgramBaselines print_baselines(const RunOptions& options, int vocab_size,
+                                      std::uint64_t scored) {
   std::vector<Shard> train;
   for (const auto& path : expand_shard_pattern(options.train_data)) train.emplace_back(path);
   std::vector<std::span<const std::uint16_t>> train_parts;
@@ -87,6 +89,31 @@ inline void print_baselines(const RunOptions& options, int vocab_size, std::uint
   std::printf("baselines on the %llu validation tokens scored: unigram %.4f, interpolated bigram "
               "%.4f (lambda %.2f)\n", static_cast<unsigned long long>(stream.size() - 1),
               b.unigram, b.bigram, b.lambda);
+  return b;
+}
+
+// <out_dir>/summary.json: what a comparison of runs reads (examples/results): the composition,
+// its size, the final validation loss and its profile along the window, time and memory.
+inline void write_summary(const std::string& out_dir, const std::string& composition,
+                          std::size_t parameters, const TrainSummary& summary,
+                          const std::vector<double>& by_position,
+                          const std::optional<NgramBaselines>& baselines) {
+  nlohmann::ordered_json json;
+  json["composition"] = composition;
+  json["parameters"] = parameters;
+  json["steps"] = summary.steps;
+  json["seconds"] = summary.seconds;
+  json["peak_memory_mb"] = summary.peak_memory_mb;
+  json["final_val_loss"] = summary.final_val_loss;
+  json["val_loss_by_position"] = by_position;
+  if (baselines) {
+    json["unigram_loss"] = baselines->unigram;
+    json["bigram_loss"] = baselines->bigram;
+  }
+  const std::filesystem::path path = std::filesystem::path(out_dir) / "summary.json";
+  std::ofstream file(path);
+  file << json.dump(1) << "\n";
+  LIGHTGPT_CHECK(file.good(), "writing '", path.string(), "' failed");
 }
 
 template <class Model>
@@ -122,11 +149,12 @@ void train_composition(const RunOptions& options) {
                   data.world_size,
               static_cast<long long>(train_config.steps), options.train_data.c_str(),
               static_cast<unsigned long long>(train.total_tokens()));
+  std::optional<NgramBaselines> baselines;
   if (options.baselines && val && rank0) {
     const std::uint64_t batches = train_config.val_batches > 0
                                       ? std::uint64_t(train_config.val_batches)
                                       : val->steps_per_epoch();
-    print_baselines(options, p.model.vocab_size,
+    baselines = print_baselines(options, p.model.vocab_size,
                     batches * std::uint64_t(train_config.batch_size) *
                         std::uint64_t(train_config.seq_len));
   }
@@ -163,6 +191,10 @@ void train_composition(const RunOptions& options) {
     }
     std::printf("val_loss by position: first %d positions %.4f, last %d positions %.4f\n", span,
                 early, span, late);
+    if (rank0) {
+      write_summary(train_config.out_dir, Model::composition(), model.num_parameters(), summary,
+                    by_position, baselines);
+    }
   }
 #if defined(LIGHTGPT_HAVE_TOKENIZER)
   if (options.sample_tokens > 0 && !options.encoder_json.empty() && rank0) {
