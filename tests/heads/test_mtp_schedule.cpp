@@ -1,6 +1,8 @@
 // MtpSchedule: linear ramp from 0, optional linear decay to 0 at the end of training.
 #include <gtest/gtest.h>
 
+#include <lightgpt/train/trainer.hpp>
+
 #include "head_instances.hpp"
 
 namespace lightgpt::testing {
@@ -12,6 +14,11 @@ TEST(MtpSchedule, RampsLinearlyThenHolds) {
   EXPECT_DOUBLE_EQ(schedule.at(25), 0.125);
   EXPECT_DOUBLE_EQ(schedule.at(100), 0.5);
   EXPECT_DOUBLE_EQ(schedule.at(100000), 0.5);
+}
+
+TEST(MtpSchedule, DefaultsToTheWeightOfTheModelAndTrainer) {
+  EXPECT_DOUBLE_EQ(MtpSchedule{}.at(0), 0.35);
+  EXPECT_DOUBLE_EQ(MtpSchedule{}.weight, TrainConfig{}.mtp_weight);
 }
 
 TEST(MtpSchedule, NoRampIsConstant) {

@@ -18,6 +18,7 @@
 #include "../core/config.hpp"
 #include "../core/error.hpp"
 #include "../core/layout.hpp"
+#include "../core/losses.hpp"
 
 namespace lightgpt {
 
@@ -54,7 +55,7 @@ concept MtpPolicy = detail::is_mtp<T>::value;
 // total_steps. It only produces a number for GPT::set_mtp_weight; nothing is rebuilt when it
 // changes.
 struct MtpSchedule {
-  double weight = 1.0;
+  double weight = kDefaultMtpWeight;  // the model's and the trainer's default too
   std::int64_t rampup_steps = 0;
   bool decay_to_zero = false;
   std::int64_t total_steps = 0;
