@@ -584,8 +584,7 @@ class Trainer {
                   format_duration(summary.seconds).c_str(), summary.peak_memory_mb);
       if (!std::isnan(best_val_)) std::printf(", best val_loss %.4f", best_val_);
       if (comm_.size() > 1) {
-        std::printf(", comm wait %s (%.1f%% of step time)",
-                    format_duration(summary.comm_wait_seconds).c_str(),
+        std::printf(", comm wait %.2f s (%.1f%% of step time)", summary.comm_wait_seconds,
                     100.0 * summary.comm_wait_seconds / std::max(summary.step_seconds, 1e-9));
       }
       std::printf("\ncheckpoint: %s\nmetrics: %s\n", checkpoint_path().c_str(),
