@@ -69,6 +69,7 @@ std::vector<RecordingWorld::Start> one_step(bool overlap, int zero_stage) {
   o.world_size = 2;
   Loader train(f.train_shard, o);
   TrainConfig c = f.config(1);
+  c.warmup = c.warmdown = 0;
   c.grad_accum = 1;
   c.overlap = overlap;
   c.zero_stage = zero_stage;
