@@ -117,7 +117,8 @@ std::vector<unsigned char> weights(Model& model, std::size_t begin, std::size_t 
   auto& store = model.parameters();
   const auto* values = reinterpret_cast<const unsigned char*>(store.values());
   const auto* master = reinterpret_cast<const unsigned char*>(store.master_at(begin));
-  std::vector<unsigned char> bytes(values, values + store.layout().size() * sizeof(*store.values()));
+  std::vector<unsigned char> bytes(values,
+                                   values + store.layout().size() * sizeof(*store.values()));
   bytes.insert(bytes.end(), master, master + (end - begin) * sizeof(*store.master_at(begin)));
   return bytes;
 }
@@ -201,9 +202,7 @@ void expect_overlap_changes_nothing(int zero_stage) {
   expect_same_parameters(overlapped, after, 0.0);
 }
 
-TEST(DataParallel, OverlappedSumsChangeNoBit) {
-  expect_overlap_changes_nothing<DenseFp64>(0);
-}
+TEST(DataParallel, OverlappedSumsChangeNoBit) { expect_overlap_changes_nothing<DenseFp64>(0); }
 TEST(DataParallel, OverlappedSumsChangeNoBitUnderZeroOne) {
   expect_overlap_changes_nothing<LightRnnFp64>(1);
 }

@@ -114,9 +114,8 @@ class Mpi final : public Communicator {
     check(MPI_Ireduce_scatter(MPI_IN_PLACE, whole, n->data(), arithmetic(type), MPI_SUM, comm_,
                               requests->data()),
           "MPI_Ireduce_scatter");
-    return pending(requests, [n, destination, whole, bytes] {
-      std::memmove(destination, whole, bytes);
-    });
+    return pending(requests,
+                   [n, destination, whole, bytes] { std::memmove(destination, whole, bytes); });
   }
 
   void all_gather(void* whole, std::span<const std::size_t> counts, DataType type) override {

@@ -165,7 +165,8 @@ class Nccl final : public Communicator {
     wait_for_comm(what);
     cudaEvent_t raw = nullptr;
     LIGHTGPT_CUDA_CHECK(cudaEventCreateWithFlags(&raw, cudaEventDisableTiming));
-    std::shared_ptr<std::remove_pointer_t<cudaEvent_t>> done(raw, [](cudaEvent_t event) { cudaEventDestroy(event); });
+    std::shared_ptr<std::remove_pointer_t<cudaEvent_t>> done(
+        raw, [](cudaEvent_t event) { cudaEventDestroy(event); });
     LIGHTGPT_CUDA_CHECK(cudaEventRecord(done.get(), stream_));
     auto test = [this, done, what] {
       LIGHTGPT_CHECK(!failed_, "NCCL ", what, " waited on after a failed collective");

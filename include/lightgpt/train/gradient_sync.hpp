@@ -86,8 +86,7 @@ class GradientSync {
     Bucket bucket{first_layer, {}};
     for (const FlatRange& range : ranges) {
       for (std::size_t at = 0; at < range.count; at += bucket_elements) {
-        bucket.ranges.push_back(
-            {range.offset + at, std::min(bucket_elements, range.count - at)});
+        bucket.ranges.push_back({range.offset + at, std::min(bucket_elements, range.count - at)});
       }
     }
     buckets_.push_back(std::move(bucket));
