@@ -93,7 +93,7 @@ int main(int argc, char** argv) {
   RunOptions o;
   // Overrides, applied over the preset only when given.
   std::optional<int> batch_size, grad_accum, seq_len, mtp_max_steps, afno_num_blocks, n_layer,
-      n_head, d_model, lightrnn_rows, ngram_k, val_batches, zero;
+      n_head, d_model, lightrnn_rows, ngram_k, val_batches, zero, overlap;
   std::optional<long long> warmup, warmdown, mtp_rampup_steps, steps, eval_every,
       checkpoint_every, realloc_every;
   std::optional<double> learning_rate, dropout, mtp_weight, cocont_alpha, afno_sparsity_threshold,
@@ -124,7 +124,12 @@ int main(int argc, char** argv) {
   app.add_option("--val_batches", val_batches, "Fixed validation batches of B x (T+1) tokens");
   app.add_option("--checkpoint_every", checkpoint_every, "Steps between checkpoints (0: at the end)");
   app.add_option("--zero", zero,
-                 "Data-parallel runs: 1 shards the AdamW moments across the ranks (ZeRO-1)")
+                 "Data-parallel runs: 1 shards the AdamW moments (and the fp32 master weights of "
+                 "16-bit models) across the ranks (ZeRO-1)")
+      ->check(CLI::IsMember({0, 1}));
+  app.add_option("--overlap", overlap,
+                 "Data-parallel runs: 1 (default) sums each bucket of gradients while the backward "
+                 "of the layers below runs, 0 after the whole backward (the same result)")
       ->check(CLI::IsMember({0, 1}));
   app.add_option("--bucket_mb", bucket_mb,
                  "Data-parallel runs: megabytes of gradients summed per all-reduce (default 25)");
@@ -229,6 +234,7 @@ int main(int argc, char** argv) {
     apply(t.checkpoint_every, checkpoint_every);
     apply(t.zero_stage, zero);
     apply(t.bucket_mb, bucket_mb);
+    if (overlap) t.overlap = *overlap == 1;
     apply(t.realloc_every, realloc_every);
     LIGHTGPT_CHECK(t.realloc_every == 0 || p.head == "lightrnn",
                    "--realloc_every needs the LightRNN head (--head lightrnn)");

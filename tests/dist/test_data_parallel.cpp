@@ -3,6 +3,9 @@
 // (Fp64: losses, validation and every parameter within 1e-12 relative), with and without ZeRO-1,
 // with gradient accumulation, for a dense and a LightRNN composition. Checkpoints written by the
 // ranks resume bit for bit on as many ranks, and on one rank with the same parameters and moments.
+// Overlapping the gradient sums with the backward changes no bit. A 16-bit model under ZeRO-1
+// keeps only its rank's part of the fp32 master weights, trains exactly as without ZeRO, and its
+// checkpoints hold the whole state.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -107,6 +110,19 @@ void expect_same_parameters(const Model& actual, const Model& expected, double t
   }
 }
 
+// The bytes of the whole flat range of working weights, then of the master weights of
+// [begin, end).
+template <class Model>
+std::vector<unsigned char> weights(Model& model, std::size_t begin, std::size_t end) {
+  auto& store = model.parameters();
+  const auto* values = reinterpret_cast<const unsigned char*>(store.values());
+  const auto* master = reinterpret_cast<const unsigned char*>(store.master_at(begin));
+  std::vector<unsigned char> bytes(values,
+                                   values + store.layout().size() * sizeof(*store.values()));
+  bytes.insert(bytes.end(), master, master + (end - begin) * sizeof(*store.master_at(begin)));
+  return bytes;
+}
+
 // Runs kSteps data-parallel and as the one-process reference; compares losses, validation and
 // parameters.
 template <class Model>
@@ -157,6 +173,134 @@ TEST(DataParallel, LightRnnWithZeroOneMatchesOneProcess) {
 // Reallocation every 4 steps: the ranks sum their statistics and re-place tokens alike.
 TEST(DataParallel, LightRnnReallocatesAsOneProcess) {
   expect_matches_one_process<LightRnnFp64>(1, 4);
+}
+
+// The same run with the gradient sums started during the backward and after it: every loss,
+// norm and parameter bit for bit, with and without ZeRO-1. Three layers, one per bucket, and
+// gradient accumulation, whose first backward must start nothing.
+template <class Model>
+void expect_overlap_changes_nothing(int zero_stage) {
+  SharedFixture f;
+  const int ranks = world->size(), K = Model::mtp_depth;
+  ModelConfig model_config_3 = model_config<Model>();
+  model_config_3.n_layer = 3;
+  Model overlapped(model_config_3, 5), after(model_config_3, 5);
+  Loader train_a = f.train_loader(kRowsPerRank, world->rank(), ranks, K);
+  Loader train_b = f.train_loader(kRowsPerRank, world->rank(), ranks, K);
+  TrainConfig config = f.config(kRowsPerRank, "overlap" + std::to_string(zero_stage), zero_stage);
+  config.bucket_mb = 1e-4;
+  Trainer<Model> on(overlapped, config, train_a, nullptr, world);
+  config.overlap = false;
+  config.out_dir += "-off";
+  Trainer<Model> off(after, config, train_b, nullptr, world);
+  for (int i = 0; i < kSteps; ++i) {
+    const StepMetrics a = on.step(), b = off.step();
+    EXPECT_EQ(a.train_loss, b.train_loss) << "step " << i + 1;
+    EXPECT_EQ(a.grad_norm, b.grad_norm) << "step " << i + 1;
+    EXPECT_GE(a.comm_wait_ms, 0.0);
+  }
+  expect_same_parameters(overlapped, after, 0.0);
+}
+
+TEST(DataParallel, OverlappedSumsChangeNoBit) { expect_overlap_changes_nothing<DenseFp64>(0); }
+TEST(DataParallel, OverlappedSumsChangeNoBitUnderZeroOne) {
+  expect_overlap_changes_nothing<LightRnnFp64>(1);
+}
+TEST(DataParallel, OverlapIsReportedAsCommunicationWait) {
+  using Model = DenseFp32;
+  SharedFixture f;
+  Model model(model_config<Model>(), 5);
+  Loader train = f.train_loader(kRowsPerRank, world->rank(), world->size());
+  TrainConfig config = f.config(kRowsPerRank, "comm-wait", 0);
+  config.steps = 2;
+  config.warmup = config.warmdown = 0;
+  const TrainSummary summary = Trainer<Model>(model, config, train, nullptr, world).run();
+  EXPECT_GE(summary.comm_wait_seconds, 0.0);
+  EXPECT_LE(summary.comm_wait_seconds, summary.step_seconds);
+  if (world->rank() == 0) {
+    const std::vector<std::string> lines = lines_of(f.dir / "comm-wait" / "metrics.jsonl");
+    ASSERT_EQ(lines.size(), 2u);
+    EXPECT_NE(lines[1].find("\"comm_wait_ms\":"), std::string::npos) << lines[1];
+  }
+}
+
+// Bf16 with fp32 gradients and master weights. Without clipping (whose norm ZeRO-1 sums in
+// another order) two ranks train bit for bit alike with and without ZeRO-1, which keeps each
+// rank's part of the master weights only; the checkpoint of the sharded run holds every master
+// weight and moment, as the unsharded run's does, and resumes on one rank and on two.
+TEST(DataParallel, SixteenBitZeroOneShardsTheMasterWeights) {
+  using Model = LightRnnMtp2Bf16;
+  SharedFixture f;
+  const int ranks = world->size(), K = Model::mtp_depth;
+  const ModelConfig model_cfg = model_config<Model>();
+  auto config = [&](const std::string& run, int zero_stage) {
+    TrainConfig c = f.config(kRowsPerRank, run, zero_stage);
+    c.adamw.grad_clip = 0;
+    return c;
+  };
+  Model whole(model_cfg, 5), sharded(model_cfg, 5);
+  const ParameterLayout& layout = whole.parameters().layout();
+  const std::vector<std::size_t> offsets = part_offsets(shard_counts(layout, ranks));
+  const std::size_t begin = offsets[std::size_t(world->rank())];
+  const std::size_t end = offsets[std::size_t(world->rank()) + 1];
+  Loader train_a = f.train_loader(kRowsPerRank, world->rank(), ranks, K);
+  Loader train_b = f.train_loader(kRowsPerRank, world->rank(), ranks, K);
+  Trainer<Model> plain(whole, config("bf16-whole", 0), train_a, nullptr, world);
+  Trainer<Model> zero(sharded, config("bf16-zero", 1), train_b, nullptr, world);
+  EXPECT_FALSE(sharded.parameters().holds_whole_master());
+  EXPECT_THROW(sharded.parameters().master(), Error);
+  EXPECT_THROW(sharded.parameters().master_at(end == layout.size() ? 0 : end + 1), Error);
+  const std::filesystem::path whole_checkpoint = f.dir / "bf16-whole.ckpt";
+  const std::filesystem::path zero_checkpoint = f.dir / "bf16-zero.ckpt";
+  std::vector<double> uninterrupted;
+  for (int i = 0; i < kSteps; ++i) {
+    if (i == kSteps / 2) {
+      plain.save(whole_checkpoint);
+      zero.save(zero_checkpoint);
+      EXPECT_FALSE(sharded.parameters().holds_whole_master()) << "after save";
+    }
+    const StepMetrics a = plain.step(), b = zero.step();
+    EXPECT_EQ(a.train_loss, b.train_loss) << "step " << i + 1;
+    uninterrupted.push_back(b.train_loss);
+  }
+  EXPECT_TRUE(weights(sharded, begin, end) == weights(whole, begin, end));
+
+  // Both files hold the same whole state.
+  Model from_whole(model_cfg, 71), from_zero(model_cfg, 72);
+  Model::Optimizer whole_moments(layout, AdamWConfig{}), zero_moments(layout, AdamWConfig{});
+  load_checkpoint(whole_checkpoint, from_whole, whole_moments);
+  load_checkpoint(zero_checkpoint, from_zero, zero_moments);
+  EXPECT_TRUE(weights(from_zero, 0, layout.size()) == weights(from_whole, 0, layout.size()));
+  const std::size_t n = layout.size();
+  EXPECT_TRUE(std::equal(whole_moments.first_moment(), whole_moments.first_moment() + n,
+                         zero_moments.first_moment()));
+  EXPECT_TRUE(std::equal(whole_moments.second_moment(), whole_moments.second_moment() + n,
+                         zero_moments.second_moment()));
+
+  // On as many ranks under ZeRO-1: the uninterrupted run, bit for bit.
+  {
+    Model model(model_cfg, 73);
+    Loader train = f.train_loader(kRowsPerRank, world->rank(), ranks, K);
+    Trainer<Model> again(model, config("bf16-again", 1), train, nullptr, world);
+    again.resume(zero_checkpoint);
+    EXPECT_FALSE(model.parameters().holds_whole_master());
+    for (int i = kSteps / 2; i < kSteps; ++i) {
+      EXPECT_EQ(again.step().train_loss, uninterrupted[std::size_t(i)]) << "step " << i + 1;
+    }
+    EXPECT_TRUE(weights(model, begin, end) == weights(sharded, begin, end));
+  }
+  // On one rank with the whole batch, unsharded: the saved weights and moments.
+  Model model(model_cfg, 74);
+  Loader train = f.train_loader(kRowsPerRank * ranks, 0, 1, K);
+  TrainConfig one_config = config("bf16-one-" + std::to_string(world->rank()), 0);
+  one_config.batch_size = kRowsPerRank * ranks;
+  Trainer<Model> one(model, one_config, train, nullptr);
+  one.resume(zero_checkpoint);
+  EXPECT_TRUE(weights(model, 0, n) == weights(from_whole, 0, n));
+  EXPECT_TRUE(std::equal(whole_moments.first_moment(), whole_moments.first_moment() + n,
+                         one.optimizer().first_moment()));
+  EXPECT_TRUE(std::equal(whole_moments.second_moment(), whole_moments.second_moment() + n,
+                         one.optimizer().second_moment()));
 }
 
 TEST(DataParallel, CheckpointResumesOnAsManyRanksAndOnOne) {

@@ -2,6 +2,7 @@
 // inference paths, causality, learning, determinism and the errors of the user contract.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <numeric>
 #include <string>
@@ -266,6 +267,77 @@ TEST(Gpt, InitialisationFollowsGpt2) {
   EXPECT_TRUE(std::all_of(ln.begin(), ln.end(), [](float v) { return v == 1.0f; }));
   const auto bias = model.parameters().read(model.parameters().layout().at("fcb"));
   EXPECT_TRUE(std::all_of(bias.begin(), bias.end(), [](float v) { return v == 0.0f; }));
+}
+
+// The backward's per-layer hook, which data-parallel training starts its sums from: it fires once
+// per layer, L−1 … 0, when that layer's gradients hold their final values and the next layer
+// down has none yet, and a backward with it computes exactly what one without it does.
+TEST(Gpt, BackwardHookFiresPerLayerInReverseWithFinalGradients) {
+  ModelConfig config = tiny_config();
+  config.n_layer = 3;
+  const auto tokens = random_tokens(3 * 9, config.vocab_size, 4);
+  DenseFp64 plain(config, 6), hooked(config, 6);
+  for (DenseFp64* model : {&plain, &hooked}) {
+    model->zero_grad();
+    model->forward(tokens.data(), 3, 8);
+  }
+  plain.backward(0.5);
+  const double* grads = hooked.parameters().grads();
+  auto copy_of = [&](int layer) {
+    std::vector<double> values;
+    for (const FlatRange& range : hooked.layer_ranges(layer, layer + 1)) {
+      values.insert(values.end(), grads + range.offset, grads + range.offset + range.count);
+    }
+    return values;
+  };
+  std::vector<int> order;
+  std::vector<std::vector<double>> at_hook(3);
+  hooked.backward(0.5, [&](int layer) {
+    order.push_back(layer);
+    at_hook[std::size_t(layer)] = copy_of(layer);
+    if (layer > 0) {
+      const std::vector<double> below = copy_of(layer - 1);
+      EXPECT_TRUE(std::all_of(below.begin(), below.end(), [](double g) { return g == 0.0; }))
+          << "layer " << layer - 1 << " has gradients before layer " << layer << " is reported";
+    }
+  });
+  EXPECT_EQ(order, (std::vector<int>{2, 1, 0}));
+  for (int layer = 0; layer < 3; ++layer) {
+    EXPECT_EQ(at_hook[std::size_t(layer)], copy_of(layer)) << "layer " << layer << " changed";
+    EXPECT_FALSE(std::all_of(at_hook[std::size_t(layer)].begin(),
+                             at_hook[std::size_t(layer)].end(), [](double g) { return g == 0.0; }));
+  }
+  const std::size_t n = hooked.parameters().layout().size();
+  EXPECT_TRUE(std::equal(grads, grads + n, plain.parameters().grads()));
+}
+
+// The layers' ranges and the shared ones cover every tensor once; a layer's ranges lie in its
+// slice of each stacked tensor.
+TEST(Gpt, LayerAndSharedRangesPartitionTheParameters) {
+  ModelConfig config = tiny_config();
+  config.n_layer = 3;
+  const DenseFp64 model(config, 1);
+  const ParameterLayout& layout = model.parameters().layout();
+  std::vector<int> covered(layout.size(), 0);
+  std::vector<FlatRange> ranges = model.shared_ranges();
+  for (int layer = 0; layer < 3; ++layer) {
+    const std::vector<FlatRange> own = model.layer_ranges(layer, layer + 1);
+    ranges.insert(ranges.end(), own.begin(), own.end());
+  }
+  for (const FlatRange& range : ranges) {
+    for (std::size_t i = range.offset; i < range.offset + range.count; ++i) ++covered[i];
+  }
+  for (const TensorInfo& tensor : layout.tensors()) {
+    for (std::size_t i = tensor.offset; i < tensor.offset + tensor.numel; ++i) {
+      ASSERT_EQ(covered[i], 1) << tensor.name << " element " << i - tensor.offset;
+    }
+  }
+  const TensorInfo& fcw = layout.at("fcw");
+  const std::vector<FlatRange> last_two = model.layer_ranges(1, 3);
+  EXPECT_NE(std::find(last_two.begin(), last_two.end(),
+                      FlatRange{fcw.offset + fcw.numel / 3, fcw.numel / 3 * 2}),
+            last_two.end());
+  EXPECT_THROW(model.layer_ranges(2, 4), Error);
 }
 
 }  // namespace

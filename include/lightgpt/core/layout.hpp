@@ -67,6 +67,12 @@ struct TensorInfo {
   std::string part;
 };
 
+// A run of elements of the flat allocation: [offset, offset + count).
+struct FlatRange {
+  std::size_t offset = 0, count = 0;
+  bool operator==(const FlatRange&) const = default;
+};
+
 class ParameterLayout {
  public:
   // Appends a tensor; the order of calls is the order in memory.

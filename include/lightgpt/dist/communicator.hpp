@@ -1,5 +1,7 @@
 // The collectives data-parallel training needs, as one small interface: sum all-reduce,
 // reduce-scatter and all-gather over per-rank parts, broadcast, and a host-side sum for metrics.
+// The two sums also start without waiting (start_*), returning a Request to wait on, so that a
+// trainer can reduce one layer's gradients while the backward of the layers below still runs.
 // Trainer talks only to this interface; the engines behind it (dist/mpi.hpp for host buffers,
 // dist/nccl.hpp for device buffers) are separate headers that only distributed programs include,
 // so nothing here needs mpi.h or nccl.h. SingleProcess is the world of one every run defaults to.
@@ -7,6 +9,8 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <exception>
+#include <functional>
 #include <numeric>
 #include <span>
 #include <type_traits>
@@ -46,6 +50,61 @@ inline std::size_t data_type_size(DataType type) {
   return 0;
 }
 
+// A collective in flight. wait() returns once its result is in place (and rethrows what went
+// wrong); test() says whether it has finished without blocking, and gives an engine without a
+// progress thread of its own (MPI) the chance to move it along. A default Request is complete.
+class Request {
+ public:
+  Request() = default;
+  Request(std::function<bool()> test, std::function<void()> wait)
+      : test_(std::move(test)), wait_(std::move(wait)) {}
+  Request(Request&& other) noexcept { take(other); }
+  Request& operator=(Request&& other) noexcept {
+    if (this != &other) {
+      finish_quietly();
+      take(other);
+    }
+    return *this;
+  }
+  Request(const Request&) = delete;
+  Request& operator=(const Request&) = delete;
+  // Buffers must outlive the transfer, so a request dropped while pending is still waited for.
+  ~Request() { finish_quietly(); }
+
+  bool pending() const { return wait_ != nullptr; }
+  bool test() {
+    if (!pending()) return true;
+    if (!test_()) return false;
+    wait();
+    return true;
+  }
+  void wait() {
+    if (!pending()) return;
+    const std::function<void()> finish = std::move(wait_);
+    wait_ = nullptr;
+    test_ = nullptr;
+    finish();
+  }
+
+ private:
+  void take(Request& other) noexcept {
+    test_ = std::move(other.test_);
+    wait_ = std::move(other.wait_);
+    other.test_ = nullptr;
+    other.wait_ = nullptr;
+  }
+  void finish_quietly() noexcept {
+    try {
+      wait();
+    } catch (...) {
+      // Unwinding from an earlier failure: that error is the one reported.
+    }
+  }
+
+  std::function<bool()> test_;
+  std::function<void()> wait_;
+};
+
 class Communicator {
  public:
   virtual ~Communicator() = default;
@@ -64,6 +123,18 @@ class Communicator {
   // receives the others'.
   virtual void all_gather(void* whole, std::span<const std::size_t> counts, DataType type) = 0;
   virtual void broadcast(void* data, std::size_t count, DataType type, int root) = 0;
+  // all_reduce_sum and reduce_scatter_sum, started: the buffer must stay untouched until the
+  // request completes. For the same arguments the result is bit for bit what waiting at once
+  // gives, whenever the wait comes. An engine without non-blocking collectives runs them here.
+  virtual Request start_all_reduce_sum(void* data, std::size_t count, DataType type) {
+    all_reduce_sum(data, count, type);
+    return {};
+  }
+  virtual Request start_reduce_scatter_sum(void* whole, std::span<const std::size_t> counts,
+                                           DataType type) {
+    reduce_scatter_sum(whole, counts, type);
+    return {};
+  }
   // Sums of a few host doubles (losses, counts), whatever device_buffers() says.
   virtual void host_sum(double* values, std::size_t count) = 0;
   virtual void barrier() = 0;

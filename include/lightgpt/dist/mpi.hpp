@@ -11,6 +11,7 @@
 #include <climits>
 #include <cstdio>
 #include <cstring>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -84,6 +85,39 @@ class Mpi final : public Communicator {
     std::memmove(static_cast<char*>(whole) + offsets[rank_] * size, whole, counts[rank_] * size);
   }
 
+  // Non-blocking twins of the two above. Blocking and non-blocking collectives may reduce in
+  // different orders (Open MPI runs them through different components), so a caller that needs
+  // identical sums either way uses these two alone.
+  Request start_all_reduce_sum(void* data, std::size_t count, DataType type) override {
+    auto requests = std::make_shared<std::vector<MPI_Request>>();
+    const std::size_t size = data_type_size(type);
+    for (std::size_t done = 0; done < count;) {
+      const std::size_t n = std::min<std::size_t>(count - done, kMaxCount);
+      MPI_Request request = MPI_REQUEST_NULL;
+      check(MPI_Iallreduce(MPI_IN_PLACE, static_cast<char*>(data) + done * size, int(n),
+                           arithmetic(type), MPI_SUM, comm_, &request),
+            "MPI_Iallreduce");
+      requests->push_back(request);
+      done += n;
+    }
+    return pending(requests, [] {});
+  }
+
+  Request start_reduce_scatter_sum(void* whole, std::span<const std::size_t> counts,
+                                   DataType type) override {
+    // MPI reads the counts until the collective completes.
+    auto n = std::make_shared<const std::vector<int>>(int_counts(counts, "reduce-scatter"));
+    const std::size_t size = data_type_size(type);
+    char* destination = static_cast<char*>(whole) + part_offsets(counts)[rank_] * size;
+    const std::size_t bytes = counts[rank_] * size;
+    auto requests = std::make_shared<std::vector<MPI_Request>>(1, MPI_REQUEST_NULL);
+    check(MPI_Ireduce_scatter(MPI_IN_PLACE, whole, n->data(), arithmetic(type), MPI_SUM, comm_,
+                              requests->data()),
+          "MPI_Ireduce_scatter");
+    return pending(requests,
+                   [n, destination, whole, bytes] { std::memmove(destination, whole, bytes); });
+  }
+
   void all_gather(void* whole, std::span<const std::size_t> counts, DataType type) override {
     const std::vector<int> n = int_counts(counts, "all-gather");
     std::vector<int> displacements(n.size(), 0);
@@ -136,6 +170,23 @@ class Mpi final : public Communicator {
     MPI_Error_string(code, text, &length);
     throw Error(detail::concat(call, " failed: ", std::string(text, std::size_t(length))));
   }
+  // A request over MPI's; `then` runs once they have all completed.
+  template <class Then>
+  static Request pending(std::shared_ptr<std::vector<MPI_Request>> requests, Then then) {
+    auto test = [requests] {
+      int done = 0;
+      check(MPI_Testall(int(requests->size()), requests->data(), &done, MPI_STATUSES_IGNORE),
+            "MPI_Testall");
+      return done != 0;
+    };
+    auto wait = [requests, then] {
+      check(MPI_Waitall(int(requests->size()), requests->data(), MPI_STATUSES_IGNORE),
+            "MPI_Waitall");
+      then();
+    };
+    return {test, wait};
+  }
+
   static MPI_Datatype arithmetic(DataType type) {
     switch (type) {
       case DataType::f32:

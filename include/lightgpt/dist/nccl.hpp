@@ -3,7 +3,9 @@
 // srun; SingleProcess for one GPU), which also carries the host-side sums.
 // Collectives run on a stream of their own, after the backend's stream has reached them, and the
 // host waits for each one while polling NCCL's asynchronous error: a peer that died or failed
-// turns into ncclCommAbort and an Error after `timeout`, never into a hang. Include this header
+// turns into ncclCommAbort and an Error after `timeout`, never into a hang. Started collectives
+// (start_*) queue on the same stream and return at once; their wait polls the same way, for an
+// event recorded after them. Include this header
 // only in CUDA translation units of programs that link NCCL.
 #pragma once
 
@@ -11,8 +13,10 @@
 #include <nccl.h>
 
 #include <chrono>
+#include <memory>
 #include <string>
 #include <thread>
+#include <type_traits>
 #include <vector>
 
 #include "../backend/cuda/context.cuh"
@@ -76,21 +80,25 @@ class Nccl final : public Communicator {
     finish("ncclAllReduce");
   }
 
-  // Parts may differ in size, which ncclReduceScatter does not allow: one grouped reduce per
-  // rank, each in place on that rank's part.
   void reduce_scatter_sum(void* whole, std::span<const std::size_t> counts,
                           DataType type) override {
-    const std::vector<std::size_t> offsets = part_offsets(counts);
-    const std::size_t size = data_type_size(type);
     begin();
-    check(ncclGroupStart(), "ncclGroupStart");
-    for (std::size_t r = 0; r < counts.size(); ++r) {
-      char* part = static_cast<char*>(whole) + offsets[r] * size;
-      check(ncclReduce(part, part, counts[r], arithmetic(type), ncclSum, int(r), comm_, stream_),
-            "ncclReduce");
-    }
-    check(ncclGroupEnd(), "ncclGroupEnd");
+    enqueue_reduce_scatter(whole, counts, type);
     finish("reduce-scatter");
+  }
+
+  Request start_all_reduce_sum(void* data, std::size_t count, DataType type) override {
+    begin();
+    check(ncclAllReduce(data, data, count, arithmetic(type), ncclSum, comm_, stream_),
+          "ncclAllReduce");
+    return started("ncclAllReduce");
+  }
+
+  Request start_reduce_scatter_sum(void* whole, std::span<const std::size_t> counts,
+                                   DataType type) override {
+    begin();
+    enqueue_reduce_scatter(whole, counts, type);
+    return started("reduce-scatter");
   }
 
   // Likewise one grouped broadcast per rank instead of ncclAllGather.
@@ -135,6 +143,52 @@ class Nccl final : public Communicator {
         break;
     }
     throw Error("NCCL: 16-bit values can be gathered and broadcast, not summed");
+  }
+
+  // Parts may differ in size, which ncclReduceScatter does not allow: one grouped reduce per
+  // rank, each in place on that rank's part.
+  void enqueue_reduce_scatter(void* whole, std::span<const std::size_t> counts, DataType type) {
+    const std::vector<std::size_t> offsets = part_offsets(counts);
+    const std::size_t size = data_type_size(type);
+    check(ncclGroupStart(), "ncclGroupStart");
+    for (std::size_t r = 0; r < counts.size(); ++r) {
+      char* part = static_cast<char*>(whole) + offsets[r] * size;
+      check(ncclReduce(part, part, counts[r], arithmetic(type), ncclSum, int(r), comm_, stream_),
+            "ncclReduce");
+    }
+    check(ncclGroupEnd(), "ncclGroupEnd");
+  }
+
+  // A request for the collective just enqueued: complete once an event recorded after it on the
+  // communication stream has been reached.
+  Request started(const char* what) {
+    wait_for_comm(what);
+    cudaEvent_t raw = nullptr;
+    LIGHTGPT_CUDA_CHECK(cudaEventCreateWithFlags(&raw, cudaEventDisableTiming));
+    std::shared_ptr<std::remove_pointer_t<cudaEvent_t>> done(
+        raw, [](cudaEvent_t event) { cudaEventDestroy(event); });
+    LIGHTGPT_CUDA_CHECK(cudaEventRecord(done.get(), stream_));
+    auto test = [this, done, what] {
+      LIGHTGPT_CHECK(!failed_, "NCCL ", what, " waited on after a failed collective");
+      const cudaError_t status = cudaEventQuery(done.get());
+      if (status == cudaSuccess) return true;
+      if (status != cudaErrorNotReady) LIGHTGPT_CUDA_CHECK(status);
+      ncclResult_t state = ncclSuccess;
+      ncclCommGetAsyncError(comm_, &state);
+      if (state != ncclSuccess && state != ncclInProgress) fail(what, ncclGetErrorString(state));
+      return false;
+    };
+    auto wait = [this, done, what] {
+      LIGHTGPT_CHECK(!failed_, "NCCL ", what, " waited on after a failed collective");
+      const auto start = std::chrono::steady_clock::now();
+      for (;;) {
+        const cudaError_t status = cudaEventQuery(done.get());
+        if (status == cudaSuccess) return;
+        if (status != cudaErrorNotReady) LIGHTGPT_CUDA_CHECK(status);
+        poll(what, start);
+      }
+    };
+    return {test, wait};
   }
 
   // The collective starts once the backend's stream has produced its input.

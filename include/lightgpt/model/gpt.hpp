@@ -35,7 +35,8 @@
 //   8   GPT::backward → Head::backward: d(objective)/d(lnf output) into dlnf, head gradients
 //                                          [heads/dense.hpp|lightrnn/head.hpp; loss|lightrnn, gemm]
 //   9     Ops::layernorm_backward (lnf), overwriting dresidual            [model/gpt.hpp; norm_act]
-//   10    Blocks::backward for layer L−1 … 0, each:                               [model/block.hpp]
+//   10    Blocks::backward for layer L−1 … 0, each (then the on_layer_ready hook, if any):
+//                                                                             [model/block.hpp]
 //   10a     Ops::dropout of dresidual with the MLP branch's mask                         [norm_act]
 //   10b     Ops::matmul_backward (fcproj), Ops::gelu_backward                      [gemm; norm_act]
 //   10c     Ops::matmul_backward (fc)                                                        [gemm]
@@ -122,6 +123,7 @@ class GPT {
         blocks_(config_) {
     store_.initialize(seed);
     bind_parameters();
+    find_layer_tensors();
   }
 
   GPT(const GPT&) = delete;
@@ -235,9 +237,17 @@ class GPT {
     O::copy_to_host(out, head_.token_losses(), static_cast<std::size_t>(batch_) * seq_len_);
   }
 
+  // Called by backward() with layer l as soon as layer l's parameter gradients (layer_ranges(l,
+  // l + 1)) are final for this backward, for l = L−1 … 0 in turn; on the Cuda backend, once the
+  // kernels that produce them are queued on the backend's stream. Everything else
+  // (shared_ranges()) is final only when backward() returns.
+  using LayerReady = std::function<void(int layer)>;
+
   // Gradient of the training objective of the last forward() times grad_scale (1 / number of
-  // gradient-accumulation micro-steps), accumulated into the parameter gradients.
-  void backward(A grad_scale = A(1)) {
+  // gradient-accumulation micro-steps), accumulated into the parameter gradients; see LayerReady
+  // for on_layer_ready, which lets data-parallel training reduce a layer's gradients while the
+  // layers below it run their backward.
+  void backward(A grad_scale = A(1), const LayerReady& on_layer_ready = {}) {
     LIGHTGPT_CHECK(backward_ready_,
                    "backward() needs a training forward() first (evaluate() and log_probs() "
                    "keep no activations)");
@@ -249,6 +259,7 @@ class GPT {
     for (int layer = config_.n_layer - 1; layer >= 0; --layer) {
       const T* input = layer == 0 ? encoded_ : blocks_.output(layer - 1, N);
       blocks_.backward(layer, dresidual_, input, batch_, seq_len_);
+      if (on_layer_ready) on_layer_ready(layer);
     }
     if (dropout_p_ > A(0)) drop_embedding(dresidual_);
     head_.embed_backward(dresidual_, tokens_, window_, wpe_.grad, batch_, seq_len_);
@@ -256,6 +267,27 @@ class GPT {
   }
 
   void zero_grad() { store_.zero_grad(); }
+
+  // Where the parameters of layers [first, last) lie in the flat layout: one range per tensor of
+  // the blocks (all stacked over the layers, so each layer run is contiguous within a tensor).
+  std::vector<FlatRange> layer_ranges(int first, int last) const {
+    LIGHTGPT_CHECK(0 <= first && first < last && last <= config_.n_layer, "layer_ranges: [",
+                   first, ", ", last, ") is not a run of the model's ", config_.n_layer,
+                   " layers");
+    std::vector<FlatRange> ranges;
+    for (const TensorInfo* tensor : layer_tensors_) {
+      const std::size_t per_layer = tensor->numel / static_cast<std::size_t>(config_.n_layer);
+      ranges.push_back({tensor->offset + std::size_t(first) * per_layer,
+                        std::size_t(last - first) * per_layer});
+    }
+    return ranges;
+  }
+  // The rest of the flat layout (embeddings, final layer norm, head, and padding), in order.
+  std::vector<FlatRange> shared_ranges() const {
+    const TensorInfo& first = *layer_tensors_.front();
+    const std::size_t end = store_.layout().at("lnfw").offset;
+    return {{0, first.offset}, {end, store_.layout().size() - end}};
+  }
 
   // Inference forward: mean next-token NLL of B windows of T + 1 ids (row_stride defaults to
   // T + 1), keeping no activations, so the arena is reused for any B·T it can hold.
@@ -377,6 +409,24 @@ class GPT {
 
   int C() const { return config_.d_model; }
 
+  // The blocks' tensors: everything between wpe and lnfw (make_layout), each stacked over the
+  // layers, as layer_ranges() needs.
+  void find_layer_tensors() {
+    const std::vector<TensorInfo>& tensors = store_.layout().tensors();
+    bool inside = false;
+    for (const TensorInfo& tensor : tensors) {
+      if (tensor.name == "lnfw") break;
+      if (inside) {
+        LIGHTGPT_CHECK(tensor.shape.front() == config_.n_layer, "parameter '", tensor.name,
+                       "' of ", tensor.part, " has shape[0] = ", tensor.shape.front(),
+                       ", but every block tensor is stacked over the n_layer = ",
+                       config_.n_layer, " layers");
+        layer_tensors_.push_back(&tensor);
+      }
+      if (tensor.name == "wpe") inside = true;
+    }
+  }
+
   void bind_parameters() {
     const ParameterLayout& layout = store_.layout();
     for (Tensor* tensor : {&wpe_, &lnfw_, &lnfb_}) {
@@ -475,6 +525,7 @@ class GPT {
   HeadImpl head_;
   detail::Blocks<Backend, P, MixerImpl> blocks_;
   Tensor wpe_{"wpe"}, lnfw_{"lnfw"}, lnfb_{"lnfb"};
+  std::vector<const TensorInfo*> layer_tensors_;
 
   Buffer<std::byte, Backend> arena_;
   Buffer<std::byte, Backend> decode_arena_;

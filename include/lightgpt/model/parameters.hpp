@@ -1,9 +1,11 @@
 // ParameterStore: the flat allocations behind a model's parameters, all in one layout — working
 // weights (storage type), fp32/fp64 gradients, and fp32 master weights when the working type is
 // 16-bit (for Fp32/Fp64 the working weights are the master weights). Host-side access by tensor
-// serves initialisation, checkpoints and tests.
+// serves initialisation, checkpoints and tests. Under ZeRO-1 a 16-bit store may keep the master
+// weights of one part of the flat range only (keep_master_part), the part its rank updates.
 #pragma once
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <type_traits>
@@ -39,13 +41,58 @@ class ParameterStore {
   const T* values() const { return values_.data(); }
   A* grads() { return grads_.data(); }
   const A* grads() const { return grads_.data(); }
+  // The whole master range; not while only a part is kept (master_at serves both).
   A* master() {
-    if constexpr (has_separate_master)
+    if constexpr (has_separate_master) {
+      LIGHTGPT_CHECK(holds_whole_master(), "ParameterStore::master(): only the master weights of [",
+                     master_begin_, ", ", master_end_, ") are kept (keep_master_part)");
       return master_.data();
-    else
+    } else {
       return values_.data();
+    }
   }
   const A* master() const { return const_cast<ParameterStore*>(this)->master(); }
+  // The master weight of flat element `offset` onwards, which must lie in the part kept.
+  A* master_at(std::size_t offset) {
+    if constexpr (has_separate_master) {
+      LIGHTGPT_CHECK(offset >= master_begin_ && offset <= master_end_, "master weight ", offset,
+                     " is outside the part kept, [", master_begin_, ", ", master_end_, ")");
+      return master_.data() + (offset - master_begin_);
+    } else {
+      return values_.data() + offset;
+    }
+  }
+
+  // Keeps the master weights of [begin, end) only, freeing the rest: ZeRO-1's memory saving for
+  // 16-bit weights. Outside the part, read() returns the working weights widened. A no-op when
+  // the working weights are the master weights.
+  void keep_master_part(std::size_t begin, std::size_t end) {
+    if constexpr (has_separate_master) {
+      if (begin == master_begin_ && end == master_end_) return;
+      LIGHTGPT_CHECK(master_begin_ <= begin && begin <= end && end <= master_end_,
+                     "keep_master_part: [", begin, ", ", end, ") is not within the part kept, [",
+                     master_begin_, ", ", master_end_, ")");
+      Buffer<A, Backend> part(end - begin);
+      O::copy(part.data(), master_.data() + (begin - master_begin_), end - begin);
+      master_ = std::move(part);
+      master_begin_ = begin;
+      master_end_ = end;
+    }
+  }
+  // The whole master range again, the part kept in place and the rest zero until written or
+  // gathered (a checkpoint's all-gather, a resume's write()).
+  void hold_whole_master() {
+    if constexpr (has_separate_master) {
+      if (holds_whole_master()) return;
+      Buffer<A, Backend> whole(layout_.size());
+      O::fill_zero(whole.data(), whole.size());
+      O::copy(whole.data() + master_begin_, master_.data(), master_end_ - master_begin_);
+      master_ = std::move(whole);
+      master_begin_ = 0;
+      master_end_ = layout_.size();
+    }
+  }
+  bool holds_whole_master() const { return master_begin_ == 0 && master_end_ == layout_.size(); }
 
   void zero_grad() { O::fill_zero(grads_.data(), grads_.size()); }
 
@@ -83,7 +130,19 @@ class ParameterStore {
   // Host copy of a tensor's master values.
   std::vector<A> read(const TensorInfo& tensor) const {
     std::vector<A> host(tensor.numel);
-    O::copy_to_host(host.data(), master() + tensor.offset, tensor.numel);
+    if (holds_whole_master()) {
+      O::copy_to_host(host.data(), master() + tensor.offset, tensor.numel);
+      return host;
+    }
+    std::vector<T> working(tensor.numel);
+    O::copy_to_host(working.data(), values_.data() + tensor.offset, tensor.numel);
+    for (std::size_t i = 0; i < tensor.numel; ++i) host[i] = static_cast<A>(working[i]);
+    const std::size_t lo = std::max(tensor.offset, master_begin_);
+    const std::size_t hi = std::min(tensor.offset + tensor.numel, master_end_);
+    if (lo < hi) {
+      O::copy_to_host(host.data() + (lo - tensor.offset), master_.data() + (lo - master_begin_),
+                      hi - lo);
+    }
     return host;
   }
   std::vector<A> read_grad(const TensorInfo& tensor) const {
@@ -91,9 +150,18 @@ class ParameterStore {
     O::copy_to_host(host.data(), grads() + tensor.offset, tensor.numel);
     return host;
   }
-  // Sets a tensor's master values (and working copy) from host memory.
+  // Sets a tensor's master values (those kept) and working copy from host memory.
   void write(const TensorInfo& tensor, const A* host) {
-    O::copy_from_host(master() + tensor.offset, host, tensor.numel);
+    if (holds_whole_master()) {
+      O::copy_from_host(master() + tensor.offset, host, tensor.numel);
+    } else {
+      const std::size_t lo = std::max(tensor.offset, master_begin_);
+      const std::size_t hi = std::min(tensor.offset + tensor.numel, master_end_);
+      if (lo < hi) {
+        O::copy_from_host(master_.data() + (lo - master_begin_), host + (lo - tensor.offset),
+                          hi - lo);
+      }
+    }
     if constexpr (has_separate_master) {
       std::vector<T> rounded(tensor.numel);
       for (std::size_t i = 0; i < tensor.numel; ++i) rounded[i] = T(host[i]);
@@ -119,6 +187,8 @@ class ParameterStore {
   Buffer<T, Backend> values_;
   Buffer<A, Backend> grads_;
   Buffer<A, Backend> master_;
+  // The part of the flat range master_ holds (the whole of it unless keep_master_part).
+  std::size_t master_begin_ = 0, master_end_ = layout_.size();
 };
 
 }  // namespace lightgpt

@@ -2,7 +2,9 @@
 // parameter range is cut into one contiguous part per rank (never inside a row of a sparse_rows
 // tensor); each rank keeps the moments of its part only, updates that part from the summed
 // gradients a reduce-scatter left there, and the ranks then all-gather the updated weights. The
-// update is AdamW's, element for element, so a sharded run matches an unsharded one.
+// fp32 master weights of a 16-bit model are split alike: the store may keep only this rank's part
+// (ParameterStore::keep_master_part), as step() reads no other. The update is AdamW's, element
+// for element, so a sharded run matches an unsharded one.
 #pragma once
 
 #include <cmath>
@@ -101,12 +103,12 @@ class ShardedAdamW {
       const AdamWStep<A> update = config_.step_for<A>(tensor, lr, steps_, scale);
       const std::size_t at = piece.begin, local = piece.begin - begin_;
       if (tensor.sparse_rows) {
-        O::adamw_update_sparse_rows(store.values() + at, store.master() + at, m_.data() + local,
+        O::adamw_update_sparse_rows(store.values() + at, store.master_at(at), m_.data() + local,
                                     v_.data() + local, store.grads() + at,
                                     seen_.data() + piece.seen_at, piece.rows, piece.row_length,
                                     steps_, config_.sparse_rows_window, update);
       } else {
-        O::adamw_update(store.values() + at, store.master() + at, m_.data() + local,
+        O::adamw_update(store.values() + at, store.master_at(at), m_.data() + local,
                         v_.data() + local, store.grads() + at, piece.count, update);
       }
     }

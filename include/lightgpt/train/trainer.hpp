@@ -7,7 +7,8 @@
 // A non-finite train or validation loss stops the run before that state is ever checkpointed.
 // Given a Communicator of several ranks it trains data-parallel: each rank reads its stride of
 // the batches, gradients are summed across ranks (or reduce-scattered under ZeRO-1, with the
-// moments sharded), validation is split across ranks, and only rank 0 prints and writes files.
+// moments sharded) in buckets that start during the last backward (train/gradient_sync.hpp),
+// validation is split across ranks, and only rank 0 prints and writes files.
 #pragma once
 
 #include <algorithm>
@@ -33,6 +34,7 @@
 #include "../optim/loss_scaler.hpp"
 #include "../optim/schedule.hpp"
 #include "../optim/zero.hpp"
+#include "gradient_sync.hpp"
 #include "metrics.hpp"
 
 namespace lightgpt {
@@ -64,9 +66,12 @@ struct TrainConfig {
   std::string out_dir = "out";
   bool console = true;  // one line per step on stdout
   // Data-parallel runs: 1 shards the AdamW moments across the ranks (ZeRO stage 1), 0 keeps a
-  // whole copy on every rank. Gradients are summed in buckets of bucket_mb megabytes.
+  // whole copy on every rank. Gradients are summed in buckets of bucket_mb megabytes, each
+  // started as soon as the last backward has produced it (overlap), or all after that backward
+  // (no overlap: the same sums bit for bit, to measure what overlapping gains).
   int zero_stage = 0;
   double bucket_mb = 25;
+  bool overlap = true;
 
   void validate() const {
     auto positive = [](auto value, const char* flag) {
@@ -126,6 +131,9 @@ struct StepMetrics {
   int depths = 1;
   double lr = 0, grad_norm = 0, mtp_weight = 0;
   double tokens_per_second = 0, step_ms = 0, peak_memory_mb = 0;
+  // Data-parallel runs: time blocked on communication (waits for the gradient sums, the loss
+  // sums, the ZeRO-1 all-gather of the weights).
+  double comm_wait_ms = 0;
   // CoCoNT (when the model has a table): mean KL(P_ngram ‖ P_θ), a training-only term.
   double cocont = 0;
   bool has_cocont = false;
@@ -145,6 +153,8 @@ struct TrainSummary {
   double best_val_loss = std::nan("");
   double seconds = 0;
   double peak_memory_mb = 0;
+  // Over the steps of this run(): time blocked on communication, and the steps' own time.
+  double comm_wait_seconds = 0, step_seconds = 0;
 };
 
 template <class Model>
@@ -185,6 +195,11 @@ class Trainer {
                      "can be summed (reallocation_statistics_buffer())");
     }
     if (sharded()) sharded_.emplace(model.parameters().layout(), config_.adamw, comm_);
+    if (comm_.size() > 1) {
+      const auto bucket = std::size_t(config_.bucket_mb * 1048576.0 / sizeof(A));
+      sync_.emplace(model, comm_, std::max<std::size_t>(1, bucket),
+                    sharded() ? sharded_->counts() : std::span<const std::size_t>());
+    }
     LIGHTGPT_CHECK(t.B == config_.batch_size && t.T == config_.seq_len && t.K == Model::mtp_depth,
                    "the training loader yields B=", t.B, " T=", t.T, " K=", t.K,
                    " but the trainer needs B=", config_.batch_size, " T=", config_.seq_len,
@@ -216,6 +231,7 @@ class Trainer {
     }
     model_.reserve(config_.batch_size, config_.seq_len);
     broadcast_parameters();
+    keep_master_part();
   }
 
   const TrainConfig& config() const { return config_; }
@@ -235,6 +251,7 @@ class Trainer {
 
   // Continues the run saved in `path`: model, optimizer moments, step, loader position, RNG.
   void resume(const std::filesystem::path& path) {
+    model_.parameters().hold_whole_master();
     CheckpointReader in(path);
     read_model_sections(in, model_);
     if (sharded()) {
@@ -293,6 +310,7 @@ class Trainer {
     best_val_ = best;
     if (writes_files()) log_ = MetricsLog(metrics_path(), step_);
     broadcast_parameters();
+    keep_master_part();
   }
 
   // Writes the whole training state atomically (the previous file stays intact until the rename).
@@ -303,13 +321,20 @@ class Trainer {
       gathered.emplace(model_.parameters().layout(), config_.adamw);
       sharded_->gather(*gathered);
       if constexpr (Store::has_separate_master) {
+        // The file holds every master weight; each rank keeps its part again once it is written.
+        model_.parameters().hold_whole_master();
         comm_.all_gather(model_.parameters().master(), sharded_->counts(), data_type_of<A>());
       }
     }
-    if (!writes_files()) return;
+    if (writes_files()) write_checkpoint(path, gathered ? *gathered : optimizer_);
+    keep_master_part();
+  }
+
+ private:
+  void write_checkpoint(const std::filesystem::path& path, const Optimizer& optimizer) const {
     CheckpointWriter out(path);
     write_model_sections(out, model_);
-    write_optimizer_section(out, gathered ? *gathered : optimizer_);
+    write_optimizer_section(out, optimizer);
     out.begin_section("trainer");
     out.write_value(step_);
     out.write_value(tokens_);
@@ -331,6 +356,7 @@ class Trainer {
     out.commit();
   }
 
+ public:
   // Mean next-token NLL over the fixed validation batches (the same batches every time).
   double validate() {
     LIGHTGPT_CHECK(val_ != nullptr, "validate() needs a validation loader");
@@ -409,21 +435,29 @@ class Trainer {
         m.has_cocont = model_.cocont_enabled();
         m.cocont += double(losses.cocont) / config_.grad_accum;
       }
-      model_.backward(scale);
+      // Only the last backward produces final gradients, so only it starts their sums.
+      if (sync_ && config_.overlap && micro + 1 == config_.grad_accum) {
+        model_.backward(scale, [this](int layer) { sync_->layer_ready(layer); });
+      } else {
+        model_.backward(scale);
+      }
     }
+    // The global norm of the update reads every gradient: all sums are waited for here.
+    if (sync_) m.comm_wait_ms += sync_->finish();
     for (int j = 0; j < m.depths; ++j) m.depth_loss[j] /= config_.grad_accum;
-    if (comm_.size() > 1) average_losses(m);
+    if (comm_.size() > 1) m.comm_wait_ms += timed([&] { average_losses(m); });
     m.train_loss = m.depth_loss[0];
     LIGHTGPT_CHECK(std::isfinite(m.train_loss), "training stopped at step ", step_ + 1,
                    ": the loss is not finite (", m.train_loss, "); nothing was updated",
                    checkpoint_note());
-    if (comm_.size() > 1) sum_gradients();
     if (sharded()) {
       m.grad_norm = sharded_->step(model_.parameters(), m.lr, 1.0 / m.loss_scale);
       // Every rank's updated part to every rank (after a skipped step too: nothing changed).
       if (comm_.size() > 1) {
-        comm_.all_gather(model_.parameters().values(), sharded_->counts(),
-                         data_type_of<typename Store::T>());
+        m.comm_wait_ms += timed([&] {
+          comm_.all_gather(model_.parameters().values(), sharded_->counts(),
+                           data_type_of<typename Store::T>());
+        });
       }
     } else {
       m.grad_norm = optimizer_.step(model_.parameters(), m.lr, 1.0 / m.loss_scale);
@@ -472,6 +506,8 @@ class Trainer {
     double last_val = std::nan("");
     while (step_ < config_.steps) {
       const StepMetrics m = step();
+      summary.comm_wait_seconds += m.comm_wait_ms / 1000.0;
+      summary.step_seconds += m.step_ms / 1000.0;
       const double elapsed =
           std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
       const double eta = elapsed / double(step_ - first) * double(config_.steps - step_);
@@ -490,6 +526,7 @@ class Trainer {
       record.add("lr", m.lr).add("grad_norm", m.grad_norm);
       record.add("tokens_per_s", m.tokens_per_second).add("step_ms", m.step_ms);
       record.add("peak_memory_mb", m.peak_memory_mb);
+      if (comm_.size() > 1) record.add("comm_wait_ms", m.comm_wait_ms);
       if (kLossScaling) {
         record.add("loss_scale", m.loss_scale).add("skipped", std::int64_t(m.skipped));
       }
@@ -546,6 +583,10 @@ class Trainer {
       std::printf("done: %lld steps in %s, peak memory %.0f MB", static_cast<long long>(step_),
                   format_duration(summary.seconds).c_str(), summary.peak_memory_mb);
       if (!std::isnan(best_val_)) std::printf(", best val_loss %.4f", best_val_);
+      if (comm_.size() > 1) {
+        std::printf(", comm wait %.2f s (%.1f%% of step time)", summary.comm_wait_seconds,
+                    100.0 * summary.comm_wait_seconds / std::max(summary.step_seconds, 1e-9));
+      }
       std::printf("\ncheckpoint: %s\nmetrics: %s\n", checkpoint_path().c_str(),
                   metrics_path().c_str());
       std::fflush(stdout);
@@ -603,20 +644,18 @@ class Trainer {
     m.cocont = values[8] / comm_.size();
   }
 
-  // Sums the gradients across ranks: in buckets of bucket_mb, or under ZeRO-1 only each rank's
-  // part (reduce-scatter), which is all its optimizer reads.
-  void sum_gradients() {
-    auto& store = model_.parameters();
-    const std::size_t total = store.layout().size();
-    if (sharded()) {
-      comm_.reduce_scatter_sum(store.grads(), sharded_->counts(), data_type_of<A>());
-      return;
-    }
-    const std::size_t bucket =
-        std::max<std::size_t>(1, std::size_t(config_.bucket_mb * 1048576.0 / sizeof(A)));
-    for (std::size_t at = 0; at < total; at += bucket) {
-      comm_.all_reduce_sum(store.grads() + at, std::min(bucket, total - at), data_type_of<A>());
-    }
+  // Under ZeRO-1 a 16-bit model keeps the fp32 master weights of this rank's part only.
+  void keep_master_part() const {
+    if (sharded()) model_.parameters().keep_master_part(sharded_->begin(), sharded_->end());
+  }
+
+  // Milliseconds `collective` keeps this rank waiting.
+  template <class Collective>
+  static double timed(Collective&& collective) {
+    const auto start = std::chrono::steady_clock::now();
+    collective();
+    return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start)
+        .count();
   }
 
   static TrainConfig validated(const TrainConfig& config) {
@@ -638,6 +677,7 @@ class Trainer {
   Communicator& comm_;
   Optimizer optimizer_;
   std::optional<ShardedAdamW<Backend, A>> sharded_;
+  std::optional<GradientSync> sync_;
   LossScaler scaler_;
   LoaderPosition val_start_{};
   MetricsLog log_;
