@@ -49,7 +49,7 @@
 //   update
 //   13  AdamW::queue_step: Ops::sum_of_squares_into, Ops::decide_update (norm, clip, skip on a
 //       non-finite norm or loss, in device memory), Ops::adamw_update(_sparse_rows) reading them
-//                                                     [optim/adamw.hpp, update_status.hpp; optim]
+//                                                [optim/adamw.hpp, core/update_status.hpp; optim]
 //   14  LossScaler::update (Fp16 only), before the next step's backward: adapts the scale from
 //       the skip flag read back                          [optim/loss_scaler.hpp; train/trainer.hpp]
 #pragma once

@@ -3,7 +3,7 @@
 // the update. Moments live in two allocations parallel to the parameter layout. Tensors flagged
 // sparse_rows (an input embedding table) skip rows idle for longer than sparse_rows_window steps.
 // The norm, the clip and the decision to skip a non-finite step are taken in backend memory
-// (update_status.hpp); the host reads them only when it asks for result().
+// (core/update_status.hpp); the host reads them only when it asks for result().
 #pragma once
 
 #include <cmath>
@@ -16,7 +16,7 @@
 #include "../core/arena.hpp"
 #include "../core/error.hpp"
 #include "../core/layout.hpp"
-#include "update_status.hpp"
+#include "../core/update_status.hpp"
 
 namespace lightgpt {
 
@@ -125,7 +125,7 @@ class AdamW {
 
   // One update from the store's gradients times grad_multiplier (1 / loss scale when the loss was
   // scaled), queued without a host read: the global norm, the clip and the skip decision stay in
-  // status() (update_status.hpp), where the update kernels take them. When the norm, or any of
+  // status() (core/update_status.hpp), where the update kernels take them. When the norm, or any of
   // the `watched` values (backend memory: a step's losses), is not finite nothing is updated. The
   // bias corrections count the updates taken, so a caller whose updates may be skipped reads
   // result() before queuing the next one.

@@ -12,7 +12,7 @@
 #include <limits>
 #include <vector>
 
-#include "../../optim/update_status.hpp"
+#include "../../core/update_status.hpp"
 #include "../contract.hpp"
 #include "eigen.hpp"
 
@@ -55,7 +55,7 @@ struct OptimOps {
     *dst = sum_of_squares(values, count);
   }
 
-  // The status' norm, scale and skip slots from its squares slot (optim/update_status.hpp).
+  // The status' norm, scale and skip slots from its squares slot (core/update_status.hpp).
   static void decide_update(double* status, double grad_multiplier, double grad_clip,
                             const double* watched, int watched_count) {
     lightgpt::decide_update(status, grad_multiplier, grad_clip, watched, watched_count);

@@ -5,7 +5,7 @@
 // slot, no atomics), so it is run-to-run deterministic. Not cub::DeviceReduce: its kernels name
 // ::cuda::std types in nvcc's generated host stubs, which then fail to compile in any translation
 // unit that says `using namespace lightgpt;` (lightgpt::cuda makes the name `cuda` ambiguous).
-// The clip decision (optim/update_status.hpp) runs in one thread and the update kernels read its
+// The clip decision (core/update_status.hpp) runs in one thread and the update kernels read its
 // scale and skip flag from device memory, so an update needs no host round trip.
 #pragma once
 
@@ -17,7 +17,7 @@
 #include <cub/block/block_reduce.cuh>
 
 #include "../../core/precision.hpp"
-#include "../../optim/update_status.hpp"
+#include "../../core/update_status.hpp"
 #include "../contract.hpp"
 #include "context.cuh"
 

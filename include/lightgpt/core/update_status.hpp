@@ -6,7 +6,7 @@
 
 #include <cmath>
 
-#include "../core/platform.hpp"
+#include "platform.hpp"
 
 namespace lightgpt {
 
