@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <lightgpt/core/precision.hpp>
 #include <lightgpt/model/parameters.hpp>
 #include <lightgpt/optim/adamw.hpp>
 #include <vector>
