@@ -95,7 +95,7 @@ int main(int argc, char** argv) {
   std::optional<int> batch_size, grad_accum, seq_len, mtp_max_steps, afno_num_blocks, n_layer,
       n_head, d_model, lightrnn_rows, ngram_k, val_batches, zero, overlap;
   std::optional<long long> warmup, warmdown, mtp_rampup_steps, steps, eval_every,
-      checkpoint_every, realloc_every;
+      checkpoint_every, realloc_every, log_every;
   std::optional<double> learning_rate, dropout, mtp_weight, cocont_alpha, afno_sparsity_threshold,
       bucket_mb;
   std::optional<bool> mtp_enabled, use_cocont, lightrnn_token_embedding;
@@ -123,6 +123,8 @@ int main(int argc, char** argv) {
   app.add_option("--eval_every", eval_every, "Steps between validations (0: at the end only)");
   app.add_option("--val_batches", val_batches, "Fixed validation batches of B x (T+1) tokens");
   app.add_option("--checkpoint_every", checkpoint_every, "Steps between checkpoints (0: at the end)");
+  app.add_option("--log_every", log_every,
+                 "Steps between reads of the metrics (losses, gradient norm) from the device");
   app.add_option("--zero", zero,
                  "Data-parallel runs: 1 shards the AdamW moments (and the fp32 master weights of "
                  "16-bit models) across the ranks (ZeRO-1)")
@@ -232,6 +234,7 @@ int main(int argc, char** argv) {
     apply(t.eval_every, eval_every);
     apply(t.val_batches, val_batches);
     apply(t.checkpoint_every, checkpoint_every);
+    apply(t.log_every, log_every);
     apply(t.zero_stage, zero);
     apply(t.bucket_mb, bucket_mb);
     if (overlap) t.overlap = *overlap == 1;

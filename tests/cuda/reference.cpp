@@ -169,4 +169,10 @@ std::vector<std::vector<float>> decode_log_probs(const ModelConfig& config, std:
   return result;
 }
 
+QueuedUpdates queued_updates(std::uint64_t seed, const std::vector<std::vector<float>>& grads,
+                             const std::vector<double>& losses, double grad_multiplier,
+                             double grad_clip) {
+  return run_queued_updates<Cpu>(seed, grads, losses, grad_multiplier, grad_clip);
+}
+
 }  // namespace lightgpt::testing::reference

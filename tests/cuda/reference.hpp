@@ -10,6 +10,8 @@
 #include <lightgpt/core/config.hpp>
 #include <vector>
 
+#include "queued_updates.hpp"
+
 namespace lightgpt::testing::reference {
 
 void matmul_forward(float* out, const float* in, const float* weight, const float* bias, int N,
@@ -69,6 +71,11 @@ void adamw_update(float* params, float* master, float* m, float* v, const float*
 void adamw_update_sparse_rows(float* params, float* master, float* m, float* v, const float* grads,
                               std::int64_t* seen, std::size_t rows, std::size_t width,
                               std::int64_t step_index, int window, const AdamWScalars& step);
+
+// run_queued_updates<Cpu> (queued_updates.hpp): the updates' clip and skip decisions on the CPU.
+QueuedUpdates queued_updates(std::uint64_t seed, const std::vector<std::vector<float>>& grads,
+                             const std::vector<double>& losses, double grad_multiplier,
+                             double grad_clip);
 
 // Whole-model runs of GPT<Fp32, DenseHead<>, Attention, Cpu> built with (config, seed).
 struct StepResult {

@@ -303,6 +303,41 @@ TEST(DataParallel, SixteenBitZeroOneShardsTheMasterWeights) {
                          one.optimizer().second_moment()));
 }
 
+// A non-finite loss on one rank only: the losses are summed across the ranks before the update
+// decides, so every rank skips the same update and stops with the same error, weights untouched.
+void expect_one_rank_non_finite_stops_every_rank(int zero_stage) {
+  SharedFixture f;
+  DenseFp64 model(model_config<DenseFp64>(), 5);
+  Loader train = f.train_loader(kRowsPerRank, world->rank(), world->size());
+  Trainer<DenseFp64> trainer(
+      model, f.config(kRowsPerRank, "nonfinite" + std::to_string(zero_stage), zero_stage), train,
+      nullptr, world);
+  trainer.step();
+  const TensorInfo& lnfw = model.parameters().layout().at("lnfw");
+  const TensorInfo& fcw = model.parameters().layout().at("fcw");
+  const std::vector<double> good = model.parameters().read(lnfw);
+  if (world->rank() == 1) {
+    model.parameters().write(lnfw, std::vector<double>(lnfw.numel, std::nan("")).data());
+  }
+  const std::vector<double> before = model.parameters().read(fcw);
+  try {
+    trainer.step();
+    ADD_FAILURE() << "no error on rank " << world->rank();
+  } catch (const Error& error) {
+    const std::string what = error.what();
+    EXPECT_NE(what.find("training stopped at step 2: the loss is not finite"), std::string::npos)
+        << what << " on rank " << world->rank();
+  }
+  EXPECT_EQ(model.parameters().read(fcw), before) << "rank " << world->rank();
+  EXPECT_EQ(trainer.steps_done(), 1);
+  if (world->rank() == 1) model.parameters().write(lnfw, good.data());
+}
+
+TEST(DataParallel, ANonFiniteLossOnOneRankStopsEveryRankAlike) {
+  expect_one_rank_non_finite_stops_every_rank(0);
+  expect_one_rank_non_finite_stops_every_rank(1);
+}
+
 TEST(DataParallel, CheckpointResumesOnAsManyRanksAndOnOne) {
   using Model = LightRnnFp64;
   SharedFixture f;

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <lightgpt/lightgpt.hpp>
 #include <vector>
 
@@ -83,6 +84,73 @@ TEST(AdamW, NonFiniteGradientsLeaveWeightsUntouched) {
   EXPECT_TRUE(std::isnan(optimizer.step(model.store, 0.1)));
   EXPECT_EQ(model.store.read(model.matrix())[0], 1.0);
   EXPECT_EQ(optimizer.steps(), 0);
+}
+
+// The clip decided in the update status against the arithmetic the host used to do: the norm is
+// √Σg² · multiplier and the update is that of gradients already multiplied by
+// min(1, grad_clip / norm) · multiplier, bit for bit.
+TEST(AdamW, QueuedUpdateClipsAtATinyMaxNormAsTheHostArithmeticDid) {
+  TwoTensors queued, reference;
+  AdamWConfig config;
+  config.grad_clip = 1e-6;
+  AdamW<Cpu, double> a(queued.store.layout(), config);
+  AdamWConfig unclipped = config;
+  unclipped.grad_clip = 0;
+  AdamW<Cpu, double> b(reference.store.layout(), unclipped);
+  const double multiplier = 0.5;
+  const double norm = std::sqrt(9.0 + 16.0 + 144.0) * multiplier;
+  const double scale = (config.grad_clip / norm) * multiplier;
+  queued.set_grads(3.0, 4.0, 12.0);
+  reference.set_grads(3.0 * scale, 4.0 * scale, 12.0 * scale);
+  a.queue_step(queued.store, 0.1, multiplier);
+  b.step(reference.store, 0.1);
+  const UpdateResult result = a.result();
+  EXPECT_EQ(result.norm, norm);
+  EXPECT_FALSE(result.skipped);
+  EXPECT_EQ(result.skipped_total, 0);
+  for (int i = 0; i < 3; ++i) {
+    EXPECT_EQ(a.first_moment()[i], b.first_moment()[i]) << i;
+    EXPECT_EQ(a.second_moment()[i], b.second_moment()[i]) << i;
+    EXPECT_EQ(queued.store.master()[i], reference.store.master()[i]) << i;
+  }
+  EXPECT_EQ(a.steps(), 1);
+}
+
+// A non-finite watched value (a step's loss) or gradient skips the update, which the status
+// counts; the bias corrections of the next update taken count only the updates taken.
+TEST(AdamW, NonFiniteLossOrGradientSkipsTheQueuedUpdateAndIsCounted) {
+  TwoTensors model, reference;
+  AdamW<Cpu, double> optimizer(model.store.layout()), untouched(reference.store.layout());
+  const std::vector<double> before = model.store.read(model.matrix());
+  const double losses[] = {2.0, std::numeric_limits<double>::infinity()};
+  model.set_grads(0.5, 0.25, -2.0);
+  optimizer.queue_step(model.store, 0.1, 1.0, losses, 2);
+  UpdateResult result = optimizer.result();
+  EXPECT_TRUE(result.skipped);
+  EXPECT_TRUE(std::isfinite(result.norm));
+  EXPECT_EQ(result.skipped_total, 1);
+  EXPECT_EQ(optimizer.steps(), 0);
+  EXPECT_EQ(model.store.read(model.matrix()), before);
+  EXPECT_EQ(optimizer.first_moment()[0], 0.0);
+
+  model.set_grads(NAN, 0.25, -2.0);
+  optimizer.queue_step(model.store, 0.1, 1.0, losses, 1);
+  result = optimizer.result();
+  EXPECT_TRUE(result.skipped);
+  EXPECT_TRUE(std::isnan(result.norm));
+  EXPECT_EQ(result.skipped_total, 2);
+  EXPECT_EQ(optimizer.steps(), 0);
+  EXPECT_EQ(model.store.read(model.matrix()), before);
+
+  model.set_grads(0.5, 0.25, -2.0);
+  reference.set_grads(0.5, 0.25, -2.0);
+  optimizer.queue_step(model.store, 0.1, 1.0, losses, 1);
+  untouched.step(reference.store, 0.1);
+  result = optimizer.result();
+  EXPECT_FALSE(result.skipped);
+  EXPECT_EQ(result.skipped_total, 2);
+  EXPECT_EQ(optimizer.steps(), 1);
+  EXPECT_EQ(model.store.read(model.matrix()), reference.store.read(reference.matrix()));
 }
 
 // A 4 × 3 table flagged sparse_rows against the same table updated densely, window 3. Row 0 has

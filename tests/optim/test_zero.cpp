@@ -3,6 +3,9 @@
 // updates exactly as AdamW does, moments included.
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <cmath>
+#include <limits>
 #include <lightgpt/lightgpt.hpp>
 #include <lightgpt/optim/zero.hpp>
 #include <numeric>
@@ -84,6 +87,37 @@ TEST(ShardedAdamW, AWorldOfOneUpdatesExactlyAsAdamW) {
   EXPECT_TRUE(std::equal(gathered.second_moment(), gathered.second_moment() + layout.size(),
                          again.second_moment()));
   EXPECT_EQ(again.steps(), 4);
+}
+
+// A non-finite gradient in the part, or a non-finite watched loss, skips the sharded update as it
+// does AdamW's: nothing moves, the sparse rows' state included, and the skip is counted.
+TEST(ShardedAdamW, NonFiniteGradientOrLossSkipsTheUpdate) {
+  const ParameterLayout layout = layout_with_sparse_rows();
+  ParameterStore<Fp64, Cpu> store(layout);
+  store.initialize(4);
+  SingleProcess one;
+  ShardedAdamW<Cpu, double> zero(layout, AdamWConfig{}, one);
+  const std::vector<double> before(store.master(), store.master() + layout.size());
+  std::fill(store.grads(), store.grads() + layout.size(), 0.25);
+  const double finite_loss = 3.0, nan_loss = std::nan("");
+  zero.queue_step(store, 1e-2, 1.0, &nan_loss, 1);
+  UpdateResult result = zero.result();
+  EXPECT_TRUE(result.skipped);
+  EXPECT_EQ(result.skipped_total, 1);
+  EXPECT_EQ(zero.steps(), 0);
+  EXPECT_TRUE(std::equal(before.begin(), before.end(), store.master()));
+  store.grads()[layout.at("rows").offset] = std::numeric_limits<double>::infinity();
+  zero.queue_step(store, 1e-2, 1.0, &finite_loss, 1);
+  result = zero.result();
+  EXPECT_TRUE(result.skipped);
+  EXPECT_FALSE(std::isfinite(result.norm));
+  EXPECT_EQ(result.skipped_total, 2);
+  EXPECT_TRUE(std::equal(before.begin(), before.end(), store.master()));
+  AdamW<Cpu, double> gathered(layout, AdamWConfig{});
+  zero.gather(gathered);
+  const std::size_t rows = AdamW<Cpu, double>::sparse_row_count(layout);
+  EXPECT_TRUE(std::all_of(gathered.last_gradient_steps(), gathered.last_gradient_steps() + rows,
+                          [](std::int64_t seen) { return seen == kAdamWNeverSeen; }));
 }
 
 }  // namespace

@@ -207,5 +207,46 @@ TEST(LossScaler, AnOverflowingStepIsSkippedWithWeightsUntouchedAndTheStateIsChec
   EXPECT_EQ(resumed.loss_scaler().skipped_steps(), 1);
 }
 
+// Queued steps read nothing back until last_step(), yet the loss scaler takes each overflow before
+// the next step's backward: the step after an overflow runs at the backed-off scale.
+TEST(LossScaler, QueuedStepsTakeEachOverflowBeforeTheNextBackward) {
+  TempDir dir;
+  std::vector<std::uint16_t> stream(3000);
+  for (std::size_t i = 0; i < stream.size(); ++i) {
+    stream[i] = static_cast<std::uint16_t>((i * 7 + i / 13) % 61);
+  }
+  write_shard(dir / "train.bin", std::span<const std::uint16_t>(stream));
+  LoaderOptions o;
+  o.B = kB;
+  o.T = kT;
+  Loader train((dir / "train.bin").string(), o);
+  TrainConfig c;
+  c.batch_size = kB;
+  c.seq_len = kT;
+  c.steps = 10;
+  c.out_dir = (dir / "run").string();
+  c.console = false;
+  DenseFp16 model(config16(), 2);
+  Trainer<DenseFp16> trainer(model, c, train, nullptr);
+  const TensorInfo& fcw = model.parameters().layout().at("fcw");
+  const auto before = model.parameters().read(fcw);
+  trainer.loss_scaler().set_scale(0x1.0p41);  // this and half of it overflow fp16
+  trainer.queue_step();
+  EXPECT_EQ(trainer.loss_scaler().scale(), 0x1.0p41);  // the overflow is not read yet
+  trainer.queue_step();
+  const StepMetrics second = trainer.last_step();
+  EXPECT_EQ(second.loss_scale, 0x1.0p40);
+  EXPECT_TRUE(second.skipped);
+  EXPECT_EQ(trainer.loss_scaler().scale(), 0x1.0p39);
+  EXPECT_EQ(trainer.loss_scaler().skipped_steps(), 2);
+  EXPECT_EQ(trainer.optimizer().steps(), 0);
+  EXPECT_EQ(model.parameters().read(fcw), before);
+
+  trainer.loss_scaler().set_scale(512);
+  EXPECT_FALSE(trainer.step().skipped);
+  EXPECT_EQ(trainer.optimizer().steps(), 1);
+  EXPECT_NE(model.parameters().read(fcw), before);
+}
+
 }  // namespace
 }  // namespace lightgpt::testing

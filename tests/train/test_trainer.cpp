@@ -200,6 +200,62 @@ TEST(Trainer, NonFiniteLossStopsWithAClearMessageAndKeepsTheCheckpoint) {
   EXPECT_EQ(trainer.steps_done(), 1);
 }
 
+// Reading the metrics every third step changes nothing the run computes: the same weights, and
+// records only at the steps read (and the end).
+TEST(Trainer, LogEveryReadsTheMetricsLessOftenAndTrainsTheSame) {
+  Fixture f;
+  std::vector<std::vector<float>> weights;
+  for (int every : {1, 3}) {
+    DenseFp32 model(tiny_config(), 3);
+    Loader train = f.train_loader();
+    TrainConfig config = f.config(7);
+    config.log_every = every;
+    config.eval_every = 0;
+    config.out_dir = (f.dir / ("every" + std::to_string(every))).string();
+    Trainer<DenseFp32> trainer(model, config, train, nullptr);
+    trainer.run();
+    weights.push_back(model.parameters().read(model.parameters().layout().at("fcw")));
+    const auto lines = lines_of(trainer.metrics_path());
+    if (every == 3) {
+      ASSERT_EQ(lines.size(), 3u);
+      EXPECT_EQ(json_number(lines[0], "step"), 3);
+      EXPECT_EQ(json_number(lines[1], "step"), 6);
+      EXPECT_EQ(json_number(lines[2], "step"), 7);
+    }
+  }
+  EXPECT_EQ(weights[0], weights[1]);
+  TrainConfig bad = f.config(2);
+  bad.log_every = 0;
+  EXPECT_THROW(bad.validate(), Error);
+}
+
+// A non-finite step between reads updates nothing and stops the run at the next read, which
+// says so; a step queued after it trains on.
+TEST(Trainer, NonFiniteStepBetweenReadsIsFoundAtTheNextRead) {
+  Fixture f;
+  DenseFp32 model(tiny_config(), 3);
+  Loader train = f.train_loader();
+  Trainer<DenseFp32> trainer(model, f.config(8), train, nullptr);
+  trainer.step();
+  const TensorInfo& lnfw = model.parameters().layout().at("lnfw");
+  const std::vector<float> good = model.parameters().read(lnfw);
+  model.parameters().write(lnfw, std::vector<float>(lnfw.numel, std::nanf("")).data());
+  trainer.queue_step();
+  EXPECT_EQ(trainer.optimizer().steps(), 2);  // assumed taken until read
+  model.parameters().write(lnfw, good.data());
+  trainer.queue_step();
+  try {
+    trainer.last_step();
+    FAIL() << "no error";
+  } catch (const Error& error) {
+    const std::string what = error.what();
+    EXPECT_NE(what.find("training stopped at step 3: a step since the last read"),
+              std::string::npos)
+        << what;
+  }
+  EXPECT_EQ(trainer.optimizer().steps(), 2);  // step 2 was skipped
+}
+
 // A flipped byte in the 'step' section (checksum recomputed) was once ignored by resume().
 TEST(Trainer, ResumeValidatesTheStepSectionAndTheTrainerState) {
   Fixture f;

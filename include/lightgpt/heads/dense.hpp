@@ -87,13 +87,16 @@ class DenseHeadImpl {
   }
 
   // Scores `depths` targets (1 = next token only) for each of the B·T hidden states; with
-  // report_cocont (training forwards) and CoCoNT on, also the mean KL(P_ngram ‖ P_θ).
+  // report_cocont (training forwards) and CoCoNT on, also the mean KL(P_ngram ‖ P_θ). With
+  // loss_sums (backend memory) each depth's mean is added to loss_sums[depth - 1] there instead
+  // of being read back, and the returned depths are 0.
   template <class Tok>
   HeadLosses<A> forward(const T* hidden, const Tok* tokens, int row_stride, int B, int seq_len,
-                        int depths, bool report_cocont = false) {
+                        int depths, bool report_cocont = false, double* loss_sums = nullptr) {
     const int N = B * seq_len;
     if (adapters_.enabled()) {
-      return forward_adapted(hidden, tokens, row_stride, B, seq_len, depths, report_cocont);
+      return forward_adapted(hidden, tokens, row_stride, B, seq_len, depths, report_cocont,
+                             loss_sums);
     }
     O::matmul_forward(logits_, hidden, wte_, static_cast<const T*>(nullptr), N, C_, Vp_);
     O::row_logsumexp(lse_, logits_, N, V_, Vp_);
@@ -102,7 +105,7 @@ class DenseHeadImpl {
     for (int j = 1; j <= depths; ++j) {
       A* depth_losses = losses_ + static_cast<std::size_t>(j - 1) * N;
       O::cross_entropy(depth_losses, lse_, logits_, tokens + j, row_stride, B, seq_len, Vp_);
-      losses.depth[j - 1] = O::mean(depth_losses, static_cast<std::size_t>(N));
+      score_depth(losses, j, depth_losses, N, loss_sums);
     }
     losses.main = losses.depth[0];
     if (report_cocont) losses.cocont = cocont_term(lse_, logits_, tokens, row_stride, B, seq_len);
@@ -153,9 +156,19 @@ class DenseHeadImpl {
     return covered > A(0) ? O::mean(cocont_kl_, N) / covered : A(0);
   }
 
+  // Depth j's mean of the N per-position losses: added to loss_sums[j - 1] when given, else read.
+  static void score_depth(HeadLosses<A>& losses, int j, const A* depth_losses, int N,
+                          double* loss_sums) {
+    if (loss_sums != nullptr) {
+      O::add_mean(loss_sums + (j - 1), depth_losses, static_cast<std::size_t>(N));
+    } else {
+      losses.depth[j - 1] = O::mean(depth_losses, static_cast<std::size_t>(N));
+    }
+  }
+
   template <class Tok>
   HeadLosses<A> forward_adapted(const T* hidden, const Tok* tokens, int row_stride, int B,
-                                int seq_len, int depths, bool report_cocont) {
+                                int seq_len, int depths, bool report_cocont, double* loss_sums) {
     const int N = B * seq_len;
     HeadLosses<A> losses;
     losses.depths = depths;
@@ -167,7 +180,7 @@ class DenseHeadImpl {
       O::row_logsumexp(lse, logits, N, V_, Vp_);
       A* depth_losses = losses_ + static_cast<std::size_t>(j - 1) * N;
       O::cross_entropy(depth_losses, lse, logits, tokens + j, row_stride, B, seq_len, Vp_);
-      losses.depth[j - 1] = O::mean(depth_losses, static_cast<std::size_t>(N));
+      score_depth(losses, j, depth_losses, N, loss_sums);
     }
     losses.main = losses.depth[0];
     if (report_cocont) losses.cocont = cocont_term(lse_, logits_, tokens, row_stride, B, seq_len);

@@ -202,6 +202,17 @@ concept has_forward = requires(H& h, const T* hidden, const Token* tokens, int r
       -> std::same_as<HeadLosses<A>>;
 };
 
+// Optional: forward(hidden, tokens, row_stride, B, T, depths, training, loss_sums) adds each
+// depth's mean loss to loss_sums[depth - 1] (backend memory) instead of reading it back, so that a
+// training step reads nothing; without it GPT::forward_summing reads and adds on the host.
+template <class H, class T, class A>
+concept sums_losses_in_place = requires(H& h, const T* hidden, const Token* tokens,
+                                        int row_stride, int B, int seq_len, int depths,
+                                        bool training, double* loss_sums) {
+  { h.forward(hidden, tokens, row_stride, B, seq_len, depths, training, loss_sums) }
+      -> std::same_as<HeadLosses<A>>;
+};
+
 // token_losses() -> const A*: the B·T next-token NLLs of the last forward, in the arena.
 template <class H, class A>
 concept reports_token_losses = requires(const H& h) {

@@ -29,7 +29,8 @@
 //   5f      Ops::matmul_forward (fcproj)                                                     [gemm]
 //   5g      Ops::dropout, Ops::residual_forward: + MLP                                   [norm_act]
 //   6     Ops::layernorm_forward (lnf)                                    [model/gpt.hpp; norm_act]
-//   7   Head::forward: logits, log-sum-exps, CE per MTP depth (+ CoCoNT KL) → HeadLosses
+//   7   Head::forward: logits, log-sum-exps, CE per MTP depth (+ CoCoNT KL); the trainer's
+//       GPT::forward_summing adds each depth's mean into device memory (Ops::add_mean), unread
 //                                          [heads/dense.hpp|lightrnn/head.hpp; gemm, loss|lightrnn]
 //   backward
 //   8   GPT::backward → Head::backward: d(objective)/d(lnf output) into dlnf, head gradients
@@ -47,10 +48,11 @@
 //   11    drop_embedding: Ops::dropout of dresidual                       [model/gpt.hpp; norm_act]
 //   12    Head::embed_backward: token-table and wpe gradients      [heads/*.hpp; norm_act|lightrnn]
 //   update
-//   13  AdamW::step: Ops::sum_of_squares, global-norm clip, Ops::adamw_update(_sparse_rows)
-//                                                                          [optim/adamw.hpp; optim]
-//   14  LossScaler::update (Fp16 only): skips an overflowing step, adapts the scale
-//                                                                           [optim/loss_scaler.hpp]
+//   13  AdamW::queue_step: Ops::sum_of_squares_into, Ops::decide_update (norm, clip, skip on a
+//       non-finite norm or loss, in device memory), Ops::adamw_update(_sparse_rows) reading them
+//                                                [optim/adamw.hpp, core/update_status.hpp; optim]
+//   14  LossScaler::update (Fp16 only), before the next step's backward: adapts the scale from
+//       the skip flag read back                          [optim/loss_scaler.hpp; train/trainer.hpp]
 #pragma once
 
 #include <cstdint>
@@ -219,14 +221,27 @@ class GPT {
   template <class Tok>
   requires std::is_integral_v<Tok> A forward(const Tok* tokens, int B, int seq_len,
                                              int row_stride = -1) {
-    const int window = seq_len + mtp_depth;
-    stage_tokens(tokens, B, seq_len, window, row_stride < 0 ? window : row_stride, true, "forward");
-    forward_dropout_seed_ = dropout_seed_++;
-    blocks_.set_dropout(double(dropout_p_), forward_dropout_seed_);
-    run_trunk(true);
+    training_forward(tokens, B, seq_len, row_stride);
     losses_ = head_.forward(lnf_, tokens_, window_, batch_, seq_len_, mtp_depth, true);
-    backward_ready_ = true;
     return losses_.main;
+  }
+
+  // forward() that reads no loss back: each depth's mean loss is added to loss_sums[depth - 1]
+  // (mtp_depth doubles of backend memory), where a trainer sums a step's micro-batches and reads
+  // them when it logs. losses() keeps the CoCoNT term only (a host read when CoCoNT is on).
+  template <class Tok>
+  requires std::is_integral_v<Tok> void forward_summing(double* loss_sums, const Tok* tokens,
+                                                        int B, int seq_len, int row_stride = -1) {
+    training_forward(tokens, B, seq_len, row_stride);
+    if constexpr (head_contract::sums_losses_in_place<HeadImpl, T, A>) {
+      losses_ = head_.forward(lnf_, tokens_, window_, batch_, seq_len_, mtp_depth, true, loss_sums);
+    } else {
+      losses_ = head_.forward(lnf_, tokens_, window_, batch_, seq_len_, mtp_depth, true);
+      double sums[kMaxMtpDepth];
+      O::copy_to_host(sums, loss_sums, mtp_depth);
+      for (int j = 0; j < mtp_depth; ++j) sums[j] += double(losses_.depth[j]);
+      O::copy_from_host(loss_sums, sums, mtp_depth);
+    }
   }
 
   const HeadLosses<A>& losses() const { return losses_; }
@@ -389,6 +404,17 @@ class GPT {
 
  private:
   using O = Ops<Backend>;
+
+  // The trunk of a training forward, up to the head.
+  template <class Tok>
+  void training_forward(const Tok* tokens, int B, int seq_len, int row_stride) {
+    const int window = seq_len + mtp_depth;
+    stage_tokens(tokens, B, seq_len, window, row_stride < 0 ? window : row_stride, true, "forward");
+    forward_dropout_seed_ = dropout_seed_++;
+    blocks_.set_dropout(double(dropout_p_), forward_dropout_seed_);
+    run_trunk(true);
+    backward_ready_ = true;
+  }
   using Tensor = BoundTensor<T, A>;
 
   static ParameterLayout make_layout(const ModelConfig& config) {

@@ -2,10 +2,13 @@
 // layout flags for decay (matrices) are decayed. Gradients are clipped by their global norm before
 // the update. Moments live in two allocations parallel to the parameter layout. Tensors flagged
 // sparse_rows (an input embedding table) skip rows idle for longer than sparse_rows_window steps.
+// The norm, the clip and the decision to skip a non-finite step are taken in backend memory
+// (core/update_status.hpp); the host reads them only when it asks for result().
 #pragma once
 
 #include <cmath>
 #include <cstdint>
+#include <memory>
 #include <type_traits>
 #include <vector>
 
@@ -13,6 +16,7 @@
 #include "../core/arena.hpp"
 #include "../core/error.hpp"
 #include "../core/layout.hpp"
+#include "../core/update_status.hpp"
 
 namespace lightgpt {
 
@@ -43,15 +47,10 @@ struct AdamWConfig {
                    "AdamW sparse_rows_lr_scale must be positive, got ", sparse_rows_lr_scale);
   }
 
-  // What the gradients are multiplied by in an update whose multiplied gradients have the global
-  // norm `norm`: grad_multiplier, and the clip to grad_clip when the norm exceeds it.
-  double gradient_scale(double norm, double grad_multiplier) const {
-    return (grad_clip > 0 && norm > grad_clip ? grad_clip / norm : 1.0) * grad_multiplier;
-  }
-  // The constants of update number `step` (1-based) of `tensor`.
+  // The constants of update number `step` (1-based) of `tensor`; the gradient scale (clip and
+  // loss-scale multiplier) is the update status', which the update kernels read.
   template <class A>
-  AdamWStep<A> step_for(const TensorInfo& tensor, double lr, std::int64_t step,
-                        double gradient_scale) const {
+  AdamWStep<A> step_for(const TensorInfo& tensor, double lr, std::int64_t step) const {
     return {A(tensor.sparse_rows ? lr * sparse_rows_lr_scale : lr),
             A(beta1),
             A(beta2),
@@ -59,8 +58,54 @@ struct AdamWConfig {
             A(tensor.weight_decay ? weight_decay : 0.0),
             A(1.0 - std::pow(beta1, double(step))),
             A(1.0 - std::pow(beta2, double(step))),
-            A(gradient_scale)};
+            A(1)};
   }
+};
+
+// What one update decided: the global norm of the multiplied gradients before clipping, whether
+// the update was skipped (that norm or a watched value not finite), and the skips so far.
+struct UpdateResult {
+  double norm = 0;
+  bool skipped = false;
+  std::int64_t skipped_total = 0;
+};
+
+// An optimizer's update status in backend memory and its way back to the host: started after
+// each queued decision, waited for only when result() is asked.
+template <class Backend>
+class UpdateTracker {
+ public:
+  using O = Ops<Backend>;
+
+  UpdateTracker()
+      : status_(UpdateStatus::size),
+        readback_(std::make_unique<typename O::template HostReadback<double>>()) {
+    O::fill_zero(status_.data(), status_.size());
+  }
+
+  double* status() { return status_.data(); }
+  void queued() {
+    readback_->start(status_.data(), UpdateStatus::size);
+    pending_ = true;
+  }
+  // The last decision; `steps` (the optimizer's count of updates taken, which assumed each queued
+  // update would be) loses the updates skipped since the previous read.
+  UpdateResult result(std::int64_t& steps) {
+    if (pending_) {
+      const double* status = readback_->wait();
+      const std::int64_t skipped_total = std::int64_t(status[UpdateStatus::skipped]);
+      steps -= skipped_total - last_.skipped_total;
+      last_ = {status[UpdateStatus::norm], status[UpdateStatus::skip] != 0, skipped_total};
+      pending_ = false;
+    }
+    return last_;
+  }
+
+ private:
+  Buffer<double, Backend> status_;
+  std::unique_ptr<typename O::template HostReadback<double>> readback_;
+  bool pending_ = false;
+  UpdateResult last_;
 };
 
 template <class Backend, class A>
@@ -79,10 +124,14 @@ class AdamW {
   }
 
   // One update from the store's gradients times grad_multiplier (1 / loss scale when the loss was
-  // scaled). Returns the global norm of the multiplied gradients before clipping; when it is not
-  // finite nothing is updated (the caller decides whether to stop or skip).
+  // scaled), queued without a host read: the global norm, the clip and the skip decision stay in
+  // status() (core/update_status.hpp), where the update kernels take them. When the norm, or any of
+  // the `watched` values (backend memory: a step's losses), is not finite nothing is updated. The
+  // bias corrections count the updates taken, so a caller whose updates may be skipped reads
+  // result() before queuing the next one.
   template <class Store>
-  double step(Store& store, double lr, double grad_multiplier = 1.0) {
+  void queue_step(Store& store, double lr, double grad_multiplier = 1.0,
+                  const double* watched = nullptr, int watched_count = 0) {
     static_assert(std::is_same_v<typename Store::backend, Backend>,
                   "AdamW<Backend, A>::step: the model lives on another backend than the optimizer; "
                   "declare the optimizer as Model::Optimizer");
@@ -91,10 +140,24 @@ class AdamW {
                   "Fp32/Bf16/Fp16, double for Fp64); declare the optimizer as Model::Optimizer");
     if constexpr (std::is_same_v<typename Store::backend, Backend> &&
                   std::is_same_v<typename Store::A, A>) {
-      return update(store, lr, grad_multiplier);
-    } else {
-      return 0.0;  // never reached: the assertions above stop the build before anything cascades
+      O::sum_of_squares_into(tracker_.status() + UpdateStatus::squares, store.grads(),
+                             layout_.size());
+      O::decide_update(tracker_.status(), grad_multiplier, config_.grad_clip, watched,
+                       watched_count);
+      update(store, lr);
+      tracker_.queued();
     }
+  }
+
+  // The last queued update's decision, waiting for it.
+  UpdateResult result() { return tracker_.result(steps_); }
+
+  // queue_step and result() in one: the global norm of the multiplied gradients before clipping;
+  // when it is not finite nothing was updated (the caller decides whether to stop or skip).
+  template <class Store>
+  double step(Store& store, double lr, double grad_multiplier = 1.0) {
+    queue_step(store, lr, grad_multiplier);
+    return result().norm;
   }
 
   // Rows of the sparse_rows tensors, in layout order: the step of each row's last gradient (the
@@ -119,36 +182,34 @@ class AdamW {
   const A* second_moment() const { return v_.data(); }
 
  private:
+  // The update kernels, which take the gradient scale and the skip flag from the status.
   template <class Store>
-  double update(Store& store, double lr, double grad_multiplier) {
-    const double norm =
-        std::sqrt(O::sum_of_squares(store.grads(), layout_.size())) * grad_multiplier;
-    if (!std::isfinite(norm)) return norm;
+  void update(Store& store, double lr) {
+    const double* status = tracker_.status();
     ++steps_;
-    const double scale = config_.gradient_scale(norm, grad_multiplier);
     std::size_t seen_at = 0;
     for (const TensorInfo& tensor : layout_.tensors()) {
-      const AdamWStep<A> update = config_.step_for<A>(tensor, lr, steps_, scale);
+      const AdamWStep<A> update = config_.step_for<A>(tensor, lr, steps_);
       const std::size_t at = tensor.offset;
       if (tensor.sparse_rows) {
         const auto rows = static_cast<std::size_t>(tensor.shape.front());
         O::adamw_update_sparse_rows(store.values() + at, store.master() + at, m_.data() + at,
                                     v_.data() + at, store.grads() + at, seen_.data() + seen_at,
                                     rows, tensor.numel / rows, steps_, config_.sparse_rows_window,
-                                    update);
+                                    update, status);
         seen_at += rows;
       } else {
         O::adamw_update(store.values() + at, store.master() + at, m_.data() + at, v_.data() + at,
-                        store.grads() + at, tensor.numel, update);
+                        store.grads() + at, tensor.numel, update, status);
       }
     }
-    return norm;
   }
 
   ParameterLayout layout_;
   AdamWConfig config_;
   Buffer<A, Backend> m_, v_;
   Buffer<std::int64_t, Backend> seen_;
+  UpdateTracker<Backend> tracker_;
   std::int64_t steps_ = 0;
 };
 

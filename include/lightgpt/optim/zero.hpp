@@ -88,31 +88,43 @@ class ShardedAdamW {
   std::int64_t steps() const { return steps_; }
   const AdamWConfig& config() const { return config_; }
 
-  // AdamW::step on this rank's part, whose gradients must already be summed over the ranks. The
-  // global norm sums every rank's part; when it is not finite nothing is updated, on any rank.
+  // AdamW::queue_step on this rank's part, whose gradients must already be summed over the ranks.
+  // The global norm sums every rank's part in backend memory (an all-reduce of one value, no host
+  // read); when it, or a watched value, is not finite nothing is updated, on any rank: the watched
+  // values must be the same on every rank (the trainer's losses are summed over the ranks).
   template <class Store>
-  double step(Store& store, double lr, double grad_multiplier = 1.0) {
-    double squares = O::sum_of_squares(store.grads() + begin_, end_ - begin_);
-    comm_.host_sum(&squares, 1);
-    const double norm = std::sqrt(squares) * grad_multiplier;
-    if (!std::isfinite(norm)) return norm;
+  void queue_step(Store& store, double lr, double grad_multiplier = 1.0,
+                  const double* watched = nullptr, int watched_count = 0) {
+    double* status = tracker_.status();
+    O::sum_of_squares_into(status + UpdateStatus::squares, store.grads() + begin_, end_ - begin_);
+    if (comm_.size() > 1) comm_.all_reduce_sum(status + UpdateStatus::squares, 1, DataType::f64);
+    O::decide_update(status, grad_multiplier, config_.grad_clip, watched, watched_count);
     ++steps_;
-    const double scale = config_.gradient_scale(norm, grad_multiplier);
     for (const Piece& piece : pieces_) {
       const TensorInfo& tensor = *piece.tensor;
-      const AdamWStep<A> update = config_.step_for<A>(tensor, lr, steps_, scale);
+      const AdamWStep<A> update = config_.step_for<A>(tensor, lr, steps_);
       const std::size_t at = piece.begin, local = piece.begin - begin_;
       if (tensor.sparse_rows) {
         O::adamw_update_sparse_rows(store.values() + at, store.master_at(at), m_.data() + local,
                                     v_.data() + local, store.grads() + at,
                                     seen_.data() + piece.seen_at, piece.rows, piece.row_length,
-                                    steps_, config_.sparse_rows_window, update);
+                                    steps_, config_.sparse_rows_window, update, status);
       } else {
         O::adamw_update(store.values() + at, store.master_at(at), m_.data() + local,
-                        v_.data() + local, store.grads() + at, piece.count, update);
+                        v_.data() + local, store.grads() + at, piece.count, update, status);
       }
     }
-    return norm;
+    tracker_.queued();
+  }
+
+  // The last queued update's decision, waiting for it.
+  UpdateResult result() { return tracker_.result(steps_); }
+
+  // queue_step and result() in one: the global norm, not finite when nothing was updated.
+  template <class Store>
+  double step(Store& store, double lr, double grad_multiplier = 1.0) {
+    queue_step(store, lr, grad_multiplier);
+    return result().norm;
   }
 
   // Every rank's state gathered into `full` (an AdamW over the same layout), on every rank: what a
@@ -178,6 +190,7 @@ class ShardedAdamW {
   std::size_t row_begin_ = rows_before_part();
   Buffer<A, Backend> m_, v_;
   Buffer<std::int64_t, Backend> seen_;
+  UpdateTracker<Backend> tracker_;
   std::int64_t steps_ = 0;
 };
 

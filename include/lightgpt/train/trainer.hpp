@@ -9,6 +9,8 @@
 // the batches, gradients are summed across ranks (or reduce-scattered under ZeRO-1, with the
 // moments sharded) in buckets that start during the last backward (train/gradient_sync.hpp),
 // validation is split across ranks, and only rank 0 prints and writes files.
+// A step's losses, gradient norm and skip decision stay in backend memory (the update reads them
+// there); the host reads them every log_every steps, at validations, checkpoints and the end.
 #pragma once
 
 #include <algorithm>
@@ -18,6 +20,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <limits>
+#include <memory>
 #include <optional>
 #include <string>
 #include <type_traits>
@@ -57,6 +60,9 @@ struct TrainConfig {
   // 0 turns it off. The masks follow from the step, so a resumed run draws the same ones.
   double dropout = 0.0;
   std::int64_t eval_every = 0;        // 0: validate only at the end
+  // Steps between reads of the metrics (losses, gradient norm): the only per-step host waits of
+  // a Cuda run (fp16's loss scaler aside). A non-finite step is found at the next read.
+  std::int64_t log_every = 1;
   int val_batches = 8;                // fixed validation batches of B × (T + 1) tokens; 0: all
   std::int64_t checkpoint_every = 0;  // 0: checkpoint only at the end
   // LightRNN bootstrap reallocation: every realloc_every steps the codebook is re-placed from the
@@ -97,6 +103,7 @@ struct TrainConfig {
     LIGHTGPT_CHECK(dropout >= 0 && dropout < 1, "--dropout must lie in [0, 1), got ", dropout);
     LIGHTGPT_CHECK(eval_every >= 0, "--eval_every must be 0 (end only) or positive, got ",
                    eval_every);
+    positive(log_every, "--log_every");
     LIGHTGPT_CHECK(checkpoint_every >= 0,
                    "--checkpoint_every must be 0 (end only) or positive, got ", checkpoint_every);
     LIGHTGPT_CHECK(!out_dir.empty(), "--out_dir must not be empty");
@@ -130,7 +137,9 @@ struct StepMetrics {
   double depth_loss[8] = {};
   int depths = 1;
   double lr = 0, grad_norm = 0, mtp_weight = 0;
+  // step_ms and comm_wait_ms average the interval_steps steps since the previous read.
   double tokens_per_second = 0, step_ms = 0, peak_memory_mb = 0;
+  std::int64_t interval_steps = 1;
   // Data-parallel runs: time blocked on communication (waits for the gradient sums, the loss
   // sums, the ZeRO-1 all-gather of the weights).
   double comm_wait_ms = 0;
@@ -316,6 +325,8 @@ class Trainer {
   // Writes the whole training state atomically (the previous file stays intact until the rename).
   // Every rank calls it (ZeRO-1 gathers the moments); rank 0 writes.
   void save(const std::filesystem::path& path) const {
+    LIGHTGPT_CHECK(!unread_, "save() after queue_step() needs last_step() first: a skipped "
+                   "update is known only once read");
     std::optional<Optimizer> gathered;
     if (sharded()) {
       gathered.emplace(model_.parameters().layout(), config_.adamw);
@@ -401,10 +412,23 @@ class Trainer {
     return nll;
   }
 
-  // One optimizer step. Throws lightgpt::Error, updating nothing, when the loss or the gradient
-  // norm is not finite.
+  // One optimizer step and its metrics. Throws lightgpt::Error, updating nothing, when the loss or
+  // the gradient norm is not finite.
   StepMetrics step() {
+    queue_step();
+    return last_step();
+  }
+
+  // One optimizer step, queued without reading anything back: the losses are summed in backend
+  // memory and the update takes its clip and skip decision from there. Under fp16 the loss scaler
+  // first takes the previous update's overflow decision, read once this step's first forward is
+  // queued. last_step() reads the metrics.
+  void queue_step() {
     const auto start = std::chrono::steady_clock::now();
+    if (!unread_) {
+      interval_start_ = start;
+      interval_comm_wait_ms_ = 0;
+    }
     StepMetrics m;
     m.lr = config_.schedule().at(step_);
     m.mtp_weight = config_.mtp_weight_at(step_);
@@ -415,10 +439,7 @@ class Trainer {
         model_.head().begin_reallocation_statistics();
       }
     }
-    m.loss_scale = kLossScaling ? scaler_.scale() : 1.0;
-    // Each rank's gradients are already divided by the rank count: the sum across ranks is the
-    // mean over the global batch.
-    const A scale = A(m.loss_scale / (double(config_.grad_accum) * comm_.size()));
+    Ops<Backend>::fill_zero(loss_sums_.data(), loss_sums_.size());
     model_.set_dropout(A(config_.dropout));
     for (int micro = 0; micro < config_.grad_accum; ++micro) {
       const Batch batch = train_.next();
@@ -427,14 +448,19 @@ class Trainer {
                                std::uint64_t(step_) * std::uint64_t(config_.grad_accum) +
                                std::uint64_t(micro)) ^
                               (std::uint64_t(comm_.rank()) * 0xbf58476d1ce4e5b9ull));
-      model_.forward(batch.tokens, batch.B, batch.T, batch.row_stride);
-      const auto& losses = model_.losses();
-      m.depths = losses.depths;
-      for (int j = 0; j < losses.depths; ++j) m.depth_loss[j] += double(losses.depth[j]);
+      model_.forward_summing(loss_sums_.data(), batch.tokens, batch.B, batch.T,
+                             batch.row_stride);
       if constexpr (requires { model_.cocont_enabled(); }) {
         m.has_cocont = model_.cocont_enabled();
-        m.cocont += double(losses.cocont) / config_.grad_accum;
+        m.cocont += double(model_.losses().cocont) / config_.grad_accum;
       }
+      if (micro == 0) {
+        if constexpr (kLossScaling) settle_loss_scaler();
+        m.loss_scale = kLossScaling ? scaler_.scale() : 1.0;
+      }
+      // Each rank's gradients are already divided by the rank count: the sum across ranks is the
+      // mean over the global batch.
+      const A scale = A(m.loss_scale / (double(config_.grad_accum) * comm_.size()));
       // Only the last backward produces final gradients, so only it starts their sums.
       if (sync_ && config_.overlap && micro + 1 == config_.grad_accum) {
         model_.backward(scale, [this](int layer) { sync_->layer_ready(layer); });
@@ -442,16 +468,17 @@ class Trainer {
         model_.backward(scale);
       }
     }
+    m.depths = Model::mtp_depth;
     // The global norm of the update reads every gradient: all sums are waited for here.
     if (sync_) m.comm_wait_ms += sync_->finish();
-    for (int j = 0; j < m.depths; ++j) m.depth_loss[j] /= config_.grad_accum;
-    if (comm_.size() > 1) m.comm_wait_ms += timed([&] { average_losses(m); });
-    m.train_loss = m.depth_loss[0];
-    LIGHTGPT_CHECK(std::isfinite(m.train_loss), "training stopped at step ", step_ + 1,
-                   ": the loss is not finite (", m.train_loss, "); nothing was updated",
-                   checkpoint_note());
+    // Every rank's loss sums, so that every rank skips (or takes) the same update.
+    if (comm_.size() > 1) {
+      m.comm_wait_ms += timed(
+          [&] { comm_.all_reduce_sum(loss_sums_.data(), m.depths, DataType::f64); });
+    }
     if (sharded()) {
-      m.grad_norm = sharded_->step(model_.parameters(), m.lr, 1.0 / m.loss_scale);
+      sharded_->queue_step(model_.parameters(), m.lr, 1.0 / m.loss_scale, loss_sums_.data(),
+                           m.depths);
       // Every rank's updated part to every rank (after a skipped step too: nothing changed).
       if (comm_.size() > 1) {
         m.comm_wait_ms += timed([&] {
@@ -460,15 +487,12 @@ class Trainer {
         });
       }
     } else {
-      m.grad_norm = optimizer_.step(model_.parameters(), m.lr, 1.0 / m.loss_scale);
+      optimizer_.queue_step(model_.parameters(), m.lr, 1.0 / m.loss_scale, loss_sums_.data(),
+                            m.depths);
     }
-    if constexpr (kLossScaling) {
-      m.skipped = !scaler_.update(m.grad_norm);  // overflow: skipped, the scale backs off
-    } else {
-      LIGHTGPT_CHECK(std::isfinite(m.grad_norm), "training stopped at step ", step_ + 1,
-                     ": the gradient norm is not finite (", m.grad_norm,
-                     "); nothing was updated", checkpoint_note());
-    }
+    loss_readback_->start(loss_sums_.data(), std::size_t(m.depths));
+    scaler_pending_ = kLossScaling;
+    unread_ = true;
     ++step_;
     if constexpr (kReallocatable) {
       if (config_.realloc_every > 0 && step_ % config_.realloc_every == 0) {
@@ -488,8 +512,56 @@ class Trainer {
     tokens_ += tokens_per_step();
     m.step = step_;
     m.tokens = tokens_;
+    interval_comm_wait_ms_ += m.comm_wait_ms;
+    queued_ = m;
+  }
+
+  // The metrics of the last queued step, read back (waiting for it); step_ms and tokens_per_second
+  // average the steps since the previous read. Throws lightgpt::Error when a step since then had a
+  // non-finite loss or gradient norm (under fp16 a non-finite norm is an overflow, which skips the
+  // step): that step updated nothing, and when it is the last one it is not counted as taken.
+  StepMetrics last_step() {
+    LIGHTGPT_CHECK(step_ > 0 && queued_.step == step_, "last_step() before any step");
+    StepMetrics m = queued_;
+    const bool fresh = unread_;
+    unread_ = false;
+    const double* sums = loss_readback_->wait();
+    for (int j = 0; j < m.depths; ++j) {
+      m.depth_loss[j] = sums[j] / config_.grad_accum / comm_.size();
+    }
+    if (comm_.size() > 1 && fresh) {
+      comm_.host_sum(&m.cocont, 1);
+      m.cocont /= comm_.size();
+    }
+    m.train_loss = m.depth_loss[0];
+    const UpdateResult update = update_result();
+    m.grad_norm = update.norm;
+    if constexpr (kLossScaling) {
+      settle_loss_scaler();
+      m.skipped = update.skipped;  // overflow: skipped, the scale backed off
+    } else if (update.skipped_total > skipped_seen_) {
+      skipped_seen_ = update.skipped_total;
+      LIGHTGPT_CHECK(update.skipped, "training stopped at step ", step_,
+                     ": a step since the last read of the metrics had a non-finite loss or "
+                     "gradient norm and updated nothing",
+                     checkpoint_note());
+      const std::int64_t failed = step_;
+      --step_;
+      tokens_ -= tokens_per_step();
+      LIGHTGPT_CHECK(std::isfinite(m.train_loss), "training stopped at step ", failed,
+                     ": the loss is not finite (", m.train_loss, "); nothing was updated",
+                     checkpoint_note());
+      throw Error(detail::concat("training stopped at step ", failed,
+                                 ": the gradient norm is not finite (", m.grad_norm,
+                                 "); nothing was updated", checkpoint_note()));
+    }
+    const auto now = std::chrono::steady_clock::now();
+    const std::int64_t steps = std::max<std::int64_t>(1, step_ - read_step_);
+    read_step_ = step_;
+    m.interval_steps = steps;
     m.step_ms =
-        std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
+        std::chrono::duration<double, std::milli>(now - interval_start_).count() / double(steps);
+    m.comm_wait_ms = interval_comm_wait_ms_ / double(steps);
     m.tokens_per_second = double(tokens_per_step()) / (m.step_ms / 1000.0);
     m.peak_memory_mb = peak_host_memory_mb();
     return m;
@@ -505,9 +577,17 @@ class Trainer {
     TrainSummary summary;
     double last_val = std::nan("");
     while (step_ < config_.steps) {
-      const StepMetrics m = step();
-      summary.comm_wait_seconds += m.comm_wait_ms / 1000.0;
-      summary.step_seconds += m.step_ms / 1000.0;
+      queue_step();
+      const bool evaluate = val_ != nullptr && ((config_.eval_every > 0 &&
+                                                 step_ % config_.eval_every == 0) ||
+                                                step_ == config_.steps);
+      const bool checkpoint =
+          (config_.checkpoint_every > 0 && step_ % config_.checkpoint_every == 0) ||
+          step_ == config_.steps;
+      if (step_ % config_.log_every != 0 && !evaluate && !checkpoint) continue;
+      const StepMetrics m = last_step();
+      summary.comm_wait_seconds += m.comm_wait_ms * double(m.interval_steps) / 1000.0;
+      summary.step_seconds += m.step_ms * double(m.interval_steps) / 1000.0;
       const double elapsed =
           std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
       const double eta = elapsed / double(step_ - first) * double(config_.steps - step_);
@@ -530,9 +610,6 @@ class Trainer {
       if (kLossScaling) {
         record.add("loss_scale", m.loss_scale).add("skipped", std::int64_t(m.skipped));
       }
-      const bool evaluate = val_ != nullptr && ((config_.eval_every > 0 &&
-                                                 step_ % config_.eval_every == 0) ||
-                                                step_ == config_.steps);
       if (evaluate) {
         last_val = validate();
         record.add("val_loss", last_val);
@@ -562,8 +639,7 @@ class Trainer {
         std::printf("\n");
         std::fflush(stdout);
       }
-      if ((config_.checkpoint_every > 0 && step_ % config_.checkpoint_every == 0) ||
-          step_ == config_.steps) {
+      if (checkpoint) {
         try {
           save(checkpoint_path());
         } catch (const Error& error) {
@@ -634,14 +710,18 @@ class Trainer {
     }
   }
 
-  // The step's losses as means over the global batch; every rank then judges the same values.
-  void average_losses(StepMetrics& m) const {
-    double values[9] = {};
-    for (int j = 0; j < m.depths; ++j) values[j] = m.depth_loss[j];
-    values[8] = m.cocont;
-    comm_.host_sum(values, 9);
-    for (int j = 0; j < m.depths; ++j) m.depth_loss[j] = values[j] / comm_.size();
-    m.cocont = values[8] / comm_.size();
+  // The last queued update's decision (the optimizer's host read).
+  UpdateResult update_result() { return sharded() ? sharded_->result() : optimizer_.result(); }
+
+  // Fp16: the loss scaler takes the last update's overflow decision. A skip with a finite norm
+  // was a non-finite loss, which no loss scale mends: the run stops.
+  void settle_loss_scaler() {
+    if (!scaler_pending_) return;
+    scaler_pending_ = false;
+    const UpdateResult update = update_result();
+    LIGHTGPT_CHECK(!update.skipped || !std::isfinite(update.norm), "training stopped at step ",
+                   step_, ": the loss is not finite; nothing was updated", checkpoint_note());
+    scaler_.update(update.norm);
   }
 
   // Under ZeRO-1 a 16-bit model keeps the fp32 master weights of this rank's part only.
@@ -679,6 +759,17 @@ class Trainer {
   std::optional<ShardedAdamW<Backend, A>> sharded_;
   std::optional<GradientSync> sync_;
   LossScaler scaler_;
+  // The step's mean losses per depth, summed over micro-batches (and ranks) in backend memory.
+  Buffer<double, Backend> loss_sums_{std::size_t(kMaxMtpDepth)};
+  std::unique_ptr<typename Ops<Backend>::template HostReadback<double>> loss_readback_ =
+      std::make_unique<typename Ops<Backend>::template HostReadback<double>>();
+  StepMetrics queued_;      // the last queued step's metrics known on the host
+  bool unread_ = false;     // queued_ was not read back yet
+  bool scaler_pending_ = false;  // fp16: the scaler has not taken the last update's decision
+  std::int64_t skipped_seen_ = 0;  // skipped updates already reported (non-fp16: failures)
+  std::int64_t read_step_ = 0;
+  std::chrono::steady_clock::time_point interval_start_;
+  double interval_comm_wait_ms_ = 0;  // communication waits of the steps since the last read
   LoaderPosition val_start_{};
   MetricsLog log_;
   Rng rng_{0x6c69676874677074ull};

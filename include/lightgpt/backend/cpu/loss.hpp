@@ -150,6 +150,11 @@ struct LossOps {
     for (std::size_t i = 0; i < count; ++i) sum += values[i];
     return sum / A(count);
   }
+  // *dst += mean(values, count), dst in backend memory: a step's loss, summed where it stays.
+  template <class A>
+  static void add_mean(double* dst, const A* values, std::size_t count) {
+    *dst += double(mean(values, count));
+  }
 
  private:
   // The first V values of a row of logits as an Eigen array of A: the row itself when T is A,

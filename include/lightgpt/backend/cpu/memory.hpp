@@ -71,6 +71,18 @@ struct MemoryOps {
    private:
     std::vector<T> buffer_;
   };
+
+  // Values of backend memory the host reads later (the CUDA backend's asynchronous download);
+  // on the CPU start() copies and wait() returns the copy.
+  template <class T>
+  class HostReadback {
+   public:
+    void start(const T* src, std::size_t count) { buffer_.assign(src, src + count); }
+    const T* wait() const { return buffer_.data(); }
+
+   private:
+    std::vector<T> buffer_;
+  };
 };
 
 }  // namespace cpu

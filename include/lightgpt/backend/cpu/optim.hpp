@@ -12,6 +12,7 @@
 #include <limits>
 #include <vector>
 
+#include "../../core/update_status.hpp"
 #include "../contract.hpp"
 #include "eigen.hpp"
 
@@ -46,6 +47,38 @@ struct OptimOps {
     double total = 0;
     for (double p : partial) total += p;
     return total;
+  }
+
+  // sum_of_squares into *dst (backend memory), where decide_update reads it.
+  template <class A>
+  static void sum_of_squares_into(double* dst, const A* values, std::size_t count) {
+    *dst = sum_of_squares(values, count);
+  }
+
+  // The status' norm, scale and skip slots from its squares slot (core/update_status.hpp).
+  static void decide_update(double* status, double grad_multiplier, double grad_clip,
+                            const double* watched, int watched_count) {
+    lightgpt::decide_update(status, grad_multiplier, grad_clip, watched, watched_count);
+  }
+
+  // adamw_update with the gradient scale taken from an update status, and nothing done when the
+  // status says skip.
+  template <class T, class A>
+  static void adamw_update(T* params, A* master, A* m, A* v, const A* grads, std::size_t count,
+                           AdamWStep<A> step, const double* status) {
+    if (status[UpdateStatus::skip] != 0) return;
+    step.grad_scale = A(status[UpdateStatus::scale]);
+    adamw_update(params, master, m, v, grads, count, step);
+  }
+  template <class T, class A>
+  static void adamw_update_sparse_rows(T* params, A* master, A* m, A* v, const A* grads,
+                                       std::int64_t* seen, std::size_t rows, std::size_t width,
+                                       std::int64_t step_index, int window, AdamWStep<A> step,
+                                       const double* status) {
+    if (status[UpdateStatus::skip] != 0) return;
+    step.grad_scale = A(status[UpdateStatus::scale]);
+    adamw_update_sparse_rows(params, master, m, v, grads, seen, rows, width, step_index, window,
+                             step);
   }
 
   // master/m/v/grads are accum-typed; params is the working (storage-typed) copy, which may be the

@@ -10,6 +10,7 @@
 #include <cuda_runtime.h>
 
 #include <cstddef>
+#include <cstdint>
 #include <map>
 #include <mutex>
 
@@ -104,7 +105,14 @@ class Context {
     return s.ptr;
   }
 
-  void synchronize() const { LIGHTGPT_CUDA_CHECK(cudaStreamSynchronize(stream_)); }
+  void synchronize() {
+    ++host_waits_;
+    LIGHTGPT_CUDA_CHECK(cudaStreamSynchronize(stream_));
+  }
+  // Times the host has waited for the stream's work (synchronize, and reads of values the stream
+  // computed): what a training step must not do, and what a test counts.
+  std::int64_t host_waits() const { return host_waits_; }
+  void count_host_wait() { ++host_waits_; }
 
   // TF32 tensor cores for fp32 GEMMs (10-bit mantissa products, fp32 accumulation): faster, but
   // fp32 results then differ from the CPU reference by ~1e-3 relative. On by default; the fp32
@@ -140,6 +148,7 @@ class Context {
   void* workspace_ = nullptr;
   Slot slots_[static_cast<int>(Scratch::count)];
   bool allow_tf32_ = true;
+  std::int64_t host_waits_ = 0;
 };
 
 inline Context& context() { return Context::current(); }

@@ -172,6 +172,12 @@ __global__ void sum_kernel(double* result, const A* values, std::size_t count) {
   if (threadIdx.x == 0) result[0] = sum;
 }
 
+// *dst += the mean that LossOps::mean returns, from the sum sum_kernel left in *sum.
+template <class A>
+__global__ void add_mean_kernel(double* dst, const double* sum, std::size_t count) {
+  dst[0] += double(A(sum[0] / double(count)));
+}
+
 }  // namespace kernels
 
 struct LossOps {
@@ -263,6 +269,18 @@ struct LossOps {
         cudaMemcpyAsync(&sum, result, sizeof(double), cudaMemcpyDeviceToHost, ctx.stream()));
     ctx.synchronize();
     return A(sum / double(count));
+  }
+
+  // *dst += mean(values, count), dst in device memory: a step's loss, summed where it stays.
+  template <class A>
+  static void add_mean(double* dst, const A* values, std::size_t count) {
+    LIGHTGPT_CHECK(count > 0, "mean of zero values");
+    Context& ctx = context();
+    auto* sum = static_cast<double*>(ctx.scratch(Scratch::scalar, sizeof(double)));
+    kernels::sum_kernel<<<1, 1024, 0, ctx.stream()>>>(sum, values, count);
+    LIGHTGPT_CUDA_CHECK_LAUNCH();
+    kernels::add_mean_kernel<A><<<1, 1, 0, ctx.stream()>>>(dst, sum, count);
+    LIGHTGPT_CUDA_CHECK_LAUNCH();
   }
 };
 

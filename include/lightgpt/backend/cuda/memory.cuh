@@ -1,7 +1,8 @@
 // Device memory for the CUDA backend: plain cudaMalloc/cudaFree (256-byte aligned by the runtime),
 // fills and copies on the context's stream. Copies to and from the host synchronise the stream,
 // so host buffers can be reused (or read) as soon as the call returns; HostStaging uploads from
-// pinned memory without that wait.
+// pinned memory without that wait, and HostReadback downloads into pinned memory, waiting (when
+// the host asks for the values) only for the work queued before the download.
 #pragma once
 
 #include <cuda_runtime.h>
@@ -99,6 +100,56 @@ struct MemoryOps {
     T* buffer_ = nullptr;
     std::size_t capacity_ = 0;
     cudaEvent_t uploaded_ = nullptr;
+  };
+
+  // Values the stream computes and the host reads later (a step's losses and update status):
+  // start() queues their copy into pinned memory, wait() blocks until that copy is done, not for
+  // work queued after it, and returns them. A start() replaces the values of the previous one.
+  template <class T>
+  class HostReadback {
+   public:
+    HostReadback() = default;
+    HostReadback(const HostReadback&) = delete;
+    HostReadback& operator=(const HostReadback&) = delete;
+    ~HostReadback() {
+      if (copied_ != nullptr) {
+        cudaEventSynchronize(copied_);
+        cudaEventDestroy(copied_);
+      }
+      if (buffer_ != nullptr) cudaFreeHost(buffer_);
+      cudaGetLastError();
+    }
+
+    void start(const T* src, std::size_t count) {
+      if (count == 0) return;
+      if (count > capacity_) {
+        if (copied_ != nullptr) LIGHTGPT_CUDA_CHECK(cudaEventSynchronize(copied_));
+        if (buffer_ != nullptr) LIGHTGPT_CUDA_CHECK(cudaFreeHost(buffer_));
+        buffer_ = nullptr;
+        capacity_ = 0;
+        LIGHTGPT_CUDA_CHECK(cudaMallocHost(reinterpret_cast<void**>(&buffer_), count * sizeof(T)));
+        capacity_ = count;
+      }
+      if (copied_ == nullptr) {
+        LIGHTGPT_CUDA_CHECK(cudaEventCreateWithFlags(&copied_, cudaEventDisableTiming));
+      }
+      const cudaStream_t stream = context().stream();
+      LIGHTGPT_CUDA_CHECK(
+          cudaMemcpyAsync(buffer_, src, count * sizeof(T), cudaMemcpyDeviceToHost, stream));
+      LIGHTGPT_CUDA_CHECK(cudaEventRecord(copied_, stream));
+    }
+    const T* wait() const {
+      if (copied_ != nullptr) {
+        context().count_host_wait();
+        LIGHTGPT_CUDA_CHECK(cudaEventSynchronize(copied_));
+      }
+      return buffer_;
+    }
+
+   private:
+    T* buffer_ = nullptr;
+    std::size_t capacity_ = 0;
+    cudaEvent_t copied_ = nullptr;
   };
 };
 

@@ -5,6 +5,8 @@
 // slot, no atomics), so it is run-to-run deterministic. Not cub::DeviceReduce: its kernels name
 // ::cuda::std types in nvcc's generated host stubs, which then fail to compile in any translation
 // unit that says `using namespace lightgpt;` (lightgpt::cuda makes the name `cuda` ambiguous).
+// The clip decision (core/update_status.hpp) runs in one thread and the update kernels read its
+// scale and skip flag from device memory, so an update needs no host round trip.
 #pragma once
 
 #include <cuda_runtime.h>
@@ -15,6 +17,7 @@
 #include <cub/block/block_reduce.cuh>
 
 #include "../../core/precision.hpp"
+#include "../../core/update_status.hpp"
 #include "../contract.hpp"
 #include "context.cuh"
 
@@ -64,9 +67,26 @@ __device__ inline void adamw_element(T* params, A* master, A* m, A* v, const A* 
   params[i] = T(w);
 }
 
+// Templated only so that its definition may sit in a header; D is double.
+template <class D>
+__global__ void decide_update_kernel(D* status, D grad_multiplier, D grad_clip, const D* watched,
+                                     int watched_count) {
+  decide_update(status, grad_multiplier, grad_clip, watched, watched_count);
+}
+
+// A status (may be null: the step's own grad_scale, never skipped) sets the gradient scale; true
+// when it says skip.
+template <class A>
+__device__ inline bool apply_status(AdamWStep<A>& step, const double* status) {
+  if (status == nullptr) return false;
+  step.grad_scale = A(status[UpdateStatus::scale]);
+  return status[UpdateStatus::skip] != 0;
+}
+
 template <class T, class A>
 __global__ void adamw_kernel(T* params, A* master, A* m, A* v, const A* grads, std::size_t count,
-                             AdamWStep<A> step) {
+                             AdamWStep<A> step, const double* status) {
+  if (apply_status(step, status)) return;
   for (std::size_t i = blockIdx.x * std::size_t(blockDim.x) + threadIdx.x; i < count;
        i += std::size_t(gridDim.x) * blockDim.x) {
     adamw_element(params, master, m, v, grads, i, step);
@@ -79,7 +99,9 @@ constexpr int kSparseRowWarps = 8;
 template <class T, class A>
 __global__ void adamw_sparse_rows_kernel(T* params, A* master, A* m, A* v, const A* grads,
                                          std::int64_t* seen, std::size_t rows, std::size_t width,
-                                         std::int64_t step_index, int window, AdamWStep<A> step) {
+                                         std::int64_t step_index, int window, AdamWStep<A> step,
+                                         const double* status) {
+  if (apply_status(step, status)) return;
   const std::size_t r = blockIdx.x * std::size_t(kSparseRowWarps) + threadIdx.x / 32;
   if (r >= rows) return;  // the whole warp leaves together
   const int lane = threadIdx.x % 32;
@@ -111,22 +133,33 @@ __global__ void adamw_sparse_rows_kernel(T* params, A* master, A* m, A* v, const
 }  // namespace kernels
 
 struct OptimOps {
+  // Σ values² in double into *dst (device memory), where decide_update reads it.
+  template <class A>
+  static void sum_of_squares_into(double* dst, const A* values, std::size_t count) {
+    Context& ctx = context();
+    if (count == 0) {
+      LIGHTGPT_CUDA_CHECK(cudaMemsetAsync(dst, 0, sizeof(double), ctx.stream()));
+      return;
+    }
+    const std::size_t needed = (count + kernels::kSquaresThreads - 1) / kernels::kSquaresThreads;
+    const int blocks = static_cast<int>(
+        std::min<std::size_t>(needed, static_cast<std::size_t>(ctx.sm_count()) * 4));
+    auto* partials = static_cast<double*>(ctx.scratch(Scratch::cub_temp, sizeof(double) * blocks));
+    kernels::sum_of_squares_kernel<<<blocks, kernels::kSquaresThreads, 0, ctx.stream()>>>(
+        partials, values, count);
+    LIGHTGPT_CUDA_CHECK_LAUNCH();
+    kernels::sum_partials_kernel<<<1, kernels::kSquaresThreads, 0, ctx.stream()>>>(dst, partials,
+                                                                                   blocks);
+    LIGHTGPT_CUDA_CHECK_LAUNCH();
+  }
+
   // Σ values² in double, returned on the host.
   template <class A>
   static double sum_of_squares(const A* values, std::size_t count) {
     if (count == 0) return 0.0;
     Context& ctx = context();
-    const std::size_t needed = (count + kernels::kSquaresThreads - 1) / kernels::kSquaresThreads;
-    const int blocks = static_cast<int>(
-        std::min<std::size_t>(needed, static_cast<std::size_t>(ctx.sm_count()) * 4));
-    auto* partials = static_cast<double*>(ctx.scratch(Scratch::cub_temp, sizeof(double) * blocks));
     auto* result = static_cast<double*>(ctx.scratch(Scratch::scalar, sizeof(double)));
-    kernels::sum_of_squares_kernel<<<blocks, kernels::kSquaresThreads, 0, ctx.stream()>>>(
-        partials, values, count);
-    LIGHTGPT_CUDA_CHECK_LAUNCH();
-    kernels::sum_partials_kernel<<<1, kernels::kSquaresThreads, 0, ctx.stream()>>>(result, partials,
-                                                                                   blocks);
-    LIGHTGPT_CUDA_CHECK_LAUNCH();
+    sum_of_squares_into(result, values, count);
     double sum = 0;
     LIGHTGPT_CUDA_CHECK(
         cudaMemcpyAsync(&sum, result, sizeof(double), cudaMemcpyDeviceToHost, ctx.stream()));
@@ -134,30 +167,40 @@ struct OptimOps {
     return sum;
   }
 
-  // master/m/v/grads are fp32; params is the working copy, which may be the same memory as master
-  // when the two types agree.
-  template <class T, class A>
-  static void adamw_update(T* params, A* master, A* m, A* v, const A* grads, std::size_t count,
-                           const AdamWStep<A>& step) {
-    if (count == 0) return;
-    kernels::adamw_kernel<<<elementwise_blocks(count), 256, 0, context().stream()>>>(
-        params, master, m, v, grads, count, step);
+  // The status' norm, scale and skip slots from its squares slot, on the device.
+  static void decide_update(double* status, double grad_multiplier, double grad_clip,
+                            const double* watched, int watched_count) {
+    kernels::decide_update_kernel<double><<<1, 1, 0, context().stream()>>>(
+        status, grad_multiplier, grad_clip, watched, watched_count);
     LIGHTGPT_CUDA_CHECK_LAUNCH();
   }
 
-  // The CPU's adamw_update_sparse_rows (backend/cpu/optim.hpp); seen is device memory.
+  // master/m/v/grads are fp32; params is the working copy, which may be the same memory as master
+  // when the two types agree. With an update status (device memory) the gradient scale is its
+  // scale slot, and nothing is done when it says skip.
+  template <class T, class A>
+  static void adamw_update(T* params, A* master, A* m, A* v, const A* grads, std::size_t count,
+                           const AdamWStep<A>& step, const double* status = nullptr) {
+    if (count == 0) return;
+    kernels::adamw_kernel<<<elementwise_blocks(count), 256, 0, context().stream()>>>(
+        params, master, m, v, grads, count, step, status);
+    LIGHTGPT_CUDA_CHECK_LAUNCH();
+  }
+
+  // The CPU's adamw_update_sparse_rows (backend/cpu/optim.hpp); seen and status are device
+  // memory.
   template <class T, class A>
   static void adamw_update_sparse_rows(T* params, A* master, A* m, A* v, const A* grads,
                                        std::int64_t* seen, std::size_t rows, std::size_t width,
                                        std::int64_t step_index, int window,
-                                       const AdamWStep<A>& step) {
+                                       const AdamWStep<A>& step, const double* status = nullptr) {
     if (rows == 0) return;
     const auto blocks = static_cast<unsigned>((rows + kernels::kSparseRowWarps - 1) /
                                               kernels::kSparseRowWarps);
     kernels::adamw_sparse_rows_kernel<<<blocks, 32 * kernels::kSparseRowWarps, 0,
                                         context().stream()>>>(params, master, m, v, grads, seen,
                                                               rows, width, step_index, window,
-                                                              step);
+                                                              step, status);
     LIGHTGPT_CUDA_CHECK_LAUNCH();
   }
 };

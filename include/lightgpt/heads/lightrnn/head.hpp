@@ -156,10 +156,12 @@ class LightRnnHeadImpl {
 
   // Scores `depths` targets for each of the B·T hidden states; depth[j-1] is the full token NLL
   // -log P(r) - log P(c | r) of target t + j. With report_cocont (training forwards) and CoCoNT
-  // on, also the mean row-level KL(P_ngram,row ‖ P_row).
+  // on, also the mean row-level KL(P_ngram,row ‖ P_row). With loss_sums (backend memory) each
+  // depth's mean is added to loss_sums[depth - 1] there instead of being read back, and the
+  // returned depths are 0.
   template <class Tok>
   HeadLosses<A> forward(const T* hidden, const Tok* tokens, int row_stride, int B, int seq_len,
-                        int depths, bool report_cocont = false) {
+                        int depths, bool report_cocont = false, double* loss_sums = nullptr) {
     const int N = B * seq_len;
     // The windows of depth j's targets, j ids ahead of the inputs.
     auto targets = [&](int j) { return LightRnnWindows<Tok>{tokens + j, row_stride, B, seq_len}; };
@@ -183,7 +185,11 @@ class LightRnnHeadImpl {
       A* depth_losses = losses_ + static_cast<std::size_t>(j - 1) * N;
       K::lightrnn_cross_entropy(depth_losses, col_lse(j, N), row_logits(j, N), row_lse(j, N),
                                 col_logits(j, N), targets(j), codebook_view());
-      losses.depth[j - 1] = O::mean(depth_losses, static_cast<std::size_t>(N));
+      if (loss_sums != nullptr) {
+        O::add_mean(loss_sums + (j - 1), depth_losses, static_cast<std::size_t>(N));
+      } else {
+        losses.depth[j - 1] = O::mean(depth_losses, static_cast<std::size_t>(N));
+      }
     }
     losses.main = losses.depth[0];
     if (report_cocont && ngram_.loaded()) {
