@@ -130,8 +130,9 @@ int main(int argc, char** argv) {
                  "16-bit models) across the ranks (ZeRO-1)")
       ->check(CLI::IsMember({0, 1}));
   app.add_option("--overlap", overlap,
-                 "Data-parallel runs: 1 (default) sums each bucket of gradients while the backward "
-                 "of the layers below runs, 0 after the whole backward (the same result)")
+                 "Data-parallel runs: 1 sums each bucket of gradients while the backward of the "
+                 "layers below runs, 0 after the whole backward (the same result; default: 1 on "
+                 "CUDA, 0 on the CPU, where the sums compete with the backward for the cores)")
       ->check(CLI::IsMember({0, 1}));
   app.add_option("--bucket_mb", bucket_mb,
                  "Data-parallel runs: megabytes of gradients summed per all-reduce (default 25)");
@@ -237,7 +238,6 @@ int main(int argc, char** argv) {
     apply(t.log_every, log_every);
     apply(t.zero_stage, zero);
     apply(t.bucket_mb, bucket_mb);
-    if (overlap) t.overlap = *overlap == 1;
     apply(t.realloc_every, realloc_every);
     LIGHTGPT_CHECK(t.realloc_every == 0 || p.head == "lightrnn",
                    "--realloc_every needs the LightRNN head (--head lightrnn)");
@@ -275,6 +275,9 @@ int main(int argc, char** argv) {
     }
     apply(p.precision, precision);
     apply(p.backend, backend);
+    // Measured (BENCHMARKS.md, "Two MPI ranks against two threads"): on CPU ranks MPI's
+    // non-blocking sums slow the backward more than they hide.
+    t.overlap = overlap ? *overlap == 1 : p.backend == "cuda";
     if (app.count("--baselines") + app.count("--no-baselines") == 0) {
       o.baselines = p.backend == "cpu";
     }
