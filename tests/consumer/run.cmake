@@ -9,7 +9,8 @@ endfunction()
 run(${CMAKE_COMMAND} --install ${LIGHTGPT_BUILD_DIR} --prefix ${WORK_DIR}/prefix)
 run(${CMAKE_COMMAND} -S ${CONSUMER_SOURCE_DIR} -B ${WORK_DIR}/build
     -DCMAKE_PREFIX_PATH=${WORK_DIR}/prefix -DCMAKE_BUILD_TYPE=Release)
-run(${CMAKE_COMMAND} --build ${WORK_DIR}/build)
+# Two programs, built side by side (the test runs alone: RUN_SERIAL).
+run(${CMAKE_COMMAND} --build ${WORK_DIR}/build --parallel 2)
 if(EXISTS ${WORK_DIR}/build/consumer_distributed)
   run(${WORK_DIR}/build/consumer_distributed)
 endif()
