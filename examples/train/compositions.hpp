@@ -1,8 +1,7 @@
 // The compile-time compositions built into the `train` binary, as a table: the flags that select
 // each one, its GPT<...> type for display, and the function that trains it. The table itself is
-// generated from compositions.cmake (one line per composition; each CPU one instantiated in its
-// own translation unit, so they compile in parallel, the CUDA ones together in one); adding a
-// composition is adding a line there.
+// generated from compositions.cmake (one line per composition; the CPU ones instantiated together
+// in one translation unit, the CUDA ones in another); adding a composition is adding a line there.
 #pragma once
 
 #include "train.hpp"
