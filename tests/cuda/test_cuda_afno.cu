@@ -21,7 +21,7 @@
 #include "reference_afno.hpp"
 
 namespace lightgpt::testing {
-namespace {
+namespace cuda_afno {
 
 using O = Ops<Cuda>;
 
@@ -636,5 +636,5 @@ TYPED_TEST(CudaAfnoModel, TwoRunsAreBitIdentical) {
   EXPECT_TRUE(first == run()) << "losses or gradients differ between runs";
 }
 
-}  // namespace
+}  // namespace cuda_afno
 }  // namespace lightgpt::testing

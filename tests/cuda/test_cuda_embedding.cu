@@ -14,7 +14,7 @@
 #include "reference.hpp"
 
 namespace lightgpt::testing {
-namespace {
+namespace cuda_embedding {
 
 using O = Ops<Cuda>;
 namespace ref = reference;
@@ -107,5 +107,5 @@ TYPED_TEST(CudaEmbedding, TokenBackwardAtGpt2ShapeWithAFrequentToken) {
   }
 }
 
-}  // namespace
+}  // namespace cuda_embedding
 }  // namespace lightgpt::testing

@@ -28,7 +28,7 @@
 #include "reference_lightrnn.hpp"
 
 namespace lightgpt::testing {
-namespace {
+namespace cuda_lightrnn {
 
 using O = Ops<Cuda>;
 
@@ -730,5 +730,5 @@ TYPED_TEST(CudaLightRnnModel, GenerateIsReproducible) {
   for (std::int32_t id : first) EXPECT_TRUE(id >= 0 && id < config.vocab_size) << id;
 }
 
-}  // namespace
+}  // namespace cuda_lightrnn
 }  // namespace lightgpt::testing

@@ -15,7 +15,7 @@
 #include "reference.hpp"
 
 namespace lightgpt::testing {
-namespace {
+namespace cuda_model {
 
 template <class P>
 using CudaDense = GPT<P, DenseHead<>, Attention, Cuda>;
@@ -245,5 +245,5 @@ TEST_F(CudaTest, LogitsPastTwoToThe31MatchSmallBatches) {
   EXPECT_LT(relative_error(gradients(), whole_grads), 1e-4) << "gradients of the whole batch";
 }
 
-}  // namespace
+}  // namespace cuda_model
 }  // namespace lightgpt::testing

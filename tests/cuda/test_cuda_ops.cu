@@ -20,7 +20,7 @@
 #include "reference.hpp"
 
 namespace lightgpt::testing {
-namespace {
+namespace cuda_ops {
 
 using O = Ops<Cuda>;
 
@@ -647,5 +647,5 @@ TYPED_TEST(CudaOps, AdamWSparseRowsMatchTheCpu) {
   EXPECT_LT(relative_error(d_v.download(), v), 1e-6);
 }
 
-}  // namespace
+}  // namespace cuda_ops
 }  // namespace lightgpt::testing

@@ -14,7 +14,7 @@
 #include "reference.hpp"
 
 namespace lightgpt::testing {
-namespace {
+namespace cuda_step {
 
 class CudaStep : public CudaTest {};
 
@@ -107,5 +107,5 @@ TEST_F(CudaStep, LossesStayOnTheDeviceAndAStepWaitsForNothing) {
   EXPECT_EQ(optimizer.steps(), 3);
 }
 
-}  // namespace
+}  // namespace cuda_step
 }  // namespace lightgpt::testing

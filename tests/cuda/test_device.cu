@@ -11,14 +11,20 @@
 
 #include "cuda_testing.cuh"
 
-// A user's `using namespace lightgpt;` at global scope must leave CUDA's own ::half usable: the
-// library's fp16 storage type is lightgpt::float16, so `half` below is unambiguous.
+// A user's `using namespace lightgpt;` must leave CUDA's own ::half usable: the library's fp16
+// storage type is lightgpt::float16, so `half` below is unambiguous. The directive sits in a
+// namespace of its own, where names are looked up as under a global one, so that it reaches
+// neither the other test files compiled in the same unit nor nvcc's generated host stubs at the
+// end of the unit (they name GoogleTest's `testing::` unqualified, which lightgpt::testing would
+// make ambiguous).
+namespace user_code {
 using namespace lightgpt;
 static_assert(std::is_same_v<half, __half>, "::half must stay cuda_fp16.h's type");
 static_assert(sizeof(float16) == sizeof(half) && sizeof(bfloat16) == 2);
+}  // namespace user_code
 
-namespace lightgpt {
-namespace {
+namespace lightgpt::testing {
+namespace cuda_device {
 
 __global__ void elementwise_kernel(const float* in, float* out, float* grad, bfloat16* rounded,
                                    int n) {
@@ -103,5 +109,5 @@ TEST(CudaDevice, ErrorsNameTheCall) {
   }
 }
 
-}  // namespace
-}  // namespace lightgpt
+}  // namespace cuda_device
+}  // namespace lightgpt::testing
