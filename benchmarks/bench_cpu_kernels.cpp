@@ -8,6 +8,8 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <cstdlib>
+#include <fstream>
 #include <lightgpt/lightgpt.hpp>
 #include <lightgpt/train/presets.hpp>
 #include <vector>
@@ -219,6 +221,15 @@ BENCHMARK(BM_TinyCpuStep)->Arg(0)->Arg(1)->Unit(benchmark::kMillisecond)->UseRea
 // 6 · (12·L·C² + head)·B·T with head = 50304·C for the dense head and 2·R·C + C² for LightRNN
 // (its two R-wide products and the C × C step per position). peak_MB is the process's maximum
 // resident set: run one shape per process to read it.
+// Profiling the timed steps alone: with LIGHTGPT_PERF_CONTROL naming the control FIFO of
+// `perf record -D -1 --control=fifo:FIFO`, the timed iterations of BM_StepVsGemm are bracketed by
+// "enable" and "disable" (BENCHMARKS.md, "CPU: whole steps against the GEMM rate").
+void perf_control(const char* command) {
+  if (const char* fifo = std::getenv("LIGHTGPT_PERF_CONTROL")) {
+    std::ofstream(fifo) << command << std::endl;
+  }
+}
+
 double median(std::vector<double> values) {
   std::sort(values.begin(), values.end());
   const std::size_t n = values.size();
@@ -252,7 +263,9 @@ void time_against_gemm(benchmark::State& state, const lightgpt::ModelConfig& con
   for (int warmup = 0; warmup < 2; ++warmup) step();
   std::vector<double> steps, gemms;
   for (auto _ : state) {
+    perf_control("enable");
     const double step_seconds = seconds_of(step);
+    perf_control("disable");
     gemms.push_back(seconds_of([&] {
       O::matmul_forward(out.data(), in.data(), w.data(), static_cast<const float*>(nullptr), N,
                         gemm_in, gemm_out);
