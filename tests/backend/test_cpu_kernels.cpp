@@ -10,6 +10,7 @@
 #include <vector>
 
 namespace lightgpt {
+namespace cpu_kernels_tests {
 namespace {
 
 using O = Ops<Cpu>;
@@ -283,4 +284,5 @@ TEST(CpuDropout, KeepsAboutOneMinusPScaledAndRedrawsTheSameMask) {
 }
 
 }  // namespace
+}  // namespace cpu_kernels_tests
 }  // namespace lightgpt

@@ -6,6 +6,7 @@
 #include <tuple>
 
 namespace lightgpt {
+namespace config_tests {
 namespace {
 
 TEST(ModelConfig, Gpt2SmallPadsTheVocabularyLikeLlmc) {
@@ -109,4 +110,5 @@ TEST(ParameterLayout, AlignsEveryTensorTo128Elements) {
 }
 
 }  // namespace
+}  // namespace config_tests
 }  // namespace lightgpt

@@ -6,6 +6,7 @@
 #include <limits>
 
 namespace lightgpt {
+namespace precision_tests {
 namespace {
 
 TEST(Bf16, RoundsToNearestEven) {
@@ -68,4 +69,5 @@ TEST(OnlineSoftmax, MatchesTwoPassLogSumExp) {
 }
 
 }  // namespace
+}  // namespace precision_tests
 }  // namespace lightgpt

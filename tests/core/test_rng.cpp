@@ -4,6 +4,7 @@
 #include <lightgpt/core/rng.hpp>
 
 namespace lightgpt {
+namespace rng_tests {
 namespace {
 
 TEST(Rng, StreamsAreDeterministicAndDistinct) {
@@ -34,4 +35,5 @@ TEST(Rng, NormalHasUnitMomentsAndUniformIsInRange) {
 }
 
 }  // namespace
+}  // namespace rng_tests
 }  // namespace lightgpt

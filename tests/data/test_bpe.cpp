@@ -11,6 +11,7 @@
 #include "../scratch.hpp"
 #include "tokenizer_fixture.hpp"
 
+namespace bpe_tests {
 namespace {
 
 using lightgpt::test::TokenizerTest;
@@ -179,3 +180,4 @@ TEST_F(TokenizerTest, ParallelEncodingMatchesSerial) {
 }
 
 }  // namespace
+}  // namespace bpe_tests

@@ -18,6 +18,7 @@
 #include "../scratch.hpp"
 #include "tokenizer_fixture.hpp"
 
+namespace bpe_oracle_tests {
 namespace {
 
 using lightgpt::test::TokenizerTest;
@@ -257,3 +258,4 @@ TEST_F(TokenizerTest, MatchesJavaScriptEncoderOnBrownCorpus) {
 }
 
 }  // namespace
+}  // namespace bpe_oracle_tests

@@ -9,6 +9,7 @@
 
 #include "../scratch.hpp"
 
+namespace loader_tests {
 namespace {
 
 using lightgpt::testing::TempDir;
@@ -239,3 +240,4 @@ TEST(LoaderTest, RejectsTooLittleDataAndBadTokens) {
 }
 
 }  // namespace
+}  // namespace loader_tests

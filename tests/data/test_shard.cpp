@@ -10,6 +10,7 @@
 
 #include "../scratch.hpp"
 
+namespace shard_tests {
 namespace {
 
 using lightgpt::testing::TempDir;
@@ -156,3 +157,4 @@ TEST(ShardTest, WriterRejectsIdsBeyondUint16) {
 }
 
 }  // namespace
+}  // namespace shard_tests

@@ -18,6 +18,7 @@
 #include "untied_head.hpp"
 
 namespace lightgpt::testing {
+namespace extension_tests {
 namespace {
 
 using research::CausalConvMixer;
@@ -234,4 +235,5 @@ TEST(Extension, PartOptionsAreCheckedWhereTheyAreRead) {
 }
 
 }  // namespace
+}  // namespace extension_tests
 }  // namespace lightgpt::testing

@@ -11,6 +11,7 @@
 #include "scratch.hpp"
 
 namespace lightgpt::testing {
+namespace codebook_tests {
 namespace {
 
 // Each token in exactly one cell, each cell at most one token, tables consistent.
@@ -261,4 +262,5 @@ TEST(Codebook, ReallocationWithoutGainKeepsTheMap) {
 }
 
 }  // namespace
+}  // namespace codebook_tests
 }  // namespace lightgpt::testing

@@ -14,6 +14,7 @@
 #include "head_instances.hpp"
 
 namespace lightgpt::testing {
+namespace head_gradcheck_tests {
 namespace {
 
 constexpr int kB = 2, kT = 6;
@@ -99,4 +100,5 @@ TEST(HeadGradCheck, LightRnnMtp3AdapterParameterFree) {
 }
 
 }  // namespace
+}  // namespace head_gradcheck_tests
 }  // namespace lightgpt::testing

@@ -15,6 +15,7 @@
 #include "scratch.hpp"
 
 namespace lightgpt::testing {
+namespace lightrnn_tests {
 namespace {
 
 double gelu(double x) {
@@ -428,9 +429,11 @@ TEST(LightRnnHead, ReallocationLowersCostTrainsOnAndIsCheckpointed) {
 }
 
 }  // namespace
+}  // namespace lightrnn_tests
 }  // namespace lightgpt::testing
 
 namespace lightgpt::testing {
+namespace lightrnn_tests {
 namespace {
 
 // Temperature and top-k act on the joint distribution given by log_probs (model/sampling.hpp).
@@ -460,9 +463,11 @@ TEST(LightRnnHead, SamplingUsesTheJointDistribution) {
 }
 
 }  // namespace
+}  // namespace lightrnn_tests
 }  // namespace lightgpt::testing
 
 namespace lightgpt::testing {
+namespace lightrnn_tests {
 namespace {
 
 // 16-bit storage (fp32 master weights and reductions) against the Fp32 reference on the same
@@ -506,4 +511,5 @@ TEST(LightRnnHead, Bf16StorageMatchesFp32) {
 }
 
 }  // namespace
+}  // namespace lightrnn_tests
 }  // namespace lightgpt::testing

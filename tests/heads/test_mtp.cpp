@@ -10,6 +10,7 @@
 #include "head_instances.hpp"
 
 namespace lightgpt::testing {
+namespace mtp_tests {
 namespace {
 
 template <class Model>
@@ -201,4 +202,5 @@ TEST(Mtp, AuxiliaryLossIsOnByDefault) {
 }
 
 }  // namespace
+}  // namespace mtp_tests
 }  // namespace lightgpt::testing

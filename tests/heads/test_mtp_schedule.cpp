@@ -6,6 +6,7 @@
 #include "head_instances.hpp"
 
 namespace lightgpt::testing {
+namespace mtp_schedule_tests {
 namespace {
 
 TEST(MtpSchedule, RampsLinearlyThenHolds) {
@@ -41,4 +42,5 @@ TEST(MtpSchedule, InvalidSettingsAreErrors) {
 }
 
 }  // namespace
+}  // namespace mtp_schedule_tests
 }  // namespace lightgpt::testing

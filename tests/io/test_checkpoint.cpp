@@ -11,6 +11,7 @@
 #include "scratch.hpp"
 
 namespace lightgpt::testing {
+namespace checkpoint_tests {
 namespace {
 
 namespace fs = std::filesystem;
@@ -129,4 +130,5 @@ TEST(Checkpoint, ContainerKeepsTheOldFileUntilCommit) {
 }
 
 }  // namespace
+}  // namespace checkpoint_tests
 }  // namespace lightgpt::testing

@@ -15,6 +15,7 @@
 #include "scratch.hpp"
 
 namespace lightgpt::testing {
+namespace llmc_tests {
 namespace {
 
 namespace fs = std::filesystem;
@@ -296,4 +297,5 @@ TEST_F(LlmcErrors, MissingFileAndUnwritableDirectory) {
 }
 
 }  // namespace
+}  // namespace llmc_tests
 }  // namespace lightgpt::testing

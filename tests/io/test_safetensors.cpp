@@ -17,6 +17,7 @@
 #include "scratch.hpp"
 
 namespace lightgpt::testing {
+namespace safetensors_tests {
 namespace {
 
 namespace fs = std::filesystem;
@@ -483,4 +484,5 @@ TEST_F(SafetensorsErrors, ConfigFromAFileWithoutMetadataNeedsConfigJson) {
 }
 
 }  // namespace
+}  // namespace safetensors_tests
 }  // namespace lightgpt::testing

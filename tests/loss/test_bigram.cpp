@@ -11,6 +11,7 @@
 #include "scratch.hpp"
 
 namespace lightgpt {
+namespace bigram_tests {
 namespace {
 
 using testing::TempDir;
@@ -158,4 +159,5 @@ TEST(Bigram, EveryCorruptOrMismatchedFileIsRefused) {
 }
 
 }  // namespace
+}  // namespace bigram_tests
 }  // namespace lightgpt

@@ -14,6 +14,7 @@
 #include "head_instances.hpp"
 
 namespace lightgpt::testing {
+namespace cocont_tests {
 namespace {
 
 constexpr int kB = 2, kT = 6;
@@ -494,4 +495,5 @@ TEST(Cocont, RowTargetsFollowTheCodebook) {
 }
 
 }  // namespace
+}  // namespace cocont_tests
 }  // namespace lightgpt::testing

@@ -13,6 +13,7 @@
 #include "afno_instances.hpp"
 
 namespace lightgpt::testing {
+namespace afno_tests {
 namespace {
 
 template <class F>
@@ -402,4 +403,5 @@ TEST(AfnoModel, Fp32MatchesFp64OnTheSameWeights) {
 }
 
 }  // namespace
+}  // namespace afno_tests
 }  // namespace lightgpt::testing

@@ -15,6 +15,7 @@
 #endif
 
 namespace lightgpt::testing {
+namespace fft_tests {
 namespace {
 
 using O = Ops<Cpu>;
@@ -364,4 +365,5 @@ TYPED_TEST(AfnoKernels16, GateAndShrinkRoundTheFp32ResultOnce) {
 }
 
 }  // namespace
+}  // namespace fft_tests
 }  // namespace lightgpt::testing

@@ -8,6 +8,7 @@
 #include "instances.hpp"
 
 namespace lightgpt::testing {
+namespace decode_tests {
 namespace {
 
 TEST(Decode, CachedDecodingEqualsFullRecomputationAtEveryPosition) {
@@ -106,4 +107,5 @@ TEST(Sampling, FrequenciesFollowTheTemperedDistributionAndTopK) {
 }
 
 }  // namespace
+}  // namespace decode_tests
 }  // namespace lightgpt::testing

@@ -12,6 +12,7 @@
 #include "instances.hpp"
 
 namespace lightgpt::testing {
+namespace gpt_tests {
 namespace {
 
 template <class F>
@@ -341,4 +342,5 @@ TEST(Gpt, LayerAndSharedRangesPartitionTheParameters) {
 }
 
 }  // namespace
+}  // namespace gpt_tests
 }  // namespace lightgpt::testing

@@ -12,6 +12,7 @@
 #include "instances.hpp"
 
 namespace lightgpt::testing {
+namespace gradcheck_tests {
 namespace {
 
 constexpr int kB = 2, kT = 7;
@@ -69,4 +70,5 @@ TEST(GradCheck, BackwardScalesWithGradScale) {
 }
 
 }  // namespace
+}  // namespace gradcheck_tests
 }  // namespace lightgpt::testing

@@ -11,6 +11,7 @@
 #include "scratch.hpp"
 
 namespace lightgpt {
+namespace adamw_tests {
 namespace {
 
 struct TwoTensors {
@@ -302,4 +303,5 @@ TEST(AdamW, RejectsInvalidHyperparameters) {
 }
 
 }  // namespace
+}  // namespace adamw_tests
 }  // namespace lightgpt

@@ -3,6 +3,7 @@
 #include <lightgpt/optim/schedule.hpp>
 
 namespace lightgpt {
+namespace schedule_tests {
 namespace {
 
 TEST(LrSchedule, WarmupConstantWarmdown) {
@@ -26,4 +27,5 @@ TEST(LrSchedule, ValidatesItsFields) {
 }
 
 }  // namespace
+}  // namespace schedule_tests
 }  // namespace lightgpt

@@ -12,6 +12,7 @@
 #include <vector>
 
 namespace lightgpt {
+namespace zero_tests {
 namespace {
 
 ParameterLayout layout_with_sparse_rows() {
@@ -121,4 +122,5 @@ TEST(ShardedAdamW, NonFiniteGradientOrLossSkipsTheUpdate) {
 }
 
 }  // namespace
+}  // namespace zero_tests
 }  // namespace lightgpt

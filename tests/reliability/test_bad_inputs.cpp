@@ -20,6 +20,7 @@
 #endif
 
 namespace lightgpt::testing {
+namespace bad_inputs_tests {
 namespace {
 
 namespace fs = std::filesystem;
@@ -458,4 +459,5 @@ INSTANTIATE_TEST_SUITE_P(Table, BadInput, ::testing::ValuesIn(cases()),
 TEST(BadInputTable, HoldsAtLeastSixtyFileCases) { EXPECT_GE(cases().size(), 60u); }
 
 }  // namespace
+}  // namespace bad_inputs_tests
 }  // namespace lightgpt::testing

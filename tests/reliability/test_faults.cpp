@@ -15,6 +15,7 @@
 #include "bad_inputs.hpp"
 
 namespace lightgpt::testing {
+namespace faults_tests {
 namespace {
 
 namespace fs = std::filesystem;
@@ -210,4 +211,5 @@ TEST(CheckpointConfig, AConfigLargerThanTheFileIsRejectedBeforeBuilding) {
 }
 
 }  // namespace
+}  // namespace faults_tests
 }  // namespace lightgpt::testing

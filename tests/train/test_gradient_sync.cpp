@@ -11,6 +11,7 @@
 #include "fixture.hpp"
 
 namespace lightgpt::testing {
+namespace gradient_sync_tests {
 namespace {
 
 // Rank 0 of two, whose peer adds zeros: every sum leaves the buffer as it is.
@@ -114,4 +115,5 @@ TEST(GradientSync, StartsEachLayersSumsDuringTheBackwardOnlyWithOverlap) {
 TEST(GradientSync, ReduceScattersTheSameRangesUnderZeroOne) { expect_overlap_only_when_asked(1); }
 
 }  // namespace
+}  // namespace gradient_sync_tests
 }  // namespace lightgpt::testing

@@ -7,6 +7,7 @@
 #include <vector>
 
 namespace lightgpt {
+namespace presets_tests {
 namespace {
 
 TEST(Presets, EveryPresetIsValidAndTrainsPastItsSchedule) {
@@ -56,4 +57,5 @@ TEST(NgramBaselines, HandComputedCase) {
 }
 
 }  // namespace
+}  // namespace presets_tests
 }  // namespace lightgpt

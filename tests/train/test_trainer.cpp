@@ -14,6 +14,7 @@
 #include "fixture.hpp"
 
 namespace lightgpt::testing {
+namespace trainer_tests {
 namespace {
 
 TEST(Trainer, LearnsLogsEveryMetricAndFollowsTheSchedule) {
@@ -420,4 +421,5 @@ TEST(Trainer, BadSettingsNameTheFlag) {
 }
 
 }  // namespace
+}  // namespace trainer_tests
 }  // namespace lightgpt::testing

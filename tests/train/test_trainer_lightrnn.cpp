@@ -9,6 +9,7 @@
 #include "head_instances.hpp"
 
 namespace lightgpt::testing {
+namespace trainer_lightrnn_tests {
 namespace {
 
 TEST(TrainerReallocation, ReplacesTheCodebookEveryNStepsFromTrainingForwardsOnly) {
@@ -60,4 +61,5 @@ TEST(TrainerReallocation, NeedsAPositiveIntervalOrZero) {
 }
 
 }  // namespace
+}  // namespace trainer_lightrnn_tests
 }  // namespace lightgpt::testing
