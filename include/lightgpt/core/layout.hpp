@@ -60,8 +60,10 @@ struct TensorInfo {
   std::size_t numel = 0;
   bool weight_decay = false;
   Init init;
-  // Few rows (dimension 0) have a gradient in any one step, e.g. an input embedding table that
-  // no output reads: AdamW may leave long-idle rows alone (optim/adamw.hpp).
+  // A token table that no output reads: row i (dimension 0) is token i's, and a backward writes
+  // the rows of its batch's input ids only, so few rows have a gradient in any one step. AdamW
+  // may leave long-idle rows alone (optim/adamw.hpp), and a model on the CPU tracks the rows
+  // written (ParameterStore::track_gradient_rows).
   bool sparse_rows = false;
   // Which part of the composition declared it ("head lightrnn<mtp=2>", "trunk", "mixer afno<8>").
   std::string part;

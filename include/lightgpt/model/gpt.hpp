@@ -126,6 +126,7 @@ class GPT {
     store_.initialize(seed);
     bind_parameters();
     find_layer_tensors();
+    track_token_rows();
   }
 
   GPT(const GPT&) = delete;
@@ -278,6 +279,12 @@ class GPT {
     }
     if (dropout_p_ > A(0)) drop_embedding(dresidual_);
     head_.embed_backward(dresidual_, tokens_, window_, wpe_.grad, batch_, seq_len_);
+    if constexpr (std::is_same_v<Backend, Cpu>) {
+      // The rows of the token tables written: the input ids (tokens_ is host memory here).
+      for (int b = 0; b < batch_; ++b) {
+        store_.note_gradient_rows(tokens_ + std::size_t(b) * window_, std::size_t(seq_len_));
+      }
+    }
     backward_ready_ = false;
   }
 
@@ -451,6 +458,21 @@ class GPT {
       }
       if (tensor.name == "wpe") inside = true;
     }
+  }
+
+  // A sparse_rows tensor is a token table (core/layout.hpp): the backward writes the rows of its
+  // input ids only, and the store, told which, skips the others (ParameterStore::
+  // track_gradient_rows; CPU only).
+  void track_token_rows() {
+    bool any = false;
+    for (const TensorInfo& tensor : store_.layout().tensors()) {
+      if (!tensor.sparse_rows) continue;
+      LIGHTGPT_CHECK(tensor.shape.front() == config_.vocab_size, "parameter '", tensor.name,
+                     "' of ", tensor.part, " is flagged sparse_rows, a token table, but has ",
+                     tensor.shape.front(), " rows for vocab_size = ", config_.vocab_size);
+      any = true;
+    }
+    if (any) store_.track_gradient_rows(true);
   }
 
   void bind_parameters() {

@@ -3,6 +3,8 @@
 // 16-bit (for Fp32/Fp64 the working weights are the master weights). Host-side access by tensor
 // serves initialisation, checkpoints and tests. Under ZeRO-1 a 16-bit store may keep the master
 // weights of one part of the flat range only (keep_master_part), the part its rank updates.
+// On the CPU a store may also track which rows of its sparse_rows tensors have a gradient
+// (track_gradient_rows), so that zero_grad and AdamW pass over those rows only.
 #pragma once
 
 #include <algorithm>
@@ -12,6 +14,8 @@
 #include <vector>
 
 #include "../core/arena.hpp"
+#include "../core/backend_tags.hpp"
+#include "../core/error.hpp"
 #include "../core/layout.hpp"
 #include "../core/rng.hpp"
 
@@ -39,7 +43,12 @@ class ParameterStore {
   const ParameterLayout& layout() const { return layout_; }
   T* values() { return values_.data(); }
   const T* values() const { return values_.data(); }
-  A* grads() { return grads_.data(); }
+  // Writable gradients: whoever asks may write any row, so the rows tracked since the last
+  // zero_grad() no longer say where the non-zero gradients are (track_gradient_rows).
+  A* grads() {
+    rows_known_ = false;
+    return grads_.data();
+  }
   const A* grads() const { return grads_.data(); }
   // The whole master range; not while only a part is kept (master_at serves both).
   A* master() {
@@ -94,7 +103,89 @@ class ParameterStore {
   }
   bool holds_whole_master() const { return master_begin_ == 0 && master_end_ == layout_.size(); }
 
-  void zero_grad() { O::fill_zero(grads_.data(), grads_.size()); }
+  void zero_grad() {
+    if (rows_known_) {
+      for (const FlatRange& range : nonzero_gradient_ranges()) {
+        O::fill_zero(grads_.data() + range.offset, range.count);
+      }
+    } else {
+      O::fill_zero(grads_.data(), grads_.size());
+    }
+    for (const std::int32_t row : rows_written_) row_written_[static_cast<std::size_t>(row)] = 0;
+    rows_written_.clear();
+    rows_known_ = tracking_rows_;
+  }
+
+  // Gradient rows. A token table (a sparse_rows tensor: row i is token i's, and only the rows of
+  // a batch's input tokens get a gradient) is most of a small model's parameters, and on the CPU
+  // zeroing its gradient, summing its squares and finding its rows with a gradient were three
+  // passes over all of it every step, a sixth of a tiny-cpu step (BENCHMARKS.md, "CPU: the token
+  // table's rows"). With tracking on, the model reports the rows its backward writes
+  // (note_gradient_rows); until a writable grads() is handed out, every other gradient of those
+  // tensors is known to be zero, and zero_grad, the norm and AdamW visit only the rows written,
+  // with the same results bit for bit. Whoever writes gradients through a pointer taken earlier
+  // (a data-parallel gradient sum: train/gradient_sync.hpp) turns tracking off. CPU only: on a
+  // GPU the passes take microseconds; elsewhere this is a no-op and rows are never known.
+  void track_gradient_rows(bool on) {
+    if constexpr (!std::is_same_v<Backend, Cpu>) on = false;
+    if (on && row_written_.empty()) {
+      for (const TensorInfo& tensor : layout_.tensors()) {
+        if (tensor.sparse_rows) {
+          row_written_.resize(
+              std::max(row_written_.size(), static_cast<std::size_t>(tensor.shape.front())));
+        }
+      }
+    }
+    tracking_rows_ = on;
+    rows_known_ = false;  // known again from the next zero_grad()
+  }
+  // Rows `rows[i]` of every sparse_rows tensor may have a gradient from now on.
+  void note_gradient_rows(const std::int32_t* rows, std::size_t count) {
+    if (!tracking_rows_) return;
+    for (std::size_t i = 0; i < count; ++i) {
+      const std::int32_t row = rows[i];
+      LIGHTGPT_CHECK(row >= 0 && static_cast<std::size_t>(row) < row_written_.size(),
+                     "note_gradient_rows: row ", row, " is outside the token tables' [0, ",
+                     row_written_.size(), ")");
+      if (!row_written_[static_cast<std::size_t>(row)]) {
+        row_written_[static_cast<std::size_t>(row)] = 1;
+        rows_written_.push_back(row);
+      }
+    }
+  }
+  // True while every non-zero gradient lies in nonzero_gradient_ranges().
+  bool gradient_rows_known() const { return rows_known_; }
+  // With gradient_rows_known(): row r of the sparse_rows tensors may have a gradient only where
+  // gradient_row_mask()[r] != 0.
+  const std::uint8_t* gradient_row_mask() const { return row_written_.data(); }
+  // With gradient_rows_known(): where the gradients may be non-zero, in order and disjoint, as
+  // flat ranges: everything outside the sparse_rows tensors, and their rows written.
+  std::vector<FlatRange> nonzero_gradient_ranges() const {
+    LIGHTGPT_CHECK(rows_known_, "nonzero_gradient_ranges: the gradient rows are not known");
+    std::vector<std::int32_t> rows = rows_written_;
+    std::sort(rows.begin(), rows.end());
+    std::vector<FlatRange> ranges;
+    const auto add = [&ranges](std::size_t offset, std::size_t count) {
+      if (count == 0) return;
+      if (!ranges.empty() && ranges.back().offset + ranges.back().count == offset) {
+        ranges.back().count += count;
+      } else {
+        ranges.push_back({offset, count});
+      }
+    };
+    std::size_t done = 0;
+    for (const TensorInfo& tensor : layout_.tensors()) {
+      if (!tensor.sparse_rows) continue;
+      add(done, tensor.offset - done);
+      const std::size_t width = tensor.numel / static_cast<std::size_t>(tensor.shape.front());
+      for (const std::int32_t row : rows) {
+        if (row < tensor.shape.front()) add(tensor.offset + std::size_t(row) * width, width);
+      }
+      done = tensor.offset + tensor.numel;
+    }
+    add(done, grads_.size() - done);
+    return ranges;
+  }
 
   // GPT-2's initialisation; each tensor draws from its own stream of `seed`, keyed by its name.
   void initialize(std::uint64_t seed) {
@@ -189,6 +280,10 @@ class ParameterStore {
   Buffer<A, Backend> master_;
   // The part of the flat range master_ holds (the whole of it unless keep_master_part).
   std::size_t master_begin_ = 0, master_end_ = layout_.size();
+  // Gradient rows (track_gradient_rows): a mask over the token tables' rows and its set rows.
+  bool tracking_rows_ = false, rows_known_ = false;
+  std::vector<std::uint8_t> row_written_;
+  std::vector<std::int32_t> rows_written_;
 };
 
 }  // namespace lightgpt

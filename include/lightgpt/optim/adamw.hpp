@@ -10,10 +10,12 @@
 #include <cstdint>
 #include <memory>
 #include <type_traits>
+#include <utility>
 #include <vector>
 
 #include "../backend/contract.hpp"
 #include "../core/arena.hpp"
+#include "../core/backend_tags.hpp"
 #include "../core/error.hpp"
 #include "../core/layout.hpp"
 #include "../core/update_status.hpp"
@@ -140,8 +142,18 @@ class AdamW {
                   "Fp32/Bf16/Fp16, double for Fp64); declare the optimizer as Model::Optimizer");
     if constexpr (std::is_same_v<typename Store::backend, Backend> &&
                   std::is_same_v<typename Store::A, A>) {
-      O::sum_of_squares_into(tracker_.status() + UpdateStatus::squares, store.grads(),
-                             layout_.size());
+      // Read through a const store, which keeps the gradient rows known (track_gradient_rows).
+      const auto& read = std::as_const(store);
+      double* squares = tracker_.status() + UpdateStatus::squares;
+      bool summed = false;
+      if constexpr (std::is_same_v<Backend, Cpu>) {
+        if (read.gradient_rows_known()) {
+          O::sum_of_squares_into(squares, read.grads(), layout_.size(),
+                                 read.nonzero_gradient_ranges());
+          summed = true;
+        }
+      }
+      if (!summed) O::sum_of_squares_into(squares, read.grads(), layout_.size());
       O::decide_update(tracker_.status(), grad_multiplier, config_.grad_clip, watched,
                        watched_count);
       update(store, lr);
@@ -191,16 +203,24 @@ class AdamW {
     for (const TensorInfo& tensor : layout_.tensors()) {
       const AdamWStep<A> update = config_.step_for<A>(tensor, lr, steps_);
       const std::size_t at = tensor.offset;
+      const A* grads = std::as_const(store).grads() + at;
       if (tensor.sparse_rows) {
         const auto rows = static_cast<std::size_t>(tensor.shape.front());
-        O::adamw_update_sparse_rows(store.values() + at, store.master() + at, m_.data() + at,
-                                    v_.data() + at, store.grads() + at, seen_.data() + seen_at,
-                                    rows, tensor.numel / rows, steps_, config_.sparse_rows_window,
-                                    update, status);
+        if constexpr (std::is_same_v<Backend, Cpu>) {
+          O::adamw_update_sparse_rows(
+              store.values() + at, store.master() + at, m_.data() + at, v_.data() + at, grads,
+              seen_.data() + seen_at, rows, tensor.numel / rows, steps_, config_.sparse_rows_window,
+              update, status, store.gradient_rows_known() ? store.gradient_row_mask() : nullptr);
+        } else {
+          O::adamw_update_sparse_rows(store.values() + at, store.master() + at, m_.data() + at,
+                                      v_.data() + at, grads, seen_.data() + seen_at, rows,
+                                      tensor.numel / rows, steps_, config_.sparse_rows_window,
+                                      update, status);
+        }
         seen_at += rows;
       } else {
         O::adamw_update(store.values() + at, store.master() + at, m_.data() + at, v_.data() + at,
-                        store.grads() + at, tensor.numel, update, status);
+                        grads, tensor.numel, update, status);
       }
     }
   }

@@ -11,6 +11,7 @@
 #include <cstdint>
 #include <span>
 #include <type_traits>
+#include <utility>
 #include <vector>
 
 #include "../dist/communicator.hpp"
@@ -96,7 +97,8 @@ class ShardedAdamW {
   void queue_step(Store& store, double lr, double grad_multiplier = 1.0,
                   const double* watched = nullptr, int watched_count = 0) {
     double* status = tracker_.status();
-    O::sum_of_squares_into(status + UpdateStatus::squares, store.grads() + begin_, end_ - begin_);
+    O::sum_of_squares_into(status + UpdateStatus::squares, std::as_const(store).grads() + begin_,
+                           end_ - begin_);
     if (comm_.size() > 1) comm_.all_reduce_sum(status + UpdateStatus::squares, 1, DataType::f64);
     O::decide_update(status, grad_multiplier, config_.grad_clip, watched, watched_count);
     ++steps_;
@@ -106,12 +108,13 @@ class ShardedAdamW {
       const std::size_t at = piece.begin, local = piece.begin - begin_;
       if (tensor.sparse_rows) {
         O::adamw_update_sparse_rows(store.values() + at, store.master_at(at), m_.data() + local,
-                                    v_.data() + local, store.grads() + at,
+                                    v_.data() + local, std::as_const(store).grads() + at,
                                     seen_.data() + piece.seen_at, piece.rows, piece.row_length,
                                     steps_, config_.sparse_rows_window, update, status);
       } else {
         O::adamw_update(store.values() + at, store.master_at(at), m_.data() + local,
-                        v_.data() + local, store.grads() + at, piece.count, update, status);
+                        v_.data() + local, std::as_const(store).grads() + at, piece.count, update,
+                        status);
       }
     }
     tracker_.queued();

@@ -29,6 +29,8 @@ class GradientSync {
       : comm_(comm),
         type_(data_type_of<typename Model::A>()),
         gradients_(reinterpret_cast<std::byte*>(model.parameters().grads())) {
+    // The sums write rows of the token tables that this rank's backward did not.
+    model.parameters().track_gradient_rows(false);
     if (!shard_counts.empty()) shard_offsets_ = part_offsets(shard_counts);
     auto layer_elements = [&](int layer) { return total(model.layer_ranges(layer, layer + 1)); };
     for (int last = model.config().n_layer; last > 0;) {

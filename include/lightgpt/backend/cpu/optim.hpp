@@ -12,6 +12,7 @@
 #include <limits>
 #include <vector>
 
+#include "../../core/layout.hpp"
 #include "../../core/update_status.hpp"
 #include "../contract.hpp"
 #include "eigen.hpp"
@@ -25,21 +26,47 @@ struct OptimOps {
 
   template <class A>
   static double sum_of_squares(const A* values, std::size_t count) {
+    const FlatRange whole{0, count};
+    return sum_of_squares(values, count, &whole, 1);
+  }
+  // The same sum when every value outside `nonzero` (ranges in order, disjoint, within count) is
+  // zero, reading only the ranges: each value lands in the same chunk and lane and is added in the
+  // same order as by the whole pass, and the values skipped would each add an exact 0, so the two
+  // agree bit for bit.
+  template <class A>
+  static double sum_of_squares(const A* values, std::size_t count, const FlatRange* nonzero,
+                               std::size_t ranges) {
     const std::ptrdiff_t chunks =
         static_cast<std::ptrdiff_t>((count + kNormChunk - 1) / kNormChunk);
     std::vector<double> partial(static_cast<std::size_t>(chunks), 0.0);
+    const FlatRange* const last = nonzero + ranges;
 #pragma omp parallel for schedule(static)
     for (std::ptrdiff_t chunk = 0; chunk < chunks; ++chunk) {
       const std::size_t begin = static_cast<std::size_t>(chunk) * kNormChunk;
       const std::size_t end = std::min(count, begin + kNormChunk);
       double lanes[kLanes] = {};
-      std::size_t i = begin;
-      for (; i + kLanes <= end; i += kLanes) {
-        for (std::size_t k = 0; k < kLanes; ++k) {
-          lanes[k] += double(values[i + k]) * double(values[i + k]);
+      // The first range that ends after `begin`.
+      const FlatRange* range = std::partition_point(
+          nonzero, last, [begin](const FlatRange& r) { return r.offset + r.count <= begin; });
+      bool any = false;
+      for (; range != last && range->offset < end; ++range) {
+        any = true;
+        std::size_t i = std::max(begin, range->offset);
+        const std::size_t stop = std::min(end, range->offset + range->count);
+        // Lane (i − begin) mod kLanes, as in a pass over the whole chunk.
+        for (; i < stop && (i - begin) % kLanes != 0; ++i) {
+          lanes[(i - begin) % kLanes] += double(values[i]) * double(values[i]);
+        }
+        for (; i + kLanes <= stop; i += kLanes) {
+          for (std::size_t k = 0; k < kLanes; ++k) {
+            lanes[k] += double(values[i + k]) * double(values[i + k]);
+          }
+        }
+        for (std::size_t k = 0; i < stop; ++i, ++k) {
+          lanes[k] += double(values[i]) * double(values[i]);
         }
       }
-      for (std::size_t k = 0; i < end; ++i, ++k) lanes[k] += double(values[i]) * double(values[i]);
+      if (!any) continue;
       double sum = 0;
       for (double lane : lanes) sum += lane;
       partial[static_cast<std::size_t>(chunk)] = sum;
@@ -53,6 +80,11 @@ struct OptimOps {
   template <class A>
   static void sum_of_squares_into(double* dst, const A* values, std::size_t count) {
     *dst = sum_of_squares(values, count);
+  }
+  template <class A>
+  static void sum_of_squares_into(double* dst, const A* values, std::size_t count,
+                                  const std::vector<FlatRange>& nonzero) {
+    *dst = sum_of_squares(values, count, nonzero.data(), nonzero.size());
   }
 
   // The status' norm, scale and skip slots from its squares slot (core/update_status.hpp).
@@ -70,15 +102,18 @@ struct OptimOps {
     step.grad_scale = A(status[UpdateStatus::scale]);
     adamw_update(params, master, m, v, grads, count, step);
   }
+  // `written` (optional, CPU only): row r's gradient is zero where written[r] == 0, so only the
+  // rows marked are read to find the ones with a gradient (ParameterStore::track_gradient_rows).
   template <class T, class A>
   static void adamw_update_sparse_rows(T* params, A* master, A* m, A* v, const A* grads,
                                        std::int64_t* seen, std::size_t rows, std::size_t width,
                                        std::int64_t step_index, int window, AdamWStep<A> step,
-                                       const double* status) {
+                                       const double* status,
+                                       const std::uint8_t* written = nullptr) {
     if (status[UpdateStatus::skip] != 0) return;
     step.grad_scale = A(status[UpdateStatus::scale]);
     adamw_update_sparse_rows(params, master, m, v, grads, seen, rows, width, step_index, window,
-                             step);
+                             step, written);
   }
 
   // master/m/v/grads are accum-typed; params is the working (storage-typed) copy, which may be the
@@ -109,7 +144,8 @@ struct OptimOps {
   static void adamw_update_sparse_rows(T* params, A* master, A* m, A* v, const A* grads,
                                        std::int64_t* seen, std::size_t rows, std::size_t width,
                                        std::int64_t step_index, int window,
-                                       const AdamWStep<A>& step) {
+                                       const AdamWStep<A>& step,
+                                       const std::uint8_t* written = nullptr) {
     // Token tables put the frequent (busy) rows first: interleaved chunks balance the threads.
 #pragma omp parallel for schedule(static, 64)
     for (std::ptrdiff_t r = 0; r < static_cast<std::ptrdiff_t>(rows); ++r) {
@@ -117,9 +153,10 @@ struct OptimOps {
       const A* g = grads + begin;
       // A vectorised reduction, not an early exit: most rows are all zero.
       const bool has_gradient =
+          (written == nullptr || written[r] != 0) &&
           Eigen::Map<const Eigen::Array<A, Eigen::Dynamic, 1>>(g, Eigen::Index(width))
-              .abs()
-              .maxCoeff() != A(0);
+                  .abs()
+                  .maxCoeff() != A(0);
       if (has_gradient) {
         const std::int64_t skipped = step_index - 1 - (seen[r] + window);
         if (skipped > 0) {
@@ -134,8 +171,7 @@ struct OptimOps {
       } else if (step_index - seen[r] > window) {
         continue;
       }
-      adamw_span(params + begin, master + begin, m + begin, v + begin, grads + begin, width,
-                 step);
+      adamw_span(params + begin, master + begin, m + begin, v + begin, grads + begin, width, step);
     }
   }
 
