@@ -55,11 +55,22 @@ struct GemmOps {
     } else {
       static_assert(std::is_same_v<G, T>, "fp32/fp64 layers keep gradients in their own type");
       if (din) {
-        split_rows(N, [&](int n0, int rows) {
-          assign(detail::view(din.ptr + std::size_t(n0) * IC, rows, IC),
-                 detail::view(dout + std::size_t(n0) * OC, rows, OC) * detail::view(weight, OC, IC),
-                 din.mode);
-        });
+        // Each thread packs the whole of the operand it shares with the others: the weight when
+        // the positions are split, d(out) when the input columns are. Share the smaller one.
+        if (N <= IC) {
+          split_rows(IC, [&](int c0, int cols) {
+            assign(detail::strided(din.ptr + c0, N, cols, IC),
+                   detail::view(dout, N, OC) * detail::strided(weight + c0, OC, cols, IC),
+                   din.mode);
+          });
+        } else {
+          split_rows(N, [&](int n0, int rows) {
+            assign(detail::view(din.ptr + std::size_t(n0) * IC, rows, IC),
+                   detail::view(dout + std::size_t(n0) * OC, rows, OC) *
+                       detail::view(weight, OC, IC),
+                   din.mode);
+          });
+        }
       }
       if (!dweight && !dbias) return;
       const auto input = detail::view(in, N, IC);
