@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "head_instances.hpp"
+#include "two_rank_world.hpp"
 
 namespace lightgpt::testing {
 namespace token_rows_tests {
@@ -166,23 +167,12 @@ TEST(TokenRows, WritableGradsMakeTheRowsUnknown) {
 
 // A world of two whose peer's gradient is 0.5 everywhere: the sums write rows of the token table
 // that this rank's batch never held.
-class PeerAddsHalf final : public Communicator {
+class PeerAddsHalf final : public TwoRankWorld {
  public:
-  int rank() const override { return 0; }
-  int size() const override { return 2; }
-  bool device_buffers() const override { return false; }
   void all_reduce_sum(void* data, std::size_t count, DataType) override { add(data, count); }
-  void reduce_scatter_sum(void*, std::span<const std::size_t>, DataType) override {}
-  void all_gather(void*, std::span<const std::size_t>, DataType) override {}
-  void broadcast(void*, std::size_t, DataType, int) override {}
-  void host_sum(double*, std::size_t) override {}
-  void barrier() override {}
   Request start_all_reduce_sum(void* data, std::size_t count, DataType) override {
     add(data, count);
-    return Request([] { return true; }, [] {});
-  }
-  Request start_reduce_scatter_sum(void*, std::span<const std::size_t>, DataType) override {
-    return Request([] { return true; }, [] {});
+    return {};
   }
 
  private:

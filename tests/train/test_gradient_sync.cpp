@@ -9,13 +9,14 @@
 #include <vector>
 
 #include "fixture.hpp"
+#include "two_rank_world.hpp"
 
 namespace lightgpt::testing {
 namespace gradient_sync_tests {
 namespace {
 
 // Rank 0 of two, whose peer adds zeros: every sum leaves the buffer as it is.
-class RecordingWorld final : public Communicator {
+class RecordingWorld final : public TwoRankWorld {
  public:
   struct Start {
     std::size_t offset, count;
@@ -23,16 +24,6 @@ class RecordingWorld final : public Communicator {
   };
 
   explicit RecordingWorld(DenseFp32& model) : model_(model) {}
-
-  int rank() const override { return 0; }
-  int size() const override { return 2; }
-  bool device_buffers() const override { return false; }
-  void all_reduce_sum(void*, std::size_t, DataType) override {}
-  void reduce_scatter_sum(void*, std::span<const std::size_t>, DataType) override {}
-  void all_gather(void*, std::span<const std::size_t>, DataType) override {}
-  void broadcast(void*, std::size_t, DataType, int) override {}
-  void host_sum(double*, std::size_t) override {}
-  void barrier() override {}
 
   Request start_all_reduce_sum(void* data, std::size_t count, DataType) override {
     return record(data, count);
