@@ -147,31 +147,53 @@ struct OptimOps {
                                        const AdamWStep<A>& step,
                                        const std::uint8_t* written = nullptr) {
     // Token tables put the frequent (busy) rows first: interleaved chunks balance the threads.
-#pragma omp parallel for schedule(static, 64)
-    for (std::ptrdiff_t r = 0; r < static_cast<std::ptrdiff_t>(rows); ++r) {
-      const std::size_t begin = static_cast<std::size_t>(r) * width;
-      const A* g = grads + begin;
-      // A vectorised reduction, not an early exit: most rows are all zero.
-      const bool has_gradient =
-          (written == nullptr || written[r] != 0) &&
-          Eigen::Map<const Eigen::Array<A, Eigen::Dynamic, 1>>(g, Eigen::Index(width))
-                  .abs()
-                  .maxCoeff() != A(0);
-      if (has_gradient) {
-        const std::int64_t skipped = step_index - 1 - (seen[r] + window);
-        if (skipped > 0) {
-          const A decay1 = A(std::pow(double(step.beta1), double(skipped)));
-          const A decay2 = A(std::pow(double(step.beta2), double(skipped)));
-          for (std::size_t c = begin; c < begin + width; ++c) {
-            m[c] *= decay1;
-            v[c] *= decay2;
+    // Each thread first decides which of its rows to update, then updates them with the next
+    // rows' moments, weights and gradients prefetched: the rows are scattered over a table far
+    // larger than the caches, and without the prefetch the update waits on each row's loads.
+#pragma omp parallel
+    {
+      std::vector<std::size_t> updates;
+#pragma omp for schedule(static, 64) nowait
+      for (std::ptrdiff_t r = 0; r < static_cast<std::ptrdiff_t>(rows); ++r) {
+        const std::size_t begin = static_cast<std::size_t>(r) * width;
+        const Eigen::Map<const Eigen::Array<A, Eigen::Dynamic, 1>> g(grads + begin,
+                                                                     Eigen::Index(width));
+        // Rows the store knows to be zero are not read; for the others a vectorised reduction,
+        // not an early exit: most rows are all zero.
+        const bool has_gradient =
+            (written == nullptr || written[r] != 0) && g.abs().maxCoeff() != A(0);
+        if (has_gradient) {
+          const std::int64_t skipped = step_index - 1 - (seen[r] + window);
+          if (skipped > 0) {
+            const A decay1 = A(std::pow(double(step.beta1), double(skipped)));
+            const A decay2 = A(std::pow(double(step.beta2), double(skipped)));
+            for (std::size_t c = begin; c < begin + width; ++c) {
+              m[c] *= decay1;
+              v[c] *= decay2;
+            }
+          }
+          seen[r] = step_index;
+        } else if (step_index - seen[r] > window) {
+          continue;
+        }
+        updates.push_back(begin);
+      }
+      constexpr std::size_t kAhead = 2;  // rows
+      constexpr std::size_t kLine = 64 / sizeof(A);
+      for (std::size_t i = 0; i < updates.size(); ++i) {
+        if (i + kAhead < updates.size()) {
+          const std::size_t next = updates[i + kAhead];
+          for (std::size_t c = 0; c < width; c += kLine) {
+            __builtin_prefetch(m + next + c, 1);
+            __builtin_prefetch(v + next + c, 1);
+            __builtin_prefetch(master + next + c, 1);
+            __builtin_prefetch(grads + next + c, 0);
           }
         }
-        seen[r] = step_index;
-      } else if (step_index - seen[r] > window) {
-        continue;
+        const std::size_t begin = updates[i];
+        adamw_span(params + begin, master + begin, m + begin, v + begin, grads + begin, width,
+                   step);
       }
-      adamw_span(params + begin, master + begin, m + begin, v + begin, grads + begin, width, step);
     }
   }
 
