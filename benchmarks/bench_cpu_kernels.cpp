@@ -6,6 +6,7 @@
 #include <sys/resource.h>
 
 #include <algorithm>
+#include <array>
 #include <chrono>
 #include <cmath>
 #include <cstdlib>
@@ -236,66 +237,129 @@ double median(std::vector<double> values) {
   return n % 2 ? values[n / 2] : 0.5 * (values[n / 2 - 1] + values[n / 2]);
 }
 
+// One shape's training step and the GEMM timed beside it.
 template <class Model>
-void time_against_gemm(benchmark::State& state, const lightgpt::ModelConfig& config, int B, int T,
-                       double head_flops_per_position, int gemm_in, int gemm_out) {
-  omp_set_num_threads(int(state.range(1)));
-  Model model(config, 1);
-  typename Model::Optimizer optimizer(model.parameters().layout());
-  std::vector<int> tokens(std::size_t(B) * (T + 1));
-  lightgpt::Rng rng(5);
-  for (int& id : tokens) id = int(rng.next_u64() % config.vocab_size);
-  const auto step = [&] {
+struct StepRig {
+  lightgpt::ModelConfig config;
+  int B, T, gemm_in, gemm_out;
+  double step_flops;
+  Model model;
+  typename Model::Optimizer optimizer;
+  std::vector<int> tokens;
+  std::vector<float> in, w, out;
+
+  StepRig(const lightgpt::ModelConfig& c, int b, int t, double head_flops_per_position, int gi,
+          int go)
+      : config(c),
+        B(b),
+        T(t),
+        gemm_in(gi),
+        gemm_out(go),
+        step_flops(6.0 * (12.0 * c.n_layer * double(c.d_model) * c.d_model +
+                          head_flops_per_position) *
+                   b * t),
+        model(c, 1),
+        optimizer(model.parameters().layout()),
+        tokens(std::size_t(b) * (t + 1)),
+        in(filled(std::size_t(b) * t * gi, 1)),
+        w(filled(std::size_t(go) * gi, 2)),
+        out(std::size_t(b) * t * go) {
+    lightgpt::Rng rng(5);
+    for (int& id : tokens) id = int(rng.next_u64() % config.vocab_size);
+  }
+  void step() {
     model.zero_grad();
     benchmark::DoNotOptimize(model.forward(tokens.data(), B, T));
     model.backward();
     optimizer.step(model.parameters(), 1e-4);
-  };
-  const int N = B * T;
-  const auto in = filled(std::size_t(N) * gemm_in, 1);
-  const auto w = filled(std::size_t(gemm_out) * gemm_in, 2);
-  std::vector<float> out(std::size_t(N) * gemm_out);
-  const auto seconds_of = [](auto&& f) {
-    const auto start = std::chrono::steady_clock::now();
-    f();
-    return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  };
-  for (int warmup = 0; warmup < 2; ++warmup) step();
-  std::vector<double> steps, gemms;
-  for (auto _ : state) {
-    perf_control("enable");
-    const double step_seconds = seconds_of(step);
-    perf_control("disable");
-    gemms.push_back(seconds_of([&] {
-      O::matmul_forward(out.data(), in.data(), w.data(), static_cast<const float*>(nullptr), N,
-                        gemm_in, gemm_out);
-      benchmark::DoNotOptimize(out.data());
-    }));
-    steps.push_back(step_seconds);
-    state.SetIterationTime(step_seconds);
   }
-  const double L = config.n_layer, C = config.d_model;
-  const double step_flops = 6.0 * (12.0 * L * C * C + head_flops_per_position) * N;
-  const double step_time = median(steps);
-  const double gemm_rate = 2.0 * N * gemm_in * gemm_out / median(gemms) / 1e9;
-  state.counters["ms/step"] = step_time * 1e3;
-  state.counters["tok/s"] = N / step_time;
-  state.counters["GFLOP/s"] = step_flops / step_time / 1e9;
-  state.counters["GEMM_GFLOP/s"] = gemm_rate;
-  state.counters["ratio"] = step_flops / step_time / 1e9 / gemm_rate;
+  void gemm() {
+    O::matmul_forward(out.data(), in.data(), w.data(), static_cast<const float*>(nullptr), B * T,
+                      gemm_in, gemm_out);
+    benchmark::DoNotOptimize(out.data());
+  }
+  double gemm_flops() const { return 2.0 * B * T * double(gemm_in) * gemm_out; }
+};
+
+template <class F>
+double seconds_of(F&& f) {
+  const auto start = std::chrono::steady_clock::now();
+  f();
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+}
+
+void report_peak_memory(benchmark::State& state) {
   rusage usage{};
   getrusage(RUSAGE_SELF, &usage);
   state.counters["peak_MB"] = double(usage.ru_maxrss) / 1024.0;
 }
 
-void BM_StepVsGemm(benchmark::State& state) {
+template <class Model>
+void time_against_gemm(benchmark::State& state, StepRig<Model>& rig) {
+  omp_set_num_threads(int(state.range(1)));
+  for (int warmup = 0; warmup < 2; ++warmup) rig.step();
+  std::vector<double> steps, gemms;
+  for (auto _ : state) {
+    perf_control("enable");
+    const double step_seconds = seconds_of([&] { rig.step(); });
+    perf_control("disable");
+    gemms.push_back(seconds_of([&] { rig.gemm(); }));
+    steps.push_back(step_seconds);
+    state.SetIterationTime(step_seconds);
+  }
+  const double step_time = median(steps);
+  const double gemm_rate = rig.gemm_flops() / median(gemms) / 1e9;
+  state.counters["ms/step"] = step_time * 1e3;
+  state.counters["tok/s"] = rig.B * rig.T / step_time;
+  state.counters["GFLOP/s"] = rig.step_flops / step_time / 1e9;
+  state.counters["GEMM_GFLOP/s"] = gemm_rate;
+  state.counters["ratio"] = rig.step_flops / step_time / 1e9 / gemm_rate;
+  report_peak_memory(state);
+}
+
+// What the second thread gains: each iteration times a step and the GEMM on one thread and on
+// two, in alternating order, so that both see the same machine; the counters are the medians of
+// the per-iteration ratios (one thread's time over two threads'), for the step and for the GEMM.
+template <class Model>
+void time_thread_gain(benchmark::State& state, StepRig<Model>& rig) {
+  for (int threads : {1, 2}) {
+    omp_set_num_threads(threads);
+    for (int warmup = 0; warmup < 2; ++warmup) rig.step();
+  }
+  std::vector<double> step_gain, gemm_gain, one, two;
+  bool one_first = true;
+  for (auto _ : state) {
+    double step[3] = {}, gemm[3] = {};
+    for (int threads : one_first ? std::array{1, 2} : std::array{2, 1}) {
+      omp_set_num_threads(threads);
+      step[threads] = seconds_of([&] { rig.step(); });
+      gemm[threads] = seconds_of([&] { rig.gemm(); });
+    }
+    one_first = !one_first;
+    step_gain.push_back(step[1] / step[2]);
+    gemm_gain.push_back(gemm[1] / gemm[2]);
+    one.push_back(step[1]);
+    two.push_back(step[2]);
+    state.SetIterationTime(step[1] + step[2]);
+  }
+  omp_set_num_threads(omp_get_num_procs());
+  state.counters["ms/step_1t"] = median(one) * 1e3;
+  state.counters["ms/step_2t"] = median(two) * 1e3;
+  state.counters["step_gain"] = median(step_gain);
+  state.counters["GEMM_gain"] = median(gemm_gain);
+  report_peak_memory(state);
+}
+
+// The three shapes of BM_StepVsGemm and BM_ThreadGain (arg 0).
+template <class Timer>
+void with_step_rig(benchmark::State& state, Timer timer) {
   using Dense = lightgpt::GPT<lightgpt::Fp32, lightgpt::DenseHead<>, lightgpt::Attention, Cpu>;
   using Tiny = lightgpt::GPT<lightgpt::Fp32, lightgpt::LightRnnHead<>, lightgpt::Attention, Cpu>;
   if (state.range(0) == 2) {
     const lightgpt::ModelConfig config = lightgpt::preset("tiny-cpu").model;
     const double R = lightrnn_table_rows(config), C = config.d_model;
-    time_against_gemm<Tiny>(state, config, 32, 16, 2.0 * R * C + C * C, config.d_model,
-                            4 * config.d_model);
+    StepRig<Tiny> rig(config, 32, 16, 2.0 * R * C + C * C, config.d_model, 4 * config.d_model);
+    timer(state, rig);
     return;
   }
   lightgpt::ModelConfig config;
@@ -306,12 +370,23 @@ void BM_StepVsGemm(benchmark::State& state) {
     config.d_model = 256;
   }
   const int Vp = config.padded_vocab_size();
-  time_against_gemm<Dense>(state, config, 4, 64, double(Vp) * config.d_model, config.d_model, Vp);
+  StepRig<Dense> rig(config, 4, 64, double(Vp) * config.d_model, config.d_model, Vp);
+  timer(state, rig);
+}
+
+void BM_StepVsGemm(benchmark::State& state) {
+  with_step_rig(state, [](benchmark::State& s, auto& rig) { time_against_gemm(s, rig); });
 }
 BENCHMARK(BM_StepVsGemm)
     ->ArgsProduct({{0, 1, 2}, {1, 2}})
     ->Iterations(6)
     ->Unit(benchmark::kMillisecond)
+    ->UseManualTime();
+
+void BM_ThreadGain(benchmark::State& state) {
+  with_step_rig(state, [](benchmark::State& s, auto& rig) { time_thread_gain(s, rig); });
+}
+BENCHMARK(BM_ThreadGain)->Arg(0)->Arg(1)->Arg(2)->Iterations(8)->Unit(benchmark::kMillisecond)
     ->UseManualTime();
 
 // The passes over every parameter that a training step makes besides its GEMMs, at GPT-2 small's

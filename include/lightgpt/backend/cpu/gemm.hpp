@@ -2,7 +2,14 @@
 // llm.c, and the matching backward. Eigen's single-threaded GEMM does the work on contiguous
 // slices, one per OpenMP thread (split_rows): Eigen's own threading shares one packed operand
 // between threads and, at the B·T = 256-position shapes of a CPU step, ran the 50304-wide logits
-// slower on two threads than on one. For a fixed thread count results are bit-reproducible.
+// slower on two threads than on one.
+//
+// Where the slices fall does not change a single bit of the result once every cut is a multiple
+// of the rows Eigen's micro-kernel takes at once (Eigen computes each output element the same way
+// in every whole panel; tests/kernels/test_gemm_split.cpp checks it). So the cuts follow each
+// thread's measured speed (a core that runs slower, as one of a VM's vCPUs often does for
+// minutes, gets fewer rows), and at the shapes large enough for such cuts the results are the
+// same for every thread count and every run.
 #pragma once
 
 #if defined(_OPENMP)
@@ -10,6 +17,10 @@
 #endif
 
 #include <algorithm>
+#include <array>
+#include <chrono>
+#include <cmath>
+#include <numeric>
 #include <type_traits>
 
 #include "../../core/precision.hpp"
@@ -22,6 +33,54 @@ struct GemmOps {
   // Rows of the weight widened per pass on the 16-bit path, bounding its fp32 scratch.
   static constexpr int kStagedRows = 2048;
 
+  static constexpr int kMaxBalancedThreads = 64;
+
+  // Relative speeds of the OpenMP threads of the calling thread's team, measured on every split
+  // product: rows per second of each slice, normalised to a mean of 1, averaged over products.
+  struct ThreadSpeeds {
+    int threads = 0;
+    std::array<double, kMaxBalancedThreads> speed{};
+
+    void reset(int n) {
+      threads = n;
+      speed.fill(1.0);
+    }
+    // Cuts of [0, rows) into `threads` slices proportional to the speeds, multiples of `align`.
+    void cut(int rows, int align, int* cuts) const {
+      double total = 0;
+      for (int t = 0; t < threads; ++t) total += speed[t];
+      double before = 0;
+      cuts[0] = 0;
+      for (int t = 1; t < threads; ++t) {
+        before += speed[t - 1];
+        const int at = int(std::lround(rows * before / total / align)) * align;
+        cuts[t] = std::clamp(at, cuts[t - 1], rows);
+      }
+      cuts[threads] = rows;
+    }
+    void record(const int* cuts, const double* seconds) {
+      constexpr double kKeep = 0.8;  // weight of the history against one product
+      double rate[kMaxBalancedThreads];
+      double mean = 0;
+      for (int t = 0; t < threads; ++t) {
+        if (cuts[t + 1] == cuts[t] || !(seconds[t] > 0)) return;
+        rate[t] = (cuts[t + 1] - cuts[t]) / seconds[t];
+        mean += rate[t] / threads;
+      }
+      for (int t = 0; t < threads; ++t) {
+        const double relative = std::clamp(rate[t] / mean, 0.5, 2.0);
+        speed[t] = kKeep * speed[t] + (1 - kKeep) * relative;
+      }
+    }
+  };
+
+  // One estimate for all products (a slow core is slow for every shape) per calling thread (each
+  // has its own OpenMP team). Public for tests and benchmarks, which may set it.
+  static ThreadSpeeds& thread_speeds() {
+    thread_local ThreadSpeeds speeds;
+    return speeds;
+  }
+
   // out[N, OC] = in[N, IC] · weight[OC, IC]ᵀ + bias[OC] (bias may be null).
   template <class T>
   static void matmul_forward(T* out, const T* in, const T* weight, const T* bias, int N, int IC,
@@ -30,7 +89,7 @@ struct GemmOps {
       matmul_forward_staged(out, in, weight, bias, N, IC, OC);
     } else {
       const auto input = detail::view(in, N, IC);
-      split_rows(OC, [&](int o0, int rows) {
+      split_rows(OC, kPanelAlign<T>, [&](int o0, int rows) {
         auto result = detail::strided(out + o0, N, rows, OC);
         const auto slice = detail::view(weight + std::size_t(o0) * IC, rows, IC).transpose();
         // Eigen's GEMM only accumulates (`=` zero-fills first): start from the bias instead.
@@ -58,13 +117,13 @@ struct GemmOps {
         // Each thread packs the whole of the operand it shares with the others: the weight when
         // the positions are split, d(out) when the input columns are. Share the smaller one.
         if (N <= IC) {
-          split_rows(IC, [&](int c0, int cols) {
+          split_rows(IC, kPanelAlign<T>, [&](int c0, int cols) {
             assign(detail::strided(din.ptr + c0, N, cols, IC),
                    detail::view(dout, N, OC) * detail::strided(weight + c0, OC, cols, IC),
                    din.mode);
           });
         } else {
-          split_rows(N, [&](int n0, int rows) {
+          split_rows(N, kSplitAlign, [&](int n0, int rows) {
             assign(detail::view(din.ptr + std::size_t(n0) * IC, rows, IC),
                    detail::view(dout + std::size_t(n0) * OC, rows, OC) *
                        detail::view(weight, OC, IC),
@@ -74,48 +133,94 @@ struct GemmOps {
       }
       if (!dweight && !dbias) return;
       const auto input = detail::view(in, N, IC);
-      split_rows(OC, [&](int o0, int rows) {
+      split_rows(OC, kSplitAlign, [&](int o0, int rows) {
         const auto grad_out = detail::strided(dout + o0, N, rows, OC);
         if (dweight) {
           assign(detail::view(dweight.ptr + std::size_t(o0) * IC, rows, IC),
                  grad_out.transpose() * input, dweight.mode);
         }
-        if (dbias) {
-          Eigen::Map<Eigen::Matrix<T, 1, Eigen::Dynamic>> target(dbias.ptr + o0, rows);
-          if (dbias.mode == Mode::accumulate) {
-            target += grad_out.colwise().sum();
-          } else {
-            target = grad_out.colwise().sum();
-          }
-        }
+        if (dbias) column_sums(dbias, dout, N, OC, o0, rows);
       });
     }
   }
 
  private:
-  // Slices are multiples of 16 rows (one AVX-512 vector of fp32 when the rows are output
-  // columns), so every slice but the last starts vector-aligned and has no ragged edge.
+  // Cuts of slices whose rows are output columns are multiples of 16 (one AVX-512 vector of
+  // fp32), so every slice but the last starts vector-aligned. Cuts across the rows of Eigen's
+  // left-hand operand are also multiples of its micro-kernel's panel (48 rows of fp32 with
+  // AVX-512), the condition for results that do not depend on the cuts.
   static constexpr int kSplitAlign = 16;
+  template <class T>
+  static constexpr int kPanelAlign =
+      std::lcm(kSplitAlign, int(Eigen::internal::gebp_traits<T, T>::mr));
+  // Cuts follow the threads' speeds when a thread's share is at least this many units of the
+  // alignment, so that one unit moves at most a few per cent of the work.
+  static constexpr int kBalancedUnits = 8;
 
-  // f(first, count) over contiguous slices of [0, rows), one per OpenMP thread, each slice's
-  // GEMM single-threaded (Eigen runs serially inside a parallel region).
+  // f(first, count) over contiguous slices of [0, rows), one per OpenMP thread, each slice's GEMM
+  // single-threaded (Eigen runs serially inside a parallel region). Slices large enough to be
+  // balanced in `align`-row units are sized by the threads' measured speeds; smaller products
+  // are split evenly in multiples of kSplitAlign.
   template <class F>
-  static void split_rows(int rows, F f) {
+  static void split_rows(int rows, int align, F f) {
     int threads = 1;
 #if defined(_OPENMP)
     if (!omp_in_parallel()) threads = omp_get_max_threads();
 #endif
-    const int per_thread =
-        ((rows + threads - 1) / threads + kSplitAlign - 1) / kSplitAlign * kSplitAlign;
-    threads = std::min(threads, per_thread > 0 ? (rows + per_thread - 1) / per_thread : 1);
+    threads = std::min(threads, kMaxBalancedThreads);
+    int cuts[kMaxBalancedThreads + 1];
+    ThreadSpeeds& speeds = thread_speeds();
+    if (threads > 1 && rows >= threads * align * kBalancedUnits) {
+      if (speeds.threads != threads) speeds.reset(threads);
+      speeds.cut(rows, align, cuts);
+    } else {
+      const int per_thread =
+          ((rows + threads - 1) / threads + kSplitAlign - 1) / kSplitAlign * kSplitAlign;
+      threads = std::min(threads, per_thread > 0 ? (rows + per_thread - 1) / per_thread : 1);
+      for (int t = 0; t < threads; ++t) cuts[t] = t * per_thread;
+      cuts[threads] = rows;
+    }
     if (threads <= 1) {
+#if defined(_OPENMP)
+      // Outside a parallel region Eigen would thread this product itself, with blocking sizes of
+      // its own and so other roundings: keep it serial, the same bits as on one thread.
+      if (const int team = omp_get_max_threads(); team > 1) {
+        omp_set_num_threads(1);
+        f(0, rows);
+        omp_set_num_threads(team);
+        return;
+      }
+#endif
       f(0, rows);
       return;
     }
+    double seconds[kMaxBalancedThreads];
 #pragma omp parallel for schedule(static, 1) num_threads(threads)
     for (int part = 0; part < threads; ++part) {
-      const int first = part * per_thread;
-      f(first, std::min(rows, first + per_thread) - first);
+      const auto start = std::chrono::steady_clock::now();
+      if (cuts[part + 1] > cuts[part]) f(cuts[part], cuts[part + 1] - cuts[part]);
+      seconds[part] =
+          std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    }
+    if (speeds.threads == threads) speeds.record(cuts, seconds);
+  }
+
+  // dbias[o0 + c] (=|+=) Σ_n dout[n, o0 + c] for c < cols, each column summed over n in order
+  // (vectorised across columns), so a column's sum does not depend on the slice it is in.
+  template <class T>
+  static void column_sums(Grad<T> dbias, const T* dout, int N, int OC, int o0, int cols) {
+    constexpr int kBlock = 16;
+    for (int c0 = 0; c0 < cols; c0 += kBlock) {
+      const int width = std::min(kBlock, cols - c0);
+      T sum[kBlock] = {};
+      for (int n = 0; n < N; ++n) {
+        const T* row = dout + std::size_t(n) * OC + o0 + c0;
+        for (int c = 0; c < width; ++c) sum[c] += row[c];
+      }
+      T* target = dbias.ptr + o0 + c0;
+      for (int c = 0; c < width; ++c) {
+        target[c] = dbias.mode == Mode::accumulate ? target[c] + sum[c] : sum[c];
+      }
     }
   }
 
