@@ -218,7 +218,9 @@ BENCHMARK(BM_TinyCpuStep)->Arg(0)->Arg(1)->Unit(benchmark::kMillisecond)->UseRea
 // tiny-cpu preset (arg 2, its own B = 32, T = 16); the second argument is the OpenMP thread count.
 // Each iteration times one step and then one GEMM of the model's largest shape (the logits, or
 // the fc layer for tiny-cpu), so both rates see the same machine load; the counters are medians
-// over the timed iterations, after two untimed steps. Model FLOPs per step are
+// over the timed iterations, after two untimed steps, the ratio the median of each iteration's
+// step rate over the GEMM rate timed right after it (the machine's speed drifts between them
+// less than across the run). Model FLOPs per step are
 // 6 · (12·L·C² + head)·B·T with head = 50304·C for the dense head and 2·R·C + C² for LightRNN
 // (its two R-wide products and the C × C step per position). peak_MB is the process's maximum
 // resident set: run one shape per process to read it.
@@ -298,22 +300,22 @@ template <class Model>
 void time_against_gemm(benchmark::State& state, StepRig<Model>& rig) {
   omp_set_num_threads(int(state.range(1)));
   for (int warmup = 0; warmup < 2; ++warmup) rig.step();
-  std::vector<double> steps, gemms;
+  std::vector<double> steps, gemms, ratios;
   for (auto _ : state) {
     perf_control("enable");
     const double step_seconds = seconds_of([&] { rig.step(); });
     perf_control("disable");
     gemms.push_back(seconds_of([&] { rig.gemm(); }));
     steps.push_back(step_seconds);
+    ratios.push_back(rig.step_flops / step_seconds / (rig.gemm_flops() / gemms.back()));
     state.SetIterationTime(step_seconds);
   }
   const double step_time = median(steps);
-  const double gemm_rate = rig.gemm_flops() / median(gemms) / 1e9;
   state.counters["ms/step"] = step_time * 1e3;
   state.counters["tok/s"] = rig.B * rig.T / step_time;
   state.counters["GFLOP/s"] = rig.step_flops / step_time / 1e9;
-  state.counters["GEMM_GFLOP/s"] = gemm_rate;
-  state.counters["ratio"] = rig.step_flops / step_time / 1e9 / gemm_rate;
+  state.counters["GEMM_GFLOP/s"] = rig.gemm_flops() / median(gemms) / 1e9;
+  state.counters["ratio"] = median(ratios);
   report_peak_memory(state);
 }
 

@@ -46,13 +46,14 @@ TEST(CpuGemmSplit, CutsFollowTheSpeedsInWholeUnits) {
 }
 
 TEST(CpuGemmSplit, SpeedsMoveTowardTheMeasuredRates) {
+  constexpr double keep = Speeds::kKeep;
   Speeds speeds;
   speeds.reset(2);
   const int cuts[3] = {0, 384, 768};
   const double seconds[2] = {1.0, 2.0};  // 384 and 192 rows/s: 4/3 and 2/3 of the mean
   speeds.record(cuts, seconds);
-  EXPECT_NEAR(speeds.speed[0], 0.8 + 0.2 * 4.0 / 3.0, 1e-12);
-  EXPECT_NEAR(speeds.speed[1], 0.8 + 0.2 * 2.0 / 3.0, 1e-12);
+  EXPECT_NEAR(speeds.speed[0], keep + (1 - keep) * 4.0 / 3.0, 1e-12);
+  EXPECT_NEAR(speeds.speed[1], keep + (1 - keep) * 2.0 / 3.0, 1e-12);
   // An empty slice or an unmeasured one says nothing about the speeds.
   const int empty[3] = {0, 0, 768};
   const double before = speeds.speed[0];
@@ -61,10 +62,11 @@ TEST(CpuGemmSplit, SpeedsMoveTowardTheMeasuredRates) {
   const double zero[2] = {0.0, 1.0};
   speeds.record(cuts, zero);
   EXPECT_EQ(speeds.speed[0], before);
-  // One wild measurement moves a speed by at most a fifth of the clamp (0.5 to 2 of the mean).
+  // A wild measurement counts as no less than half the mean (two threads cannot exceed twice it).
   const double wild[2] = {1.0, 1e6};
   speeds.record(cuts, wild);
-  EXPECT_NEAR(speeds.speed[1], 0.8 * (0.8 + 0.2 * 2.0 / 3.0) + 0.2 * 0.5, 1e-12);
+  EXPECT_NEAR(speeds.speed[0], keep * before + (1 - keep) * 2.0, 1e-6);
+  EXPECT_NEAR(speeds.speed[1], keep * (keep + (1 - keep) * 2.0 / 3.0) + (1 - keep) * 0.5, 1e-12);
 }
 
 struct Outputs {

@@ -6,7 +6,7 @@
 //
 // Where the slices fall does not change a single bit of the result once every cut is a multiple
 // of the rows Eigen's micro-kernel takes at once (Eigen computes each output element the same way
-// in every whole panel; tests/kernels/test_gemm_split.cpp checks it). So the cuts follow each
+// in every whole panel; tests/backend/test_gemm_split.cpp checks it). So the cuts follow each
 // thread's measured speed (a core that runs slower, as one of a VM's vCPUs often does for
 // minutes, gets fewer rows), and at the shapes large enough for such cuts the results are the
 // same for every thread count and every run.
@@ -33,11 +33,15 @@ struct GemmOps {
   // Rows of the weight widened per pass on the 16-bit path, bounding its fp32 scratch.
   static constexpr int kStagedRows = 2048;
 
-  static constexpr int kMaxBalancedThreads = 64;
+  // Threads one product is split over, at most.
+  static constexpr int kMaxBalancedThreads = 256;
 
   // Relative speeds of the OpenMP threads of the calling thread's team, measured on every split
   // product: rows per second of each slice, normalised to a mean of 1, averaged over products.
   struct ThreadSpeeds {
+    // Weight of the history against one product: a slice's time varies by several per cent from
+    // product to product, and a noisy estimate moves cuts that need not move.
+    static constexpr double kKeep = 0.9;
     int threads = 0;
     std::array<double, kMaxBalancedThreads> speed{};
 
@@ -59,7 +63,6 @@ struct GemmOps {
       cuts[threads] = rows;
     }
     void record(const int* cuts, const double* seconds) {
-      constexpr double kKeep = 0.8;  // weight of the history against one product
       double rate[kMaxBalancedThreads];
       double mean = 0;
       for (int t = 0; t < threads; ++t) {

@@ -27,7 +27,8 @@ struct Memory<Cpu> {
 namespace cpu {
 
 struct MemoryOps {
-  // Large fills (the gradients of a model, every step) are split across threads.
+  // Large fills (the gradients of a model, every step) are split across threads, guided as the
+  // optimizer's passes are (backend/cpu/optim.hpp).
   template <class T>
   static void fill_zero(T* dst, std::size_t count) {
     constexpr std::size_t kChunk = std::size_t(1) << 18;
@@ -36,7 +37,7 @@ struct MemoryOps {
       return;
     }
     const auto chunks = static_cast<std::ptrdiff_t>((count + kChunk - 1) / kChunk);
-#pragma omp parallel for schedule(dynamic, 1)
+#pragma omp parallel for schedule(guided)
     for (std::ptrdiff_t chunk = 0; chunk < chunks; ++chunk) {
       const std::size_t begin = static_cast<std::size_t>(chunk) * kChunk;
       const std::size_t n = std::min(count - begin, kChunk);

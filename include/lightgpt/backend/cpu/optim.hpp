@@ -40,9 +40,10 @@ struct OptimOps {
         static_cast<std::ptrdiff_t>((count + kNormChunk - 1) / kNormChunk);
     std::vector<double> partial(static_cast<std::size_t>(chunks), 0.0);
     const FlatRange* const last = nonzero + ranges;
-    // Chunks go to whichever thread is free (a partner on a slower core then costs no wait);
+    // Guided: runs of chunks that start long and shrink, each to whichever thread is free (a
+    // partner on a slower core then costs no wait, and each thread still streams long runs);
     // each chunk's sum lands in its own slot, so the total does not depend on who summed it.
-#pragma omp parallel for schedule(dynamic, 4)
+#pragma omp parallel for schedule(guided, 4)
     for (std::ptrdiff_t chunk = 0; chunk < chunks; ++chunk) {
       const std::size_t begin = static_cast<std::size_t>(chunk) * kNormChunk;
       const std::size_t end = std::min(count, begin + kNormChunk);
@@ -126,9 +127,10 @@ struct OptimOps {
     constexpr std::size_t kChunk = 4096;
     const auto chunks = static_cast<std::ptrdiff_t>((count + kChunk - 1) / kChunk);
     // A model's biases and norm weights (a few C each) update in less time than a parallel
-    // region takes to start and join, which on a loaded machine is a wait for a core. Chunks go
-    // to whichever thread is free: a memory-bound pass on two cores of which one runs slower.
-#pragma omp parallel for schedule(dynamic, 4) if (chunks >= kParallelChunks)
+    // region takes to start and join, which on a loaded machine is a wait for a core. Guided, as
+    // in sum_of_squares: long contiguous runs for the memory streams, the last ones short enough
+    // that a thread on a slower core costs its partner little waiting.
+#pragma omp parallel for schedule(guided, 4) if (chunks >= kParallelChunks)
     for (std::ptrdiff_t chunk = 0; chunk < chunks; ++chunk) {
       const std::size_t begin = static_cast<std::size_t>(chunk) * kChunk;
       adamw_span(params + begin, master + begin, m + begin, v + begin, grads + begin,
