@@ -162,13 +162,16 @@ void check_split_independence(int N, int IC, int OC) {
 }
 
 // Shapes whose split products all take the measured-speed cuts at up to three threads (at least
-// 8 units of 48 or 16 rows per thread): output columns (forward, d(weight)) and input columns of
-// d(input) when N <= IC, with ragged last panels (1208 = 25 · 48 + 8, 1160 = 24 · 48 + 8); the
-// positions of d(input) when N > IC (808 = 50 · 16 + 8), where 16 output columns stay whole.
+// 8 units of 48 or 16 rows per thread): output columns (forward when OC > N, d(weight)) and input
+// columns of d(input) when N <= IC, with ragged last panels (1208 = 25 · 48 + 8,
+// 1160 = 24 · 48 + 8); positions (forward when OC <= N, d(input) when N > IC; 808 = 50 · 16 + 8,
+// 520 = 32 · 16 + 8), where the 16 or 64 output columns stay whole. The last shape's 1200 input
+// columns are more than one of Eigen's depth blocks, and its d(input) splits input columns.
 TEST(CpuGemmSplit, ResultsDoNotDependOnTheCutsOrTheThreadCount) {
   check_split_independence(40, 1200, 1208);
   check_split_independence(24, 1160, 1208);
   check_split_independence(808, 64, 16);
+  check_split_independence(520, 1200, 64);
 }
 
 }  // namespace

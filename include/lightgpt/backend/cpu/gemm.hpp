@@ -4,12 +4,13 @@
 // between threads and, at the B·T = 256-position shapes of a CPU step, ran the 50304-wide logits
 // slower on two threads than on one.
 //
-// Where the slices fall does not change a single bit of the result once every cut is a multiple
-// of the rows Eigen's micro-kernel takes at once (Eigen computes each output element the same way
-// in every whole panel; tests/backend/test_gemm_split.cpp checks it). So the cuts follow each
-// thread's measured speed (a core that runs slower, as one of a VM's vCPUs often does for
-// minutes, gets fewer rows), and at the shapes large enough for such cuts the results are the
-// same for every thread count and every run.
+// Where the slices fall does not change a single bit of the result once every cut across the
+// rows of Eigen's left-hand operand is a multiple of the rows its micro-kernel takes at once, and
+// every cut across its right-hand columns a multiple of 16 (Eigen computes each output element
+// the same way in every whole panel; tests/backend/test_gemm_split.cpp checks it). So the cuts
+// follow each thread's measured speed (a core that runs slower, as one of a VM's vCPUs often
+// does for minutes, gets fewer rows), and at the shapes large enough for such cuts the results
+// are the same for every thread count and every run.
 #pragma once
 
 #if defined(_OPENMP)
@@ -91,18 +92,32 @@ struct GemmOps {
     if constexpr (is_16bit_v<T>) {
       matmul_forward_staged(out, in, weight, bias, N, IC, OC);
     } else {
-      const auto input = detail::view(in, N, IC);
-      split_rows(OC, kPanelAlign<T>, [&](int o0, int rows) {
-        auto result = detail::strided(out + o0, N, rows, OC);
-        const auto slice = detail::view(weight + std::size_t(o0) * IC, rows, IC).transpose();
-        // Eigen's GEMM only accumulates (`=` zero-fills first): start from the bias instead.
+      // Eigen's GEMM only accumulates (`=` zero-fills first): start from the bias instead.
+      auto product = [&](auto result, const auto& input, const auto& weight_t, int o0) {
         if (bias) {
-          result.rowwise() = detail::row_vector(bias + o0, rows);
-          result.noalias() += input * slice;
+          result.rowwise() = detail::row_vector(bias + o0, result.cols());
+          result.noalias() += input * weight_t;
         } else {
-          result.noalias() = input * slice;
+          result.noalias() = input * weight_t;
         }
-      });
+      };
+      if (OC <= N) {
+        // Few outputs per position (a small model's layers): each thread takes whole rows of
+        // positions and shares the weight, the smaller operand, so the rows it writes are the
+        // rows the row-wise kernels after it (LayerNorm, GELU, residual, statically split by
+        // positions) give the same thread, and stay in that core's cache.
+        const auto weight_t = detail::view(weight, OC, IC).transpose();
+        split_rows(N, kSplitAlign, [&](int n0, int rows) {
+          product(detail::view(out + std::size_t(n0) * OC, rows, OC),
+                  detail::view(in + std::size_t(n0) * IC, rows, IC), weight_t, 0);
+        });
+      } else {
+        const auto input = detail::view(in, N, IC);
+        split_rows(OC, kPanelAlign<T>, [&](int o0, int rows) {
+          product(detail::strided(out + o0, N, rows, OC), input,
+                  detail::view(weight + std::size_t(o0) * IC, rows, IC).transpose(), o0);
+        });
+      }
     }
   }
 
