@@ -252,25 +252,24 @@ struct GemmOps {
   }
 
   // 16-bit storage: widen the operands to fp32 (the weight kStagedRows rows at a time), multiply
-  // with Eigen's fp32 GEMM, round once on the way out.
+  // with the fp32 products above (split across the threads as they are), round once on the way
+  // out. The parameter gradients stay fp32.
   template <class T>
   static void matmul_forward_staged(T* out, const T* in, const T* weight, const T* bias, int N,
                                     int IC, int OC) {
     float* x = detail::staging(0, std::size_t(N) * IC);
     detail::widen_into(x, in, std::size_t(N) * IC);
-    const auto input = detail::view(static_cast<const float*>(x), N, IC);
     for (int o0 = 0; o0 < OC; o0 += kStagedRows) {
       const int rows = std::min(kStagedRows, OC - o0);
       float* w = detail::staging(1, std::size_t(rows) * IC);
       float* y = detail::staging(2, std::size_t(N) * rows);
       detail::widen_into(w, weight + std::size_t(o0) * IC, std::size_t(rows) * IC);
-      auto result = detail::view(y, N, rows);
-      result.noalias() = input * detail::view(static_cast<const float*>(w), rows, IC).transpose();
+      float* b = nullptr;
       if (bias) {
-        float* b = detail::staging(3, std::size_t(rows));
+        b = detail::staging(3, std::size_t(rows));
         detail::widen_into(b, bias + o0, std::size_t(rows));
-        result.rowwise() += detail::row_vector(static_cast<const float*>(b), rows);
       }
+      matmul_forward<float>(y, x, w, b, N, IC, rows);
       detail::round_block(out + o0, y, std::size_t(N), std::size_t(rows), std::size_t(OC));
     }
   }
@@ -284,35 +283,21 @@ struct GemmOps {
       x = detail::staging(0, std::size_t(N) * IC);
       detail::widen_into(x, in, std::size_t(N) * IC);
     }
-    float* dx = nullptr;
-    if (din) {
-      dx = detail::staging(4, std::size_t(N) * IC);
-      detail::view(dx, N, IC).setZero();
-    }
+    float* dx = din ? detail::staging(4, std::size_t(N) * IC) : nullptr;
     for (int o0 = 0; o0 < OC; o0 += kStagedRows) {
       const int rows = std::min(kStagedRows, OC - o0);
       float* g = detail::staging(2, std::size_t(N) * rows);
       detail::widen_block(g, dout + o0, std::size_t(N), std::size_t(rows), std::size_t(OC));
-      const auto grad_out = detail::view(static_cast<const float*>(g), N, rows);
+      float* w = nullptr;
       if (din) {
-        float* w = detail::staging(1, std::size_t(rows) * IC);
+        w = detail::staging(1, std::size_t(rows) * IC);
         detail::widen_into(w, weight + std::size_t(o0) * IC, std::size_t(rows) * IC);
-        detail::view(dx, N, IC).noalias() +=
-            grad_out * detail::view(static_cast<const float*>(w), rows, IC);
       }
-      if (dweight) {
-        assign(detail::view(dweight.ptr + std::size_t(o0) * IC, rows, IC),
-               grad_out.transpose() * detail::view(static_cast<const float*>(x), N, IC),
-               dweight.mode);
-      }
-      if (dbias) {
-        Eigen::Map<Eigen::Matrix<float, 1, Eigen::Dynamic>> target(dbias.ptr + o0, rows);
-        if (dbias.mode == Mode::accumulate) {
-          target += grad_out.colwise().sum();
-        } else {
-          target = grad_out.colwise().sum();
-        }
-      }
+      // d(input) sums over the chunks in fp32, from the first one's overwrite.
+      matmul_backward<float, float>(
+          Grad<float>{dx, o0 == 0 ? Mode::overwrite : Mode::accumulate},
+          Grad<float>{dweight ? dweight.ptr + std::size_t(o0) * IC : nullptr, dweight.mode},
+          Grad<float>{dbias ? dbias.ptr + o0 : nullptr, dbias.mode}, g, x, w, N, IC, rows);
     }
     if (din) detail::round_into(din.ptr, dx, std::size_t(N) * IC, din.mode);
   }
