@@ -174,6 +174,53 @@ TEST(CpuGemmSplit, ResultsDoNotDependOnTheCutsOrTheThreadCount) {
   check_split_independence(520, 1200, 64);
 }
 
+// 16-bit layers are staged through the same fp32 products (widened operands, fp32 gradients,
+// rounded once), so their bits do not depend on the cuts or the thread count either.
+TEST(CpuGemmSplit, StagedBfloat16LayersDoNotDependOnTheThreadCount) {
+  constexpr int N = 24, IC = 1160, OC = 1208;
+  auto bf16 = [](const std::vector<float>& v) {
+    std::vector<bfloat16> out(v.size());
+    for (std::size_t i = 0; i < v.size(); ++i) out[i] = bfloat16(v[i]);
+    return out;
+  };
+  const auto in = bf16(random_floats(std::size_t(N) * IC, 1)),
+             w = bf16(random_floats(std::size_t(OC) * IC, 2)), bias = bf16(random_floats(OC, 3)),
+             dout = bf16(random_floats(std::size_t(N) * OC, 4));
+  struct Staged {
+    std::vector<bfloat16> out, din;
+    std::vector<float> dw, db;
+  };
+  auto run = [&] {
+    Staged o{std::vector<bfloat16>(std::size_t(N) * OC), std::vector<bfloat16>(std::size_t(N) * IC),
+             std::vector<float>(std::size_t(OC) * IC, 0.5f), std::vector<float>(OC, 0.5f)};
+    O::matmul_forward(o.out.data(), in.data(), w.data(), bias.data(), N, IC, OC);
+    O::matmul_backward(overwrite(o.din.data()), accumulate(o.dw.data()), accumulate(o.db.data()),
+                       dout.data(), in.data(), w.data(), N, IC, OC);
+    return o;
+  };
+  auto same = [](const auto& a, const auto& b) {
+    return a.size() == b.size() && std::memcmp(a.data(), b.data(), a.size() * sizeof(a[0])) == 0;
+  };
+  const int threads_before = omp_get_max_threads();
+  omp_set_num_threads(1);
+  const Staged reference = run();
+  // One output against a sum in double of the rounded operands.
+  double expected = float(bias[5]);
+  for (int i = 0; i < IC; ++i) expected += double(float(in[2 * IC + i])) * float(w[5 * IC + i]);
+  EXPECT_NEAR(float(reference.out[2 * OC + 5]), expected, 0.01 * std::abs(expected) + 1e-3);
+  for (const std::vector<double>& speeds : std::vector<std::vector<double>>{
+           {1.0, 1.0}, {1.0, 1.4}, {1.3, 1.0}, {1.0, 0.7, 1.3}}) {
+    omp_set_num_threads(int(speeds.size()));
+    skew(speeds);
+    const Staged split = run();
+    EXPECT_TRUE(same(split.out, reference.out)) << speeds.size() << " threads";
+    EXPECT_TRUE(same(split.din, reference.din)) << speeds.size() << " threads";
+    EXPECT_TRUE(same(split.dw, reference.dw)) << speeds.size() << " threads";
+    EXPECT_TRUE(same(split.db, reference.db)) << speeds.size() << " threads";
+  }
+  omp_set_num_threads(threads_before);
+}
+
 }  // namespace
 }  // namespace gemm_split_tests
 }  // namespace lightgpt
