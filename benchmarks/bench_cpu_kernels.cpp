@@ -13,6 +13,7 @@
 #include <fstream>
 #include <lightgpt/lightgpt.hpp>
 #include <lightgpt/train/presets.hpp>
+#include <memory>
 #include <vector>
 
 namespace {
@@ -270,11 +271,15 @@ struct StepRig {
     for (int& id : tokens) id = int(rng.next_u64() % config.vocab_size);
   }
   void step() {
+    forward_backward();
+    optimizer_step();
+  }
+  void forward_backward() {
     model.zero_grad();
     benchmark::DoNotOptimize(model.forward(tokens.data(), B, T));
     model.backward();
-    optimizer.step(model.parameters(), 1e-4);
   }
+  void optimizer_step() { optimizer.step(model.parameters(), 1e-4); }
   void gemm() {
     O::matmul_forward(out.data(), in.data(), w.data(), static_cast<const float*>(nullptr), B * T,
                       gemm_in, gemm_out);
@@ -352,7 +357,59 @@ void time_thread_gain(benchmark::State& state, StepRig<Model>& rig) {
   report_peak_memory(state);
 }
 
-// The three shapes of BM_StepVsGemm and BM_ThreadGain (arg 0).
+// What the second thread could gain at most, against what it gains: each iteration times the step
+// on one thread, on two, and a step split by batch rows: in one parallel region of two threads,
+// each runs zero_grad, forward and backward of a half-batch model alone (the kernels' own
+// regions nested inside run on one thread), then one AdamW update on two threads. Nothing is
+// shared until the update, and the sum of the halves' gradients is not counted, so on a VM whose
+// two vCPUs slow each other down this split's gain is about the most any split of the step can
+// reach. Counters: medians of the per-iteration gains over the one-thread step (`step_gain`,
+// `split_gain`) and of the split's time over the two-thread step's (`of_split`).
+template <class Model, class Make>
+void time_split_ceiling(benchmark::State& state, StepRig<Model>& rig, Make&& make) {
+  const auto half0 = make(rig.B / 2), half1 = make(rig.B / 2);
+  auto split_step = [&] {
+    omp_set_num_threads(2);
+#pragma omp parallel num_threads(2)
+    (omp_get_thread_num() == 0 ? half0 : half1)->forward_backward();
+    half0->optimizer_step();
+  };
+  for (int warmup = 0; warmup < 2; ++warmup) {
+    for (int threads : {1, 2}) {
+      omp_set_num_threads(threads);
+      rig.step();
+    }
+    split_step();
+  }
+  std::vector<double> step_gain, split_gain, of_split;
+  for (auto _ : state) {
+    omp_set_num_threads(1);
+    const double one = seconds_of([&] { rig.step(); });
+    omp_set_num_threads(2);
+    const double two = seconds_of([&] { rig.step(); });
+    const double split = seconds_of(split_step);
+    step_gain.push_back(one / two);
+    split_gain.push_back(one / split);
+    of_split.push_back(split / two);
+    state.SetIterationTime(one + two + split);
+  }
+  omp_set_num_threads(omp_get_num_procs());
+  state.counters["step_gain"] = median(step_gain);
+  state.counters["split_gain"] = median(split_gain);
+  state.counters["of_split"] = median(of_split);
+}
+
+// The three shapes of BM_StepVsGemm, BM_ThreadGain and BM_SplitCeiling (arg 0). The timer gets
+// the shape's rig and a maker of more rigs of the same shape at another batch size.
+template <class Model, class Timer>
+void time_rig(benchmark::State& state, Timer timer, const lightgpt::ModelConfig& config, int B,
+              int T, double head_flops, int gemm_in, int gemm_out) {
+  StepRig<Model> rig(config, B, T, head_flops, gemm_in, gemm_out);
+  timer(state, rig, [&](int batch) {
+    return std::make_unique<StepRig<Model>>(config, batch, T, head_flops, gemm_in, gemm_out);
+  });
+}
+
 template <class Timer>
 void with_step_rig(benchmark::State& state, Timer timer) {
   using Dense = lightgpt::GPT<lightgpt::Fp32, lightgpt::DenseHead<>, lightgpt::Attention, Cpu>;
@@ -360,8 +417,8 @@ void with_step_rig(benchmark::State& state, Timer timer) {
   if (state.range(0) == 2) {
     const lightgpt::ModelConfig config = lightgpt::preset("tiny-cpu").model;
     const double R = lightrnn_table_rows(config), C = config.d_model;
-    StepRig<Tiny> rig(config, 32, 16, 2.0 * R * C + C * C, config.d_model, 4 * config.d_model);
-    timer(state, rig);
+    time_rig<Tiny>(state, timer, config, 32, 16, 2.0 * R * C + C * C, config.d_model,
+                   4 * config.d_model);
     return;
   }
   lightgpt::ModelConfig config;
@@ -372,12 +429,11 @@ void with_step_rig(benchmark::State& state, Timer timer) {
     config.d_model = 256;
   }
   const int Vp = config.padded_vocab_size();
-  StepRig<Dense> rig(config, 4, 64, double(Vp) * config.d_model, config.d_model, Vp);
-  timer(state, rig);
+  time_rig<Dense>(state, timer, config, 4, 64, double(Vp) * config.d_model, config.d_model, Vp);
 }
 
 void BM_StepVsGemm(benchmark::State& state) {
-  with_step_rig(state, [](benchmark::State& s, auto& rig) { time_against_gemm(s, rig); });
+  with_step_rig(state, [](benchmark::State& s, auto& rig, auto&&) { time_against_gemm(s, rig); });
 }
 BENCHMARK(BM_StepVsGemm)
     ->ArgsProduct({{0, 1, 2}, {1, 2}})
@@ -386,9 +442,16 @@ BENCHMARK(BM_StepVsGemm)
     ->UseManualTime();
 
 void BM_ThreadGain(benchmark::State& state) {
-  with_step_rig(state, [](benchmark::State& s, auto& rig) { time_thread_gain(s, rig); });
+  with_step_rig(state, [](benchmark::State& s, auto& rig, auto&&) { time_thread_gain(s, rig); });
 }
 BENCHMARK(BM_ThreadGain)->Arg(0)->Arg(1)->Arg(2)->Iterations(8)->Unit(benchmark::kMillisecond)
+    ->UseManualTime();
+
+void BM_SplitCeiling(benchmark::State& state) {
+  with_step_rig(
+      state, [](benchmark::State& s, auto& rig, auto&& make) { time_split_ceiling(s, rig, make); });
+}
+BENCHMARK(BM_SplitCeiling)->Arg(0)->Arg(1)->Arg(2)->Iterations(8)->Unit(benchmark::kMillisecond)
     ->UseManualTime();
 
 // The passes over every parameter that a training step makes besides its GEMMs, at GPT-2 small's
