@@ -130,11 +130,15 @@ class DenseHeadImpl {
       return;
     }
     O::cross_entropy_backward_inplace(logits_, lse_, tokens + 1, row_stride, weights, Depth, scale,
-                                      B, seq_len, V_, Vp_, tokens, ngram_.view(cocont_alpha));
+                                      B, seq_len, V_, Vp_, tokens, targets_table().view(cocont_alpha));
     O::matmul_backward(dhidden, accumulate(dwte_), Grad<A>{}, logits_, hidden, wte_, N, C_, Vp_);
   }
 
   // out[n, v] = log P(v | hidden_n) over the V real tokens.
+  // Batch split (GPT::set_batch_split): a row group's head reads the CoCoNT targets of `owner`,
+  // the model's own head, which outlives it.
+  void share_state(const DenseHeadImpl& owner) { shared_ = &owner; }
+
   void log_probs(A* out, const T* hidden, int N) {
     O::matmul_forward(logits_, hidden, wte_, static_cast<const T*>(nullptr), N, C_, Vp_);
     O::row_logsumexp(lse_, logits_, N, V_, Vp_);
@@ -144,14 +148,20 @@ class DenseHeadImpl {
  private:
   using Adapters = MtpAdapters<Backend, P, Depth>;
 
+  // The CoCoNT targets the kernels read: the owner's in a row group (share_state).
+  const NgramTable<A, Backend>& targets_table() const {
+    return shared_ != nullptr ? shared_->ngram_ : ngram_;
+  }
+
   // Mean KL(P_ngram ‖ softmax) over the positions whose context token has a list (0 if none or
   // CoCoNT is off), from depth 1's logits and log-sum-exps.
   template <class Tok>
   A cocont_term(const A* lse, const T* logits, const Tok* tokens, int row_stride, int B,
                 int seq_len) {
-    if (!ngram_.loaded()) return A(0);
+    if (!targets_table().loaded()) return A(0);
     const std::size_t N = static_cast<std::size_t>(B) * seq_len;
-    O::ngram_kl(cocont_kl_, lse, logits, Vp_, tokens, row_stride, ngram_.view(A(0)), B, seq_len);
+    O::ngram_kl(cocont_kl_, lse, logits, Vp_, tokens, row_stride, targets_table().view(A(0)), B,
+                seq_len);
     const A covered = O::mean(cocont_kl_ + N, N);
     return covered > A(0) ? O::mean(cocont_kl_, N) / covered : A(0);
   }
@@ -197,7 +207,7 @@ class DenseHeadImpl {
       const A* lse = lse_ + static_cast<std::size_t>(j - 1) * N;
       O::cross_entropy_backward_inplace(logits, lse, tokens + j, row_stride, weights + (j - 1), 1,
                                         scale, B, seq_len, V_, Vp_, tokens,
-                                        j == 1 ? ngram_.view(cocont_alpha) : NgramTargets<A>{});
+                                        j == 1 ? targets_table().view(cocont_alpha) : NgramTargets<A>{});
       if (j == 1) {
         O::matmul_backward(dhidden, accumulate(dwte_), Grad<A>{}, logits, hidden, wte_, N, C_, Vp_);
       } else {
@@ -218,6 +228,7 @@ class DenseHeadImpl {
   A* losses_ = nullptr;
   A* cocont_kl_ = nullptr;  // KL per position, then 1 per position with an n-gram list
   NgramTable<A, Backend> ngram_;
+  const DenseHeadImpl* shared_ = nullptr;  // the owner of a row group's head (share_state)
 };
 
 }  // namespace detail

@@ -242,6 +242,24 @@ concept smooths_targets = requires(H& h, const H& c, Table table) {
   { c.cocont_enabled() } -> std::convertible_to<bool>;
 };
 
+// Optional: share_state(owner): from now on read the training state that is not a parameter (a
+// codebook, CoCoNT targets) from `owner`, a head of the same model that outlives this one. GPT's
+// batch split (set_batch_split, CPU) builds a head per row group and points it at the model's;
+// a head without training state besides its parameters provides an empty one.
+template <class H>
+concept shares_state = requires(H& h, const H& owner) { h.share_state(owner); };
+
+// Optional, with reallocation statistics (collecting_statistics()): add_statistics_of(group,
+// tokens, row_stride, B, T) adds those of a row group's last training forward to this head's.
+template <class H>
+concept adds_statistics = requires(H& h, const H& group, const Token* tokens, int n) {
+  h.add_statistics_of(group, tokens, n, n, n);
+};
+template <class H>
+concept collects_statistics = requires(const H& h) {
+  { h.collecting_statistics() } -> std::convertible_to<bool>;
+};
+
 }  // namespace head_contract
 
 template <class H, class T, class A>

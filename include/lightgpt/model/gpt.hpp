@@ -57,12 +57,14 @@
 
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <span>
 #include <string>
 #include <type_traits>
 #include <vector>
 
 #include "../backend/contract.hpp"
+#include "../backend/cpu/row_groups.hpp"
 #include "../core/arena.hpp"
 #include "../core/concepts.hpp"
 #include "../core/config.hpp"
@@ -214,6 +216,15 @@ class GPT {
   // forward() does it; calling it up front keeps every allocation out of the training loop.
   void reserve(int B, int seq_len) {
     check_shape(B, seq_len);
+    if (splits(B)) {
+      const auto [first, rows] = plan_groups(B);
+      (void)first;
+      for (std::size_t k = 0; k < rows.size(); ++k) {
+        group(static_cast<int>(k)).ensure_arena(true, static_cast<std::size_t>(rows[k]) * seq_len,
+                                                rows[k] * (seq_len + mtp_depth));
+      }
+      return;
+    }
     ensure_arena(true, static_cast<std::size_t>(B) * seq_len, B * (seq_len + mtp_depth));
   }
 
@@ -222,8 +233,11 @@ class GPT {
   template <class Tok>
   requires std::is_integral_v<Tok> A forward(const Tok* tokens, int B, int seq_len,
                                              int row_stride = -1) {
-    training_forward(tokens, B, seq_len, row_stride);
-    losses_ = head_.forward(lnf_, tokens_, window_, batch_, seq_len_, mtp_depth, true);
+    if (splits(B)) {
+      split_forward(nullptr, tokens, B, seq_len, row_stride);
+    } else {
+      forward_rows(nullptr, tokens, B, seq_len, row_stride);
+    }
     return losses_.main;
   }
 
@@ -233,15 +247,11 @@ class GPT {
   template <class Tok>
   requires std::is_integral_v<Tok> void forward_summing(double* loss_sums, const Tok* tokens,
                                                         int B, int seq_len, int row_stride = -1) {
-    training_forward(tokens, B, seq_len, row_stride);
-    if constexpr (head_contract::sums_losses_in_place<HeadImpl, T, A>) {
-      losses_ = head_.forward(lnf_, tokens_, window_, batch_, seq_len_, mtp_depth, true, loss_sums);
+    LIGHTGPT_CHECK(loss_sums != nullptr, "forward_summing: loss_sums is null");
+    if (splits(B)) {
+      split_forward(loss_sums, tokens, B, seq_len, row_stride);
     } else {
-      losses_ = head_.forward(lnf_, tokens_, window_, batch_, seq_len_, mtp_depth, true);
-      double sums[kMaxMtpDepth];
-      O::copy_to_host(sums, loss_sums, mtp_depth);
-      for (int j = 0; j < mtp_depth; ++j) sums[j] += double(losses_.depth[j]);
-      O::copy_from_host(loss_sums, sums, mtp_depth);
+      forward_rows(loss_sums, tokens, B, seq_len, row_stride);
     }
   }
 
@@ -250,8 +260,53 @@ class GPT {
   // The next-token NLL of each position of the last forward() or evaluate(), into out[b·T + t]
   // (B·T values): what the mean loss averages, split by position.
   void token_losses(A* out) const {
+    if (!group_rows_.empty()) {
+      for (std::size_t k = 0; k < group_rows_.size(); ++k) {
+        const GPT& g = group(static_cast<int>(k));
+        O::copy_to_host(out + static_cast<std::size_t>(group_first_[k]) * seq_len_,
+                        g.head_.token_losses(), static_cast<std::size_t>(g.batch_) * g.seq_len_);
+      }
+      return;
+    }
     O::copy_to_host(out, head_.token_losses(), static_cast<std::size_t>(batch_) * seq_len_);
   }
+
+  // Batch split (CPU; docs/design.md, "Batch split"): training forwards and backwards run a batch
+  // of B rows as min(groups, B) runs of contiguous rows, whose sizes differ by at most one, each on
+  // its own OpenMP thread through the whole model alone: the model's weights, activations and a
+  // gradient buffer of its own. backward() then adds the groups' parameter gradients into the
+  // model's, in group order. A small model's kernels are too short for two threads to share each
+  // of them well (BENCHMARKS.md, "CPU: the batch split"); its groups meet once per step. The
+  // objective and its gradient are the unsplit ones up to rounding; dropout draws each group's
+  // masks from its own stream. The result depends on `groups`, not on the thread count: use as
+  // many groups as threads. Each group costs a gradient buffer of num_parameters() values.
+  // evaluate(), log_probs() and decoding never split. 1, the default, turns it off.
+  void set_batch_split(int groups) {
+    LIGHTGPT_CHECK(groups >= 1 && groups <= kMaxBatchSplit,
+                   "set_batch_split: groups must lie in [1, ", kMaxBatchSplit, "], got ", groups);
+    LIGHTGPT_CHECK((groups == 1 || std::is_same_v<Backend, Cpu>),
+                   "set_batch_split: the batch split is for the Cpu backend (a GPU runs the "
+                   "whole batch in each kernel); got ", groups, " groups for ", Backend::name);
+    if constexpr (!head_contract::shares_state<HeadImpl>) {
+      LIGHTGPT_CHECK(groups == 1, "set_batch_split: the head ", Head::name(),
+                     " has no share_state(owner) (model/contract.hpp), so row groups could not "
+                     "read its training state");
+    }
+    if constexpr (head_contract::collects_statistics<HeadImpl> &&
+                  !head_contract::adds_statistics<HeadImpl>) {
+      LIGHTGPT_CHECK(groups == 1, "set_batch_split: the head ", Head::name(),
+                     " collects reallocation statistics but has no add_statistics_of(group, ...) "
+                     "(model/contract.hpp) to gather its row groups'");
+    }
+    if constexpr (std::is_same_v<Backend, Cpu> && head_contract::shares_state<HeadImpl>) {
+      groups_.clear();
+      for (int k = 1; k < groups; ++k) groups_.push_back(std::unique_ptr<GPT>(new GPT(*this, RowGroupTag{})));
+    }
+    group_rows_.clear();
+    group_first_.clear();
+    backward_ready_ = false;
+  }
+  int batch_split() const { return static_cast<int>(groups_.size()) + 1; }
 
   // Called by backward() with layer l as soon as layer l's parameter gradients (layer_ranges(l,
   // l + 1)) are final for this backward, for l = L−1 … 0 in turn; on the Cuda backend, once the
@@ -267,6 +322,32 @@ class GPT {
     LIGHTGPT_CHECK(backward_ready_,
                    "backward() needs a training forward() first (evaluate() and log_probs() "
                    "keep no activations)");
+    if (group_rows_.empty()) {
+      backward_rows(grad_scale, on_layer_ready);
+      return;
+    }
+    // Each group's mean is over its own rows: weighted by its share of the batch, the groups'
+    // gradients sum to the gradient of the mean over all of them.
+    const int groups = static_cast<int>(group_rows_.size());
+    const A batch = A(group_first_.back() + group_rows_.back());
+    cpu::run_row_groups(groups, [&](int k) {
+      group(k).backward_rows(grad_scale * A(group_rows_[std::size_t(k)]) / batch, {});
+    });
+    if constexpr (std::is_same_v<Backend, Cpu>) {
+      for (const std::unique_ptr<GPT>& g : groups_) store_.take_gradients(g->store_);
+    }
+    backward_ready_ = false;
+    if (on_layer_ready) {
+      for (int layer = config_.n_layer - 1; layer >= 0; --layer) on_layer_ready(layer);
+    }
+  }
+
+  void zero_grad() { store_.zero_grad(); }
+
+ private:
+  // backward() of the rows this model ran itself (all of the batch, or the first group's).
+  void backward_rows(A grad_scale, const LayerReady& on_layer_ready) {
+    LIGHTGPT_CHECK(backward_ready_, "backward() needs a training forward() first");
     const int N = batch_ * seq_len_;
     head_.backward(overwrite(dlnf_), lnf_, tokens_, window_, batch_, seq_len_, grad_scale / A(N),
                    mtp_weight_, cocont_alpha_);
@@ -288,7 +369,7 @@ class GPT {
     backward_ready_ = false;
   }
 
-  void zero_grad() { store_.zero_grad(); }
+ public:
 
   // Where the parameters of layers [first, last) lie in the flat layout: one range per tensor of
   // the blocks (all stacked over the layers, so each layer run is contiguous within a tensor).
@@ -411,6 +492,122 @@ class GPT {
 
  private:
   using O = Ops<Backend>;
+  static constexpr int kMaxBatchSplit = 1024;
+
+  // A row group of the batch split (set_batch_split): the model's configuration and weights, its
+  // own head and mixer objects (pointed at `owner`'s head state), activations and gradients.
+  struct RowGroupTag {};
+  GPT(GPT& owner, RowGroupTag)
+      : config_(owner.config_), store_(owner.store_), head_(config_), blocks_(config_) {
+    if constexpr (head_contract::shares_state<HeadImpl>) head_.share_state(owner.head_);
+    bind_parameters();
+    track_token_rows();
+    store_.zero_grad();
+  }
+
+  bool splits(int B) const { return !groups_.empty() && B > 1; }
+  // Group k runs rows [first[k], first[k] + rows[k]); group 0 is this model.
+  GPT& group(int k) { return k == 0 ? *this : *groups_[static_cast<std::size_t>(k - 1)]; }
+  const GPT& group(int k) const {
+    return k == 0 ? *this : *groups_[static_cast<std::size_t>(k - 1)];
+  }
+  std::pair<std::vector<int>, std::vector<int>> plan_groups(int B) const {
+    const int groups = std::min(batch_split(), B);
+    std::vector<int> first(static_cast<std::size_t>(groups)), rows(first.size());
+    for (int k = 0, row = 0; k < groups; ++k) {
+      first[std::size_t(k)] = row;
+      rows[std::size_t(k)] = B / groups + (k < B % groups ? 1 : 0);
+      row += rows[std::size_t(k)];
+    }
+    return {first, rows};
+  }
+
+  // A training forward of B rows on this model alone; with loss_sums, each depth's mean is added
+  // there (host or backend memory, as forward_summing).
+  template <class Tok>
+  void forward_rows(double* loss_sums, const Tok* tokens, int B, int seq_len, int row_stride) {
+    training_forward(tokens, B, seq_len, row_stride);
+    if (loss_sums == nullptr) {
+      losses_ = head_.forward(lnf_, tokens_, window_, batch_, seq_len_, mtp_depth, true);
+    } else if constexpr (head_contract::sums_losses_in_place<HeadImpl, T, A>) {
+      losses_ = head_.forward(lnf_, tokens_, window_, batch_, seq_len_, mtp_depth, true, loss_sums);
+    } else {
+      losses_ = head_.forward(lnf_, tokens_, window_, batch_, seq_len_, mtp_depth, true);
+      double sums[kMaxMtpDepth];
+      O::copy_to_host(sums, loss_sums, mtp_depth);
+      for (int j = 0; j < mtp_depth; ++j) sums[j] += double(losses_.depth[j]);
+      O::copy_from_host(loss_sums, sums, mtp_depth);
+    }
+  }
+
+  // The training forward of the batch split: each group its rows, on its own thread; the losses
+  // are the groups' means weighted by their rows, as the mean over the whole batch is. With
+  // loss_sums (host memory: the split is CPU-only) they are added there.
+  template <class Tok>
+  void split_forward(double* loss_sums, const Tok* tokens, int B, int seq_len, int row_stride) {
+    check_shape(B, seq_len);
+    LIGHTGPT_CHECK(tokens != nullptr, "forward: tokens is null");
+    const int stride = row_stride < 0 ? seq_len + mtp_depth : row_stride;
+    LIGHTGPT_CHECK(stride > 0, "forward: row_stride must be positive, got ", row_stride);
+    const auto plan = plan_groups(B);
+    const std::vector<int>& first = plan.first;
+    const std::vector<int>& rows = plan.second;
+    const int groups = static_cast<int>(rows.size());
+    for (int k = 1; k < groups; ++k) {
+      GPT& g = group(k);
+      g.mtp_weight_ = mtp_weight_;
+      g.dropout_p_ = dropout_p_;
+      g.cocont_alpha_ = cocont_alpha_;
+      g.dropout_seed_ = group_dropout_seed(dropout_seed_, k);
+      g.first_row_ = first[std::size_t(k)];
+    }
+    std::vector<double> sums(static_cast<std::size_t>(groups) * kMaxMtpDepth, 0.0);
+    cpu::run_row_groups(groups, [&](int k) {
+      const std::size_t at = static_cast<std::size_t>(k);
+      group(k).forward_rows(loss_sums != nullptr ? sums.data() + at * kMaxMtpDepth : nullptr,
+                            tokens + static_cast<std::size_t>(first[at]) * stride, rows[at],
+                            seq_len, stride);
+    });
+    if constexpr (head_contract::adds_statistics<HeadImpl>) {
+      for (int k = 1; k < groups; ++k) {
+        const GPT& g = group(k);
+        head_.add_statistics_of(g.head_, tokens + static_cast<std::size_t>(first[std::size_t(k)]) * stride,
+                                stride, rows[std::size_t(k)], seq_len);
+      }
+    }
+    HeadLosses<A> combined;
+    combined.depths = losses_.depths;
+    double main = 0, cocont = 0, depth[kMaxMtpDepth] = {};
+    for (int k = 0; k < groups; ++k) {
+      const double weight = double(rows[std::size_t(k)]) / double(B);
+      const HeadLosses<A>& part = group(k).losses_;
+      main += weight * double(part.main);
+      cocont += weight * double(part.cocont);
+      for (int j = 0; j < mtp_depth; ++j) {
+        depth[j] += weight * (loss_sums != nullptr ? sums[std::size_t(k) * kMaxMtpDepth + j]
+                                                   : double(part.depth[std::size_t(j)]));
+      }
+    }
+    if (loss_sums != nullptr) {
+      for (int j = 0; j < mtp_depth; ++j) loss_sums[j] += depth[j];
+    } else {
+      combined.main = A(main);
+      for (int j = 0; j < mtp_depth; ++j) combined.depth[std::size_t(j)] = A(depth[j]);
+    }
+    combined.cocont = A(cocont);
+    losses_ = combined;
+    group_first_ = first;
+    group_rows_ = rows;
+  }
+
+  // Group k's dropout seed for a forward whose own seed is `seed` (group 0 draws the unsplit
+  // model's masks).
+  static std::uint64_t group_dropout_seed(std::uint64_t seed, int k) {
+    std::uint64_t z = seed + 0x9e3779b97f4a7c15ull * static_cast<std::uint64_t>(k);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return k == 0 ? seed : z ^ (z >> 31);
+  }
 
   // The trunk of a training forward, up to the head.
   template <class Tok>
@@ -504,12 +701,15 @@ class GPT {
     for (int b = 0; b < B; ++b) {
       for (int i = 0; i < window; ++i) {
         const long long id = static_cast<long long>(tokens[std::size_t(b) * row_stride + i]);
-        LIGHTGPT_CHECK(id >= 0 && id < config_.vocab_size, caller, ": token id ", id, " at row ", b,
+        LIGHTGPT_CHECK(id >= 0 && id < config_.vocab_size, caller, ": token id ", id, " at row ",
+                       first_row_ + b,
                        ", position ", i, " is outside [0, vocab_size = ", config_.vocab_size, ")");
         staged[static_cast<std::size_t>(b) * window + i] = static_cast<std::int32_t>(id);
       }
     }
     token_staging_.upload(tokens_, count);
+    group_rows_.clear();
+    group_first_.clear();
     batch_ = B;
     seq_len_ = seq_len;
     window_ = window;
@@ -587,7 +787,13 @@ class GPT {
   A *lnf_mean_ = nullptr, *lnf_rstd_ = nullptr;
   const T* blocks_output_ = nullptr;
 
+  // The batch split's other row groups (set_batch_split), and the rows each group ran in the last
+  // training forward when it was split (empty otherwise).
+  std::vector<std::unique_ptr<GPT>> groups_;
+  std::vector<int> group_first_, group_rows_;
+
   int batch_ = 0, seq_len_ = 0, window_ = 0;
+  int first_row_ = 0;  // a row group's first row in the batch, for error messages
   bool backward_ready_ = false;
   A mtp_weight_ = A(kDefaultMtpWeight);
   A dropout_p_ = A(0);

@@ -5,6 +5,8 @@
 // weights of one part of the flat range only (keep_master_part), the part its rank updates.
 // On the CPU a store may also track which rows of its sparse_rows tensors have a gradient
 // (track_gradient_rows), so that zero_grad and AdamW pass over those rows only.
+// A store may also borrow another store's working weights and own only gradients: a batch-split
+// row group's (GPT::set_batch_split), which reads the model's weights and never updates them.
 #pragma once
 
 #include <algorithm>
@@ -13,6 +15,7 @@
 #include <type_traits>
 #include <vector>
 
+#include "../backend/cpu/row_groups.hpp"
 #include "../core/arena.hpp"
 #include "../core/backend_tags.hpp"
 #include "../core/error.hpp"
@@ -39,10 +42,20 @@ class ParameterStore {
     O::fill_zero(grads_.data(), grads_.size());
     if constexpr (has_separate_master) O::fill_zero(master_.data(), master_.size());
   }
+  // Gradients of its own for the working weights of `weights`, which must outlive this store; it
+  // keeps no master weights, so it can be read and written through grads() only.
+  explicit ParameterStore(ParameterStore& weights)
+      : layout_(weights.layout_),
+        shared_values_(weights.values()),
+        grads_(layout_.size()),
+        master_begin_(0),
+        master_end_(0) {
+    O::fill_zero(grads_.data(), grads_.size());
+  }
 
   const ParameterLayout& layout() const { return layout_; }
-  T* values() { return values_.data(); }
-  const T* values() const { return values_.data(); }
+  T* values() { return shared_values_ != nullptr ? shared_values_ : values_.data(); }
+  const T* values() const { return const_cast<ParameterStore*>(this)->values(); }
   // Writable gradients: whoever asks may write any row, so the rows tracked since the last
   // zero_grad() no longer say where the non-zero gradients are (track_gradient_rows).
   A* grads() {
@@ -57,7 +70,7 @@ class ParameterStore {
                      master_begin_, ", ", master_end_, ") are kept (keep_master_part)");
       return master_.data();
     } else {
-      return values_.data();
+      return values();
     }
   }
   const A* master() const { return const_cast<ParameterStore*>(this)->master(); }
@@ -68,7 +81,7 @@ class ParameterStore {
                      " is outside the part kept, [", master_begin_, ", ", master_end_, ")");
       return master_.data() + (offset - master_begin_);
     } else {
-      return values_.data() + offset;
+      return values() + offset;
     }
   }
 
@@ -187,6 +200,29 @@ class ParameterStore {
     return ranges;
   }
 
+  // Adds the gradients of `group` (a store of the same layout, e.g. a batch-split row group's)
+  // into these, in place, and zeroes them there, visiting only those that may be non-zero; the
+  // rows it had written become rows written here. CPU only.
+  void take_gradients(ParameterStore& group) {
+    static_assert(std::is_same_v<Backend, Cpu>, "ParameterStore::take_gradients is CPU-only");
+    LIGHTGPT_CHECK(group.layout_.size() == layout_.size(), "take_gradients: a store of ",
+                   group.layout_.size(), " parameters cannot add into one of ", layout_.size());
+    const std::vector<FlatRange> ranges = group.rows_known_
+                                              ? group.nonzero_gradient_ranges()
+                                              : std::vector<FlatRange>{{0, group.grads_.size()}};
+    cpu::add_and_clear(grads_.data(), group.grads_.data(), ranges);
+    if (group.rows_known_) {
+      note_gradient_rows(group.rows_written_.data(), group.rows_written_.size());
+    } else {
+      rows_known_ = false;
+    }
+    for (const std::int32_t row : group.rows_written_) {
+      group.row_written_[static_cast<std::size_t>(row)] = 0;
+    }
+    group.rows_written_.clear();
+    group.rows_known_ = group.tracking_rows_;
+  }
+
   // GPT-2's initialisation; each tensor draws from its own stream of `seed`, keyed by its name.
   void initialize(std::uint64_t seed) {
     for (const TensorInfo& tensor : layout_.tensors()) {
@@ -226,7 +262,7 @@ class ParameterStore {
       return host;
     }
     std::vector<T> working(tensor.numel);
-    O::copy_to_host(working.data(), values_.data() + tensor.offset, tensor.numel);
+    O::copy_to_host(working.data(), values() + tensor.offset, tensor.numel);
     for (std::size_t i = 0; i < tensor.numel; ++i) host[i] = static_cast<A>(working[i]);
     const std::size_t lo = std::max(tensor.offset, master_begin_);
     const std::size_t hi = std::min(tensor.offset + tensor.numel, master_end_);
@@ -256,7 +292,7 @@ class ParameterStore {
     if constexpr (has_separate_master) {
       std::vector<T> rounded(tensor.numel);
       for (std::size_t i = 0; i < tensor.numel; ++i) rounded[i] = T(host[i]);
-      O::copy_from_host(values_.data() + tensor.offset, rounded.data(), tensor.numel);
+      O::copy_from_host(values() + tensor.offset, rounded.data(), tensor.numel);
     }
   }
 
@@ -276,6 +312,7 @@ class ParameterStore {
 
   ParameterLayout layout_;
   Buffer<T, Backend> values_;
+  T* shared_values_ = nullptr;  // another store's working weights, when borrowed
   Buffer<A, Backend> grads_;
   Buffer<A, Backend> master_;
   // The part of the flat range master_ holds (the whole of it unless keep_master_part).

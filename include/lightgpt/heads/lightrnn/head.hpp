@@ -172,7 +172,8 @@ class LightRnnHeadImpl {
       if (j == 1 || adapters_.enabled()) {
         O::matmul_forward(row_logits(j, N), h, row_.value, static_cast<const T*>(nullptr), N, C_,
                           R_);
-        K::lightrnn_row_logsumexp(row_lse(j, N), row_logits(j, N), row_count_.data(), N, R_);
+        K::lightrnn_row_logsumexp(row_lse(j, N), row_logits(j, N), codebook_view().row_count, N,
+                                  R_);
       }
       // W·h + b is the same for every depth that scores the shared state: computed once.
       if (linear_ && (j == 1 || adapters_.enabled())) {
@@ -192,10 +193,10 @@ class LightRnnHeadImpl {
       }
     }
     losses.main = losses.depth[0];
-    if (report_cocont && ngram_.loaded()) {
+    if (report_cocont && targets_table().loaded()) {
       const std::size_t count = static_cast<std::size_t>(N);
       O::ngram_kl(cocont_kl_, row_lse(1, N), row_logits(1, N), R_, tokens, row_stride,
-                  ngram_.view(A(0)), B, seq_len);
+                  targets_table().view(A(0)), B, seq_len);
       const A covered = O::mean(cocont_kl_ + count, count);
       losses.cocont = covered > A(0) ? O::mean(cocont_kl_, count) / covered : A(0);
     }
@@ -232,7 +233,8 @@ class LightRnnHeadImpl {
         const int row_depths = adapters_.enabled() ? 1 : Depth;
         K::lightrnn_row_backward_inplace(
             row_logits(j, N), row_lse(j, N), targets(j), codebook_view(), weights + (j - 1),
-            row_depths, scale, tokens, j == 1 ? ngram_.view(cocont_alpha) : NgramTargets<A>{});
+            row_depths, scale, tokens,
+            j == 1 ? targets_table().view(cocont_alpha) : NgramTargets<A>{});
         const Grad<T> dh = adapted ? overwrite(adapters_.output_gradient()) : dhidden;
         O::matmul_backward(dh, accumulate(row_.grad), Grad<A>{}, row_logits(j, N),
                            adapted ? adapters_.forward_output(j, N) : hidden, row_.value, N, C_,
@@ -337,6 +339,25 @@ class LightRnnHeadImpl {
     return report;
   }
 
+  // Batch split (GPT::set_batch_split): a row group's head reads the codebook and CoCoNT targets
+  // of `owner`, the model's own head, which outlives it, so that every change to them (a
+  // reallocation, a checkpoint's codebook) reaches the groups. A group collects no reallocation
+  // statistics itself: the owner adds those of each group's forward (add_statistics_of).
+  void share_state(const LightRnnHeadImpl& owner) { shared_ = &owner; }
+  // Adds, while collecting, the statistics of `group`'s last training forward over the windows
+  // `tokens` (B rows of row_stride ids); between that forward and its backward, which overwrites
+  // the logits they are computed from.
+  template <class Tok>
+  void add_statistics_of(const LightRnnHeadImpl& group, const Tok* tokens, int row_stride, int B,
+                         int seq_len) {
+    if (statistics_.size() == 0 || statistics_paused_) return;
+    const int N = B * seq_len;
+    K::lightrnn_accumulate_statistics(statistics_.data(), statistics_.data() + table_cells(),
+                                      group.statistics_lse_, group.row_logits(1, N),
+                                      group.col_logits(1, N),
+                                      LightRnnWindows<Tok>{tokens + 1, row_stride, B, seq_len}, R_);
+  }
+
   // Checkpoint support (io/checkpoint.hpp): the codebook travels as its own section. Templates
   // over the container, so that a safetensors file (io/safetensors.hpp) carries it as well.
   template <class SectionWriter>
@@ -356,7 +377,12 @@ class LightRnnHeadImpl {
 
   // The codebook's arrays in backend memory, as the kernels read them.
   LightRnnCodebookView codebook_view() const {
-    return {token_cell_.data(), cell_token_.data(), row_count_.data(), R_, V_};
+    const LightRnnHeadImpl& owner = shared_ != nullptr ? *shared_ : *this;
+    return {owner.token_cell_.data(), owner.cell_token_.data(), owner.row_count_.data(), R_, V_};
+  }
+  // The CoCoNT row targets the kernels read: the owner's in a row group (share_state).
+  const NgramTable<A, Backend>& targets_table() const {
+    return shared_ != nullptr ? shared_->ngram_ : ngram_;
   }
   // The row's vector in the conditioning step: z_r with W (linear_gelu), else E_row[r].
   const T* row_vectors() const { return linear_ ? z_.value : row_.value; }
@@ -416,6 +442,7 @@ class LightRnnHeadImpl {
   A* cocont_kl_ = nullptr;  // row KL per position, then 1 per position with an n-gram list
   std::optional<BigramTable> cocont_table_;
   NgramTable<A, Backend> ngram_;
+  const LightRnnHeadImpl* shared_ = nullptr;  // the owner of a row group's head (share_state)
 };
 
 }  // namespace detail
