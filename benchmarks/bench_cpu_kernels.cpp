@@ -399,8 +399,57 @@ void time_split_ceiling(benchmark::State& state, StepRig<Model>& rig, Make&& mak
   state.counters["of_split"] = median(of_split);
 }
 
-// The three shapes of BM_StepVsGemm, BM_ThreadGain and BM_SplitCeiling (arg 0). The timer gets
-// the shape's rig and a maker of more rigs of the same shape at another batch size.
+// What GPT::set_batch_split gains: each iteration times the step on one thread, on two, and on two
+// with the batch split into two row groups (a second model of the shape, set_batch_split(2)),
+// the two-thread runs in alternating order. Counters: medians of the per-iteration gains over the
+// one-thread step (`step_gain`, `batch_split_gain`) and of the split step's time over the
+// two-thread step's (`of_threads`), and the milliseconds of each.
+template <class Model, class Make>
+void time_batch_split(benchmark::State& state, StepRig<Model>& rig, Make&& make) {
+  const auto split = make(rig.B);
+  split->model.set_batch_split(2);
+  for (int warmup = 0; warmup < 2; ++warmup) {
+    for (int threads : {1, 2}) {
+      omp_set_num_threads(threads);
+      rig.step();
+    }
+    split->step();
+  }
+  std::vector<double> step_gain, split_gain, of_threads, one, two, grouped;
+  bool threads_first = true;
+  for (auto _ : state) {
+    omp_set_num_threads(1);
+    const double t1 = seconds_of([&] { rig.step(); });
+    omp_set_num_threads(2);
+    double t2 = 0, ts = 0;
+    if (threads_first) {
+      t2 = seconds_of([&] { rig.step(); });
+      ts = seconds_of([&] { split->step(); });
+    } else {
+      ts = seconds_of([&] { split->step(); });
+      t2 = seconds_of([&] { rig.step(); });
+    }
+    threads_first = !threads_first;
+    step_gain.push_back(t1 / t2);
+    split_gain.push_back(t1 / ts);
+    of_threads.push_back(ts / t2);
+    one.push_back(t1);
+    two.push_back(t2);
+    grouped.push_back(ts);
+    state.SetIterationTime(t1 + t2 + ts);
+  }
+  omp_set_num_threads(omp_get_num_procs());
+  state.counters["ms/step_1t"] = median(one) * 1e3;
+  state.counters["ms/step_2t"] = median(two) * 1e3;
+  state.counters["ms/split_2t"] = median(grouped) * 1e3;
+  state.counters["step_gain"] = median(step_gain);
+  state.counters["batch_split_gain"] = median(split_gain);
+  state.counters["of_threads"] = median(of_threads);
+  report_peak_memory(state);
+}
+
+// The three shapes of BM_StepVsGemm, BM_ThreadGain, BM_SplitCeiling and BM_BatchSplit (arg 0). The
+// timer gets the shape's rig and a maker of more rigs of the same shape at another batch size.
 template <class Model, class Timer>
 void time_rig(benchmark::State& state, Timer timer, const lightgpt::ModelConfig& config, int B,
               int T, double head_flops, int gemm_in, int gemm_out) {
@@ -452,6 +501,18 @@ void BM_SplitCeiling(benchmark::State& state) {
       state, [](benchmark::State& s, auto& rig, auto&& make) { time_split_ceiling(s, rig, make); });
 }
 BENCHMARK(BM_SplitCeiling)->Arg(0)->Arg(1)->Arg(2)->Iterations(8)->Unit(benchmark::kMillisecond)
+    ->UseManualTime();
+
+void BM_BatchSplit(benchmark::State& state) {
+  with_step_rig(
+      state, [](benchmark::State& s, auto& rig, auto&& make) { time_batch_split(s, rig, make); });
+}
+BENCHMARK(BM_BatchSplit)
+    ->Arg(0)
+    ->Arg(1)
+    ->Arg(2)
+    ->Iterations(12)
+    ->Unit(benchmark::kMillisecond)
     ->UseManualTime();
 
 // The passes over every parameter that a training step makes besides its GEMMs, at GPT-2 small's

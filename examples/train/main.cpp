@@ -92,8 +92,8 @@ int main(int argc, char** argv) {
   bool list_presets = false, list_variants = false;
   RunOptions o;
   // Overrides, applied over the preset only when given.
-  std::optional<int> batch_size, grad_accum, seq_len, mtp_max_steps, afno_num_blocks, n_layer,
-      n_head, d_model, lightrnn_rows, ngram_k, val_batches, zero, overlap;
+  std::optional<int> batch_size, grad_accum, batch_split, seq_len, mtp_max_steps, afno_num_blocks,
+      n_layer, n_head, d_model, lightrnn_rows, ngram_k, val_batches, zero, overlap;
   std::optional<long long> warmup, warmdown, mtp_rampup_steps, steps, eval_every,
       checkpoint_every, realloc_every, log_every;
   std::optional<double> learning_rate, dropout, mtp_weight, cocont_alpha, afno_sparsity_threshold,
@@ -113,6 +113,9 @@ int main(int argc, char** argv) {
   app.add_option("--seed", o.seed, "Initialisation and shuffling seed")->capture_default_str();
   app.add_option("--batch_size", batch_size, "Rows per micro-batch (B)");
   app.add_option("--grad_accum", grad_accum, "Micro-batches per optimizer step");
+  app.add_option("--batch_split", batch_split,
+                 "CPU: run each micro-batch as this many groups of rows, each through the whole "
+                 "model on a thread of its own (0: one per OpenMP thread; 1: off; tiny-cpu: 2)");
   app.add_option("--seq_len", seq_len, "Tokens per row (T)");
   app.add_option("--learning_rate", learning_rate, "Peak learning rate");
   app.add_option("--warmup", warmup, "Linear warmup steps");
@@ -197,13 +200,13 @@ int main(int argc, char** argv) {
   try {
     if (list_presets) {
       for (const lightgpt::Preset& p : lightgpt::presets()) {
-        std::printf("%-17s %s\n  %s; %s\n  B %d, grad_accum %d, T %d, lr %g, warmup %lld, "
-                    "warmdown %lld, steps %lld\n",
-                    p.name.c_str(), p.composition.c_str(), p.summary.c_str(), describe(p).c_str(),
-                    p.train.batch_size, p.train.grad_accum, p.train.seq_len,
-                    p.train.learning_rate, static_cast<long long>(p.train.warmup),
-                    static_cast<long long>(p.train.warmdown),
-                    static_cast<long long>(p.train.steps));
+        std::printf(
+            "%-17s %s\n  %s; %s\n  B %d, grad_accum %d, batch_split %d, T %d, lr %g, "
+            "warmup %lld, warmdown %lld, steps %lld\n",
+            p.name.c_str(), p.composition.c_str(), p.summary.c_str(), describe(p).c_str(),
+            p.train.batch_size, p.train.grad_accum, p.train.batch_split, p.train.seq_len,
+            p.train.learning_rate, static_cast<long long>(p.train.warmup),
+            static_cast<long long>(p.train.warmdown), static_cast<long long>(p.train.steps));
       }
       return 0;
     }
@@ -275,6 +278,10 @@ int main(int argc, char** argv) {
     }
     apply(p.precision, precision);
     apply(p.backend, backend);
+    apply(t.batch_split, batch_split);
+    // A CPU preset run on the GPU drops its batch split (each kernel there runs the whole batch);
+    // asked for by flag, the trainer says why it cannot.
+    if (p.backend == "cuda" && !batch_split) t.batch_split = 1;
     // Measured (BENCHMARKS.md, "Two MPI ranks against two threads"): on CPU ranks MPI's
     // non-blocking sums slow the backward more than they hide.
     t.overlap = overlap ? *overlap == 1 : p.backend == "cuda";

@@ -174,6 +174,10 @@ void train_composition(const RunOptions& options) {
                built_trainer.emplace(model, train_config, train, val ? &*val : nullptr, comm);
              });
   Trainer<Model>& trainer = *built_trainer;
+  if (model.batch_split() > 1 && rank0) {
+    std::printf("  each micro-batch runs as %d row groups in parallel (--batch_split %d)\n",
+                model.batch_split(), train_config.batch_split);
+  }
   if (!options.resume.empty()) {
     trainer.resume(options.resume);
     std::printf("resumed from %s at step %lld\n", options.resume.c_str(),

@@ -146,6 +146,36 @@ TEST(Trainer, ResumeWithDropoutReproducesTheRunBitForBit) {
   EXPECT_NE(with, without);
 }
 
+// --batch_split runs each micro-batch as row groups on threads of their own: the same training up
+// to rounding (no dropout), and a resumed split run repeats its masks and bits.
+TEST(Trainer, BatchSplitTrainsTheSameAndResumesBitForBit) {
+  Fixture f;
+  auto losses = [&](int split) {
+    DenseFp32 model(tiny_config(), 3);
+    Loader train = f.train_loader(), val = f.val_loader();
+    TrainConfig c = f.config(8);
+    c.batch_split = split;
+    Trainer<DenseFp32> trainer(model, c, train, &val);
+    EXPECT_EQ(model.batch_split(), split == 0 ? std::min(cpu::max_threads(), c.batch_size) : split);
+    std::vector<double> out;
+    for (int i = 0; i < 8; ++i) out.push_back(trainer.step().train_loss);
+    out.push_back(trainer.validate());
+    return out;
+  };
+  const std::vector<double> whole = losses(1), split = losses(2), per_thread = losses(0);
+  ASSERT_EQ(whole.size(), split.size());
+  for (std::size_t i = 0; i < whole.size(); ++i) {
+    EXPECT_NEAR(split[i], whole[i], 1e-4 * std::abs(whole[i])) << i;
+    EXPECT_NEAR(per_thread[i], whole[i], 1e-4 * std::abs(whole[i])) << i;
+  }
+  EXPECT_LT(split[7], split[0]);  // and it learns
+
+  TrainConfig dropped = f.config(8);
+  dropped.batch_split = 3;  // groups of 2, 1 and 1 rows
+  dropped.dropout = 0.2;
+  expect_bit_exact_resume(f, dropped, f.dir / "split.ckpt");
+}
+
 TEST(Trainer, RejectsCorruptOrMismatchedCheckpoints) {
   Fixture f;
   DenseFp32 model(tiny_config(), 3);
@@ -410,6 +440,9 @@ TEST(Trainer, BadSettingsNameTheFlag) {
   c = f.config(8);
   c.dropout = 1.0;
   EXPECT_NE(message(c).find("--dropout"), std::string::npos);
+  c = f.config(8);
+  c.batch_split = -1;
+  EXPECT_NE(message(c).find("--batch_split"), std::string::npos);
 
   DenseFp32 model(tiny_config(), 3);
   Loader train = f.train_loader(2), val = f.val_loader();  // K = 2 for a next-token model

@@ -3,7 +3,9 @@
 // record the cost before and after.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
+#include <vector>
 
 #include "fixture.hpp"
 #include "head_instances.hpp"
@@ -52,6 +54,40 @@ TEST(TrainerReallocation, ReplacesTheCodebookEveryNStepsFromTrainingForwardsOnly
   EXPECT_FALSE(std::isnan(json_number(lines.back(), "realloc_cost_before"))) << lines.back();
   EXPECT_FALSE(std::isnan(json_number(lines.back(), "realloc_moved")));
   EXPECT_TRUE(std::isnan(json_number(lines.front(), "realloc_cost_before")));
+}
+
+// With --batch_split the statistics gather every row group's forward: the same as unsplit, up to
+// rounding, and so the same codebook after the reallocation.
+TEST(TrainerReallocation, BatchSplitGathersEveryGroupsStatistics) {
+  Fixture f;
+  struct Run {
+    std::vector<float> statistics;
+    std::vector<int> cells;
+  };
+  auto run = [&](int split) {
+    LightRnnFp32 model(tiny_config(), 4);
+    Loader train = f.train_loader();
+    TrainConfig c = f.config(6);
+    c.realloc_every = 2;
+    c.batch_split = split;
+    Trainer<LightRnnFp32> trainer(model, c, train, nullptr);
+    trainer.step();
+    Run r;
+    r.statistics = model.head().reallocation_statistics();
+    EXPECT_TRUE(trainer.step().reallocated);
+    for (int w = 0; w < tiny_config().vocab_size; ++w)
+      r.cells.push_back(model.head().codebook().cell(w));
+    return r;
+  };
+  const Run whole = run(1), split = run(2);
+  ASSERT_EQ(whole.statistics.size(), split.statistics.size());
+  double largest = 0;
+  for (float v : whole.statistics) largest = std::max(largest, double(std::abs(v)));
+  ASSERT_GT(largest, 0);
+  for (std::size_t i = 0; i < whole.statistics.size(); ++i) {
+    EXPECT_NEAR(split.statistics[i], whole.statistics[i], 1e-4 * largest) << i;
+  }
+  EXPECT_EQ(split.cells, whole.cells);
 }
 
 TEST(TrainerReallocation, NeedsAPositiveIntervalOrZero) {

@@ -130,15 +130,16 @@ class DenseHeadImpl {
       return;
     }
     O::cross_entropy_backward_inplace(logits_, lse_, tokens + 1, row_stride, weights, Depth, scale,
-                                      B, seq_len, V_, Vp_, tokens, targets_table().view(cocont_alpha));
+                                      B, seq_len, V_, Vp_, tokens,
+                                      targets_table().view(cocont_alpha));
     O::matmul_backward(dhidden, accumulate(dwte_), Grad<A>{}, logits_, hidden, wte_, N, C_, Vp_);
   }
 
-  // out[n, v] = log P(v | hidden_n) over the V real tokens.
   // Batch split (GPT::set_batch_split): a row group's head reads the CoCoNT targets of `owner`,
   // the model's own head, which outlives it.
   void share_state(const DenseHeadImpl& owner) { shared_ = &owner; }
 
+  // out[n, v] = log P(v | hidden_n) over the V real tokens.
   void log_probs(A* out, const T* hidden, int N) {
     O::matmul_forward(logits_, hidden, wte_, static_cast<const T*>(nullptr), N, C_, Vp_);
     O::row_logsumexp(lse_, logits_, N, V_, Vp_);
@@ -205,9 +206,9 @@ class DenseHeadImpl {
     for (int j = 1; j <= Depth; ++j) {
       T* logits = logits_ + static_cast<std::size_t>(j - 1) * N * Vp_;
       const A* lse = lse_ + static_cast<std::size_t>(j - 1) * N;
-      O::cross_entropy_backward_inplace(logits, lse, tokens + j, row_stride, weights + (j - 1), 1,
-                                        scale, B, seq_len, V_, Vp_, tokens,
-                                        j == 1 ? targets_table().view(cocont_alpha) : NgramTargets<A>{});
+      O::cross_entropy_backward_inplace(
+          logits, lse, tokens + j, row_stride, weights + (j - 1), 1, scale, B, seq_len, V_, Vp_,
+          tokens, j == 1 ? targets_table().view(cocont_alpha) : NgramTargets<A>{});
       if (j == 1) {
         O::matmul_backward(dhidden, accumulate(dwte_), Grad<A>{}, logits, hidden, wte_, N, C_, Vp_);
       } else {

@@ -247,7 +247,9 @@ concept smooths_targets = requires(H& h, const H& c, Table table) {
 // batch split (set_batch_split, CPU) builds a head per row group and points it at the model's;
 // a head without training state besides its parameters provides an empty one.
 template <class H>
-concept shares_state = requires(H& h, const H& owner) { h.share_state(owner); };
+concept shares_state = requires(H& h, const H& owner) {
+  h.share_state(owner);
+};
 
 // Optional, with reallocation statistics (collecting_statistics()): add_statistics_of(group,
 // tokens, row_stride, B, T) adds those of a row group's last training forward to this head's.

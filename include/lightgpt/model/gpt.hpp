@@ -217,11 +217,11 @@ class GPT {
   void reserve(int B, int seq_len) {
     check_shape(B, seq_len);
     if (splits(B)) {
-      const auto [first, rows] = plan_groups(B);
-      (void)first;
+      const std::vector<int> rows = plan_groups(B).second;
       for (std::size_t k = 0; k < rows.size(); ++k) {
-        group(static_cast<int>(k)).ensure_arena(true, static_cast<std::size_t>(rows[k]) * seq_len,
-                                                rows[k] * (seq_len + mtp_depth));
+        GPT& g = group(static_cast<int>(k));
+        g.ensure_arena(true, static_cast<std::size_t>(rows[k]) * seq_len,
+                       rows[k] * (seq_len + mtp_depth));
       }
       return;
     }
@@ -286,7 +286,8 @@ class GPT {
                    "set_batch_split: groups must lie in [1, ", kMaxBatchSplit, "], got ", groups);
     LIGHTGPT_CHECK((groups == 1 || std::is_same_v<Backend, Cpu>),
                    "set_batch_split: the batch split is for the Cpu backend (a GPU runs the "
-                   "whole batch in each kernel); got ", groups, " groups for ", Backend::name);
+                   "whole batch in each kernel); got ",
+                   groups, " groups for ", Backend::name);
     if constexpr (!head_contract::shares_state<HeadImpl>) {
       LIGHTGPT_CHECK(groups == 1, "set_batch_split: the head ", Head::name(),
                      " has no share_state(owner) (model/contract.hpp), so row groups could not "
@@ -300,7 +301,9 @@ class GPT {
     }
     if constexpr (std::is_same_v<Backend, Cpu> && head_contract::shares_state<HeadImpl>) {
       groups_.clear();
-      for (int k = 1; k < groups; ++k) groups_.push_back(std::unique_ptr<GPT>(new GPT(*this, RowGroupTag{})));
+      for (int k = 1; k < groups; ++k) {
+        groups_.push_back(std::unique_ptr<GPT>(new GPT(*this, RowGroupTag{})));
+      }
     }
     group_rows_.clear();
     group_first_.clear();
@@ -370,7 +373,6 @@ class GPT {
   }
 
  public:
-
   // Where the parameters of layers [first, last) lie in the flat layout: one range per tensor of
   // the blocks (all stacked over the layers, so each layer run is contiguous within a tensor).
   std::vector<FlatRange> layer_ranges(int first, int last) const {
@@ -571,7 +573,8 @@ class GPT {
     if constexpr (head_contract::adds_statistics<HeadImpl>) {
       for (int k = 1; k < groups; ++k) {
         const GPT& g = group(k);
-        head_.add_statistics_of(g.head_, tokens + static_cast<std::size_t>(first[std::size_t(k)]) * stride,
+        head_.add_statistics_of(g.head_,
+                                tokens + static_cast<std::size_t>(first[std::size_t(k)]) * stride,
                                 stride, rows[std::size_t(k)], seq_len);
       }
     }
@@ -702,8 +705,8 @@ class GPT {
       for (int i = 0; i < window; ++i) {
         const long long id = static_cast<long long>(tokens[std::size_t(b) * row_stride + i]);
         LIGHTGPT_CHECK(id >= 0 && id < config_.vocab_size, caller, ": token id ", id, " at row ",
-                       first_row_ + b,
-                       ", position ", i, " is outside [0, vocab_size = ", config_.vocab_size, ")");
+                       first_row_ + b, ", position ", i,
+                       " is outside [0, vocab_size = ", config_.vocab_size, ")");
         staged[static_cast<std::size_t>(b) * window + i] = static_cast<std::int32_t>(id);
       }
     }

@@ -26,10 +26,11 @@
 #include <type_traits>
 #include <vector>
 
+#include "../backend/cpu/row_groups.hpp"
 #include "../core/error.hpp"
 #include "../core/losses.hpp"
-#include "../core/rng.hpp"
 #include "../core/precision.hpp"
+#include "../core/rng.hpp"
 #include "../data/loader.hpp"
 #include "../dist/communicator.hpp"
 #include "../io/checkpoint.hpp"
@@ -46,6 +47,10 @@ struct TrainConfig {
   int batch_size = 8;   // B, rows per micro-batch
   int seq_len = 64;     // T
   int grad_accum = 1;   // micro-batches per optimizer step
+  // CPU: run each micro-batch as this many row groups, each through the whole model on a thread
+  // of its own (GPT::set_batch_split; docs/training.md, "CPU threads"); 0: one group per OpenMP
+  // thread, at most batch_size. The result depends on the number of groups, not of threads.
+  int batch_split = 1;
   std::int64_t steps = 100;
   double learning_rate = 1e-3;
   std::int64_t warmup = 0;
@@ -86,6 +91,9 @@ struct TrainConfig {
     positive(batch_size, "--batch_size");
     positive(seq_len, "--seq_len");
     positive(grad_accum, "--grad_accum");
+    LIGHTGPT_CHECK(batch_split >= 0 && batch_split <= 1024,
+                   "--batch_split must lie in [0, 1024] (0: one group per thread), got ",
+                   batch_split);
     positive(steps, "--steps");
     LIGHTGPT_CHECK(val_batches >= 0,
                    "--val_batches must be 0 (the whole validation split) or positive, got ",
@@ -238,6 +246,7 @@ class Trainer {
       // and in any case by the next save.
       detail::remove_stale_temporary(checkpoint_path().string() + ".tmp");
     }
+    apply_batch_split();
     model_.reserve(config_.batch_size, config_.seq_len);
     broadcast_parameters();
     keep_master_part();
@@ -697,6 +706,24 @@ class Trainer {
   // Training tokens of one optimizer step, over every rank.
   std::int64_t tokens_per_step() const {
     return std::int64_t(config_.grad_accum) * config_.batch_size * config_.seq_len * comm_.size();
+  }
+
+  // --batch_split: the row groups of each micro-batch (CPU; 0: one per OpenMP thread).
+  void apply_batch_split() {
+    int groups = config_.batch_split;
+    if (groups == 0) groups = std::min(cpu::max_threads(), config_.batch_size);
+    if (groups == 1) return;
+    if constexpr (!std::is_same_v<Backend, Cpu>) {
+      LIGHTGPT_CHECK(false, "--batch_split ", config_.batch_split,
+                     " is for the cpu backend; "
+                     "this model runs on ",
+                     Backend::name, " (use 1)");
+    } else if constexpr (!requires(Model & m) { m.set_batch_split(groups); }) {
+      LIGHTGPT_CHECK(false, "--batch_split ", config_.batch_split, ": ", Model::composition(),
+                     " cannot split its batches (use 1)");
+    } else {
+      model_.set_batch_split(groups);
+    }
   }
 
   // Every rank starts from rank 0's weights, whatever each initialised or read.

@@ -16,13 +16,22 @@
 
 namespace lightgpt::cpu {
 
+// The threads an OpenMP parallel region started here would have (1 without OpenMP).
+inline int max_threads() {
+#if defined(_OPENMP)
+  return std::max(1, omp_get_max_threads());
+#else
+  return 1;
+#endif
+}
+
 // task(k) for k = 0 … groups−1, each on one thread of a team of min(groups, threads); the first
 // exception any task throws is rethrown here once all have finished.
 template <class Task>
 void run_row_groups(int groups, Task&& task) {
   std::vector<std::exception_ptr> failures(static_cast<std::size_t>(groups));
 #if defined(_OPENMP)
-  const int threads = std::max(1, std::min(groups, omp_get_max_threads()));
+  const int threads = std::max(1, std::min(groups, max_threads()));
 #pragma omp parallel for schedule(static, 1) num_threads(threads)
 #endif
   for (int k = 0; k < groups; ++k) {
