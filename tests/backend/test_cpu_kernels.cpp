@@ -283,6 +283,24 @@ TEST(CpuDropout, KeepsAboutOneMinusPScaledAndRedrawsTheSameMask) {
   EXPECT_EQ(in_place, in);
 }
 
+// A run of elements that starts at element `first` of a larger tensor draws that tensor's mask
+// under detail::dropout_seed_from(seed, first): how a batch split's row groups draw their rows'
+// part of the batch's masks.
+TEST(CpuDropout, ASliceDrawsItsPartOfTheWholeMaskFromAnOffsetSeed) {
+  const std::size_t n = 4096, first = 1000, count = 2000;
+  const double p = 0.3;
+  std::vector<float> ones(n, 1.0f), whole(n), slice(count);
+  O::dropout(whole.data(), ones.data(), n, p, 77);
+  O::dropout(slice.data(), ones.data(), count, p, lightgpt::detail::dropout_seed_from(77, first));
+  std::size_t dropped = 0;
+  for (std::size_t i = 0; i < count; ++i) {
+    ASSERT_EQ(slice[i], whole[first + i]) << i;
+    dropped += slice[i] == 0.0f;
+  }
+  EXPECT_GT(dropped, count / 5);
+  EXPECT_LT(dropped, count * 2 / 5);
+}
+
 }  // namespace
 }  // namespace cpu_kernels_tests
 }  // namespace lightgpt

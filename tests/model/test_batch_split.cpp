@@ -1,8 +1,8 @@
 // GPT's batch split (set_batch_split, CPU): the batch run as row groups, each through the whole
 // model on its own thread, their gradients added into the model's. Checked against the same model
 // unsplit in Fp64 (losses, per-position losses, loss sums, gradients over two micro-batches, for
-// even and uneven groups and MTP depths), for bits that do not depend on the thread count, for
-// dropout streams of their own per group, and for its errors.
+// even and uneven groups, MTP depths and dropout), for bits that do not depend on the thread
+// count, for dropout masks that are the unsplit batch's, and for its errors.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -37,15 +37,19 @@ double relative_gap(const std::vector<double>& a, const std::vector<double>& b) 
 }
 
 template <class Model>
-void expect_split_matches_unsplit(int B, int groups) {
-  SCOPED_TRACE("B = " + std::to_string(B) + ", groups = " + std::to_string(groups));
+void expect_split_matches_unsplit(int B, int groups, double dropout = 0) {
+  SCOPED_TRACE("B = " + std::to_string(B) + ", groups = " + std::to_string(groups) +
+               ", dropout = " + std::to_string(dropout));
   const ModelConfig config = tiny_config();
   const int T = 7, window = T + Model::mtp_depth;
   Model whole(config, 5), split(config, 5);
   split.set_batch_split(groups);
   ASSERT_EQ(split.batch_split(), groups);
-  whole.set_mtp_weight(0.4);
-  split.set_mtp_weight(0.4);
+  for (Model* model : {&whole, &split}) {
+    model->set_mtp_weight(0.4);
+    model->set_dropout(dropout);
+    model->set_dropout_seed(17);
+  }
   whole.zero_grad();
   split.zero_grad();
   for (int micro = 0; micro < 2; ++micro) {
@@ -88,6 +92,9 @@ TEST(BatchSplit, GradientsAndLossesMatchTheUnsplitModel) {
   expect_split_matches_unsplit<DenseFp64>(2, 5);  // more groups than rows: 2 groups of 1
   expect_split_matches_unsplit<Mtp2Fp64>(5, 2);
   expect_split_matches_unsplit<Mtp3Fp64>(3, 3);
+  // Each group draws its rows' part of the batch's dropout masks: the same masks as unsplit.
+  expect_split_matches_unsplit<DenseFp64>(5, 3, 0.3);
+  expect_split_matches_unsplit<Mtp2Fp64>(4, 2, 0.3);
 }
 
 #if defined(_OPENMP)
@@ -119,9 +126,10 @@ TEST(BatchSplit, BitsDoNotDependOnTheThreadCount) {
 }
 #endif
 
-// Each group draws its own dropout masks: two identical rows, each the first row of its group,
-// lose differently (with one stream they would draw the same mask and lose the same).
-TEST(BatchSplit, GroupsDrawDropoutMasksOfTheirOwn) {
+// A group's masks are its rows' part of the batch's: two identical rows, each the first row of
+// its group, lose differently under dropout (one stream per group from its own first element would
+// draw the same mask for both) and the same without it.
+TEST(BatchSplit, GroupsDrawTheirRowsPartOfTheBatchsMasks) {
   const ModelConfig config = tiny_config();
   const int B = 4, T = 8;
   std::vector<std::int32_t> tokens = random_tokens(B * (T + 1), config.vocab_size, 4);
@@ -135,7 +143,6 @@ TEST(BatchSplit, GroupsDrawDropoutMasksOfTheirOwn) {
   int differ = 0;
   for (int t = 0; t < T; ++t) differ += losses[std::size_t(t)] != losses[std::size_t(2 * T + t)];
   EXPECT_GT(differ, 0);
-  // Without dropout the two rows lose the same.
   model.set_dropout(0.0);
   model.forward(tokens.data(), B, T);
   model.token_losses(losses.data());

@@ -147,7 +147,7 @@ TEST(Trainer, ResumeWithDropoutReproducesTheRunBitForBit) {
 }
 
 // --batch_split runs each micro-batch as row groups on threads of their own: the same training up
-// to rounding (no dropout), and a resumed split run repeats its masks and bits.
+// to rounding, dropout included, and a resumed split run repeats its masks and bits.
 TEST(Trainer, BatchSplitTrainsTheSameAndResumesBitForBit) {
   Fixture f;
   auto losses = [&](int split) {
@@ -155,6 +155,7 @@ TEST(Trainer, BatchSplitTrainsTheSameAndResumesBitForBit) {
     Loader train = f.train_loader(), val = f.val_loader();
     TrainConfig c = f.config(8);
     c.batch_split = split;
+    c.dropout = 0.2;
     Trainer<DenseFp32> trainer(model, c, train, &val);
     EXPECT_EQ(model.batch_split(), split == 0 ? std::min(cpu::max_threads(), c.batch_size) : split);
     std::vector<double> out;

@@ -63,6 +63,13 @@ LIGHTGPT_HD inline bool dropout_keep(std::uint64_t seed, std::uint64_t i, std::u
   return static_cast<std::uint32_t>(z >> 40) >= threshold;
 }
 
+// The seed under which element i draws the mask that element first + i draws under `seed`:
+// dropout_keep(dropout_seed_from(seed, first), i, t) == dropout_keep(seed, first + i, t). A row
+// group of a batch split (GPT::set_batch_split) draws its rows' part of the whole batch's masks.
+LIGHTGPT_HD inline std::uint64_t dropout_seed_from(std::uint64_t seed, std::uint64_t first) {
+  return seed + first * 0x9e3779b97f4a7c15ull;
+}
+
 inline std::uint32_t dropout_threshold(double p) {
   return static_cast<std::uint32_t>(std::lround(p * double(1u << 24)));
 }

@@ -77,9 +77,12 @@ class Blocks {
 
   // Residual dropout for the following training forwards and their backwards: probability p
   // (0 turns it off) and the seed the masks derive from (each layer and site its own stream).
-  void set_dropout(double p, std::uint64_t seed) {
+  // `first_element`: where these activations start in a larger batch whose masks they draw (a
+  // row group's first row times T·C; detail::dropout_seed_from).
+  void set_dropout(double p, std::uint64_t seed, std::uint64_t first_element = 0) {
     dropout_p_ = p;
     dropout_seed_ = seed;
+    dropout_first_ = first_element;
   }
 
   // The seed of dropout site `site` (0: embedding; 1 + 2·layer + {0: mixer, 1: MLP}).
@@ -202,13 +205,14 @@ class Blocks {
   }
 
   std::uint64_t site_seed(int layer, int branch) const {
-    return dropout_site_seed(dropout_seed_, 1 + 2 * layer + branch);
+    return detail::dropout_seed_from(dropout_site_seed(dropout_seed_, 1 + 2 * layer + branch),
+                                     dropout_first_);
   }
 
   MixerImpl mixer_;
   int C_;
   double dropout_p_ = 0;
-  std::uint64_t dropout_seed_ = 0;
+  std::uint64_t dropout_seed_ = 0, dropout_first_ = 0;
   Tensor ln1w_{"ln1w"}, ln1b_{"ln1b"}, ln2w_{"ln2w"}, ln2b_{"ln2b"};
   Tensor fcw_{"fcw"}, fcb_{"fcb"}, fcprojw_{"fcprojw"}, fcprojb_{"fcprojb"};
   T *ln1_ = nullptr, *mixed_ = nullptr, *residual2_ = nullptr, *ln2_ = nullptr;

@@ -276,10 +276,11 @@ class GPT {
   // its own OpenMP thread through the whole model alone: the model's weights, activations and a
   // gradient buffer of its own. backward() then adds the groups' parameter gradients into the
   // model's, in group order. A small model's kernels are too short for two threads to share each
-  // of them well (BENCHMARKS.md, "CPU: the batch split"); its groups meet once per step. The
-  // objective and its gradient are the unsplit ones up to rounding; dropout draws each group's
-  // masks from its own stream. The result depends on `groups`, not on the thread count: use as
-  // many groups as threads. Each group costs a gradient buffer of num_parameters() values.
+  // of them well (BENCHMARKS.md, "CPU: the batch split"); its groups meet twice per step. The
+  // losses and gradients are the unsplit model's up to rounding, dropout included: each group
+  // draws its rows' part of the whole batch's masks. The result depends on `groups`, not on the
+  // thread count: use as many groups as threads. Each group costs a gradient buffer of
+  // num_parameters() values.
   // evaluate(), log_probs() and decoding never split. 1, the default, turns it off.
   void set_batch_split(int groups) {
     LIGHTGPT_CHECK(groups >= 1 && groups <= kMaxBatchSplit,
@@ -560,7 +561,7 @@ class GPT {
       g.mtp_weight_ = mtp_weight_;
       g.dropout_p_ = dropout_p_;
       g.cocont_alpha_ = cocont_alpha_;
-      g.dropout_seed_ = group_dropout_seed(dropout_seed_, k);
+      g.dropout_seed_ = dropout_seed_;
       g.first_row_ = first[std::size_t(k)];
     }
     std::vector<double> sums(static_cast<std::size_t>(groups) * kMaxMtpDepth, 0.0);
@@ -603,22 +604,13 @@ class GPT {
     group_rows_ = rows;
   }
 
-  // Group k's dropout seed for a forward whose own seed is `seed` (group 0 draws the unsplit
-  // model's masks).
-  static std::uint64_t group_dropout_seed(std::uint64_t seed, int k) {
-    std::uint64_t z = seed + 0x9e3779b97f4a7c15ull * static_cast<std::uint64_t>(k);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return k == 0 ? seed : z ^ (z >> 31);
-  }
-
   // The trunk of a training forward, up to the head.
   template <class Tok>
   void training_forward(const Tok* tokens, int B, int seq_len, int row_stride) {
     const int window = seq_len + mtp_depth;
     stage_tokens(tokens, B, seq_len, window, row_stride < 0 ? window : row_stride, true, "forward");
     forward_dropout_seed_ = dropout_seed_++;
-    blocks_.set_dropout(double(dropout_p_), forward_dropout_seed_);
+    blocks_.set_dropout(double(dropout_p_), forward_dropout_seed_, dropout_first_element());
     run_trunk(true);
     backward_ready_ = true;
   }
@@ -737,7 +729,14 @@ class GPT {
   void drop_embedding(T* values) {
     O::dropout(values, values, static_cast<std::size_t>(batch_) * seq_len_ * C(),
                double(dropout_p_),
-               detail::Blocks<Backend, P, MixerImpl>::dropout_site_seed(forward_dropout_seed_, 0));
+               detail::dropout_seed_from(
+                   detail::Blocks<Backend, P, MixerImpl>::dropout_site_seed(forward_dropout_seed_, 0),
+                   dropout_first_element()));
+  }
+  // Where this model's activations start in the batch whose dropout masks they draw: a row
+  // group's part of the whole batch's (0 unless a row group).
+  std::uint64_t dropout_first_element() const {
+    return std::uint64_t(first_row_) * std::uint64_t(seq_len_) * std::uint64_t(C());
   }
 
   // Binds every activation for `positions` (all layers when training, one layer's worth when
@@ -796,7 +795,7 @@ class GPT {
   std::vector<int> group_first_, group_rows_;
 
   int batch_ = 0, seq_len_ = 0, window_ = 0;
-  int first_row_ = 0;  // a row group's first row in the batch, for error messages
+  int first_row_ = 0;  // a row group's first row in the batch (error messages, dropout masks)
   bool backward_ready_ = false;
   A mtp_weight_ = A(kDefaultMtpWeight);
   A dropout_p_ = A(0);
