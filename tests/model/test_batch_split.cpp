@@ -83,7 +83,9 @@ void expect_split_matches_unsplit(int B, int groups, double dropout = 0) {
   split.forward_summing(split_sums, tokens.data(), B, T);
   for (int j = 0; j < Model::mtp_depth; ++j) {
     EXPECT_NEAR(split_sums[j], whole_sums[j], 1e-12) << "depth " << j + 1;
+    EXPECT_NEAR(split.losses().depth[j], split_sums[j] - (j == 0 ? 1.0 : 0.0), 1e-12);
   }
+  EXPECT_NEAR(split.losses().main, split_sums[0] - 1.0, 1e-12);
 }
 
 TEST(BatchSplit, GradientsAndLossesMatchTheUnsplitModel) {

@@ -594,10 +594,10 @@ class GPT {
     }
     if (loss_sums != nullptr) {
       for (int j = 0; j < mtp_depth; ++j) loss_sums[j] += depth[j];
-    } else {
-      combined.main = A(main);
-      for (int j = 0; j < mtp_depth; ++j) combined.depth[std::size_t(j)] = A(depth[j]);
+      main = depth[0];  // the groups' parts were added to their sums, not kept in losses_
     }
+    combined.main = A(main);
+    for (int j = 0; j < mtp_depth; ++j) combined.depth[std::size_t(j)] = A(depth[j]);
     combined.cocont = A(cocont);
     losses_ = combined;
     group_first_ = first;
