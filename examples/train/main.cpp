@@ -115,7 +115,7 @@ int main(int argc, char** argv) {
   app.add_option("--grad_accum", grad_accum, "Micro-batches per optimizer step");
   app.add_option("--batch_split", batch_split,
                  "CPU: run each micro-batch as this many groups of rows, each through the whole "
-                 "model on a thread of its own (0: one per OpenMP thread; 1: off; tiny-cpu: 2)");
+                 "model on a thread of its own (0: one per OpenMP thread, as tiny-cpu does; 1: off)");
   app.add_option("--seq_len", seq_len, "Tokens per row (T)");
   app.add_option("--learning_rate", learning_rate, "Peak learning rate");
   app.add_option("--warmup", warmup, "Linear warmup steps");

@@ -134,10 +134,10 @@ inline const std::vector<Preset>& presets() {
       p.model.options.set("lightrnn.token_embedding", true);
       p.train.batch_size = 32;
       p.train.grad_accum = 1;
-      // Two row groups, each on a thread of its own, rather than every small kernel shared by two
-      // threads (BENCHMARKS.md, "CPU: the batch split"); fixed, so that the run is the same on
-      // any number of cores.
-      p.train.batch_split = 2;
+      // One row group per thread, each through the whole model alone, rather than every small
+      // kernel shared by the threads (BENCHMARKS.md, "CPU: the batch split"). Like the threads'
+      // shares of the products before it, the groups follow the thread count, and so do the bits.
+      p.train.batch_split = 0;
       p.train.seq_len = 16;
       p.train.learning_rate = 5e-3;
       p.train.warmup = 100;
